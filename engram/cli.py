@@ -1,0 +1,57 @@
+"""Helpers shared by the thin entry points: fail fast on bad overrides and configs, with one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from engram.config import ConfigError, validate, validate_layers
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
+                  "hparams_search")
+
+
+def exit_config_error(err: ConfigError | str) -> None:
+    print(str(err), file=sys.stderr)
+    sys.exit(2)
+
+
+def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Reject `group=unknown` before Hydra composes (Hydra's own error is a multi-line traceback, exit 1)."""
+    for arg in argv:
+        if "=" not in arg or arg.startswith(("+", "~", "hydra")):
+            continue
+        key, value = arg.split("=", 1)
+        if key not in CHECKED_GROUPS or value in ("null", ""):
+            continue
+        options = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
+        for choice in value.split(","):  # multirun: model=a,b
+            if choice not in options:
+                exit_config_error(ConfigError(key, choice, f"is not a known {key} (one of: {', '.join(options)})"))
+
+
+def validated_or_exit(cfg: DictConfig) -> DictConfig:
+    """The typed, validated config; on a bad value print `config error: key=value rule` and exit 2."""
+    try:
+        typed = validate(cfg)
+        if typed.variant.name in ("engram", "combined"):
+            check_layers_fit_model(typed)
+        return typed
+    except ConfigError as e:
+        exit_config_error(e)
+        raise  # unreachable; keeps type checkers happy
+
+
+def check_layers_fit_model(cfg: DictConfig) -> None:
+    """engram.layers against the model depth, read from the model's config (no weights loaded)."""
+    from engram.models.loading import ModelUnavailableError, model_num_layers
+
+    try:
+        depth = model_num_layers(cfg.model)
+    except ModelUnavailableError as e:
+        exit_config_error(str(e))
+        return
+    validate_layers(cfg.engram.layers, depth)

@@ -1,0 +1,30 @@
+"""Train one variant (baseline / lora / engram / combined) and evaluate it.
+
+    python train.py                                   # SmolLM2 + Engram on 500 exact-match facts
+    python train.py model=tiny variant=lora trainer=debug
+    python train.py -m engram.table_size=1000,5000,50000 data.num_train=500,5000
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from engram.cli import check_group_choices, validated_or_exit
+from engram.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    typed = validated_or_exit(cfg)  # before any model or data loads
+    from engram.training.pipeline import run_task  # heavy imports only after validation
+
+    metrics = run_task(typed)
+    return metrics.get(typed.optimized_metric)
+
+
+if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
+    main()
