@@ -225,7 +225,8 @@ def validate_layers(layers: Any, num_layers: int, key: str = "engram.layers") ->
         return list(range(num_layers))
     resolved = [int(x) for x in layers]
     for layer in resolved:
-        _check(0 <= layer < num_layers, key, resolved, f"is outside the model's {num_layers} layers (0..{num_layers - 1})")
+        rule = f"is outside the model's {num_layers} layers (0..{num_layers - 1})"
+        _check(0 <= layer < num_layers, key, resolved, rule)
     return resolved
 
 
@@ -256,11 +257,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     _one_of("model.name", typed.model.name, MODEL_NAMES)
     if typed.model.name == "hf":
         _check(bool(typed.model.name_or_path), "model.name_or_path", None, "is required for model=hf")
-    _check(
-        2 <= typed.model.num_layers, "model.num_layers", typed.model.num_layers, "must be >= 2"
-    )
+    _check(typed.model.num_layers >= 2, "model.num_layers", typed.model.num_layers, "must be >= 2")
     _one_of("variant.name", typed.variant.name, VARIANT_NAMES)
-    _check(typed.variant.finetune in ("none", "full"), "variant.finetune", typed.variant.finetune, "is not none or full")
+    _one_of("variant.finetune", typed.variant.finetune, ("none", "full"))
     validate_engram(typed.engram)
     _check(typed.lora.r >= 1, "lora.r", typed.lora.r, "must be >= 1")
     _check(0.0 <= typed.lora.dropout < 1.0, "lora.dropout", typed.lora.dropout, "must be in [0, 1)")

