@@ -1,0 +1,229 @@
+"""Exact-match facts in seven categories, scaled from 100 to 100 000 training items.
+
+Sources (no hand-typed tables where a maintained one exists):
+- capitals: the `countryinfo` package (pinned); countries without a capital are skipped.
+- elements: the `periodictable` package (pinned), both directions: number -> name and name -> number.
+- ports: the system services list (`/etc/services`, what `socket.getservbyname` reads), TCP entries; when the
+  file is missing, a snapshot shipped in `services_fallback.txt`.
+- http_codes: `http.HTTPStatus` (status code -> reason phrase).
+- unit_conversions: computed exactly with `Decimal` from conversion factors.
+- acronyms: `acronyms.yaml`, shipped with the package (no maintained acronym package exists).
+- synthetic: `SYN_01762 -> 0xBBF730` pairs drawn from `seed`; they fill `num_train` beyond the real facts.
+
+Split: unseen eval keys are reserved first (spread over the categories), then `num_train` is spread evenly over the
+categories (each capped by its facts; synthetic is unbounded), then the seen eval items are drawn from train.
+"""
+
+from __future__ import annotations
+
+import functools
+import http
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+from engram.config import ConfigError
+from engram.data.records import Record, as_data_cfg, eval_counts, record, rng, spread
+
+CATEGORIES = ("capitals", "elements", "ports", "http_codes", "unit_conversions", "acronyms", "synthetic")
+SERVICES_FILE = Path("/etc/services")
+SERVICES_FALLBACK = Path(__file__).with_name("services_fallback.txt")
+ACRONYMS_FILE = Path(__file__).with_name("acronyms.yaml")
+UNBOUNDED = float("inf")
+
+# (from unit, to unit, factor): "Convert v from to" -> v * factor; the reverse direction is generated too.
+UNIT_FACTORS: tuple[tuple[str, str, str], ...] = (
+    ("km", "m", "1000"), ("m", "cm", "100"), ("m", "mm", "1000"), ("cm", "mm", "10"),
+    ("kg", "g", "1000"), ("g", "mg", "1000"), ("t", "kg", "1000"), ("L", "mL", "1000"),
+    ("h", "min", "60"), ("min", "s", "60"), ("h", "s", "3600"), ("day", "h", "24"), ("week", "day", "7"),
+    ("ft", "in", "12"), ("yd", "ft", "3"), ("mi", "yd", "1760"), ("lb", "oz", "16"), ("gal", "qt", "4"),
+    ("in", "cm", "2.54"), ("mi", "km", "1.609344"), ("lb", "kg", "0.45359237"),
+    ("byte", "bit", "8"), ("KiB", "byte", "1024"), ("MiB", "KiB", "1024"), ("kW", "W", "1000"),
+)
+UNIT_VALUES = range(1, 101)
+
+
+class Fact(NamedTuple):
+    prompt: str
+    answer: str
+    key: str
+
+
+# ---------------------------------------------------------------- sources
+
+
+@functools.cache
+def capital_facts() -> tuple[Fact, ...]:
+    from countryinfo import CountryInfo
+
+    facts = []
+    for data in CountryInfo.all().values():
+        name, capital = data.get("name"), data.get("capital")
+        if name and capital:
+            facts.append(Fact(f"What is the capital of {name}?", capital, f"capitals:{name}"))
+    return tuple(sorted(facts, key=lambda f: f.key))
+
+
+@functools.cache
+def element_facts() -> tuple[Fact, ...]:
+    import periodictable
+
+    facts = []
+    for el in periodictable.elements:
+        if el.number < 1:  # element 0 is the neutron
+            continue
+        name = el.name.capitalize()
+        facts.append(Fact(f"Which element has atomic number {el.number}?", name, f"elements:{el.number}"))
+        facts.append(Fact(f"What is the atomic number of {name}?", str(el.number), f"elements:{name}"))
+    return tuple(facts)
+
+
+def read_services(path: Path) -> dict[int, str]:
+    """TCP port -> service name from a services(5) file; the first name listed for a port wins."""
+    ports: dict[int, str] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        name, spec = fields[0], fields[1]
+        port, _, proto = spec.partition("/")
+        if proto in ("tcp", "") and port.isdigit():
+            ports.setdefault(int(port), name)
+    return ports
+
+
+def services_source() -> Path:
+    """The system list when present and readable, else the shipped snapshot (a fresh container may lack netbase)."""
+    override = os.environ.get("ENGRAM_SERVICES_FILE")
+    system = Path(override) if override else SERVICES_FILE
+    try:
+        if system.is_file() and read_services(system):
+            return system
+    except OSError:
+        pass
+    return SERVICES_FALLBACK
+
+
+@functools.cache
+def _port_facts(path: Path) -> tuple[Fact, ...]:
+    return tuple(
+        Fact(f"Which service uses TCP port {port}?", name, f"ports:{port}")
+        for port, name in sorted(read_services(path).items())
+    )
+
+
+def port_facts() -> tuple[Fact, ...]:
+    return _port_facts(services_source())
+
+
+@functools.cache
+def http_facts() -> tuple[Fact, ...]:
+    return tuple(
+        Fact(f"What is the reason phrase of HTTP status {s.value}?", s.phrase, f"http_codes:{s.value}")
+        for s in http.HTTPStatus
+    )
+
+
+def _number(d: Decimal) -> str:
+    """Exact decimal text without exponent or trailing zeros: 5000, 2.54, 0.5."""
+    text = format(d.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@functools.cache
+def unit_facts() -> tuple[Fact, ...]:
+    facts = []
+    for src, dst, factor in UNIT_FACTORS:
+        f = Decimal(factor)
+        for v in UNIT_VALUES:
+            facts.append(Fact(f"Convert {v} {src} to {dst}.", _number(v * f), f"unit_conversions:{v} {src}->{dst}"))
+            # reverse direction: start from a whole number of the small unit so the answer is v exactly
+            big = _number(v * f)
+            facts.append(Fact(f"Convert {big} {dst} to {src}.", str(v), f"unit_conversions:{big} {dst}->{src}"))
+    return tuple(facts)
+
+
+@functools.cache
+def acronym_facts() -> tuple[Fact, ...]:
+    table = yaml.safe_load(ACRONYMS_FILE.read_text(encoding="utf-8"))
+    return tuple(Fact(f"What does {k} stand for?", str(v), f"acronyms:{k}") for k, v in table.items())
+
+
+def synthetic_facts(count: int, seed: int) -> list[Fact]:
+    """`count` distinct synthetic keys with random 24-bit hex values, reproducible from `seed`."""
+    width = 5 if count <= 50_000 else 6
+    r = rng(seed, "synthetic")
+    ids = r.sample(range(10**width), count)
+    return [
+        Fact(f"What is the value of SYN_{i:0{width}d}?", f"0x{r.getrandbits(24):06X}", f"synthetic:SYN_{i:0{width}d}")
+        for i in ids
+    ]
+
+
+SOURCES = {
+    "capitals": capital_facts,
+    "elements": element_facts,
+    "ports": port_facts,
+    "http_codes": http_facts,
+    "unit_conversions": unit_facts,
+    "acronyms": acronym_facts,
+}
+
+
+# ---------------------------------------------------------------- splits
+
+
+def resolve_categories(categories: Any) -> list[str]:
+    if not categories:
+        return list(CATEGORIES)
+    cats = [categories] if isinstance(categories, str) else list(categories)
+    for c in cats:
+        if c not in CATEGORIES:
+            raise ConfigError("data.categories", cats, f"has {c!r}, not one of {', '.join(CATEGORIES)}")
+    return list(dict.fromkeys(cats))
+
+
+def build_exact_match(data_cfg: Any) -> dict[str, list[Record]]:
+    """Deterministic train/eval records for `data=exact_match` (see the module doc for the split rule)."""
+    cfg = as_data_cfg(data_cfg)
+    cats = resolve_categories(cfg.categories)
+    seed, num_train = int(cfg.seed), int(cfg.num_train)
+    n_seen, n_unseen = eval_counts(int(cfg.num_eval), float(cfg.eval_seen_fraction))
+
+    pools: dict[str, list[Fact]] = {}
+    for c in cats:
+        if c != "synthetic":
+            pools[c] = list(SOURCES[c]())
+            rng(seed, "pool", c).shuffle(pools[c])
+    size = {c: (len(pools[c]) if c in pools else UNBOUNDED) for c in cats}
+
+    # unseen keys first: at most half of a real category, so training keeps the other half
+    unseen_n = spread(n_unseen, {c: size[c] // 2 if c in pools else UNBOUNDED for c in cats})
+    train_n = spread(num_train, {c: size[c] - unseen_n[c] for c in cats})
+    if sum(train_n.values()) < num_train or sum(unseen_n.values()) < n_unseen:
+        raise ConfigError(
+            "data.num_train", num_train,
+            f"(+ {n_unseen} unseen eval items) is more than the facts of data.categories={cats}; add synthetic",
+        )
+    if "synthetic" in cats:
+        pools["synthetic"] = synthetic_facts(train_n["synthetic"] + unseen_n["synthetic"], seed)
+
+    train: list[Record] = []
+    unseen: list[Record] = []
+    for c in cats:
+        facts = pools[c]
+        train += [record(f.prompt, f.answer, c, f.key, True) for f in facts[: train_n[c]]]
+        unseen += [record(f.prompt, f.answer, c, f.key, False) for f in facts[train_n[c] : train_n[c] + unseen_n[c]]]
+
+    # seen eval items: the same prompts as in training, spread over the categories
+    by_cat = {c: [r for r in train if r["category"] == c] for c in cats}
+    seen_n = spread(n_seen, {c: len(by_cat[c]) for c in cats})
+    seen = [r for c in cats for r in rng(seed, "eval_seen", c).sample(by_cat[c], seen_n[c])]
+
+    rng(seed, "train_order").shuffle(train)
+    evals = seen + unseen
+    rng(seed, "eval_order").shuffle(evals)
+    return {"train": train, "eval": evals}

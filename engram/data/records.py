@@ -1,0 +1,73 @@
+"""The one record shape every data family produces, and small helpers the families share.
+
+A record is a plain dict `{"prompt": str, "answer": str, "category": str, "key": str, "seen": bool}`:
+`key` names the fact (for patterns: the item, shared by all its paraphrases), `seen` says whether that key
+occurs in the training split (train records are always seen).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from engram.config import DataConfig
+
+Record = dict[str, Any]
+RECORD_KEYS = ("prompt", "answer", "category", "key", "seen")
+
+
+def record(prompt: str, answer: str, category: str, key: str, seen: bool) -> Record:
+    return {"prompt": prompt, "answer": answer, "category": category, "key": key, "seen": bool(seen)}
+
+
+def as_data_cfg(cfg: Any) -> DictConfig:
+    """A data config (dict, DictConfig, DataConfig, or a full config with a `data` node) typed on DataConfig."""
+    if isinstance(cfg, DictConfig) and "family" not in cfg and "data" in cfg:
+        cfg = cfg.data
+    elif isinstance(cfg, dict) and "family" not in cfg and "data" in cfg:
+        cfg = cfg["data"]
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.merge(OmegaConf.structured(DataConfig), cfg or {})
+
+
+def rng(seed: int, *parts: str) -> random.Random:
+    """An independent, reproducible stream per (seed, purpose): str seeds hash with sha512, not PYTHONHASHSEED."""
+    return random.Random(":".join([str(seed), *parts]))
+
+
+def eval_counts(num_eval: int, seen_fraction: float) -> tuple[int, int]:
+    """(seen, unseen) eval item counts; they always add up to num_eval."""
+    seen = round(num_eval * seen_fraction)
+    return seen, num_eval - seen
+
+
+def spread(total: int, capacity: dict[str, float]) -> dict[str, int]:
+    """Split `total` as evenly as possible over the names, none above its capacity (water filling).
+
+    Names keep their order; leftovers of the integer division go to the first ones. If the capacities add up to
+    less than `total`, every name gets its full capacity.
+    """
+    out = {name: 0 for name in capacity}
+    open_names = [n for n in capacity if capacity[n] > 0]
+    left = total
+    while left > 0 and open_names:
+        share, extra = divmod(left, len(open_names))
+        full = [n for i, n in enumerate(open_names) if capacity[n] - out[n] <= share + (i < extra)]
+        if full:  # fill the small ones first, then share what is left among the others
+            for n in full:
+                left -= int(capacity[n] - out[n])
+                out[n] = int(capacity[n])
+            open_names = [n for n in open_names if n not in full]
+            continue
+        for i, n in enumerate(open_names):
+            out[n] += share + (i < extra)
+        left = 0
+    return out
+
+
+def mark_seen(records: Iterable[Record], train_keys: set[str]) -> list[Record]:
+    return [{**r, "seen": r["key"] in train_keys} for r in records]
