@@ -44,6 +44,11 @@ UNIT_FACTORS: tuple[tuple[str, str, str], ...] = (
     ("byte", "bit", "8"), ("KiB", "byte", "1024"), ("MiB", "KiB", "1024"), ("kW", "W", "1000"),
 )
 UNIT_VALUES = range(1, 101)
+PLURALS = {"day": "days", "week": "weeks", "byte": "bytes", "bit": "bits"}  # word units read as words; symbols don't
+
+
+def _unit(name: str, amount: str | None = None) -> str:
+    return name if amount == "1" else PLURALS.get(name, name)
 
 
 class Fact(NamedTuple):
@@ -62,7 +67,9 @@ def capital_facts() -> tuple[Fact, ...]:
     facts = []
     for data in CountryInfo.all().values():
         name, capital = data.get("name"), data.get("capital")
-        if name and capital:
+        if isinstance(capital, list):  # the package stores a few capitals as a one-item list
+            capital = capital[0] if len(capital) == 1 else None
+        if isinstance(name, str) and isinstance(capital, str) and capital.strip():
             facts.append(Fact(f"What is the capital of {name}?", capital, f"capitals:{name}"))
     return tuple(sorted(facts, key=lambda f: f.key))
 
@@ -139,10 +146,12 @@ def unit_facts() -> tuple[Fact, ...]:
     for src, dst, factor in UNIT_FACTORS:
         f = Decimal(factor)
         for v in UNIT_VALUES:
-            facts.append(Fact(f"Convert {v} {src} to {dst}.", _number(v * f), f"unit_conversions:{v} {src}->{dst}"))
-            # reverse direction: start from a whole number of the small unit so the answer is v exactly
             big = _number(v * f)
-            facts.append(Fact(f"Convert {big} {dst} to {src}.", str(v), f"unit_conversions:{big} {dst}->{src}"))
+            facts.append(Fact(f"Convert {v} {_unit(src, str(v))} to {_unit(dst)}.", big,
+                              f"unit_conversions:{v} {src}->{dst}"))
+            # reverse direction: start from the converted amount so the answer is the whole number v
+            facts.append(Fact(f"Convert {big} {_unit(dst, big)} to {_unit(src)}.", str(v),
+                              f"unit_conversions:{big} {dst}->{src}"))
     return tuple(facts)
 
 

@@ -1,0 +1,60 @@
+"""Collators: dynamic padding to the longest sequence of each batch (never to a fixed length).
+
+Training/eval-loss batches are right-padded (the prompt is `[0, prompt_length)`), labels are -100 on padding.
+Generation batches are left-padded prompts (so every row's next token follows its last prompt token) and carry the
+raw records for exact-match scoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+def pad(seqs: Sequence[Sequence[int]], value: int, side: str = "right") -> torch.Tensor:
+    width = max((len(s) for s in seqs), default=0)
+    out = torch.full((len(seqs), width), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if len(s):
+            if side == "right":
+                out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+            else:
+                out[i, width - len(s) :] = torch.as_tensor(s, dtype=torch.long)
+    return out
+
+
+def mask(seqs: Sequence[Sequence[int]], side: str = "right") -> torch.Tensor:
+    return pad([[1] * len(s) for s in seqs], 0, side)
+
+
+class TrainCollator:
+    """features with `input_ids`, `labels`, `prompt_length` -> a right-padded batch with `prompt_lengths`."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        ids = [f["input_ids"] for f in features]
+        return {
+            "input_ids": pad(ids, self.pad_token_id),
+            "attention_mask": mask(ids),
+            "labels": pad([f["labels"] for f in features], -100),
+            "prompt_lengths": torch.tensor([int(f["prompt_length"]) for f in features], dtype=torch.long),
+        }
+
+
+class GenerationCollator:
+    """(prompt ids, record) pairs -> left-padded `input_ids`, `attention_mask` and the `records` themselves."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items: Sequence[tuple[Sequence[int], dict[str, Any]]]) -> dict[str, Any]:
+        ids = [list(p) for p, _ in items]
+        return {
+            "input_ids": pad(ids, self.pad_token_id, side="left"),
+            "attention_mask": mask(ids, side="left"),
+            "records": [dict(r) for _, r in items],
+        }

@@ -1,0 +1,115 @@
+"""`EngramDataModule`: records of any family -> tokenised `datasets.Dataset`s -> padded batches.
+
+Train and val batches: `input_ids`, `attention_mask`, `labels` (-100 on prompt and padding), `prompt_lengths`,
+right-padded to the longest row. `generation_batches` yields left-padded prompts with their raw records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import torch
+from datasets import Dataset
+from datasets.utils import logging as ds_logging
+from torch.utils.data import DataLoader
+
+from engram.data import build_splits
+from engram.data.collate import GenerationCollator, TrainCollator
+from engram.data.formatting import encode_batch, pad_id
+from engram.data.records import Record, as_data_cfg
+
+TRAIN_COLUMNS = ["input_ids", "labels", "prompt_length"]
+
+
+def encode_records(records: list[Record], tokenizer: Any, prompt_format: str, max_length: int, tag: str) -> Dataset:
+    """An in-memory Dataset of the records plus their token columns (`datasets.map`, batched)."""
+    ds = Dataset.from_list(records) if records else Dataset.from_dict({k: [] for k in ("prompt", "answer")})
+    # an explicit fingerprint: hashing the tokenizer for datasets' cache key is slow and not always stable
+    fingerprint = hashlib.sha1(
+        json.dumps([tag, getattr(tokenizer, "name_or_path", ""), len(tokenizer), prompt_format, max_length,
+                    ds._fingerprint]).encode()
+    ).hexdigest()
+    quiet = ds_logging.is_progress_bar_enabled()
+    if quiet:  # tokenising takes ~1 s; a progress bar per split only clutters the run log
+        ds_logging.disable_progress_bar()
+    try:
+        return ds.map(
+            encode_batch,
+            batched=True,
+            batch_size=1000,
+            fn_kwargs={"tokenizer": tokenizer, "prompt_format": prompt_format, "max_length": max_length},
+            new_fingerprint=fingerprint,
+        )
+    finally:
+        if quiet:
+            ds_logging.enable_progress_bar()
+
+
+class EngramDataModule(L.LightningDataModule):
+    def __init__(self, data_cfg: Any, tokenizer: Any) -> None:
+        super().__init__()
+        self.cfg = as_data_cfg(data_cfg)
+        self.tokenizer = tokenizer
+        self.splits: dict[str, list[Record]] | None = None
+        self.datasets: dict[str, Dataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        self.splits = build_splits(self.cfg)
+        for name, records in self.splits.items():
+            self.datasets[name] = encode_records(
+                records, self.tokenizer, self.cfg.prompt_format, int(self.cfg.max_length), name
+            )
+
+    # ---------------------------------------------------------------- records
+
+    @property
+    def train_records(self) -> list[Record]:
+        self.setup()
+        return self.splits["train"]
+
+    @property
+    def eval_records(self) -> list[Record]:
+        self.setup()
+        return self.splits["eval"]
+
+    # ---------------------------------------------------------------- loaders
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        self.setup()
+        ds = self.datasets[split].select_columns(TRAIN_COLUMNS)
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=torch.Generator().manual_seed(int(self.cfg.seed)) if shuffle else None,
+            collate_fn=TrainCollator(pad_id(self.tokenizer)),
+            num_workers=int(self.cfg.num_workers),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", int(self.cfg.batch_size), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("eval", int(self.cfg.eval_batch_size), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """The "test" split when the family has one (jsonl with data.test_path), else eval."""
+        self.setup()
+        split = "test" if "test" in self.datasets else "eval"
+        return self._loader(split, int(self.cfg.eval_batch_size), shuffle=False)
+
+    def generation_batches(self, batch_size: int | None = None, split: str = "eval") -> Iterator[dict[str, Any]]:
+        """Left-padded prompt batches, in record order, each with the raw `records` it holds."""
+        self.setup()
+        size = int(batch_size or self.cfg.eval_batch_size)
+        prompt_ids = self.datasets[split]["prompt_ids"] if len(self.splits[split]) else []
+        records = self.splits[split]
+        collate = GenerationCollator(pad_id(self.tokenizer))
+        for start in range(0, len(records), size):
+            yield collate(list(zip(prompt_ids[start : start + size], records[start : start + size], strict=True)))

@@ -1,0 +1,113 @@
+"""Messages-format JSONL: read any such file as records, and write records back (the export format).
+
+One line per example:
+`{"messages": [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": ANSWER}],
+  "category": ..., "key": ..., "value": ANSWER}`. `category` defaults to "jsonl", `key` to the prompt. `seen` is not
+stored: it is recomputed as "the key occurs in the training split", which gives back what the generator said.
+
+Splits: `data.path` is the training file; eval comes from `data.valid_path`, or else a seeded `data.split_fraction`
+of `data.path`. `data.test_path` (optional) adds a "test" split. Blank lines are skipped; any other bad line raises
+`JsonlFormatError` naming `file:line: reason`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from engram.data.records import Record, as_data_cfg, mark_seen, record, rng
+
+DEFAULT_CATEGORY = "jsonl"
+
+
+class JsonlFormatError(ValueError):
+    """A line of a messages-format file is malformed; the message is `file:line: reason`."""
+
+    def __init__(self, path: str | Path, line: int, reason: str) -> None:
+        self.path, self.line, self.reason = str(path), line, reason
+        super().__init__(f"{path}:{line}: {reason}")
+
+
+def _parse_line(text: str) -> Record:
+    """One line -> record, or ValueError(reason)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    messages = obj.get("messages")
+    if not isinstance(messages, list):
+        raise ValueError('missing "messages" list')
+    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    if roles != ["user", "assistant"]:
+        raise ValueError(f"messages must be one user then one assistant message, got roles {roles}")
+    for m in messages:
+        if not isinstance(m.get("content"), str):
+            raise ValueError(f'the {m["role"]} message has no string "content"')
+    prompt, answer = messages[0]["content"], messages[1]["content"]
+    category = obj.get("category", DEFAULT_CATEGORY)
+    key = obj.get("key", prompt)
+    for name, value in (("category", category), ("key", key)):
+        if not isinstance(value, str):
+            raise ValueError(f'"{name}" must be a string, got {type(value).__name__}')
+    return record(prompt, answer, category, key, True)
+
+
+def read_jsonl(path: str | Path) -> list[Record]:
+    """Every record of a messages-format file (seen=True; the split decides seen for eval)."""
+    path = Path(os.path.expanduser(str(path)))
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                records.append(_parse_line(text))
+            except ValueError as e:
+                raise JsonlFormatError(path, lineno, str(e)) from None
+    return records
+
+
+def to_messages(r: Record) -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}],
+        "category": r["category"],
+        "key": r["key"],
+        "value": r["answer"],
+    }
+
+
+def write_jsonl(records: Iterable[Record], path: str | Path) -> int:
+    """Write records as messages-format lines; returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(to_messages(r), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def build_jsonl(data_cfg: Any) -> dict[str, list[Record]]:
+    cfg = as_data_cfg(data_cfg)
+    train = read_jsonl(cfg.path)
+    if cfg.valid_path:
+        evals = read_jsonl(cfg.valid_path)
+    else:  # seeded split of the one file; at least one eval item when a fraction is asked for
+        train = list(train)
+        rng(cfg.seed, "jsonl", "split").shuffle(train)
+        n_valid = round(len(train) * float(cfg.split_fraction))
+        if cfg.split_fraction > 0 and len(train) > 1:
+            n_valid = min(max(n_valid, 1), len(train) - 1)
+        evals, train = train[:n_valid], train[n_valid:]
+    train = train[: int(cfg.num_train)]
+    keys = {r["key"] for r in train}
+    splits = {"train": train, "eval": mark_seen(evals[: int(cfg.num_eval)], keys)}
+    if cfg.test_path:
+        splits["test"] = mark_seen(read_jsonl(cfg.test_path), keys)
+    return splits
