@@ -243,6 +243,13 @@ def validate_data(d: Any) -> None:
         d.distraction_min,
         f"must be > 0 and <= data.distraction_max ({d.distraction_max})",
     )
+    _check(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "must be >= 1")
+    _check(d.max_length >= 2, "data.max_length", d.max_length, "must be >= 2")
+    _check(0.0 <= d.split_fraction < 1.0, "data.split_fraction", d.split_fraction, "must be in [0, 1)")
+    if d.family == "long_recall":
+        _check(d.num_facts >= 1, "data.num_facts", d.num_facts, "must be >= 1")
+        _check(d.vocab_size >= max(d.num_facts, 3), "data.vocab_size", d.vocab_size,
+               f"must be >= 3 and >= data.num_facts ({d.num_facts})")
     if d.family == "jsonl":
         _check(bool(d.path), "data.path", d.path, "is required for data=jsonl (a messages-format .jsonl file)")
     for key in ("path", "valid_path", "test_path"):
