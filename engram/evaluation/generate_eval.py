@@ -1,0 +1,118 @@
+"""Greedy-generation evaluation: exact match overall / per category / seen-unseen, latency, per-example rows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from engram.evaluation.metrics import clean_generation, exact_match, summarize_rows
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def progress_bar(disable: bool = False) -> Progress:
+    return Progress(
+        TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        disable=disable,
+    )
+
+
+def decode_new_tokens(tokenizer: Any, sequences: torch.Tensor, prompt_len: int) -> list[str]:
+    """Decode what generate appended, cut at the first eos/pad token."""
+    stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+    texts = []
+    for seq in sequences[:, prompt_len:].tolist():
+        cut = next((i for i, t in enumerate(seq) if t in stop_ids), len(seq))
+        texts.append(tokenizer.decode(seq[:cut], skip_special_tokens=True))
+    return texts
+
+
+def greedy_generate(
+    model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int
+) -> list[str]:
+    """Greedy continuations of a left-padded batch."""
+    device = next(model.parameters()).device
+    out = model.generate(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return decode_new_tokens(tokenizer, out, input_ids.shape[1])
+
+
+def generate_texts(
+    model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int, batch_size: int = 16,
+    description: str = "generate", show_progress: bool = True,
+) -> list[str]:
+    """Greedy answers for already formatted prompt strings (left padding, batched)."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    answers: list[str] = []
+    try:
+        with eval_mode(model), progress_bar(disable=not show_progress) as bar:
+            task = bar.add_task(description, total=len(prompts))
+            for start in range(0, len(prompts), batch_size):
+                chunk = prompts[start : start + batch_size]
+                enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+                answers += greedy_generate(model, tokenizer, enc["input_ids"], enc["attention_mask"], max_new_tokens)
+                bar.advance(task, len(chunk))
+    finally:
+        tokenizer.padding_side = side
+    return answers
+
+
+def evaluate_generation(
+    model: Any, tokenizer: Any, batches: Iterable[dict[str, Any]], max_new_tokens: int,
+    total: int | None = None, show_progress: bool = True,
+) -> EvalResult:
+    """Greedy-decode every eval prompt and score it; batches come from `EngramDataModule.generation_batches`."""
+    rows: list[dict[str, Any]] = []
+    seconds = 0.0
+    with eval_mode(model), progress_bar(disable=not show_progress) as bar:
+        task = bar.add_task("evaluate (greedy)", total=total)
+        for batch in batches:
+            t0 = time.perf_counter()
+            texts = greedy_generate(model, tokenizer, batch["input_ids"], batch["attention_mask"], max_new_tokens)
+            seconds += time.perf_counter() - t0
+            for rec, text in zip(batch["records"], texts, strict=True):
+                rows.append({
+                    "prompt": rec["prompt"],
+                    "expected": rec["answer"],
+                    "generated": clean_generation(text),
+                    "correct": exact_match(text, rec["answer"]),
+                    "category": rec.get("category", "all"),
+                    "seen": bool(rec.get("seen", False)),
+                    "key": rec.get("key", ""),
+                })
+            bar.advance(task, len(texts))
+    metrics = summarize_rows(rows)
+    metrics["eval/latency_ms"] = 1000.0 * seconds / max(1, len(rows))
+    return EvalResult(metrics, rows)

@@ -1,0 +1,80 @@
+"""The end of a run: eval.json + eval.md in the run dir, and the evaluation table printed with rich."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from engram.evaluation.metrics import per_category_counts
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100.0 * v:.1f}%"
+
+
+def summary_lines(metrics: dict[str, float]) -> list[tuple[str, str]]:
+    """(label, value) pairs shown first in every rendering of a result."""
+    m = metrics
+    lines = [
+        ("exact match", _pct(m.get("eval/exact_match"))),
+        (f"  seen ({int(m.get('eval/num_seen', 0))})", _pct(m.get("eval/exact_match_seen"))),
+        (f"  unseen ({int(m.get('eval/num_unseen', 0))})", _pct(m.get("eval/exact_match_unseen"))),
+        ("retention (general prompts)", _pct(m.get("eval/retention"))),
+        ("latency", f"{m.get('eval/latency_ms', 0.0):.1f} ms/answer"),
+        ("trainable params", f"{int(m.get('params/trainable', 0)):,} of {int(m.get('params/total', 0)):,}"),
+    ]
+    if "train/loss" in m:
+        lines.append(("final train loss", f"{m['train/loss']:.4f}"))
+    if "val/loss" in m:
+        lines.append(("eval loss", f"{m['val/loss']:.4f}"))
+    if "time/total_s" in m:
+        lines.append(("wall time", f"{m['time/total_s']:.1f} s (train {m.get('time/train_s', 0.0):.1f} s)"))
+    return lines
+
+
+def write_results(
+    run_dir: Path, info: dict[str, Any], metrics: dict[str, float], rows: list[dict[str, Any]],
+    retention_rows: list[dict[str, Any]] | None = None,
+) -> tuple[Path, Path]:
+    """eval.json (everything, machine-readable) and eval.md (the tables a person reads)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    per_cat = per_category_counts(rows)
+    payload = {"info": info, "metrics": metrics, "per_category": per_cat, "examples": rows,
+               "retention_examples": retention_rows or []}
+    json_path = run_dir / "eval.json"
+    json_path.write_text(json.dumps(payload, indent=1, default=str))
+
+    md = [f"# {info.get('variant')} on {info.get('model')} / {info.get('data')}", ""]
+    md += [f"- {k}: {v}" for k, v in info.items()] + ["", "| metric | value |", "|---|---|"]
+    md += [f"| {label.strip()} | {value} |" for label, value in summary_lines(metrics)]
+    md += ["", "| category | n | correct | exact match |", "|---|---:|---:|---:|"]
+    md += [f"| {c} | {v['n']} | {v['correct']} | {_pct(v['exact_match'])} |" for c, v in per_cat.items()]
+    wrong = [r for r in rows if not r["correct"]][:20]
+    if wrong:
+        md += ["", "First misses:", "", "| prompt | expected | generated |", "|---|---|---|"]
+        md += [f"| {_cell(r['prompt'])} | {_cell(r['expected'])} | {_cell(r['generated'])} |" for r in wrong]
+    md_path = run_dir / "eval.md"
+    md_path.write_text("\n".join(md) + "\n")
+    return json_path, md_path
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def print_results(metrics: dict[str, float], rows: list[dict[str, Any]], run_dir: Path, title: str,
+                  console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for label, value in summary_lines(metrics):
+        table.add_row(label, value)
+    for cat, v in per_category_counts(rows).items():
+        table.add_row(f"  {cat} ({v['n']})", _pct(v["exact_match"]))
+    console.print(table)
+    console.print(f"run dir: [bold]{run_dir}[/bold]")

@@ -1,0 +1,66 @@
+"""Per-step measurements: lr, step time, tokens/s; for Engram variants the gate and slot statistics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+
+def _unwrap(pl_module: L.LightningModule) -> Any:
+    return pl_module.model
+
+
+class StepStats(Callback):
+    """Logs train/lr (first group, and the table group when present), train/step_time_s and train/tokens_per_s."""
+
+    def __init__(self) -> None:
+        self.first_step: int | None = None  # the global step training (re)started at; resume tests read it
+        self._t0 = 0.0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.first_step is None:
+            self.first_step = trainer.global_step
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        dt = max(time.perf_counter() - self._t0, 1e-9)
+        tokens = int(batch["attention_mask"].sum())
+        stats = {"train/step_time_s": dt, "train/tokens_per_s": tokens / dt}
+        if trainer.optimizers:
+            for group in trainer.optimizers[0].param_groups:
+                name = group.get("name", "dense")
+                stats["train/lr" if name in ("dense", "engram_dense") and "train/lr" not in stats
+                      else f"train/lr_{name}"] = float(group["lr"])
+        pl_module.log_dict(stats, on_step=True, on_epoch=False, batch_size=len(batch["input_ids"]))
+
+
+class GateStats(Callback):
+    """Engram gate mean/std/fraction open, slot utilisation and collision rate per layer; gate histograms."""
+
+    def __init__(self, every_n_steps: int = 5) -> None:
+        self.every_n_steps = max(1, int(every_n_steps))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from engram.evaluation.gate_stats import reset_slot_usage
+
+        reset_slot_usage(_unwrap(pl_module))
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        from engram.evaluation.gate_stats import collect_gate_stats, gate_histograms
+        from engram.tracking.wandb import log_histograms
+
+        # Scalars every step (Lightning sends them to the loggers every log_every_n_steps); histograms are heavier.
+        model = _unwrap(pl_module)
+        pl_module.log_dict(collect_gate_stats(model), on_step=True, on_epoch=False, batch_size=len(batch["input_ids"]))
+        step = trainer.global_step
+        if trainer.is_global_zero and (step % self.every_n_steps == 0 or step == 1):
+            log_histograms(trainer.loggers, gate_histograms(model), step)

@@ -1,0 +1,98 @@
+"""One LightningModule for every variant: the variant only decides which weights require grad (variants.py).
+
+The loss is the causal-LM loss on answer tokens (labels are -100 on prompt and padding). Engram variants also pass
+`engram_prompt_lengths` so span hashing knows where the prompt ends. A NaN/inf loss stops training at once with a
+`NonFiniteLossError` instead of stepping on it (and later saving a broken model). Checkpoints hold only the trainable
+weights: the frozen base is rebuilt from its config, so an Engram checkpoint of SmolLM2 is megabytes, not 540 MB.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from engram.training.optim import build_optimizer, build_scheduler, split_trainable
+from engram.training.variants import engram_groups, has_engram
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf; the run stops and nothing is saved."""
+
+
+class EngramLitModule(L.LightningModule):
+    def __init__(self, model: nn.Module, variant: str, optim_cfg: Any, engram_cfg: Any = None) -> None:
+        super().__init__()
+        self.model = model
+        self.variant = variant
+        self.uses_engram = has_engram(variant)
+        self.optim_cfg = dict(optim_cfg or {})
+        self.lr_multiplier = float(engram_cfg.get("lr_multiplier", 1.0)) if engram_cfg is not None else 1.0
+        self.sparse_tables = bool(engram_cfg.get("sparse", False)) if engram_cfg is not None else False
+        self.strict_loading = False  # checkpoints carry the trainable weights only (see on_save_checkpoint)
+
+    @property
+    def has_trainable(self) -> bool:
+        return any(p.requires_grad for p in self.model.parameters())
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        kwargs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+        if self.uses_engram:
+            kwargs["engram_prompt_lengths"] = batch["prompt_lengths"]
+        return self.model(**kwargs).loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self(batch)
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"training stopped: loss is {loss.item()} at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); no weights were saved. "
+                f"Lower optim.lr (now {self.optim_cfg.get('lr')}) or check the data."
+            )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["input_ids"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss = self(batch)
+        self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=len(batch["input_ids"]))
+
+    def configure_optimizers(self) -> Any:
+        tables, engram_dense = engram_groups(self.model, self.variant)
+        groups = split_trainable(self.model, tables, engram_dense)
+        optimizer = build_optimizer(groups, self.optim_cfg, self.lr_multiplier, self.sparse_tables)
+        if optimizer is None:
+            return None
+        total = self.trainer.estimated_stepping_batches
+        total = int(total) if math.isfinite(total) else 1000
+        scheduler = build_scheduler(optimizer, self.optim_cfg, total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        # clip_grad_norm_ cannot take sparse table gradients; SparseAdam normalises those rows anyway.
+        if not gradient_clip_val:
+            return
+        dense = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None and not p.grad.is_sparse]
+        if dense:
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(dense, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(dense, gradient_clip_val)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        expected = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        missing = sorted(expected - set(checkpoint["state_dict"]))
+        if missing:
+            raise ValueError(
+                f"checkpoint does not match this variant ({self.variant}): {len(missing)} trainable weights missing, "
+                f"e.g. {missing[0]}"
+            )

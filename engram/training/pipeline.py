@@ -1,0 +1,188 @@
+"""train(cfg): seed -> model + data -> variant -> callbacks -> loggers -> trainer -> fit -> evaluate -> save.
+
+`run_task(cfg)` wraps it for train.py: a failing job is logged (and noted in its run dir) and re-raised, so in a
+multirun Hydra still runs the other jobs and reports the failure at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+from engram.training.callbacks import GateStats, StepStats
+from engram.training.module import EngramLitModule
+from engram.training.variants import apply_variant, count_parameters, has_engram
+
+log = logging.getLogger(__name__)
+
+
+def resolve_run_dir(cfg: DictConfig) -> Path:
+    """`paths.output_dir` when given, else Hydra's run dir, else outputs/<experiment>/<time>."""
+    explicit = (cfg.get("paths") or {}).get("output_dir")
+    if explicit:
+        return Path(explicit)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        out = HydraConfig.get().runtime.get("output_dir")
+        if out:
+            return Path(out)
+    return Path("outputs") / cfg.experiment_name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    callbacks: list[Callback] = [RichProgressBar(leave=True), StepStats()]
+    if has_engram(cfg.variant.name):
+        callbacks.append(GateStats(every_n_steps=int(cfg.trainer.get("log_every_n_steps", 5))))
+    if cfg.trainer.get("enable_checkpointing", True):
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0))
+    return callbacks
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train and evaluate one variant; returns (metrics, objects)."""
+    from engram.data.datamodule import EngramDataModule
+    from engram.evaluation.retention import base_answers
+    from engram.models.loading import load_model
+    from engram.tracking.wandb import build_loggers
+
+    t_start = time.perf_counter()
+    run_dir = resolve_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    model, tokenizer = load_model(cfg.model)
+    datamodule = EngramDataModule(cfg.data, tokenizer)
+    # The untouched base model's answers to the general prompts (cached per base model) — before the variant.
+    eval_batch = int(cfg.data.get("eval_batch_size", 16))
+    base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), eval_batch)
+    model = apply_variant(model, cfg, tokenizer)
+    module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None)
+
+    callbacks = build_callbacks(cfg, run_dir)
+    loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
+    trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
+                        logger=loggers or False, default_root_dir=str(run_dir))
+    objects = {"cfg": cfg, "model": model, "tokenizer": tokenizer, "datamodule": datamodule, "module": module,
+               "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
+
+    t_fit = time.perf_counter()
+    if module.has_trainable:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    else:  # frozen baseline: nothing to fit, the eval loss still tells where it starts
+        log.info("variant %s trains nothing; evaluating the frozen model", cfg.variant.name)
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    train_seconds = time.perf_counter() - t_fit
+
+    metrics: dict[str, float] = {}
+    if trainer.is_global_zero:  # under strategy=ddp every rank runs this far; one evaluates and saves
+        metrics = evaluate_and_save(cfg, objects, base_general)
+        metrics["time/train_s"] = train_seconds
+        metrics["time/total_s"] = time.perf_counter() - t_start
+        finish_run(cfg, objects, metrics)
+    return metrics, objects
+
+
+def evaluate_and_save(cfg: DictConfig, objects: dict[str, Any], base_general: list[str]) -> dict[str, float]:
+    """Greedy eval + retention -> metrics; the memory / adapter weights go to the run dir."""
+    from engram.evaluation.generate_eval import evaluate_generation
+    from engram.evaluation.retention import measure_retention
+
+    model, tokenizer, dm, trainer = objects["model"], objects["tokenizer"], objects["datamodule"], objects["trainer"]
+    batch_size = int(cfg.data.get("eval_batch_size", 16))
+    max_new = int(cfg.eval_max_new_tokens)
+    if not dm.eval_records:
+        dm.setup("validate")
+    result = evaluate_generation(model, tokenizer, dm.generation_batches(batch_size), max_new,
+                                 total=len(dm.eval_records))
+    retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, batch_size)
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics.pop("train/loss_step", None)
+    if "train/loss_epoch" in metrics:
+        metrics["train/loss"] = metrics.pop("train/loss_epoch")
+    metrics.update(result.metrics)
+    metrics["eval/retention"] = retention
+    params = count_parameters(model)
+    metrics["params/trainable"] = float(params["trainable"])
+    metrics["params/total"] = float(params["total"])
+    if has_engram(cfg.variant.name):
+        from engram.evaluation.gate_stats import collect_gate_stats
+
+        metrics.update({f"final/{k}": v for k, v in collect_gate_stats(model).items()})
+
+    objects["rows"], objects["retention_rows"] = result.rows, retention_rows
+    objects["artifacts"] = save_weights(cfg, model, objects["run_dir"])
+    return metrics
+
+
+def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
+    """engram.safetensors for the memory, lora_adapter/ (peft) for LoRA; the frozen base is never copied."""
+    saved: dict[str, str] = {}
+    if has_engram(cfg.variant.name):
+        from engram.models.inject import save_engram
+
+        path = run_dir / "engram.safetensors"
+        save_engram(model, path)
+        saved["engram"] = str(path)
+    if cfg.variant.name in ("lora", "combined"):
+        path = run_dir / "lora_adapter"
+        model.save_pretrained(str(path))
+        saved["lora"] = str(path)
+    if cfg.variant.name == "baseline" and cfg.variant.get("finetune") == "full":
+        path = run_dir / "model"
+        model.save_pretrained(str(path))
+        saved["model"] = str(path)
+    return saved
+
+
+def finish_run(cfg: DictConfig, objects: dict[str, Any], metrics: dict[str, float]) -> None:
+    from engram.evaluation.results import print_results, write_results
+    from engram.tracking.wandb import finish, log_final
+
+    run_dir: Path = objects["run_dir"]
+    info = {
+        "variant": cfg.variant.name, "model": cfg.model.name, "data": cfg.data.family,
+        "num_train": cfg.data.num_train, "table_size": cfg.engram.table_size if has_engram(cfg.variant.name) else None,
+        "global_step": objects["trainer"].global_step, "experiment": cfg.experiment_name,
+        "artifacts": objects.get("artifacts", {}),
+    }
+    write_results(run_dir, info, metrics, objects["rows"], objects["retention_rows"])
+    log_final(objects["loggers"], metrics, objects["rows"], objects["trainer"].global_step,
+              objects["retention_rows"])
+    finish(objects["loggers"])
+    print_results(metrics, objects["rows"], run_dir,
+                  title=f"{cfg.variant.name} · {cfg.model.name} · {cfg.data.family} ({cfg.data.num_train} train)")
+
+
+def run_task(cfg: DictConfig) -> dict[str, float]:
+    """train() for one (multirun) job: on failure log it, note it in the run dir, close W&B, re-raise."""
+    run_dir = resolve_run_dir(cfg)
+    cfg.paths = {**(cfg.get("paths") or {}), "output_dir": str(run_dir)}  # one dir for the run and its failure note
+    try:
+        metrics, _ = train(cfg)
+        return metrics
+    except BaseException as e:
+        log.error("job failed (%s: %s); run dir %s", type(e).__name__, e, run_dir)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "FAILED.txt").write_text(traceback.format_exc())
+        finally:
+            _close_wandb(exit_code=1)
+        raise
+
+
+def _close_wandb(exit_code: int) -> None:
+    import sys
+
+    wandb = sys.modules.get("wandb")  # only if this run imported it
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)
