@@ -1,0 +1,128 @@
+"""EngramMemory: token ids -> hash slots -> table rows -> gated residual for one decoder layer.
+
+Read top to bottom, one forward is:
+  1. hash: the hasher turns the ids (the whole history so far, see `engram.models.generation`) into one slot per head
+     for each new position; `keep` marks the positions that get memory (not padding; for hash=span only positions
+     >= prompt_length - 1, i.e. from the one that predicts the first answer token on).
+  2. look up: every head's table is a block of one `nn.Embedding` (`offsets` = where each head's block starts);
+     deepseek/span concatenate the heads (each `dim // heads` wide), poc averages them (one shared table, `dim` wide).
+  3. gate: `MLPGate` or `ContextGate` (engram/memory/gates.py) projects to the hidden size and scales by the gate.
+The injection (engram/models/inject.py) adds the result to the layer's input hidden state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from engram.memory.gates import ContextGate, MLPGate
+from engram.memory.hashing import NgramHasher, PocHasher, SpanHasher
+
+Hasher = PocHasher | NgramHasher | SpanHasher
+
+
+class EngramMemory(nn.Module):
+    def __init__(self, cfg: Any, layer: int, hidden_size: int, hasher: Hasher) -> None:
+        super().__init__()
+        self.layer, self.kind, self.hasher = int(layer), cfg.hash, hasher
+        self.max_ngram = int(cfg.max_ngram)
+        sizes = hasher.head_sizes(self.layer)
+        if hasher.shared_table:  # poc: every head indexes the same rows; rows of the heads are averaged
+            rows, head_dim, offsets = sizes[0], int(cfg.dim), [0] * len(sizes)
+            mem_dim = head_dim
+        else:
+            head_dim = max(1, int(cfg.dim) // int(cfg.heads))
+            rows, offsets = sum(sizes), [sum(sizes[:i]) for i in range(len(sizes))]
+            mem_dim = head_dim * len(sizes)
+        self.table = nn.Embedding(rows, head_dim, sparse=bool(cfg.sparse))
+        if cfg.init == "normal":
+            nn.init.normal_(self.table.weight, std=float(cfg.init_std))
+        elif cfg.init == "zeros":
+            nn.init.zeros_(self.table.weight)
+        else:
+            raise NotImplementedError(
+                f"engram.init={cfg.init} is not implemented yet; use engram.init=normal or engram.init=zeros"
+            )
+        # derived from the config, so not saved: offsets of the head blocks, rows hit since reset_slot_usage()
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=False)
+        self.register_buffer("hits", torch.zeros(rows, dtype=torch.bool), persistent=False)
+        if cfg.gate == "mlp":
+            self.gate: nn.Module = MLPGate(hidden_size, mem_dim, float(cfg.gate_bias))
+        else:
+            self.gate = ContextGate(hidden_size, mem_dim, float(cfg.gate_bias), int(cfg.conv_kernel), self.max_ngram)
+        self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # keys, slots, keep
+
+    # ------------------------------------------------------------ forward
+    def forward(
+        self,
+        h: torch.Tensor,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        prompt_lengths: torch.Tensor,
+        cache: dict | None = None,
+    ) -> torch.Tensor:
+        """h: [B, T, H] hidden states of the T newest positions; ids, mask: [B, S] every position so far
+        (S >= T, pad positions already hold the pad id); prompt_lengths: [B] in the same coordinates.
+        Returns the residual [B, T, H] (zero where no memory applies)."""
+        slots, keys, keep = self.lookup(ids, mask, prompt_lengths, h.shape[1])
+        e = self.table(slots + self.offsets)  # [B, T, heads, head_dim]
+        e = e.mean(-2) if self.hasher.shared_table else e.flatten(-2)
+        self._track(keys, slots, keep)
+        return self.gate(h, e.to(h.dtype), keep, cache)
+
+    def lookup(
+        self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Slots [B, T, heads], keys [B, T, n_keys] (for collision stats) and keep [B, T] for the T newest ids."""
+        keep = mask[:, -new:].bool()
+        if self.kind == "span":
+            S = ids.shape[1]
+            pos = torch.arange(S, device=ids.device)
+            lengths = prompt_lengths.to(ids.device).unsqueeze(-1)
+            key = self.hasher.span_keys(ids, (pos < lengths) & mask.bool(), self.layer)  # [B]
+            keep = keep & (pos[-new:] >= lengths - 1)  # the position predicting the first answer token on
+            keys = key[:, None, None].expand(-1, new, 1)
+            return self.hasher.slots(keys[..., 0], self.layer), keys, keep
+        # n-grams read the previous max_ngram - 1 ids, so that window suffices (poc: just the new ids)
+        window = ids[:, -(new + self.max_ngram - 1) :] if self.kind == "deepseek" else ids[:, -new:]
+        return self.hasher.hash(window, self.layer)[:, -new:], self.hasher.keys(window, self.layer)[:, -new:], keep
+
+    # ------------------------------------------------------------ statistics
+    @torch.no_grad()
+    def _track(self, keys: torch.Tensor, slots: torch.Tensor, keep: torch.Tensor) -> None:
+        self.hits[(slots + self.offsets)[keep]] = True
+        self._last = (keys, slots, keep)
+
+    @property
+    def last_gate(self) -> torch.Tensor | None:
+        """Gate values of the last forward at the positions that got memory (detached, flat)."""
+        return self.gate.last_gate
+
+    def slot_utilisation(self) -> float:
+        """Fraction of table rows looked up at least once since the last `reset_slot_usage()`."""
+        return float(self.hits.float().mean())
+
+    def reset_slot_usage(self) -> None:
+        self.hits.zero_()
+
+    @torch.no_grad()
+    def collision_rate(self) -> float:
+        """Last batch: per head, the share of distinct keys (n-grams / prompts) that lost their own slot to
+        another key, i.e. 1 - distinct slots / distinct keys; averaged over heads. NaN before any forward."""
+        if self._last is None:
+            return float("nan")
+        keys, slots, keep = self._last
+        per_key = slots.shape[-1] // keys.shape[-1]  # heads that share one key column
+        rates = []
+        for c in range(slots.shape[-1]):
+            k = keys[..., c // per_key][keep]
+            if k.numel() == 0:
+                continue
+            n_keys = torch.unique(k).numel()
+            rates.append(1.0 - torch.unique(slots[..., c][keep]).numel() / n_keys)
+        return float(sum(rates) / len(rates)) if rates else float("nan")
+
+    def extra_repr(self) -> str:
+        return f"layer={self.layer}, hash={self.kind}, heads={len(self.offsets)}"
