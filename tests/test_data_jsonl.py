@@ -1,0 +1,114 @@
+"""jsonl family and the export command: round trip, file:line errors, splits, config validation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engram.config import ConfigError, validate
+from engram.data import build_splits
+from engram.data.__main__ import compose, main
+from engram.data.jsonl import JsonlFormatError, read_jsonl, write_jsonl
+
+
+def msg(prompt, answer, **extra):
+    return json.dumps({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+                       **extra})
+
+
+def test_export_then_jsonl_gives_back_the_same_records(tmp_path, capsys):
+    args = ["data=exact_match", "data.num_train=300", "data.num_eval=40", "data.eval_seen_fraction=0.5", "data.seed=7"]
+    out = tmp_path / "facts.jsonl"
+    assert main(["export", *args, f"out={out}"]) == 0
+    assert "wrote 300 train records" in capsys.readouterr().out
+    original = build_splits(validate(compose(args)).data)
+
+    lines = out.read_text().splitlines()
+    assert len(lines) == 300
+    first = json.loads(lines[0])
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+    assert first["value"] == first["messages"][1]["content"] and first["key"] and first["category"]
+
+    cfg = validate(compose(["data=jsonl", f"data.path={out}", f"data.valid_path={tmp_path / 'facts.valid.jsonl'}"]))
+    back = build_splits(cfg.data)
+    assert back["train"] == original["train"]
+    assert back["eval"] == original["eval"]  # seen flags included: recomputed from the train keys
+
+
+def test_export_cli_runs_as_a_module(tmp_path):
+    out = tmp_path / "p.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "engram.data", "export", "data=patterns", "data.num_train=20", "data.num_eval=8",
+         f"out={out}"], capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(read_jsonl(out)) == 20 and len(read_jsonl(tmp_path / "p.valid.jsonl")) == 8
+
+
+def test_export_bad_config_exits_2_with_the_key(tmp_path, capsys):
+    assert main(["export", "data.num_train=0", f"out={tmp_path / 'x.jsonl'}"]) == 2
+    assert "data.num_train=0" in capsys.readouterr().err
+    assert main(["export", "data=exact_match"]) == 2  # no out=
+    assert main(["nope"]) == 2
+
+
+def test_bad_line_error_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(msg("a?", "b") + "\n\n" + "{not json\n")
+    with pytest.raises(JsonlFormatError) as e:
+        read_jsonl(path)
+    assert str(e.value).startswith(f"{path}:3: invalid JSON")
+    assert e.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ('["a", "b"]', "expected a JSON object"),
+        ('{"prompt": "a"}', 'missing "messages"'),
+        ('{"messages": [{"role": "user", "content": "a"}]}', "one user then one assistant"),
+        ('{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}', "roles"),
+        ('{"messages": [{"role": "user", "content": 1}, {"role": "assistant", "content": "b"}]}', "string"),
+        (msg("a", "b", key=5), '"key" must be a string'),
+    ],
+)
+def test_bad_line_reasons(tmp_path, line, reason):
+    path = tmp_path / "d.jsonl"
+    path.write_text(msg("q", "a") + "\n" + line + "\n")
+    with pytest.raises(JsonlFormatError, match=rf"d\.jsonl:2: .*{reason}"):
+        build_splits({"family": "jsonl", "path": str(path)})
+
+
+def test_missing_file_fails_at_config_validation(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.path=.*missing\.jsonl does not exist"):
+        validate(compose(["data=jsonl", f"data.path={tmp_path / 'missing.jsonl'}"]))
+    with pytest.raises(ConfigError, match=r"data\.path"):
+        validate(compose(["data=jsonl"]))
+
+
+def test_split_fraction_without_valid_file(tmp_path):
+    path = tmp_path / "all.jsonl"
+    path.write_text("\n".join(msg(f"q{i}?", f"a{i}", key=f"k{i}", category="c") for i in range(50)) + "\n")
+    cfg = {"family": "jsonl", "path": str(path), "split_fraction": 0.2, "seed": 1}
+    s = build_splits(cfg)
+    assert s == build_splits(cfg)
+    assert len(s["train"]) == 40 and len(s["eval"]) == 10
+    assert not {r["key"] for r in s["train"]} & {r["key"] for r in s["eval"]}
+    assert not any(r["seen"] for r in s["eval"])
+    assert {r["prompt"] for r in s["train"] + s["eval"]} == {f"q{i}?" for i in range(50)}
+
+
+def test_defaults_caps_and_test_file(tmp_path):
+    train = tmp_path / "t.jsonl"
+    train.write_text("\n".join(msg(f"q{i}", f"a{i}") for i in range(10)) + "\n")
+    test = tmp_path / "test.jsonl"
+    write_jsonl([{"prompt": "q1", "answer": "a1", "category": "x", "key": "q1", "seen": True}], test)
+    s = build_splits({"family": "jsonl", "path": str(train), "valid_path": str(train), "test_path": str(test),
+                      "num_train": 4, "num_eval": 6})
+    assert [r["prompt"] for r in s["train"]] == ["q0", "q1", "q2", "q3"]  # file order kept
+    assert s["train"][0]["category"] == "jsonl" and s["train"][0]["key"] == "q0"  # defaults
+    assert len(s["eval"]) == 6 and [r["seen"] for r in s["eval"]] == [True] * 4 + [False] * 2
+    assert s["test"] == [{"prompt": "q1", "answer": "a1", "category": "x", "key": "q1", "seen": True}]
