@@ -142,3 +142,17 @@ def test_long_recall_through_the_datamodule_with_word_tokens():
         labels = batch["labels"][i]
         kept = labels[labels != -100].tolist()
         assert len(kept) == 2 and kept[-1] == tok.eos_token_id
+
+
+@pytest.mark.slow
+def test_smollm_tokenizer_labels_are_answer_only():
+    from transformers import AutoTokenizer
+
+    from engram.models.loading import resolve_smollm_dir
+
+    tok = AutoTokenizer.from_pretrained(resolve_smollm_dir())
+    dm = dm_for(tok, num_train=40, num_eval=8)
+    batch = next(iter(dm.val_dataloader()))
+    for i, r in enumerate(dm.eval_records):
+        labels = batch["labels"][i]
+        assert tok.decode(labels[labels != -100]) == r["answer"] + tok.eos_token
