@@ -1,0 +1,337 @@
+"""Sweep reports without W&B: every job's config + overrides + eval.json -> one pandas table, results.csv,
+report.md and matplotlib PNGs (exact match vs slots / data scale, per category, gate statistics, seen vs unseen).
+
+A job dir is any directory holding `.hydra/config.yaml`. A job without eval.json is listed as failed, with the
+last line of its FAILED.txt (written by the training task wrapper) when there is one.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+# Config values every row carries (column name -> config key).
+CONFIG_COLUMNS = {
+    "experiment": "experiment_name", "variant": "variant.name", "model": "model.name", "data": "data.family",
+    "num_train": "data.num_train", "num_eval": "data.num_eval", "table_size": "engram.table_size",
+    "hash": "engram.hash", "gate": "engram.gate", "gate_bias": "engram.gate_bias", "layers": "engram.layers",
+    "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed",
+}
+# eval.json metric -> column name
+METRIC_COLUMNS = {
+    "eval/exact_match": "exact_match", "eval/exact_match_seen": "exact_match_seen",
+    "eval/exact_match_unseen": "exact_match_unseen", "eval/retention": "retention",
+    "eval/consistency": "consistency", "eval/latency_ms": "latency_ms", "params/trainable": "trainable_params",
+    "val/loss": "eval_loss", "train/loss": "train_loss", "time/total_s": "wall_s",
+}
+GATE_STATS = ("gate_mean", "gate_open_frac", "slot_utilisation", "collision_rate")
+MEMORY_VARIANTS = ("engram", "combined")
+HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", "exact_match_seen": "seen",
+           "exact_match_unseen": "unseen", "latency_ms": "ms/answer", "trainable_params": "trainable params",
+           "gate_mean": "gate mean", "gate_open_frac": "gate open", "wall_s": "wall s"}
+
+
+# ---------------------------------------------------------------- collecting
+
+
+def find_job_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    """Job dirs under each path (a multirun dir, a run dir, or a glob such as 'outputs/*/*'), in a stable order."""
+    found: dict[Path, None] = {}
+    for p in paths:
+        matches = [Path(m) for m in sorted(glob.glob(str(p)))] or [Path(p)]
+        for m in matches:
+            for cfg in sorted(m.glob("**/.hydra/config.yaml"), key=lambda c: _natural_key(c.parent.parent)):
+                found.setdefault(cfg.parent.parent.resolve(), None)
+    return list(found)
+
+
+def _natural_key(path: Path) -> list[Any]:
+    """Multirun subdirs 0, 1, ..., 10 in numeric order."""
+    return [int(part) if part.isdigit() else part for part in path.parts]
+
+
+def _display(path: Path) -> str:
+    """Relative to the working directory when below it (report tables stay short and machine-independent)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_error(job: Path) -> str | None:
+    """The last informative line of FAILED.txt (the exception), or None when the job recorded no error."""
+    note = job / "FAILED.txt"
+    if not note.is_file():
+        return None
+    lines = [ln.strip() for ln in note.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "failed (empty FAILED.txt)"
+
+
+def _select(cfg: Any, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=False)
+    if isinstance(value, list):
+        return str(value).replace(" ", "")
+    return value
+
+
+def _gate_means(metrics: dict[str, float]) -> dict[str, float]:
+    """Per-layer final gate statistics (`final/engram/layer{L}/<stat>`) averaged over the memory layers."""
+    out = {}
+    for stat in GATE_STATS:
+        vals = [v for k, v in metrics.items() if k.startswith("final/engram/layer") and k.endswith("/" + stat)]
+        vals = [float(v) for v in vals if v is not None and not math.isnan(float(v))]
+        if vals:
+            out[stat] = sum(vals) / len(vals)
+    return out
+
+
+def load_job(job: Path) -> dict[str, Any]:
+    """One row: status, error, overrides, selected config values and the metrics of eval.json."""
+    cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
+    overrides_file = job / ".hydra" / "overrides.yaml"
+    overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
+    row: dict[str, Any] = {"job": _display(job), "overrides": " ".join(overrides)}
+    row.update({col: _select(cfg, key) for col, key in CONFIG_COLUMNS.items()})
+    eval_file = job / "eval.json"
+    if not eval_file.is_file():
+        row["status"] = "failed"
+        row["error"] = read_error(job) or "no eval.json and no error recorded (killed, or still running)"
+        return row
+    payload = json.loads(eval_file.read_text())
+    metrics = payload.get("metrics", {})
+    row["status"], row["error"] = "ok", None
+    row.update({col: metrics[key] for key, col in METRIC_COLUMNS.items() if key in metrics})
+    row.update(_gate_means(metrics))
+    for cat, counts in (payload.get("per_category") or {}).items():
+        row[f"cat/{cat}"] = counts.get("exact_match")
+    return row
+
+
+def collect(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """All jobs under `paths` as one DataFrame (one row per job); adds `label` = the overrides that vary."""
+    rows = [load_job(job) for job in find_job_dirs(paths)]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df.insert(0, "label", make_labels(df))
+    return df
+
+
+def varying_override_keys(overrides: Sequence[str]) -> list[str]:
+    """Override keys whose value differs between jobs (what the sweep swept)."""
+    values: dict[str, set[str]] = {}
+    parsed = [dict(o.split("=", 1) for o in ov.split() if "=" in o) for ov in overrides]
+    for ov in parsed:
+        for k in ov:
+            values.setdefault(k, set())
+    for k in values:
+        values[k] = {ov.get(k, "<default>") for ov in parsed}
+    return [k for k, v in values.items() if len(v) > 1]
+
+
+def make_labels(df: pd.DataFrame) -> list[str]:
+    keys = varying_override_keys(list(df["overrides"]))
+    labels = []
+    for ov, job in zip(df["overrides"], df["job"], strict=True):
+        parsed = dict(o.split("=", 1) for o in ov.split() if "=" in o)
+        short = [f"{k.split('.')[-1]}={parsed[k]}" if k != "variant" else parsed[k] for k in keys if k in parsed]
+        labels.append(", ".join(short) or Path(job).name)
+    return labels
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"] if not df.empty else df
+
+
+def _numeric(df: pd.DataFrame, col: str) -> pd.Series:
+    return pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(dtype=float)
+
+
+def _line_data(ax: Any) -> dict[str, list[list[float]]]:
+    """What the axes actually draw: {legend label: [[x, y], ...]} read back from the matplotlib lines."""
+    return {str(line.get_label()): [[float(x), float(y)] for x, y in line.get_xydata()] for line in ax.get_lines()}
+
+
+def _bar_data(ax: Any) -> dict[str, list[float]]:
+    return {str(c.get_label()): [float(p.get_height()) for p in c.patches] for c in ax.containers}
+
+
+def plot_lines(df: pd.DataFrame, x: str, ys: Sequence[str], series: str | None, title: str, xlabel: str,
+               path: Path, logx: bool = True) -> dict[str, Any] | None:
+    """One subplot per y column, one line per value of `series`; None when there is nothing to draw."""
+    import matplotlib.pyplot as plt
+
+    data = df.assign(_x=_numeric(df, x)).dropna(subset=["_x"])
+    if data["_x"].nunique() < 2:
+        return None
+    fig, axes = plt.subplots(1, len(ys), figsize=(5.5 * len(ys), 4), squeeze=False)
+    drawn: dict[str, Any] = {}
+    groups = data.groupby(series, dropna=False) if series and data[series].nunique() > 1 else [(None, data)]
+    for ax, y in zip(axes[0], ys, strict=True):
+        for key, part in groups:
+            part = part.assign(_y=_numeric(part, y)).dropna(subset=["_y"]).groupby("_x")["_y"].mean()
+            if part.empty:
+                continue
+            label = f"{series.split('.')[-1]}={key}" if key is not None else y
+            ax.plot(part.index, part.values, marker="o", label=label)
+        if logx:
+            ax.set_xscale("log")
+        ax.set(xlabel=xlabel, ylabel=y.replace("_", " "), title=title if len(ys) == 1 else y.replace("_", " "))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        drawn[y] = _line_data(ax)
+    if len(ys) > 1:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return drawn
+
+
+def plot_bars(df: pd.DataFrame, cols: Sequence[str], col_names: Sequence[str], title: str, ylabel: str,
+              path: Path) -> dict[str, Any] | None:
+    """Grouped bars: one group per column in `cols`, one bar per label (variant or swept setting)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cols = [c for c in cols if c in df and _numeric(df, c).notna().any()]
+    if not cols or df.empty:
+        return None
+    means = df.groupby("label", sort=False)[cols].agg(lambda s: pd.to_numeric(s, errors="coerce").mean())
+    width = 0.8 / len(means)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(cols) * max(1, len(means)) / 2), 4.2))
+    xs = np.arange(len(cols))
+    for i, (label, vals) in enumerate(means.iterrows()):
+        ax.bar(xs + i * width - 0.4 + width / 2, vals.fillna(0.0).values, width, label=str(label))
+    names = [col_names[list(cols).index(c)] if c in cols else c for c in cols]
+    ax.set_xticks(xs, names, rotation=30 if len(cols) > 4 else 0, ha="right" if len(cols) > 4 else "center")
+    ax.set(ylabel=ylabel, title=title, ylim=(0, 1.05))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return {"groups": names, "bars": _bar_data(ax)}
+
+
+def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
+    """Every plot the data supports -> {png file name: plotted data}; also written to plots.json."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ok = _ok(df)
+    plots: dict[str, Any] = {}
+    if ok.empty:
+        return plots
+    memory = ok[ok["variant"].isin(MEMORY_VARIANTS)]
+    specs = [
+        ("exact_match_vs_slots.png", memory, "table_size", ["exact_match"], "num_train",
+         "Exact match vs memory slots", "memory slots (table_size)"),
+        ("exact_match_vs_data.png", ok, "num_train", ["exact_match"], "table_size" if len(memory) else "variant",
+         "Exact match vs data scale", "training examples (num_train)"),
+        ("gate_vs_slots.png", memory, "table_size", ["gate_mean", "gate_open_frac"], "num_train",
+         "Gate statistics vs memory slots", "memory slots (table_size)"),
+        ("slots_used_vs_slots.png", memory, "table_size", ["slot_utilisation", "collision_rate"], "num_train",
+         "Slot use vs memory slots", "memory slots (table_size)"),
+    ]
+    for name, data, x, ys, series, title, xlabel in specs:
+        if all(y in data for y in ys) and not data.empty:
+            drawn = plot_lines(data, x, ys, series, title, xlabel, out_dir / name)
+            if drawn:
+                plots[name] = drawn
+    cats = sorted(c for c in ok.columns if c.startswith("cat/"))
+    drawn = plot_bars(ok, cats, [c[4:] for c in cats], "Exact match per category", "exact match",
+                      out_dir / "per_category.png")
+    if drawn:
+        plots["per_category.png"] = drawn
+    drawn = plot_bars(ok, ["exact_match_seen", "exact_match_unseen", "retention"], ["seen", "unseen", "retention"],
+                      "Seen vs unseen facts (and retention of general answers)", "share", out_dir / "seen_unseen.png")
+    if drawn:
+        plots["seen_unseen.png"] = drawn
+    (out_dir / "plots.json").write_text(json.dumps(plots, indent=1))
+    return plots
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _fmt(v: Any, col: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if col in ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency",
+               "gate_open_frac", "slot_utilisation") or col.startswith("cat/"):
+        return f"{100 * float(v):.1f}%"
+    if col == "trainable_params":
+        return f"{int(v):,}"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v).replace("|", "\\|")
+
+
+def markdown_table(df: pd.DataFrame, cols: Sequence[str], names: Sequence[str] | None = None) -> list[str]:
+    cols = [c for c in cols if c in df]
+    names = [dict(zip(cols, names or cols, strict=False)).get(c, c) for c in cols] if names else list(cols)
+    lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(_fmt(r[c], c) for c in cols) + " |" for _, r in df.iterrows()]
+    return lines
+
+
+def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """results.csv, report.md and the PNGs in out_dir; returns {"csv", "markdown", "plots": {name: data}}."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_dir / "results.csv", index=False)
+    plots = make_plots(df, out_dir) if not df.empty else {}
+    ok, failed = _ok(df), (df[df["status"] != "ok"] if not df.empty else df)
+    md = ["# Sweep report", "", f"Generated {datetime.now():%Y-%m-%d %H:%M} from: "
+          + ", ".join(f"`{s}`" for s in sources), "",
+          f"{len(df)} jobs: {len(ok)} finished, {len(failed)} failed. All values are from each job's eval.json "
+          "(greedy decoding, exact match after stripping whitespace); full table in `results.csv`.", ""]
+    if not ok.empty:
+        cols = ["label", "variant", "table_size", "num_train", "exact_match", "exact_match_seen",
+                "exact_match_unseen", "retention", "consistency", "latency_ms", "trainable_params", "gate_mean",
+                "gate_open_frac", "wall_s"]
+        cols = [c for c in cols if c in ok and ok[c].notna().any()]
+        md += ["## Results", ""] + markdown_table(ok, cols, [HEADERS.get(c, c) for c in cols]) + [""]
+        cats = sorted(c for c in ok.columns if c.startswith("cat/"))
+        if cats:
+            md += ["## Exact match per category", ""]
+            md += markdown_table(ok, ["label", *cats], ["label", *[c[4:] for c in cats]]) + [""]
+    if not failed.empty:
+        md += ["## Failed jobs", ""] + markdown_table(failed, ["job", "overrides", "error"]) + [""]
+    if plots:
+        md += ["## Plots", ""] + [f"![{name[:-4]}]({name})" for name in plots] + [""]
+    (out_dir / "report.md").write_text("\n".join(md))
+    return {"csv": out_dir / "results.csv", "markdown": out_dir / "report.md", "plots": plots}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="report.py", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="multirun/<experiment>/<date>, a run dir, or a glob")
+    parser.add_argument("--out", help="where report.md/PNGs go (default: the single path given, else reports/<now>)")
+    args = parser.parse_args(argv)
+    df = collect(args.paths)
+    if df.empty:
+        print(f"no job dirs (.hydra/config.yaml) under: {' '.join(args.paths)}")
+        return 1
+    single = len(args.paths) == 1 and Path(args.paths[0]).is_dir()
+    out = Path(args.out) if args.out else Path(args.paths[0]) if single else Path(
+        "reports") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    result = write_report(df, out, args.paths)
+    n_failed = int((df["status"] != "ok").sum())
+    print(f"{len(df)} jobs ({n_failed} failed) -> {result['markdown']}, {len(result['plots'])} plots, "
+          f"{result['csv']}")
+    return 0

@@ -1,0 +1,12 @@
+"""Sweep report without a W&B account: every job's config + eval.json -> report.md, results.csv and PNG plots.
+
+    python report.py multirun/table_sweep/2026-01-01_12-00-00      # written into that directory
+    python report.py 'outputs/smoke/*' --out reports/smoke          # any run dirs, by glob
+"""
+
+import sys
+
+from engram.tracking.report import main
+
+if __name__ == "__main__":
+    sys.exit(main())

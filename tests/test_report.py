@@ -1,0 +1,137 @@
+"""report.py on job dirs written here (config + overrides + eval.json as the training pipeline writes them):
+the table, the failed-job listing, and the data behind every plot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from engram.tracking.report import collect, varying_override_keys, write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fake_job(job: Path, overrides: list[str], metrics: dict | None, per_category: dict | None = None,
+             error: str | None = None) -> Path:
+    """A Hydra job dir: .hydra/config.yaml + overrides.yaml, and eval.json (or FAILED.txt when metrics is None)."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["model=tiny", *overrides])
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, job / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(["model=tiny", *overrides]), job / ".hydra" / "overrides.yaml")
+    if metrics is not None:
+        payload = {"info": {}, "metrics": metrics, "per_category": per_category or {}, "examples": []}
+        (job / "eval.json").write_text(json.dumps(payload))
+    elif error is not None:
+        (job / "FAILED.txt").write_text(f"Traceback (most recent call last):\n  File x\n{error}\n")
+    return job
+
+
+def grid_metrics(table: int, n: int) -> dict:
+    em = 0.01 * (table // 1000) + n / 1000  # distinct per job so the plotted values can be checked
+    return {"eval/exact_match": em, "eval/exact_match_seen": em + 0.1, "eval/exact_match_unseen": em / 2,
+            "eval/retention": 0.9, "eval/latency_ms": 12.5, "params/trainable": 1000.0 + table,
+            "final/engram/layer0/gate_mean": 0.2, "final/engram/layer1/gate_mean": 0.4,
+            "final/engram/layer0/gate_open_frac": 0.1, "final/engram/layer1/gate_open_frac": 0.3,
+            "final/engram/layer1/slot_utilisation": 0.5, "final/engram/layer1/collision_rate": 0.01}
+
+
+def flat(points: list[list[float]]) -> list[float]:
+    return [v for p in points for v in p]
+
+
+@pytest.fixture
+def grid(tmp_path) -> Path:
+    """A 2x2 sweep (table_size x num_train) plus one job that failed with a recorded error."""
+    root = tmp_path / "multirun" / "grid"
+    num = 0
+    for table in (1000, 10000):
+        for n in (100, 500):
+            cats = {"capital": {"n": 4, "correct": 1, "exact_match": 0.25},
+                    "element": {"n": 4, "correct": 2, "exact_match": 0.5 + n / 10000}}
+            fake_job(root / str(num), ["variant=engram", f"engram.table_size={table}", f"data.num_train={n}"],
+                     grid_metrics(table, n), cats)
+            num += 1
+    fake_job(root / str(num), ["variant=engram", "engram.table_size=100000", "data.num_train=500"], None,
+             error="RuntimeError: boom in job 4")
+    return root
+
+
+def test_collect_table(grid):
+    df = collect([grid])
+    assert len(df) == 5
+    assert list(df["status"]) == ["ok"] * 4 + ["failed"]
+    assert df.loc[4, "error"] == "RuntimeError: boom in job 4"
+    ok = df[df.status == "ok"]
+    assert sorted(ok["table_size"].tolist()) == [1000, 1000, 10000, 10000]
+    assert sorted(ok["num_train"].tolist()) == [100, 100, 500, 500]
+    # per-layer gate statistics averaged over the memory layers
+    assert ok["gate_mean"].tolist() == pytest.approx([0.3] * 4)
+    assert {"cat/capital", "cat/element", "exact_match_seen", "latency_ms"} <= set(df.columns)
+    assert df.loc[0, "label"] == "table_size=1000, num_train=100"
+
+
+def test_report_plots_have_the_right_points(grid, tmp_path):
+    out = tmp_path / "report"
+    result = write_report(collect([grid]), out, [grid])
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) >= 3 and set(pngs) == set(result["plots"])
+    plots = json.loads((out / "plots.json").read_text())
+
+    slots = plots["exact_match_vs_slots.png"]["exact_match"]
+    assert sorted(slots) == ["num_train=100", "num_train=500"]
+    assert flat(slots["num_train=100"]) == pytest.approx([1000, 0.11, 10000, 0.2])  # (slots, exact match) pairs
+    assert flat(slots["num_train=500"]) == pytest.approx([1000, 0.51, 10000, 0.6])
+
+    scale = plots["exact_match_vs_data.png"]["exact_match"]
+    assert sorted(scale) == ["table_size=1000", "table_size=10000"]
+    assert all(len(points) == 2 for points in scale.values())
+
+    gate = plots["gate_vs_slots.png"]
+    assert set(gate) == {"gate_mean", "gate_open_frac"}
+    assert [p[1] for p in gate["gate_open_frac"]["num_train=100"]] == pytest.approx([0.2, 0.2])
+
+    cats = plots["per_category.png"]
+    assert cats["groups"] == ["capital", "element"] and len(cats["bars"]) == 4  # one bar series per finished job
+    assert cats["bars"]["table_size=1000, num_train=500"] == pytest.approx([0.25, 0.55])
+    seen = plots["seen_unseen.png"]
+    assert seen["groups"] == ["seen", "unseen", "retention"] and all(len(v) == 3 for v in seen["bars"].values())
+
+    md = (out / "report.md").read_text()
+    assert "5 jobs: 4 finished, 1 failed" in md
+    assert "## Failed jobs" in md and "RuntimeError: boom in job 4" in md
+    for png in pngs:
+        assert f"]({png})" in md
+    csv = pd.read_csv(out / "results.csv")
+    assert len(csv) == 5 and csv["status"].tolist().count("failed") == 1
+
+
+def test_failed_job_without_note(tmp_path):
+    fake_job(tmp_path / "0", ["variant=lora"], {"eval/exact_match": 0.5})
+    fake_job(tmp_path / "1", ["variant=engram"], None)
+    df = collect([tmp_path])
+    assert df["status"].tolist() == ["ok", "failed"]
+    assert "no eval.json" in df.loc[1, "error"]
+    assert df["label"].tolist() == ["lora", "engram"]
+
+
+def test_varying_keys():
+    assert varying_override_keys(["a=1 b=2 c=3", "a=1 b=3", "a=1 b=2 c=3"]) == ["b", "c"]
+
+
+def test_report_cli(grid):
+    done = subprocess.run([sys.executable, str(ROOT / "report.py"), str(grid)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "5 jobs (1 failed)" in done.stdout
+    assert (grid / "report.md").is_file() and len(list(grid.glob("*.png"))) >= 3
+    empty = subprocess.run([sys.executable, str(ROOT / "report.py"), str(grid / "nothing")], capture_output=True,
+                           text=True, cwd=ROOT, timeout=120)
+    assert empty.returncode == 1 and "no job dirs" in empty.stdout
