@@ -153,6 +153,6 @@ def test_smollm_tokenizer_labels_are_answer_only():
     tok = AutoTokenizer.from_pretrained(resolve_smollm_dir())
     dm = dm_for(tok, num_train=40, num_eval=8)
     batch = next(iter(dm.val_dataloader()))
-    for i, r in enumerate(dm.eval_records):
+    for i, r in enumerate(dm.eval_records[: len(batch["labels"])]):
         labels = batch["labels"][i]
         assert tok.decode(labels[labels != -100]) == r["answer"] + tok.eos_token
