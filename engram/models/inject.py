@@ -292,8 +292,11 @@ def _read_metadata(path: Path) -> dict[str, str]:
 
     if not path.is_file():
         raise FileNotFoundError(f"engram file {path} does not exist")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:  # reads the JSON header only; nothing is unpickled
+            meta = f.metadata() or {}
+    except Exception as e:
+        raise EngramLoadError(f"engram file {path} is not a safetensors file ({e})") from None
     if meta.get("format") != FILE_FORMAT or "engram_config" not in meta:
         raise EngramLoadError(f"engram file {path}: not written by save_engram (format={meta.get('format')})")
     return meta
