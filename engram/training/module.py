@@ -38,6 +38,10 @@ class EngramLitModule(L.LightningModule):
     def has_trainable(self) -> bool:
         return any(p.requires_grad for p in self.model.parameters())
 
+    def on_fit_start(self) -> None:
+        # load_model returns eval-mode models; LoRA dropout must train. The frozen base has no dropout of its own.
+        self.model.train()
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         kwargs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
         if self.uses_engram:
@@ -52,7 +56,8 @@ class EngramLitModule(L.LightningModule):
                 f"(epoch {self.current_epoch}, batch {batch_idx}); no weights were saved. "
                 f"Lower optim.lr (now {self.optim_cfg.get('lr')}) or check the data."
             )
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["input_ids"]))
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True,
+                 batch_size=len(batch["input_ids"]))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -22,6 +22,7 @@ from engram.training.module import EngramLitModule
 from engram.training.variants import apply_variant, count_parameters, has_engram
 
 log = logging.getLogger(__name__)
+RETENTION_BATCH = 64  # all ~50 general prompts in one generate call: per-step overhead dominates on CPU
 
 
 def resolve_run_dir(cfg: DictConfig) -> Path:
@@ -62,8 +63,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     model, tokenizer = load_model(cfg.model)
     datamodule = EngramDataModule(cfg.data, tokenizer)
     # The untouched base model's answers to the general prompts (cached per base model) — before the variant.
-    eval_batch = int(cfg.data.get("eval_batch_size", 16))
-    base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), eval_batch)
+    base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
     model = apply_variant(model, cfg, tokenizer)
     module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None)
 
@@ -103,7 +103,7 @@ def evaluate_and_save(cfg: DictConfig, objects: dict[str, Any], base_general: li
         dm.setup("validate")
     result = evaluate_generation(model, tokenizer, dm.generation_batches(batch_size), max_new,
                                  total=len(dm.eval_records))
-    retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, batch_size)
+    retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, RETENTION_BATCH)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     metrics.pop("train/loss_step", None)
