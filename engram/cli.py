@@ -41,8 +41,27 @@ def validated_or_exit(cfg: DictConfig) -> DictConfig:
             check_layers_fit_model(typed)
         return typed
     except ConfigError as e:
+        if in_multirun():  # one bad job of a sweep: record it and let Hydra run the others
+            note_job_failure(str(e))
+            raise
         exit_config_error(e)
         raise  # unreachable; keeps type checkers happy
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def note_job_failure(message: str) -> None:
+    """FAILED.txt in the job's run dir (what the training task wrapper writes too), for report.py."""
+    from hydra.core.hydra_config import HydraConfig
+
+    out = Path(HydraConfig.get().runtime.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "FAILED.txt").write_text(message + "\n")
 
 
 def check_layers_fit_model(cfg: DictConfig) -> None:
