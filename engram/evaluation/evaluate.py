@@ -1,0 +1,341 @@
+"""Four-way comparison (baseline / LoRA / Engram / combined on the same eval split) and re-evaluation of trained
+weights: a run dir, or a saved memory (`engram_path=`) put onto a fresh base model and scored on any data family.
+
+Every mode ends in the same files: comparison.json + comparison.md (four-way) or eval.json + eval.md (one model).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("baseline", "lora", "engram", "combined")
+RETENTION_BATCH = 64
+
+
+class EvaluateError(ValueError):
+    """A comparison that would mislead (e.g. different eval splits) or has nothing to compare; one line."""
+
+
+@dataclass
+class TrainedRun:
+    run_dir: Path
+    cfg: DictConfig | None
+    result: dict[str, Any] | None  # eval.json
+    error: str | None = None
+
+    @property
+    def variant(self) -> str:
+        if self.result and self.result.get("info", {}).get("variant"):
+            return str(self.result["info"]["variant"])
+        return str(OmegaConf.select(self.cfg, "variant.name", default="?")) if self.cfg is not None else "?"
+
+
+def consistency_from_rows(rows: list[dict[str, Any]]) -> float:
+    """Share of keys with >= 2 eval paraphrases whose generations are all the same (patterns data); nan if none."""
+    answers: dict[str, set[str]] = defaultdict(set)
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        answers[str(r.get("key"))].add(str(r.get("generated", "")).strip())
+        counts[str(r.get("key"))] += 1
+    groups = [k for k, n in counts.items() if n >= 2]
+    return sum(len(answers[k]) == 1 for k in groups) / len(groups) if groups else float("nan")
+
+
+# ---------------------------------------------------------------- collecting trained runs
+
+
+def load_trained_run(run_dir: str | Path) -> TrainedRun:
+    from engram.tracking.report import read_error
+
+    run_dir = Path(run_dir)
+    cfg_file = run_dir / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(cfg_file) if cfg_file.is_file() else None
+    eval_file = run_dir / "eval.json"
+    result = json.loads(eval_file.read_text()) if eval_file.is_file() else None
+    error = None if result else (read_error(run_dir) or "no eval.json (the job did not finish)")
+    return TrainedRun(run_dir, cfg, result, error)
+
+
+def runs_from(run_dirs: list[str] | None, multirun_dir: str | None) -> list[TrainedRun]:
+    from engram.tracking.report import find_job_dirs
+
+    dirs = [Path(d) for d in run_dirs or []]
+    if multirun_dir:
+        dirs += find_job_dirs([multirun_dir])
+    if not dirs:
+        raise EvaluateError("evaluate: no run dirs (give run_dirs=[...] or multirun_dir=..., or four_way=true)")
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        raise EvaluateError(f"evaluate: run dir(s) not found: {', '.join(missing)}")
+    return [load_trained_run(d) for d in dirs]
+
+
+def split_signature(result: dict[str, Any]) -> tuple[tuple[str, str, bool], ...]:
+    return tuple(sorted((str(r["prompt"]), str(r["expected"]), bool(r.get("seen"))) for r in result["examples"]))
+
+
+def check_same_split(runs: list[TrainedRun]) -> int:
+    """All finished runs were scored on the same eval prompts (else the comparison is meaningless); their count."""
+    done = [r for r in runs if r.result]
+    signatures = {split_signature(r.result) for r in done}
+    if len(signatures) > 1:
+        sizes = ", ".join(f"{r.variant}={len(r.result['examples'])}" for r in done)
+        raise EvaluateError(f"evaluate: the runs were scored on different eval splits ({sizes} examples); "
+                            "use the same data config for every variant")
+    return len(done[0].result["examples"]) if done else 0
+
+
+# ---------------------------------------------------------------- the comparison table
+
+
+def comparison_row(run: TrainedRun) -> dict[str, Any]:
+    row: dict[str, Any] = {"variant": run.variant, "run_dir": str(run.run_dir), "status": "ok" if run.result else
+                           "failed", "error": run.error}
+    if not run.result:
+        return row
+    m = run.result.get("metrics", {})
+    row.update({
+        "exact_match": m.get("eval/exact_match"), "exact_match_seen": m.get("eval/exact_match_seen"),
+        "exact_match_unseen": m.get("eval/exact_match_unseen"), "retention": m.get("eval/retention"),
+        "latency_ms": m.get("eval/latency_ms"), "trainable_params": m.get("params/trainable"),
+        "total_params": m.get("params/total"), "num_examples": m.get("eval/num_examples"),
+        "per_category": {c: v.get("exact_match") for c, v in (run.result.get("per_category") or {}).items()},
+    })
+    family = run.result.get("info", {}).get("data")
+    consistency = m.get("eval/consistency")
+    if consistency is None and family == "patterns":
+        consistency = consistency_from_rows(run.result.get("examples", []))
+    row["consistency"] = consistency
+    return row
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * float(v):.1f}%"
+
+
+def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int) -> str:
+    cats = sorted({c for r in rows for c in (r.get("per_category") or {})})
+    show_consistency = any(r.get("consistency") is not None for r in rows)
+    head = ["Variant", "Exact match", "Seen", "Unseen", *cats, "Retention"]
+    head += ["Consistency"] if show_consistency else []
+    head += ["ms/answer", "Trainable params"]
+    lines = [f"# {title}", "", f"All variants scored on the same {n_examples} eval prompts (greedy decoding, exact "
+             "match after stripping whitespace). Retention: share of ~50 general prompts answered as the untrained "
+             "base model did.", "", "| " + " | ".join(head) + " |",
+             "|---|" + "|".join("---:" for _ in head[1:]) + "|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append("| " + " | ".join([r["variant"], "failed", *["-"] * (len(head) - 2)]) + " |")
+            continue
+        cells = [r["variant"], _pct(r["exact_match"]), _pct(r["exact_match_seen"]), _pct(r["exact_match_unseen"])]
+        cells += [_pct(r["per_category"].get(c)) for c in cats] + [_pct(r["retention"])]
+        cells += [_pct(r["consistency"])] if show_consistency else []
+        cells += [f"{r['latency_ms']:.1f}" if r.get("latency_ms") is not None else "-",
+                  f"{int(r['trainable_params']):,}" if r.get("trainable_params") is not None else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        lines += ["", "Failed:", ""] + [f"- {r['variant']} (`{r['run_dir']}`): {r['error']}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(runs: list[TrainedRun], out_dir: Path, title: str = "Four-way comparison",
+                     check_split: bool = True) -> dict[str, Any]:
+    """comparison.json + comparison.md in out_dir, rows in the order baseline, lora, engram, combined."""
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    runs = sorted(runs, key=lambda r: order.get(r.variant, len(order)))
+    n = check_same_split(runs) if check_split else 0
+    rows = [comparison_row(r) for r in runs]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "comparison.json").write_text(json.dumps({"title": title, "num_examples": n, "rows": rows},
+                                                        indent=1, default=str))
+    (out_dir / "comparison.md").write_text(comparison_markdown(rows, title, n))
+    return {"rows": rows, "json": out_dir / "comparison.json", "markdown": out_dir / "comparison.md"}
+
+
+def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) -> None:
+    """The comparison as a `wandb.Table` in its own run (job_type four_way) of the experiment's group."""
+    if OmegaConf.select(cfg, "logger.name") != "wandb":
+        return
+    import wandb
+
+    from engram.tracking.wandb import prepare_wandb_env
+
+    mode = str(cfg.logger.get("mode") or "offline")
+    prepare_wandb_env(mode, out_dir)
+    cols = ["variant", "exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency",
+            "latency_ms", "trainable_params", "status"]
+    run = wandb.init(project=cfg.logger.get("project") or "engram-lab", group=cfg.experiment_name, mode=mode,
+                     job_type="four_way", name=f"four_way-{cfg.experiment_name}", dir=str(out_dir),
+                     tags=["four_way", f"model:{cfg.model.name}", f"data:{cfg.data.family}"])
+    run.log({"four_way/comparison": wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])})
+    run.finish()
+
+
+# ---------------------------------------------------------------- training the four variants
+
+
+def train_variants(cfg: DictConfig, out_dir: Path, variants: list[str]) -> list[TrainedRun]:
+    """Train + evaluate each variant in this process (same data config, so the same split), one dir each.
+    A variant that fails is recorded (FAILED.txt by the task wrapper) and the others still run."""
+    from engram.training.pipeline import run_task
+
+    runs = []
+    for variant in variants:
+        vcfg = copy.deepcopy(cfg)
+        vcfg.variant.name = variant
+        vcfg.variant.finetune = "none"
+        vcfg.paths = {"output_dir": str(out_dir / variant)}
+        log.info("four-way: training %s in %s", variant, out_dir / variant)
+        try:
+            run_task(vcfg)
+        except Exception as e:  # noqa: BLE001 - one failing variant must not hide the other three
+            log.error("four-way: %s failed: %s", variant, e)
+        runs.append(load_trained_run(out_dir / variant))
+    return runs
+
+
+# ---------------------------------------------------------------- re-evaluating saved weights
+
+
+def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str, engram_path: Path | None) -> Any:
+    """The trained pieces onto a freshly loaded base: LoRA adapter (peft) first, then the memory, as in training."""
+    from engram.models.inject import add_engram, load_engram, read_engram_config
+
+    if run_dir is not None and variant in ("lora", "combined"):
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(run_dir / "lora_adapter"))
+    if run_dir is not None and variant in ("engram", "combined"):
+        engram_path = engram_path or run_dir / "engram.safetensors"
+    if engram_path is not None:
+        model = add_engram(model, read_engram_config(engram_path), tokenizer=tokenizer)
+        load_engram(model, engram_path)
+    model.eval()
+    return model
+
+
+def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant: str = "baseline",
+                   engram_path: Path | None = None) -> dict[str, float]:
+    """Load the base model of cfg.model, add the saved weights, score it on cfg.data; eval.json + eval.md."""
+    from engram.data.datamodule import EngramDataModule
+    from engram.evaluation.generate_eval import evaluate_generation
+    from engram.evaluation.results import print_results, write_results
+    from engram.evaluation.retention import base_answers, measure_retention
+    from engram.models.loading import load_model
+    from engram.training.variants import count_parameters
+
+    model, tokenizer = load_model(cfg.model)
+    max_new = int(cfg.eval_max_new_tokens)
+    base = base_answers(model, tokenizer, max_new, RETENTION_BATCH)
+    base_params = count_parameters(model)["total"]
+    model = load_weights(model, tokenizer, run_dir, variant, engram_path)
+    dm = EngramDataModule(cfg.data, tokenizer)
+    result = evaluate_generation(model, tokenizer, dm.generation_batches(int(cfg.data.eval_batch_size)), max_new,
+                                 total=len(dm.eval_records))
+    metrics = dict(result.metrics)
+    metrics["eval/retention"], retention_rows = measure_retention(model, tokenizer, base, max_new, RETENTION_BATCH)
+    if cfg.data.family == "patterns":
+        metrics["eval/consistency"] = consistency_from_rows(result.rows)
+    total = count_parameters(model)["total"]
+    metrics["params/trainable"] = float(total - base_params)  # what training added (nothing trains here)
+    metrics["params/total"] = float(total)
+    info = {"variant": variant, "model": cfg.model.name, "data": cfg.data.family, "num_train": cfg.data.num_train,
+            "experiment": cfg.experiment_name, "evaluated_from": str(run_dir or engram_path)}
+    write_results(out_dir, info, metrics, result.rows, retention_rows)
+    print_results(metrics, result.rows, out_dir, title=f"{variant} from {run_dir or engram_path} on {cfg.data.family}")
+    return metrics
+
+
+def run_config(run_dir: Path) -> DictConfig:
+    cfg_file = run_dir / ".hydra" / "config.yaml"
+    if not cfg_file.is_file():
+        raise EvaluateError(f"evaluate: {run_dir} is not a run dir (no .hydra/config.yaml)")
+    return OmegaConf.load(cfg_file)
+
+
+def reevaluate_run(run_dir: Path, out_dir: Path, data: Any = None) -> TrainedRun:
+    """A trained run dir scored again from its saved weights (on its own data config unless `data` is given)."""
+    from engram.config import validate
+
+    cfg = validate(run_config(run_dir))
+    if data is not None:
+        cfg.data = data
+    evaluate_model(cfg, out_dir, run_dir=run_dir, variant=cfg.variant.name)
+    return load_trained_run(out_dir)
+
+
+# ---------------------------------------------------------------- evaluate.py
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    if cfg.get("output_dir"):
+        return Path(cfg.output_dir)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized() and HydraConfig.get().runtime.get("output_dir"):
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path("outputs") / str(cfg.get("experiment_name", "default")) / "evaluate"
+
+
+def user_overrode(*groups: str) -> bool:
+    """Did the command line set this group (or an experiment, which sets groups)? False outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    wanted = (*groups, "experiment")
+    return any(k == g or k.startswith(g + ".") for k in keys for g in wanted)
+
+
+def run(cfg: DictConfig, typed: DictConfig) -> dict[str, Any]:
+    """What evaluate.py does with its config (`cfg`: raw, for the evaluate keys; `typed`: validated)."""
+    out = output_dir(cfg)
+    variants = [str(v) for v in (cfg.get("variants") or VARIANTS)]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise EvaluateError(f"evaluate: variants={variants} has {unknown[0]!r}, not one of {', '.join(VARIANTS)}")
+    if cfg.get("run_dirs") or cfg.get("multirun_dir"):
+        runs = runs_from(list(cfg.get("run_dirs") or []), cfg.get("multirun_dir"))
+        if cfg.get("reevaluate"):
+            data = typed.data if user_overrode("data") else None
+            runs = [reevaluate_run(r.run_dir, out / f"{i}-{r.variant}", data) if r.result else r
+                    for i, r in enumerate(runs)]
+    elif cfg.get("four_way"):
+        runs = train_variants(typed, out / "runs", variants)
+    elif cfg.get("engram_path"):
+        path = Path(cfg.engram_path)
+        if not path.exists():
+            raise EvaluateError(f"evaluate: engram_path={path} does not exist")
+        if not user_overrode("model") and (path if path.is_dir() else path.parent).joinpath(".hydra").is_dir():
+            from engram.config import validate
+
+            typed.model = validate(run_config(path if path.is_dir() else path.parent)).model  # its base model
+        return {"metrics": evaluate_model(typed, out, variant="engram", engram_path=path), "dir": out}
+    elif cfg.get("run_dir"):
+        run_dir = Path(cfg.run_dir)
+        again = reevaluate_run(run_dir, out, typed.data if user_overrode("data") else None)
+        return {"metrics": again.result["metrics"] if again.result else {}, "dir": out}
+    else:
+        raise EvaluateError("evaluate: nothing to evaluate; give four_way=true, multirun_dir=..., run_dirs=[...], "
+                            "run_dir=... or engram_path=...")
+    info = next((r.result["info"] for r in runs if r.result), {})
+    title = (f"Four-way comparison: {info.get('experiment', typed.experiment_name)} · {info.get('model', '?')} · "
+             f"{info.get('data', '?')} ({info.get('num_train', '?')} train)")
+    result = write_comparison(runs, out, title, check_split=bool(cfg.get("check_split", True)))
+    log_comparison_table(typed, result["rows"], out)
+    print(result["markdown"].read_text())
+    print(f"comparison: {result['markdown']}")
+    return {**result, "dir": out}

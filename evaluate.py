@@ -1,0 +1,33 @@
+"""Evaluate trained variants: a four-way comparison on one eval split, or saved weights on any data family.
+
+    python evaluate.py experiment=smoke four_way=true                 # train all four, then comparison.md
+    python evaluate.py multirun_dir=multirun/exact500/<date>          # compare finished runs
+    python evaluate.py run_dir=outputs/default/<date>                 # score one run again from its weights
+    python evaluate.py engram_path=outputs/default/<date>/engram.safetensors data=patterns
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from engram.cli import check_group_choices, exit_config_error, validated_or_exit
+from engram.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    typed = validated_or_exit(cfg)  # before any model or data loads
+    from engram.evaluation.evaluate import EvaluateError, run  # heavy imports only after validation
+
+    try:
+        run(cfg, typed)
+    except EvaluateError as e:
+        exit_config_error(str(e))
+
+
+if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
+    main()

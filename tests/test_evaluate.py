@@ -1,0 +1,166 @@
+"""Four-way comparison and re-evaluation. The comparison-table tests use eval.json files written here; the smoke
+four-way trains the four variants for real on the tiny model, and the saved weights are then scored again."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from engram.config import validate
+from engram.evaluation.evaluate import (
+    EvaluateError,
+    consistency_from_rows,
+    evaluate_model,
+    load_trained_run,
+    reevaluate_run,
+    run,
+    runs_from,
+    write_comparison,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny matrices on a shared 2-core machine: a second thread only adds contention (measured ~25x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=list(overrides))
+
+
+def fake_run(run_dir: Path, variant: str, correct: list[bool], prompts: list[str] | None = None,
+             family: str = "exact_match", keys: list[str] | None = None, generated: list[str] | None = None) -> Path:
+    prompts = prompts or [f"q{i}" for i in range(len(correct))]
+    keys = keys or prompts
+    generated = generated or ["a" if c else "b" for c in correct]
+    rows = [{"prompt": p, "expected": "a", "generated": g, "correct": c, "category": "cap" if i % 2 else "el",
+             "seen": i % 2 == 0, "key": k}
+            for i, (p, c, k, g) in enumerate(zip(prompts, correct, keys, generated, strict=True))]
+    em = sum(correct) / len(correct)
+    payload = {"info": {"variant": variant, "model": "tiny", "data": family, "num_train": 8, "experiment": "t"},
+               "metrics": {"eval/exact_match": em, "eval/exact_match_seen": em, "eval/exact_match_unseen": 0.0,
+                           "eval/retention": 0.9, "eval/latency_ms": 3.0, "params/trainable": 10.0,
+                           "eval/num_examples": float(len(rows))},
+               "per_category": {"cap": {"n": 1, "correct": 1, "exact_match": 1.0},
+                                "el": {"n": 1, "correct": 0, "exact_match": 0.0}},
+               "examples": rows}
+    run_dir.mkdir(parents=True)
+    (run_dir / "eval.json").write_text(json.dumps(payload))
+    return run_dir
+
+
+def test_comparison_rows_in_variant_order(tmp_path):
+    dirs = [fake_run(tmp_path / v, v, [True, False, v != "baseline", True])
+            for v in ("combined", "engram", "baseline", "lora")]
+    out = tmp_path / "cmp"
+    result = write_comparison([load_trained_run(d) for d in dirs], out, "t")
+    assert [r["variant"] for r in result["rows"]] == ["baseline", "lora", "engram", "combined"]
+    md = (out / "comparison.md").read_text().splitlines()
+    table = [ln for ln in md if ln.startswith("| ") and not ln.startswith("| Variant")]
+    assert [ln.split("|")[1].strip() for ln in table] == ["baseline", "lora", "engram", "combined"]
+    assert table[0].startswith("| baseline | 50.0% |")
+    assert "same 4 eval prompts" in "\n".join(md)
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["num_examples"] == 4 and data["rows"][2]["exact_match"] == 0.75
+
+
+def test_different_splits_are_refused(tmp_path):
+    a = fake_run(tmp_path / "a", "baseline", [True, False])
+    b = fake_run(tmp_path / "b", "engram", [True, False], prompts=["other", "q1"])
+    with pytest.raises(EvaluateError, match="different eval splits"):
+        write_comparison([load_trained_run(a), load_trained_run(b)], tmp_path / "out")
+    write_comparison([load_trained_run(a), load_trained_run(b)], tmp_path / "out", check_split=False)
+
+
+def test_failed_variant_is_a_row(tmp_path):
+    ok = fake_run(tmp_path / "ok", "engram", [True])
+    bad = tmp_path / "bad"
+    (bad / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"variant": {"name": "lora"}}), bad / ".hydra" / "config.yaml")
+    (bad / "FAILED.txt").write_text("Traceback...\nRuntimeError: out of memory\n")
+    result = write_comparison(runs_from([str(ok), str(bad)], None), tmp_path / "out")
+    assert [(r["variant"], r["status"]) for r in result["rows"]] == [("lora", "failed"), ("engram", "ok")]
+    md = result["markdown"].read_text()
+    assert "| lora | failed |" in md and "RuntimeError: out of memory" in md
+
+
+def test_consistency_on_patterns(tmp_path):
+    rows = [{"key": "k1", "generated": "x"}, {"key": "k1", "generated": " x"}, {"key": "k2", "generated": "y"},
+            {"key": "k2", "generated": "z"}, {"key": "k3", "generated": "w"}]
+    assert consistency_from_rows(rows) == 0.5  # k1 agrees, k2 does not, k3 has one paraphrase only
+    assert math.isnan(consistency_from_rows(rows[-1:]))
+    d = fake_run(tmp_path / "p", "engram", [True, True, False], family="patterns", keys=["k", "k", "j"],
+                 generated=["a", "a", "b"])
+    result = write_comparison([load_trained_run(d)], tmp_path / "out")
+    assert result["rows"][0]["consistency"] == 1.0 and "Consistency" in result["markdown"].read_text()
+
+
+def test_nothing_to_evaluate_and_bad_paths(tmp_path):
+    cfg = composed("model=tiny", f"output_dir={tmp_path}")
+    with pytest.raises(EvaluateError, match="nothing to evaluate"):
+        run(cfg, validate(cfg))
+    cfg = composed("model=tiny", f"run_dirs=[{tmp_path / 'missing'}]")
+    with pytest.raises(EvaluateError, match="not found"):
+        run(cfg, validate(cfg))
+    cfg = composed("model=tiny", "four_way=true", "variants=[baseline,adapter]")
+    with pytest.raises(EvaluateError, match="adapter"):
+        run(cfg, validate(cfg))
+
+
+# ---------------------------------------------------------------- real runs on the tiny model
+
+
+@pytest.fixture(scope="module")
+def smoke_four_way(tmp_path_factory):
+    """`python evaluate.py experiment=smoke four_way=true`, in process: trains the four variants, compares them."""
+    out = tmp_path_factory.mktemp("four_way")
+    cfg = composed("experiment=smoke", "four_way=true", f"output_dir={out}")
+    return run(cfg, validate(cfg)), out
+
+
+def test_smoke_four_way_has_four_rows(smoke_four_way):
+    result, out = smoke_four_way
+    md = (out / "comparison.md").read_text()
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| Variant")]
+    assert [ln.split("|")[1].strip() for ln in rows] == ["baseline", "lora", "engram", "combined"]
+    assert "failed" not in md
+    by = {r["variant"]: r for r in result["rows"]}
+    assert all(r["num_examples"] == 8 for r in by.values())  # one split, checked across the four
+    assert by["baseline"]["trainable_params"] == 0
+    assert by["lora"]["trainable_params"] > 0 and by["engram"]["trainable_params"] > 0
+    assert by["combined"]["trainable_params"] == by["lora"]["trainable_params"] + by["engram"]["trainable_params"]
+    assert all(r["latency_ms"] > 0 and 0.0 <= r["retention"] <= 1.0 for r in by.values())
+    for v in ("baseline", "lora", "engram", "combined"):
+        assert (out / "runs" / v / "eval.json").is_file()
+
+
+def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
+    """The saved LoRA adapter + memory on a fresh base model give the same greedy answers as at the end of training."""
+    _, out = smoke_four_way
+    trained = out / "runs" / "combined"
+    (trained / ".hydra").mkdir(exist_ok=True)  # in-process runs have no Hydra dir; give it the config it ran with
+    cfg = validate(composed("experiment=smoke", "variant=combined"))
+    OmegaConf.save(cfg, trained / ".hydra" / "config.yaml")
+    again = reevaluate_run(trained, tmp_path / "again")
+    before = json.loads((trained / "eval.json").read_text())["examples"]
+    assert [r["generated"] for r in again.result["examples"]] == [r["generated"] for r in before]
+    # a memory alone, on a fresh base model, scored on another data family (patterns -> consistency)
+    pcfg = validate(composed("experiment=smoke", "data=patterns", "data.num_eval=6"))
+    metrics = evaluate_model(pcfg, tmp_path / "patterns", variant="engram",
+                             engram_path=trained / "engram.safetensors")
+    assert metrics["eval/num_examples"] == 6 and "eval/consistency" in metrics
+    assert metrics["params/trainable"] > 0  # the memory's parameters, added to the base
