@@ -3,6 +3,7 @@ promises; the optuna sweeper and the SLURM launcher configs compose into somethi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -123,9 +124,15 @@ def test_optuna_search_composes():
 
 
 @pytest.mark.parametrize("launcher", ["submitit_slurm", "slurm"])
-def test_slurm_launcher_composes_into_sbatch(launcher, tmp_path):
+def test_slurm_launcher_composes_into_sbatch(launcher, tmp_path, monkeypatch):
     """No cluster here: compose the launcher, hand its parameters to submitit and read the sbatch script it makes."""
     import submitit
+
+    stub = tmp_path / "bin"  # submitit only checks that `srun` exists before it writes a script
+    stub.mkdir()
+    (stub / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (stub / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub}:{os.environ['PATH']}")
 
     cfg = composed("experiment=table_sweep", f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu",
                    "hydra.launcher.gpus_per_node=2", "hydra.launcher.timeout_min=90", hydra_cfg=True)
@@ -135,7 +142,7 @@ def test_slurm_launcher_composes_into_sbatch(launcher, tmp_path):
             "stderr_to_stdout"}
     params.pop("submitit_folder")
     params["name"] = "engram"
-    executor = submitit.AutoExecutor(cluster="slurm", folder=str(tmp_path),
+    executor = submitit.AutoExecutor(cluster="slurm", folder=str(tmp_path / "jobs"),
                                      slurm_max_num_timeout=params.pop("max_num_timeout"))
     resolved = {k: (None if isinstance(v, str) and v.startswith("${oc.env") else v) for k, v in params.items()}
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in resolved.items()})
