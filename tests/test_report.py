@@ -135,3 +135,11 @@ def test_report_cli(grid):
     empty = subprocess.run([sys.executable, str(ROOT / "report.py"), str(grid / "nothing")], capture_output=True,
                            text=True, cwd=ROOT, timeout=120)
     assert empty.returncode == 1 and "no job dirs" in empty.stdout
+
+
+def test_optuna_best_trial_in_report(grid, tmp_path):
+    (grid / "optimization_results.yaml").write_text(
+        "name: optuna\nbest_params:\n  optim.lr: 0.003\n  engram.table_size: 5000\nbest_value: 0.42\n")
+    write_report(collect([grid]), tmp_path, [grid])
+    md = (tmp_path / "report.md").read_text()
+    assert "## Optuna search" in md and "Best value: 0.42" in md and "`engram.table_size` = 5000" in md

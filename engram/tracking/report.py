@@ -288,6 +288,18 @@ def markdown_table(df: pd.DataFrame, cols: Sequence[str], names: Sequence[str] |
     return lines
 
 
+def optuna_section(sources: Sequence[str | Path]) -> list[str]:
+    """Best trial of an optuna sweep (hparams_search=optuna writes optimization_results.yaml in the sweep dir)."""
+    lines: list[str] = []
+    for src in sources:
+        path = Path(src) / "optimization_results.yaml"
+        if path.is_file():
+            res = OmegaConf.to_container(OmegaConf.load(path))
+            lines += [f"## Optuna search (`{src}`)", "", f"Best value: {res.get('best_value')}", ""]
+            lines += [f"- `{k}` = {v}" for k, v in (res.get("best_params") or {}).items()] + [""]
+    return lines
+
+
 def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] = ()) -> dict[str, Any]:
     """results.csv, report.md and the PNGs in out_dir; returns {"csv", "markdown", "plots": {name: data}}."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -310,6 +322,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
             md += markdown_table(ok, ["label", *cats], ["label", *[c[4:] for c in cats]]) + [""]
     if not failed.empty:
         md += ["## Failed jobs", ""] + markdown_table(failed, ["job", "overrides", "error"]) + [""]
+    md += optuna_section(sources)
     if plots:
         md += ["## Plots", ""] + [f"![{name[:-4]}]({name})" for name in plots] + [""]
     (out_dir / "report.md").write_text("\n".join(md))
