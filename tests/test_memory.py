@@ -123,3 +123,20 @@ def test_memory_init_zeros_and_prepopulate_message():
     model, tok = load_model("tiny")
     with pytest.raises(NotImplementedError, match="engram.init=prepopulate"):
         add_engram(model, small(init="prepopulate"), tokenizer=tok)
+
+
+def test_memory_context_gate_matches_the_paper_formula():
+    """alpha = sigmoid(signed_sqrt(<RMSNorm(h), RMSNorm(W_k e)> / sqrt(d)) + bias), v = alpha W_v e,
+    out = v + SiLU(causal dilated depthwise conv1d(RMSNorm(v))) — written here with F.conv1d as the demo does."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(1)
+    gate = ContextGate(16, 8, gate_bias=-1.0, conv_kernel=4, dilation=3)
+    torch.nn.init.normal_(gate.conv.weight)
+    h, e = torch.randn(2, 11, 16), torch.randn(2, 11, 8)
+    out = gate(h, e, torch.ones(2, 11, dtype=torch.bool))
+    score = (gate.key_norm(gate.key_proj(e)) * gate.query_norm(h)).sum(-1) / 4.0
+    alpha = torch.sigmoid(score.abs().clamp_min(1e-6).sqrt() * score.sign() - 1.0)
+    v = alpha.unsqueeze(-1) * gate.value_proj(e)
+    y = F.conv1d(gate.conv_norm(v).transpose(1, 2), gate.conv.weight, padding=9, dilation=3, groups=16)
+    torch.testing.assert_close(out, v + F.silu(y[..., :11].transpose(1, 2)), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,76 @@
+"""The same injection on the real SmolLM2-135M-Instruct (slow: run with `pytest -m slow`)."""
+
+import pytest
+import torch
+
+from engram import add_engram, engram_parameters, load_engram, remove_engram, save_engram
+from engram.evaluation.gate_stats import collect_gate_stats
+from engram.models.inject import engram_memories
+
+pytestmark = pytest.mark.slow
+
+CASES = {  # conf/engram-like settings, smaller tables to keep the test quick
+    "layers1_deepseek": dict(layers=[1], hash="deepseek", gate="context", gate_bias=0.0, dim=256, heads=4,
+                             max_ngram=3, table_size=5000),
+    "all_poc": dict(layers="all", hash="poc", gate="mlp", gate_bias=-5.0, dim=576, heads=4, max_ngram=2,
+                    table_size=1000, sparse=False, compress_vocab=False),
+    "all_span": dict(layers="all", hash="span", gate="context", gate_bias=-5.0, dim=64, heads=2, table_size=1000),
+}
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    """The model, a left-padded batch of 3 chat prompts of different lengths, its logits and greedy tokens."""
+    from engram.models import load_model
+
+    model, tok = load_model("smollm")
+    tok.padding_side = "left"
+    texts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+             for q in ["What is the capital of France?", "Name a primary colour, please.", "2+2?"]]
+    batch = tok(texts, return_tensors="pt", padding=True)
+    gen = dict(max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
+    with torch.no_grad():
+        logits = model(**batch).logits
+    return model, tok, batch, gen, logits, model.generate(**batch, **gen)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_inject_smollm(smollm, case, tmp_path):
+    model, tok, batch, gen, base_logits, base_tokens = smollm
+    try:
+        add_engram(model, CASES[case], tokenizer=tok)
+        n_layers = len(engram_memories(model))
+        assert n_layers == (1 if case.startswith("layers1") else model.config.num_hidden_layers)
+        with torch.no_grad():
+            logits = model(**batch).logits
+        # a fresh memory barely moves the model and the greedy answers are unchanged (deepseek's gate_bias=0 is
+        # half open, so only the answers are compared there)
+        mask = batch["attention_mask"].bool()
+        if CASES[case]["gate_bias"] <= -5:
+            assert (logits - base_logits)[mask].abs().max() < 0.1
+        assert torch.equal(model.generate(**batch, **gen), base_tokens)
+        stats = collect_gate_stats(model)
+        assert len(stats) == 5 * n_layers
+
+        # open the memory: outputs change, and cached generation still equals uncached
+        with torch.no_grad():
+            for p in engram_parameters(model):
+                p.add_(torch.randn_like(p) * 0.3)
+        cached = model.generate(**batch, **gen, use_cache=True)
+        uncached = model.generate(**batch, **gen, use_cache=False)
+        assert torch.equal(cached, uncached)
+
+        # save -> fresh injection -> load gives bit-identical logits
+        with torch.no_grad():
+            want = model(**batch).logits
+        path = save_engram(model, tmp_path)
+        remove_engram(model)
+        add_engram(model, CASES[case], tokenizer=tok)
+        load_engram(model, path)
+        with torch.no_grad():
+            assert torch.equal(model(**batch).logits, want)
+    finally:
+        if engram_memories(model):
+            remove_engram(model)
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, base_logits)  # removed cleanly
