@@ -12,6 +12,7 @@ _LAZY = {
     "add_engram": "engram.models.inject",
     "remove_engram": "engram.models.inject",
     "engram_parameters": "engram.models.inject",
+    "engram_param_groups": "engram.models.inject",
     "engram_state_dict": "engram.models.inject",
     "save_engram": "engram.models.inject",
     "load_engram": "engram.models.inject",

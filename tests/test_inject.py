@@ -196,3 +196,13 @@ def test_inject_works_on_a_peft_lora_model(tmp_path):
     assert gen.shape == (3, 8)
     remove_engram(peft_model)
     assert not engram_memories(peft_model)
+
+
+def test_inject_inner_decoder_call_without_recorded_ids_fails_clearly():
+    model, tok = load_model("tiny")
+    add_engram(model, small(), tokenizer=tok)
+    model(ids_batch())
+    with pytest.raises(RuntimeError, match="no token ids were recorded"):
+        model.model(ids_batch(shape=(2, 5)))  # bypasses the causal LM's pre-hook: stale ids must not be used
+    with pytest.raises(ValueError, match="inputs_embeds alone"):
+        model(inputs_embeds=torch.zeros(1, 3, 64))

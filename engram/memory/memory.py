@@ -12,6 +12,7 @@ The injection (engram/models/inject.py) adds the result to the layer's input hid
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -52,7 +53,7 @@ class EngramMemory(nn.Module):
             self.gate: nn.Module = MLPGate(hidden_size, mem_dim, float(cfg.gate_bias))
         else:
             self.gate = ContextGate(hidden_size, mem_dim, float(cfg.gate_bias), int(cfg.conv_kernel), self.max_ngram)
-        self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # keys, slots, keep
+        self._last: tuple[Callable[[], torch.Tensor], torch.Tensor, torch.Tensor] | None = None  # keys, slots, keep
 
     # ------------------------------------------------------------ forward
     def forward(
@@ -74,8 +75,9 @@ class EngramMemory(nn.Module):
 
     def lookup(
         self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Slots [B, T, heads], keys [B, T, n_keys] (for collision stats) and keep [B, T] for the T newest ids."""
+    ) -> tuple[torch.Tensor, Callable[[], torch.Tensor], torch.Tensor]:
+        """Slots [B, T, heads] and keep [B, T] for the T newest ids, plus a function giving the keys [B, T, n_keys]
+        (n-gram / prompt identities, only needed for the collision statistic, so computed on demand)."""
         keep = mask[:, -new:].bool()
         if self.kind == "span":
             S = ids.shape[1]
@@ -83,15 +85,16 @@ class EngramMemory(nn.Module):
             lengths = prompt_lengths.to(ids.device).unsqueeze(-1)
             key = self.hasher.span_keys(ids, (pos < lengths) & mask.bool(), self.layer)  # [B]
             keep = keep & (pos[-new:] >= lengths - 1)  # the position predicting the first answer token on
-            keys = key[:, None, None].expand(-1, new, 1)
-            return self.hasher.slots(keys[..., 0], self.layer), keys, keep
+            slots = self.hasher.slots(key, self.layer)[:, None, :].expand(-1, new, -1)
+            return slots, lambda: key[:, None, None].expand(-1, new, 1), keep
         # n-grams read the previous max_ngram - 1 ids, so that window suffices (poc: just the new ids)
         window = ids[:, -(new + self.max_ngram - 1) :] if self.kind == "deepseek" else ids[:, -new:]
-        return self.hasher.hash(window, self.layer)[:, -new:], self.hasher.keys(window, self.layer)[:, -new:], keep
+        slots = self.hasher.hash(window, self.layer)[:, -new:]
+        return slots, lambda: self.hasher.keys(window, self.layer)[:, -new:], keep
 
     # ------------------------------------------------------------ statistics
     @torch.no_grad()
-    def _track(self, keys: torch.Tensor, slots: torch.Tensor, keep: torch.Tensor) -> None:
+    def _track(self, keys: Callable[[], torch.Tensor], slots: torch.Tensor, keep: torch.Tensor) -> None:
         self.hits[(slots + self.offsets)[keep]] = True
         self._last = (keys, slots, keep)
 
@@ -113,7 +116,8 @@ class EngramMemory(nn.Module):
         another key, i.e. 1 - distinct slots / distinct keys; averaged over heads. NaN before any forward."""
         if self._last is None:
             return float("nan")
-        keys, slots, keep = self._last
+        keys_fn, slots, keep = self._last
+        keys = keys_fn()
         per_key = slots.shape[-1] // keys.shape[-1]  # heads that share one key column
         rates = []
         for c in range(slots.shape[-1]):

@@ -26,6 +26,7 @@ class EngramContext:
         self.mask: torch.Tensor | None = None
         self.prompt_lengths: torch.Tensor | None = None
         self.caches: dict[int, dict] = {}
+        self.new = 0  # positions fed by the current forward
         self.generate_prompt_len: int | None = None  # set while generate() runs
         self.generate_prompt_lengths: torch.Tensor | None = None
 
@@ -41,7 +42,7 @@ class EngramContext:
         prompt_lengths: torch.Tensor | None,
     ) -> None:
         """Record the ids of one model forward (called by the pre-hook on the model before any layer runs)."""
-        new = input_ids.shape[1]
+        new = self.new = input_ids.shape[1]
         mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         mask = mask[:, -new:]
         ids = torch.where(mask, input_ids, torch.full_like(input_ids, self.pad_id))

@@ -236,9 +236,10 @@ def _model_hook(context: EngramContext) -> Any:
 
 def _layer_hook(memory: EngramMemory, context: EngramContext) -> Any:
     def hook(layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        if context.ids is None:
-            raise RuntimeError("engram: a decoder layer ran without the model forward (no token ids recorded)")
         h = args[0] if args else kwargs["hidden_states"]
+        if context.ids is None or h.shape[:2] != (context.ids.shape[0], context.new):
+            raise RuntimeError("engram: a decoder layer ran without the model's own forward, so no token ids were "
+                               "recorded for it; call the causal LM (or its PeftModel), not its inner layers")
         h = h + memory(h, context.ids, context.mask, context.prompt_lengths, context.cache(memory.layer))
         if args:
             return (h, *args[1:]), kwargs
