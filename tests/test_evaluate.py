@@ -146,15 +146,23 @@ def test_smoke_four_way_has_four_rows(smoke_four_way):
     assert all(r["latency_ms"] > 0 and 0.0 <= r["retention"] <= 1.0 for r in by.values())
     for v in ("baseline", "lora", "engram", "combined"):
         assert (out / "runs" / v / "eval.json").is_file()
+        assert OmegaConf.load(out / "runs" / v / ".hydra" / "config.yaml").variant.name == v
+    from engram.tracking.report import collect
+
+    table = collect([out / "runs"])  # report.py works on a four-way's runs like on a multirun
+    assert sorted(table["label"]) == ["baseline", "combined", "engram", "lora"] and (table["status"] == "ok").all()
+
+
+def test_duplicate_variants_get_told_apart(tmp_path):
+    runs = [load_trained_run(fake_run(tmp_path / str(i), "engram", [True])) for i in range(2)]
+    rows = write_comparison(runs, tmp_path / "out")["rows"]
+    assert [r["variant"] for r in rows] == ["engram (0)", "engram (1)"]
 
 
 def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
     """The saved LoRA adapter + memory on a fresh base model give the same greedy answers as at the end of training."""
     _, out = smoke_four_way
     trained = out / "runs" / "combined"
-    (trained / ".hydra").mkdir(exist_ok=True)  # in-process runs have no Hydra dir; give it the config it ran with
-    cfg = validate(composed("experiment=smoke", "variant=combined"))
-    OmegaConf.save(cfg, trained / ".hydra" / "config.yaml")
     again = reevaluate_run(trained, tmp_path / "again")
     before = json.loads((trained / "eval.json").read_text())["examples"]
     assert [r["generated"] for r in again.result["examples"]] == [r["generated"] for r in before]

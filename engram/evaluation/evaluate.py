@@ -157,6 +157,10 @@ def write_comparison(runs: list[TrainedRun], out_dir: Path, title: str = "Four-w
     runs = sorted(runs, key=lambda r: order.get(r.variant, len(order)))
     n = check_same_split(runs) if check_split else 0
     rows = [comparison_row(r) for r in runs]
+    names = [r["variant"] for r in rows]
+    for r in rows:  # e.g. a multirun over variant x table_size: tell the rows apart
+        if names.count(r["variant"]) > 1:
+            r["variant"] = f"{r['variant']} ({Path(r['run_dir']).name})"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "comparison.json").write_text(json.dumps({"title": title, "num_examples": n, "rows": rows},
                                                         indent=1, default=str))
@@ -197,6 +201,10 @@ def train_variants(cfg: DictConfig, out_dir: Path, variants: list[str]) -> list[
         vcfg.variant.name = variant
         vcfg.variant.finetune = "none"
         vcfg.paths = {"output_dir": str(out_dir / variant)}
+        hydra_dir = out_dir / variant / ".hydra"  # like a multirun job: report.py and run_dir= can read it
+        hydra_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(vcfg, hydra_dir / "config.yaml")
+        OmegaConf.save(OmegaConf.create([f"variant={variant}"]), hydra_dir / "overrides.yaml")
         log.info("four-way: training %s in %s", variant, out_dir / variant)
         try:
             run_task(vcfg)
