@@ -172,3 +172,21 @@ def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
                              engram_path=trained / "engram.safetensors")
     assert metrics["eval/num_examples"] == 6 and "eval/consistency" in metrics
     assert metrics["params/trainable"] > 0  # the memory's parameters, added to the base
+
+
+def test_comparison_goes_to_wandb_offline(tmp_path, monkeypatch):
+    """logger=wandb: the comparison becomes a wandb.Table in an offline run of the experiment's group."""
+    from engram.evaluation.evaluate import log_comparison_table
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for var in ("WANDB_DIR", "WANDB_SILENT", "WANDB_CONSOLE", "WANDB_DISABLE_CODE"):
+        monkeypatch.delenv(var, raising=False)  # prepare_wandb_env sets them; keep them out of other tests
+    dirs = [fake_run(tmp_path / v, v, [True, v == "engram"]) for v in ("baseline", "engram")]
+    rows = write_comparison([load_trained_run(d) for d in dirs], tmp_path / "out")["rows"]
+    cfg = validate(composed("model=tiny", "logger=wandb", "experiment_name=cmp"))
+    log_comparison_table(cfg, rows, tmp_path / "out")
+    tables = list((tmp_path / "out" / "wandb").glob("offline-run-*/files/media/table/four_way/comparison*.json"))
+    assert len(tables) == 1
+    table = json.loads(tables[0].read_text())
+    assert [r[0] for r in table["data"]] == ["baseline", "engram"] and table["columns"][1] == "exact_match"
+    assert [r[1] for r in table["data"]] == [0.5, 1.0]
