@@ -108,3 +108,31 @@ def test_warmup_then_cosine() -> None:
 
 def test_nothing_trainable_gives_no_optimizer() -> None:
     assert build_optimizer({"tables": [], "engram_dense": [], "dense": []}, {"lr": 1e-3}) is None
+
+
+@pytest.mark.parametrize("variant", ["lora", "engram"])
+def test_module_loss_equals_the_hf_causal_lm_loss(variant: str) -> None:
+    """The answer-only logits shortcut gives the same loss (and gradients flow) as the full HF forward."""
+    from omegaconf import OmegaConf
+
+    from engram.config import DataConfig
+    from engram.data.datamodule import EngramDataModule
+    from engram.models.loading import load_model
+    from engram.training.module import EngramLitModule
+    from engram.training.variants import apply_variant
+
+    model, tok = load_model("tiny")
+    cfg = OmegaConf.create({"variant": {"name": variant, "finetune": "none"},
+                            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+                            "engram": {"table_size": 257, "dim": 32, "layers": [1], "init_std": 0.5}})
+    model = apply_variant(model, cfg, tok).eval()
+    data = DataConfig(num_train=8, num_eval=4, batch_size=8)
+    batch = next(iter(EngramDataModule(OmegaConf.structured(data), tok).train_dataloader()))
+    module = EngramLitModule(model, variant, {"lr": 1e-3}, cfg.engram)
+    ours = module(batch)
+    extra = {"engram_prompt_lengths": batch["prompt_lengths"]} if variant == "engram" else {}
+    reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+                      **extra).loss
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
+    ours.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

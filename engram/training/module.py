@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engram.training.optim import build_optimizer, build_scheduler, split_trainable
@@ -43,10 +44,20 @@ class EngramLitModule(L.LightningModule):
         self.model.train()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        kwargs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+        """Mean cross-entropy over answer tokens (labels != -100), as the HF causal-LM loss computes it.
+
+        Only positions from the shortest prompt on get logits: every earlier position predicts a prompt token
+        (label -100), and the lm_head over a ~49k vocabulary is about a fifth of SmolLM2's forward cost.
+        """
+        labels = batch["labels"]
+        start = max(int(batch["prompt_lengths"].min()) - 1, 0)
+        keep = torch.arange(start, labels.shape[1] - 1, device=labels.device)
+        kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "logits_to_keep": keep}
         if self.uses_engram:
             kwargs["engram_prompt_lengths"] = batch["prompt_lengths"]
-        return self.model(**kwargs).loss
+        logits = self.model(**kwargs).logits
+        targets = labels[:, start + 1 :]
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self(batch)
