@@ -10,7 +10,9 @@ from engram.models.inject import engram_memories
 pytestmark = pytest.mark.slow
 
 CASES = {  # conf/engram-like settings, smaller tables to keep the test quick
-    "layers1_deepseek": dict(layers=[1], hash="deepseek", gate="context", gate_bias=0.0, dim=256, heads=4,
+    # gate_bias -5 rather than deepseek.yaml's 0: a half-open fresh memory moves SmolLM2's logits by ~0.2 and can
+    # flip a near-tied greedy token, which is not what this test is about
+    "layers1_deepseek": dict(layers=[1], hash="deepseek", gate="context", gate_bias=-5.0, dim=256, heads=4,
                              max_ngram=3, table_size=5000),
     "all_poc": dict(layers="all", hash="poc", gate="mlp", gate_bias=-5.0, dim=576, heads=4, max_ngram=2,
                     table_size=1000, sparse=False, compress_vocab=False),
@@ -43,11 +45,9 @@ def test_inject_smollm(smollm, case, tmp_path):
         assert n_layers == (1 if case.startswith("layers1") else model.config.num_hidden_layers)
         with torch.no_grad():
             logits = model(**batch).logits
-        # a fresh memory barely moves the model and the greedy answers are unchanged (deepseek's gate_bias=0 is
-        # half open, so only the answers are compared there)
+        # a fresh memory with a closed gate barely moves the model and the greedy answers are unchanged
         mask = batch["attention_mask"].bool()
-        if CASES[case]["gate_bias"] <= -5:
-            assert (logits - base_logits)[mask].abs().max() < 0.1
+        assert (logits - base_logits)[mask].abs().max() < 0.1
         assert torch.equal(model.generate(**batch, **gen), base_tokens)
         stats = collect_gate_stats(model)
         assert len(stats) == 5 * n_layers
