@@ -4,6 +4,7 @@ the table, the failed-job listing, and the data behind every plot."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,10 +48,10 @@ def flat(points: list[list[float]]) -> list[float]:
     return [v for p in points for v in p]
 
 
-@pytest.fixture
-def grid(tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def grid_template(tmp_path_factory) -> Path:
     """A 2x2 sweep (table_size x num_train) plus one job that failed with a recorded error."""
-    root = tmp_path / "multirun" / "grid"
+    root = tmp_path_factory.mktemp("multirun") / "grid"
     num = 0
     for table in (1000, 10000):
         for n in (100, 500):
@@ -62,6 +63,12 @@ def grid(tmp_path) -> Path:
     fake_job(root / str(num), ["variant=engram", "engram.table_size=100000", "data.num_train=500"], None,
              error="RuntimeError: boom in job 4")
     return root
+
+
+@pytest.fixture
+def grid(grid_template, tmp_path) -> Path:
+    """A fresh copy per test (tests write reports into it)."""
+    return Path(shutil.copytree(grid_template, tmp_path / "grid"))
 
 
 def test_collect_table(grid):
@@ -132,9 +139,13 @@ def test_report_cli(grid):
     assert done.returncode == 0, done.stderr
     assert "5 jobs (1 failed)" in done.stdout
     assert (grid / "report.md").is_file() and len(list(grid.glob("*.png"))) >= 3
-    empty = subprocess.run([sys.executable, str(ROOT / "report.py"), str(grid / "nothing")], capture_output=True,
-                           text=True, cwd=ROOT, timeout=120)
-    assert empty.returncode == 1 and "no job dirs" in empty.stdout
+
+
+
+def test_report_on_nothing(tmp_path, capsys):
+    from engram.tracking.report import main
+
+    assert main([str(tmp_path / "nothing")]) == 1 and "no job dirs" in capsys.readouterr().out
 
 
 def test_optuna_best_trial_in_report(grid, tmp_path):
