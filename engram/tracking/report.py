@@ -32,11 +32,13 @@ METRIC_COLUMNS = {
     "eval/consistency": "consistency", "eval/latency_ms": "latency_ms", "params/trainable": "trainable_params",
     "val/loss": "eval_loss", "train/loss": "train_loss", "time/total_s": "wall_s",
 }
+SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
+          "gate_open_frac", "slot_utilisation", "collision_rate")
 GATE_STATS = ("gate_mean", "gate_open_frac", "slot_utilisation", "collision_rate")
 MEMORY_VARIANTS = ("engram", "combined")
 HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", "exact_match_seen": "seen",
            "exact_match_unseen": "unseen", "latency_ms": "ms/answer", "trainable_params": "trainable params",
-           "gate_mean": "gate mean", "gate_open_frac": "gate open", "wall_s": "wall s"}
+           "gate_mean": "gate mean", "gate_open_frac": "gate open", "wall_s": "wall s", "eval_loss": "eval loss"}
 
 
 # ---------------------------------------------------------------- collecting
@@ -142,9 +144,11 @@ def varying_override_keys(overrides: Sequence[str]) -> list[str]:
 def make_labels(df: pd.DataFrame) -> list[str]:
     keys = varying_override_keys(list(df["overrides"]))
     labels = []
-    for ov, job in zip(df["overrides"], df["job"], strict=True):
+    for ov, job, variant in zip(df["overrides"], df["job"], df["variant"], strict=True):
         parsed = dict(o.split("=", 1) for o in ov.split() if "=" in o)
-        short = [f"{k.split('.')[-1]}={parsed[k]}" if k != "variant" else parsed[k] for k in keys if k in parsed]
+        # engram.* settings mean nothing for a variant without memory
+        used = [k for k in keys if k in parsed and (variant in MEMORY_VARIANTS or not k.startswith("engram."))]
+        short = [f"{k.split('.')[-1]}={parsed[k]}" if k != "variant" else parsed[k] for k in used]
         labels.append(", ".join(short) or Path(job).name)
     return labels
 
@@ -170,12 +174,14 @@ def _bar_data(ax: Any) -> dict[str, list[float]]:
 
 
 def plot_lines(df: pd.DataFrame, x: str, ys: Sequence[str], series: str | None, title: str, xlabel: str,
-               path: Path, logx: bool = True) -> dict[str, Any] | None:
-    """One subplot per y column, one line per value of `series`; None when there is nothing to draw."""
+               path: Path, logx: bool = True, reference: pd.DataFrame | None = None) -> dict[str, Any] | None:
+    """One subplot per y column (those with data), one line per value of `series`; `reference` rows (the baseline)
+    are a dashed horizontal line. None when there is nothing to draw."""
     import matplotlib.pyplot as plt
 
     data = df.assign(_x=_numeric(df, x)).dropna(subset=["_x"])
-    if data["_x"].nunique() < 2:
+    ys = [y for y in ys if y in data and _numeric(data, y).notna().any()]
+    if data["_x"].nunique() < 2 or not ys:
         return None
     fig, axes = plt.subplots(1, len(ys), figsize=(5.5 * len(ys), 4), squeeze=False)
     drawn: dict[str, Any] = {}
@@ -185,8 +191,14 @@ def plot_lines(df: pd.DataFrame, x: str, ys: Sequence[str], series: str | None, 
             part = part.assign(_y=_numeric(part, y)).dropna(subset=["_y"]).groupby("_x")["_y"].mean()
             if part.empty:
                 continue
-            label = f"{series.split('.')[-1]}={key}" if key is not None else y
+            label = f"{series.split('.')[-1]}={key}" if key is not None else "runs"
             ax.plot(part.index, part.values, marker="o", label=label)
+        ref = _numeric(reference, y).dropna() if reference is not None and y in reference else pd.Series(dtype=float)
+        if not ref.empty:
+            ax.axhline(float(ref.mean()), color="grey", linestyle="--", label="baseline (no memory)")
+        if y in SHARES:  # shares: start at 0 so a flat 0% reads as 0%, not as noise around it
+            top = max([0.1, *(float(max(line.get_ydata())) for line in ax.get_lines() if len(line.get_ydata()))])
+            ax.set_ylim(-0.02, min(1.02, 1.15 * top))
         if logx:
             ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel=y.replace("_", " "), title=title if len(ys) == 1 else y.replace("_", " "))
@@ -236,19 +248,21 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     if ok.empty:
         return plots
     memory = ok[ok["variant"].isin(MEMORY_VARIANTS)]
+    baseline = ok[ok["variant"] == "baseline"]
     specs = [
-        ("exact_match_vs_slots.png", memory, "table_size", ["exact_match"], "num_train",
+        ("exact_match_vs_slots.png", memory, "table_size", ["exact_match", "eval_loss", "retention"], "num_train",
          "Exact match vs memory slots", "memory slots (table_size)"),
-        ("exact_match_vs_data.png", ok, "num_train", ["exact_match"], "table_size" if len(memory) else "variant",
-         "Exact match vs data scale", "training examples (num_train)"),
+        ("exact_match_vs_data.png", ok, "num_train", ["exact_match", "eval_loss"],
+         "table_size" if len(memory) else "variant", "Exact match vs data scale", "training examples (num_train)"),
         ("gate_vs_slots.png", memory, "table_size", ["gate_mean", "gate_open_frac"], "num_train",
          "Gate statistics vs memory slots", "memory slots (table_size)"),
         ("slots_used_vs_slots.png", memory, "table_size", ["slot_utilisation", "collision_rate"], "num_train",
          "Slot use vs memory slots", "memory slots (table_size)"),
     ]
     for name, data, x, ys, series, title, xlabel in specs:
-        if all(y in data for y in ys) and not data.empty:
-            drawn = plot_lines(data, x, ys, series, title, xlabel, out_dir / name)
+        if ys[0] in data and not data.empty:
+            ref = baseline if name.endswith("_vs_slots.png") else None
+            drawn = plot_lines(data, x, ys, series, title, xlabel, out_dir / name, reference=ref)
             if drawn:
                 plots[name] = drawn
     cats = sorted(c for c in ok.columns if c.startswith("cat/"))
@@ -312,8 +326,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
           "(greedy decoding, exact match after stripping whitespace); full table in `results.csv`.", ""]
     if not ok.empty:
         cols = ["label", "variant", "table_size", "num_train", "exact_match", "exact_match_seen",
-                "exact_match_unseen", "retention", "consistency", "latency_ms", "trainable_params", "gate_mean",
-                "gate_open_frac", "wall_s"]
+                "exact_match_unseen", "eval_loss", "retention", "consistency", "latency_ms", "trainable_params",
+                "gate_mean", "gate_open_frac", "wall_s"]
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
         md += ["## Results", ""] + markdown_table(ok, cols, [HEADERS.get(c, c) for c in cols]) + [""]
         cats = sorted(c for c in ok.columns if c.startswith("cat/"))
