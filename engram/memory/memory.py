@@ -49,6 +49,8 @@ class EngramMemory(nn.Module):
         # derived from the config, so not saved: offsets of the head blocks, rows hit since reset_slot_usage()
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=False)
         self.register_buffer("hits", torch.zeros(rows, dtype=torch.bool), persistent=False)
+        # rows hit so far, kept up to date per forward so utilisation never scans the whole table
+        self.register_buffer("hit_count", torch.zeros((), dtype=torch.long), persistent=False)
         if cfg.gate == "mlp":
             self.gate: nn.Module = MLPGate(hidden_size, mem_dim, float(cfg.gate_bias))
         else:
@@ -95,7 +97,9 @@ class EngramMemory(nn.Module):
     # ------------------------------------------------------------ statistics
     @torch.no_grad()
     def _track(self, keys: Callable[[], torch.Tensor], slots: torch.Tensor, keep: torch.Tensor) -> None:
-        self.hits[(slots + self.offsets)[keep]] = True
+        rows = torch.unique((slots + self.offsets)[keep])  # O(lookups), not O(table rows)
+        self.hit_count += (~self.hits[rows]).sum()
+        self.hits[rows] = True
         self._last = (keys, slots, keep)
 
     @property
@@ -105,10 +109,11 @@ class EngramMemory(nn.Module):
 
     def slot_utilisation(self) -> float:
         """Fraction of table rows looked up at least once since the last `reset_slot_usage()`."""
-        return float(self.hits.float().mean())
+        return float(self.hit_count) / self.hits.numel()
 
     def reset_slot_usage(self) -> None:
         self.hits.zero_()
+        self.hit_count.zero_()
 
     @torch.no_grad()
     def collision_rate(self) -> float:

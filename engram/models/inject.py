@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from engram.config import ConfigError, EngramConfig, validate_engram, validate_layers
+from engram.memory.budget import check_memory_budget
 from engram.memory.hashing import NgramHasher, PocHasher, SpanHasher, build_token_map
 from engram.memory.memory import EngramMemory
 from engram.models.generation import EngramContext
@@ -59,13 +60,16 @@ def add_engram(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Module:
         raise RuntimeError("engram: the model already has Engram memories; call remove_engram(model) first")
     decoder_layers = lm.model.layers
     layers = validate_layers(ecfg.layers, len(decoder_layers))
+    ref = next(lm.parameters())
+    # refuse a table that would not fit (with its optimizer state) before building primes or allocating rows
+    check_memory_budget(ecfg, len(layers), int(lm.config.hidden_size),
+                        ref.element_size() if ref.dtype.is_floating_point else 4)
     pad_id = _pad_id(lm, tokenizer)
     token_map = None
     if tokenizer is not None and ecfg.compress_vocab and ecfg.hash != "poc":
         token_map = build_token_map(tokenizer, vocab_size=lm.config.vocab_size)
     hasher = make_hasher(ecfg, layers, int(lm.config.vocab_size), pad_id, token_map)
     context = EngramContext(pad_id)
-    ref = next(lm.parameters())
     dtype = ref.dtype if ref.dtype.is_floating_point else None
     hooks = []
     for layer in layers:

@@ -1,0 +1,99 @@
+"""Memory budget: the bytes an Engram config needs (tables + optimizer state), checked before anything is allocated.
+
+A table of 10^7 rows x 576 floats is 23 GB on its own and Adam keeps two more of the same size, so a too-large
+`engram.table_size` would otherwise die deep inside the first optimizer step (or take the machine down with it).
+`check_memory_budget` refuses such sizes up front with one line naming `engram.table_size`.
+
+The estimate counts, per injected layer: the table rows (deepseek/span: one block per head and n-gram order, each
+`dim // heads` wide; poc: one shared block `dim` wide), the optimizer state of the table (SparseAdam / Adam: two
+moments; dense training also keeps a dense gradient of the same size) and the slot-hit buffer (one byte per row).
+The gate weights are small (a few hidden x dim matrices) and counted with their gradient and Adam moments.
+Prime table sizes are at most a little above `table_size`; the estimate rounds up by 1% to cover that.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from engram.config import ConfigError
+
+GIB = 1024**3
+
+
+class MemoryBudgetError(ConfigError):
+    """The tables and their optimizer state would not fit in the RAM available now."""
+
+
+@dataclass(frozen=True)
+class EngramBytes:
+    rows: int  # table rows per layer
+    row_dim: int  # floats per row
+    layers: int
+    tables: int  # bytes of the tables themselves
+    optimizer: int  # optimizer state (and the dense gradient when the tables are not sparse)
+    other: int  # gate weights with their grads and moments, slot-hit buffers
+
+    @property
+    def total(self) -> int:
+        return self.tables + self.optimizer + self.other
+
+
+def _sizes(table_size: Any) -> list[int]:
+    return [int(s) for s in table_size] if isinstance(table_size, list | tuple) else [int(table_size)]
+
+
+def estimate_engram_bytes(cfg: Any, layers: int, hidden_size: int, dtype_bytes: int = 4) -> EngramBytes:
+    """Bytes `add_engram(cfg)` plus training (Adam moments) will hold for `layers` injected layers."""
+    sizes, heads, dim = _sizes(cfg.table_size), int(cfg.heads), int(cfg.dim)
+    if cfg.hash == "poc":
+        rows, row_dim, mem_dim = sizes[0], dim, dim
+    else:
+        row_dim = max(1, dim // heads)
+        orders = [sizes[0]] if cfg.hash == "span" else (
+            sizes if len(sizes) > 1 else sizes * max(1, int(cfg.max_ngram) - 1))
+        rows = heads * sum(orders)
+        mem_dim = row_dim * heads * len(orders)
+    rows = int(rows * 1.01) + 64  # primes >= table_size (distinct per head) sit a little above it
+    table = rows * row_dim * dtype_bytes
+    state_copies = 2 if bool(cfg.sparse) else 3  # Adam moments (+ a dense gradient when not sparse)
+    gate_params = 2 * mem_dim * hidden_size + hidden_size * hidden_size  # an upper bound for both gates
+    other = rows + 4 * gate_params * dtype_bytes  # hit buffer; gate params + grad + 2 moments
+    return EngramBytes(rows, row_dim, layers, layers * table, layers * table * state_copies, layers * other)
+
+
+def available_memory_bytes() -> int | None:
+    """RAM that can be allocated now without swapping (Linux MemAvailable; psutil elsewhere; None if unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:
+        return None
+
+
+def check_memory_budget(cfg: Any, layers: int, hidden_size: int, dtype_bytes: int = 4) -> EngramBytes:
+    """Raise `MemoryBudgetError` (one line, names engram.table_size) when the estimate exceeds the available RAM.
+
+    `ENGRAM_MEMORY_LIMIT_GB` overrides the available RAM (e.g. to keep room for other jobs on a shared machine).
+    """
+    need = estimate_engram_bytes(cfg, layers, hidden_size, dtype_bytes)
+    limit = os.environ.get("ENGRAM_MEMORY_LIMIT_GB")
+    avail = int(float(limit) * GIB) if limit else available_memory_bytes()
+    if avail is not None and need.total > avail:
+        raise MemoryBudgetError(
+            "engram.table_size",
+            cfg.table_size,
+            f"needs ~{need.total / GIB:.1f} GiB ({need.layers} layer(s) x {need.rows:,} rows x {need.row_dim} floats: "
+            f"tables {need.tables / GIB:.1f} GiB + optimizer state {need.optimizer / GIB:.1f} GiB) but only "
+            f"{avail / GIB:.1f} GiB of RAM is available; use a smaller engram.table_size, dim or fewer layers",
+        )
+    return need
