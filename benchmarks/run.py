@@ -1,0 +1,105 @@
+"""Performance benchmarks (issue 8): one run, every target measured side by side, one table.
+
+    python benchmarks/run.py --quick      # tiny model, < 2 minutes: a smoke run of every benchmark
+    python benchmarks/run.py              # real SmolLM2-135M: the numbers in benchmarks/README.md
+    python benchmarks/run.py --only table,hash --threads 1
+
+Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
+Exit status 0 even with FAILs (machines are noisy; the table is the result), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
+
+PARTS = ("table", "overhead", "throughput", "generation", "hash")
+
+# quick: tiny model, smaller tables, fewer steps; full: the issue's settings on SmolLM2
+SETTINGS = {
+    "quick": {"model": "tiny", "rows64": [10**3, 10**5, 10**6], "rows576": [10**3, 10**5], "rounds": 6,
+              "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "gen_rounds": 3},
+    "full": {"model": "smollm", "rows64": [10**3, 10**5, 10**6, 10**7], "rows576": [10**3, 10**6], "rounds": 3,
+             "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "gen_rounds": 3},
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny model, < 2 minutes")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma list of: {', '.join(PARTS)}")
+    # One thread by default: on a shared machine every OpenMP region with 2 threads waits for a time slice of the
+    # other jobs (measured: tiny-model step 50 ms with 1 thread, 2 s with 2 while another job ran).
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1; see benchmarks/README.md)")
+    ap.add_argument("--rounds", type=int, default=None, help="timed steps per configuration")
+    ap.add_argument("--gen-prompts", type=int, default=32)
+    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    args = ap.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(PARTS)
+    if unknown:
+        ap.error(f"--only: unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import torch
+
+    from benchmarks import bench_generation, bench_throughput, bench_train
+    from benchmarks.common import format_table, frozen, machine_info, peak_rss_bytes, train_batch
+    from engram.models import load_model
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    mode = "quick" if args.quick else "full"
+    s = SETTINGS[mode]
+    rounds = args.rounds or s["rounds"]
+    parts = args.only.split(",")
+    info = machine_info(args.threads)
+    print(f"engram-lab benchmarks, mode={mode}, model={s['model']}")
+    for k, v in info.items():
+        print(f"  {k}: {v}")
+    start = time.perf_counter()
+    base, tok = load_model(s["model"])
+    frozen(base)
+    batch = train_batch(tok, 16)  # batch 16 of exact-match facts, plain prompts (~30 tokens with SmolLM2)
+    print(f"  train batch: {tuple(batch['input_ids'].shape)}", flush=True)
+    rows = []
+
+    def done(part: str, new: list) -> None:
+        rows.extend(new)
+        print(f"\n[{part} done at {time.perf_counter() - start:.0f} s]\n{format_table(new)}", flush=True)
+
+    if "hash" in parts:
+        done("hash", bench_generation.hash_speed(tok, int(base.config.vocab_size), 10**6, 5))
+    if "table" in parts:
+        done("table 64-dim", bench_train.table_scaling(base, tok, batch, bench_train.DEEPSEEK_64, s["rows64"],
+                                                       rounds, s["warmup"], "64-dim deepseek"))
+        done("table 576-dim", bench_train.table_scaling(base, tok, batch, bench_train.POC_576, s["rows576"],
+                                                        rounds, s["warmup"], "576-dim poc"))
+    if "overhead" in parts:
+        done("overhead", bench_train.overhead(base, tok, batch, 5000, rounds, s["warmup"]))
+    if "throughput" in parts:
+        done("throughput", bench_throughput.throughput(base, tok, s["train_n"], s["tp_batch"], s["tp_batches"]))
+    if "generation" in parts:
+        done("generation", bench_generation.generation(base, tok, args.gen_prompts, args.gen_tokens, s["gen_rounds"]))
+
+    total = time.perf_counter() - start
+    table = format_table(rows)
+    cmd = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    header = "\n".join([f"mode={mode}, model={s['model']}, total {total:.0f} s, peak RSS "
+                        f"{peak_rss_bytes() / 2**30:.2f} GiB, command: `{cmd.strip()}`", "",
+                        *[f"- {k}: {v}" for k, v in info.items()], ""])
+    print("\n== results ==\n" + header + "\n" + table)
+    if args.out:
+        args.out.write_text(header + "\n" + table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
