@@ -8,11 +8,12 @@ The estimate counts, per injected layer: the table rows (deepseek/span: one bloc
 `dim // heads` wide; poc: one shared block `dim` wide), the optimizer state of the table (SparseAdam / Adam: two
 moments; dense training also keeps a dense gradient of the same size) and the slot-hit buffer (one byte per row).
 The gate weights are small (a few hidden x dim matrices) and counted with their gradient and Adam moments.
-Prime table sizes are at most a little above `table_size`; the estimate rounds up by 1% to cover that.
+Prime table sizes sit a little above `table_size`; the estimate bounds that from above (tight for big tables).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -53,9 +54,11 @@ def estimate_engram_bytes(cfg: Any, layers: int, hidden_size: int, dtype_bytes: 
         row_dim = max(1, dim // heads)
         orders = [sizes[0]] if cfg.hash == "span" else (
             sizes if len(sizes) > 1 else sizes * max(1, int(cfg.max_ngram) - 1))
-        rows = heads * sum(orders)
+        # Each head's rows are a distinct prime >= its size; with k primes taken before it (all heads of all
+        # layers), it lies below size + 2 k ln(size) + 10 (prime gaps average ln(size)): a bound, tight for big tables
+        taken = layers * heads * len(orders)
+        rows = heads * sum(s + int(2 * taken * (math.log(max(s, 2)) + 1)) + 10 for s in orders)
         mem_dim = row_dim * heads * len(orders)
-    rows = int(rows * 1.01) + 64  # primes >= table_size (distinct per head) sit a little above it
     table = rows * row_dim * dtype_bytes
     state_copies = 2 if bool(cfg.sparse) else 3  # Adam moments (+ a dense gradient when not sparse)
     gate_params = 2 * mem_dim * hidden_size + hidden_size * hidden_size  # an upper bound for both gates
