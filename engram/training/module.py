@@ -34,6 +34,7 @@ class EngramLitModule(L.LightningModule):
         self.lr_multiplier = float(engram_cfg.get("lr_multiplier", 1.0)) if engram_cfg is not None else 1.0
         self.sparse_tables = bool(engram_cfg.get("sparse", False)) if engram_cfg is not None else False
         self.strict_loading = False  # checkpoints carry the trainable weights only (see on_save_checkpoint)
+        self.model.train()  # see on_fit_start; set here too so Lightning's model summary reports train mode
 
     @property
     def has_trainable(self) -> bool:
