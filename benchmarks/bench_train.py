@@ -67,7 +67,7 @@ def table_scaling(base: Any, tok: Any, batch: dict, layout: dict, rows_list: lis
     for name in names:
         got, est = grew[name]
         out.append(Row(f"1 {label} step, rows={name}", spread(times[name]),
-                       note=f"RSS +{got / GIB:.2f} GiB after build + first step (estimate: table + Adam state "
+                       note=f"RSS {got / GIB:+.2f} GiB after build + first step (estimate: table + Adam state "
                             f"{est / GIB:.2f} GiB)"))
     if len(names) >= 2:
         small, large = names[0], names[-1]
