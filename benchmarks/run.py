@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only.split(",")
     info = machine_info(args.threads)
     print(f"engram-lab benchmarks, mode={mode}, model={s['model']}")
+    if args.quick:
+        print("  (quick: a smoke run of the same code on the tiny model; the targets are defined on SmolLM2)")
     for k, v in info.items():
         print(f"  {k}: {v}")
     start = time.perf_counter()
