@@ -65,12 +65,14 @@ def note_job_failure(message: str) -> None:
 
 
 def check_layers_fit_model(cfg: DictConfig) -> None:
-    """engram.layers against the model depth, read from the model's config (no weights loaded)."""
-    from engram.models.loading import ModelUnavailableError, model_num_layers
+    """engram.layers against the model depth, and the tables against free RAM, from the model's config alone."""
+    from engram.memory.budget import check_memory_budget
+    from engram.models.loading import ModelUnavailableError, model_shape
 
     try:
-        depth = model_num_layers(cfg.model)
+        depth, hidden_size = model_shape(cfg.model)
     except ModelUnavailableError as e:
         exit_config_error(str(e))
         return
-    validate_layers(cfg.engram.layers, depth)
+    layers = validate_layers(cfg.engram.layers, depth)
+    check_memory_budget(cfg.engram, len(layers), hidden_size)

@@ -121,3 +121,14 @@ def test_train_py_exits_2_with_one_line(args, needle, tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(needle), proc.stderr
+
+
+def test_oversized_tables_refused_before_loading(capsys, monkeypatch):
+    """The memory budget is checked at validation, from the model's config: one line naming engram.table_size."""
+    monkeypatch.setenv("ENGRAM_MEMORY_LIMIT_GB", "1")
+    with pytest.raises(SystemExit) as code:
+        validated_or_exit(composed("model=tiny", "engram.table_size=10000000", "engram.dim=64", "engram.layers=[0]"))
+    assert code.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("config error: engram.table_size=10000000 needs ~") and "\n" not in err
+    validated_or_exit(composed("model=tiny", "engram.table_size=1000", "engram.layers=[0]"))  # small: fine

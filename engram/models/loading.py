@@ -51,21 +51,26 @@ def load_model(name_or_cfg: str | Any = "smollm", **overrides: Any) -> tuple[Any
     return _load_pretrained(cfg["name_or_path"], cfg)
 
 
-def model_num_layers(name_or_cfg: str | Any) -> int:
-    """Depth of the model a config names, read from its config only (no weights loaded)."""
+def model_shape(name_or_cfg: str | Any) -> tuple[int, int]:
+    """(number of decoder layers, hidden size) of the model a config names, from its config only (no weights)."""
     cfg = _as_model_cfg(name_or_cfg, {})
     if cfg["name"] == "tiny":
-        return int(cfg["num_layers"])
+        return int(cfg.get("num_layers", 2)), int(cfg.get("hidden_size", 64))
+    from transformers import AutoConfig
+
     if cfg["name"] == "smollm":
         source = _smollm_config_source(cfg.get("path"))
         if isinstance(source, Path) and source.suffix == ".gguf":
-            return _gguf_block_count(source)
-        from transformers import AutoConfig
+            return _gguf_shape(source)
+        config = AutoConfig.from_pretrained(source)
+    else:
+        config = AutoConfig.from_pretrained(cfg["name_or_path"], local_files_only=not hub_reachable())
+    return int(config.num_hidden_layers), int(config.hidden_size)
 
-        return int(AutoConfig.from_pretrained(source).num_hidden_layers)
-    from transformers import AutoConfig
 
-    return int(AutoConfig.from_pretrained(cfg["name_or_path"], local_files_only=not hub_reachable()).num_hidden_layers)
+def model_num_layers(name_or_cfg: str | Any) -> int:
+    """Depth of the model a config names, read from its config only (no weights loaded)."""
+    return model_shape(name_or_cfg)[0]
 
 
 def cache_root() -> Path:
@@ -265,11 +270,16 @@ def _smollm_config_source(path: str | None) -> Path:
     return resolve_smollm_dir(None)  # hub, or the one-line install hint
 
 
-def _gguf_block_count(gguf: Path) -> int:
+def _gguf_shape(gguf: Path) -> tuple[int, int]:
+    """(block_count, embedding_length) from the GGUF header (memory-mapped; tensors are not read)."""
     from gguf import GGUFReader
 
     reader = GGUFReader(str(gguf))
+    found: dict[str, int] = {}
     for name, fld in reader.fields.items():
-        if name.endswith(".block_count"):
-            return int(fld.parts[fld.data[0]][0])
-    raise ModelUnavailableError(f"{gguf} has no block_count field")
+        for key in ("block_count", "embedding_length"):
+            if name.endswith("." + key):
+                found[key] = int(fld.parts[fld.data[0]][0])
+    if len(found) < 2:
+        raise ModelUnavailableError(f"{gguf} has no block_count / embedding_length fields")
+    return found["block_count"], found["embedding_length"]
