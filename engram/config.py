@@ -253,7 +253,7 @@ def validate_data(d: Any) -> None:
     if d.family == "jsonl":
         _check(bool(d.path), "data.path", d.path, "is required for data=jsonl (a messages-format .jsonl file)")
     for key in ("path", "valid_path", "test_path"):
-        p = d.get(key) if hasattr(d, "get") else getattr(d, key)
+        p = getattr(d, key)
         if p:
             _check(Path(os.path.expanduser(p)).is_file(), f"data.{key}", p, "does not exist or is not a file")
 
