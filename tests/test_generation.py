@@ -93,3 +93,22 @@ def test_generation_manual_cached_loop_without_history_fails_clearly():
     model(nxt, past_key_values=out.past_key_values, use_cache=True)  # continues the history: fine
     with pytest.raises(RuntimeError, match="id history"):
         model(torch.cat([nxt, nxt], 0), past_key_values=out.past_key_values, use_cache=True)
+
+
+def test_past_length_found_whatever_the_cache_keyword_is_called():
+    from transformers.cache_utils import DynamicCache
+
+    from engram.models.inject import past_length
+
+    model, tok = load_model("tiny")
+    ids = tok(PROMPTS[:1], return_tensors="pt")["input_ids"]
+    cache = model(ids, use_cache=True).past_key_values
+    n = ids.shape[1]
+    new = ids[:, :1]
+    assert past_length((), {"past_key_values": cache}, new, None) == n  # transformers < 5.x name
+    assert past_length((), {"cache": cache}, new, None) == n  # 5.x name
+    assert past_length((new, None, None, cache), {}, new, None) == n  # positional
+    assert past_length((), {"cache": DynamicCache()}, ids, None) == 0  # prefill: an empty cache
+    assert past_length((), {"cache_position": torch.arange(5, 6)}, new, None) == 5
+    assert past_length((), {}, new, torch.ones(1, n + 1)) == n  # generate's mask covers past + new positions
+    assert past_length((), {}, ids, torch.ones_like(ids)) == 0

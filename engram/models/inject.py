@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache
 
 from engram.config import ConfigError, EngramConfig, validate_engram, validate_layers
 from engram.memory.budget import check_memory_budget
@@ -229,10 +230,8 @@ def _model_hook(context: EngramContext) -> Any:
             raise ValueError("engram: the model was called without input_ids; the memories hash token ids, so "
                              "inputs_embeds alone cannot be used")
         mask = _arg(args, kwargs, "attention_mask", 1)
-        past = _arg(args, kwargs, "past_key_values", 3)
-        past_length = int(past.get_seq_length()) if past is not None and hasattr(past, "get_seq_length") else 0
-        context.begin_forward(ids, mask if mask is not None and mask.dim() == 2 else None, past_length,
-                              prompt_lengths)
+        mask = mask if isinstance(mask, torch.Tensor) and mask.dim() == 2 else None
+        context.begin_forward(ids, mask, past_length(args, kwargs, ids, mask), prompt_lengths)
         return args, kwargs
 
     return hook
@@ -250,6 +249,21 @@ def _layer_hook(memory: EngramMemory, context: EngramContext) -> Any:
         return args, {**kwargs, "hidden_states": h}
 
     return hook
+
+
+def past_length(args: tuple, kwargs: dict, input_ids: torch.Tensor, mask: torch.Tensor | None) -> int:
+    """How many positions a forward continues, found without trusting one keyword's name (transformers 5.x renamed
+    `past_key_values` to `cache`): the KV cache object wherever it arrives, else `cache_position`, else a 2-D
+    attention mask longer than the new ids (generate passes the mask of past + new positions)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Cache):
+            return int(value.get_seq_length())
+    cache_position = kwargs.get("cache_position")
+    if isinstance(cache_position, torch.Tensor) and cache_position.numel():
+        return int(cache_position.reshape(-1)[0])
+    if mask is not None and mask.shape[1] > input_ids.shape[1]:
+        return int(mask.shape[1] - input_ids.shape[1])
+    return 0
 
 
 def _arg(args: tuple, kwargs: dict, name: str, position: int) -> Any:
