@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -17,6 +18,7 @@ from engram.evaluation.evaluate import (
     consistency_from_rows,
     evaluate_model,
     load_trained_run,
+    load_weights,
     reevaluate_run,
     run,
     runs_from,
@@ -144,6 +146,7 @@ def test_smoke_four_way_has_four_rows(smoke_four_way):
     assert by["lora"]["trainable_params"] > 0 and by["engram"]["trainable_params"] > 0
     assert by["combined"]["trainable_params"] == by["lora"]["trainable_params"] + by["engram"]["trainable_params"]
     assert all(r["latency_ms"] > 0 and 0.0 <= r["retention"] <= 1.0 for r in by.values())
+    assert by["baseline"]["retention"] == 1.0  # the frozen base answers exactly as itself
     for v in ("baseline", "lora", "engram", "combined"):
         assert (out / "runs" / v / "eval.json").is_file()
         assert OmegaConf.load(out / "runs" / v / ".hydra" / "config.yaml").variant.name == v
@@ -172,6 +175,42 @@ def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
                              engram_path=trained / "engram.safetensors")
     assert metrics["eval/num_examples"] == 6 and "eval/consistency" in metrics
     assert metrics["params/trainable"] > 0  # the memory's parameters, added to the base
+
+
+def test_reloaded_weights_are_the_trained_ones_not_a_fresh_init(smoke_four_way):
+    """load_weights puts the saved adapter + memory on a fresh base: bit-identical to the files, different from a
+    fresh add_engram / LoRA init, and the model's logits differ from the plain base model's."""
+    from safetensors.torch import load_file
+
+    from engram import add_engram
+    from engram.models import load_model
+    from engram.models.inject import engram_state_dict, read_engram_config
+
+    _, out = smoke_four_way
+    trained = out / "runs" / "combined"
+    model, tok = load_model("tiny")
+    ids = tok(["The capital of France is"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        plain_logits = model(ids).logits
+    reloaded = load_weights(model, tok, trained, "combined", None)
+
+    saved_memory = load_file(str(trained / "engram.safetensors"))
+    memory = engram_state_dict(reloaded)
+    assert saved_memory.keys() == memory.keys()
+    assert all(torch.equal(memory[k], saved_memory[k]) for k in saved_memory)
+    fresh, _ = load_model("tiny")
+    fresh_memory = engram_state_dict(add_engram(fresh, read_engram_config(trained / "engram.safetensors"), tok))
+    assert any(not torch.equal(fresh_memory[k], saved_memory[k]) for k in saved_memory)
+
+    saved_lora = load_file(str(trained / "lora_adapter" / "adapter_model.safetensors"))
+    lora = {n: p for n, p in reloaded.named_parameters() if "lora_" in n}
+    assert len(lora) == len(saved_lora) > 0
+    lora_b = [v for k, v in saved_lora.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # trained: LoRA's B starts at zero
+    assert sorted(float(p.detach().abs().sum()) for p in lora.values()) == sorted(
+        float(v.abs().sum()) for v in saved_lora.values())
+    with torch.no_grad():
+        assert not torch.allclose(reloaded(ids).logits, plain_logits)
 
 
 def test_comparison_goes_to_wandb_offline(tmp_path, monkeypatch):

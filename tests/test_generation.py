@@ -112,3 +112,18 @@ def test_past_length_found_whatever_the_cache_keyword_is_called():
     assert past_length((), {"cache_position": torch.arange(5, 6)}, new, None) == 5
     assert past_length((), {}, new, torch.ones(1, n + 1)) == n  # generate's mask covers past + new positions
     assert past_length((), {}, ids, torch.ones_like(ids)) == 0
+
+
+def test_evaluation_stops_when_cached_and_uncached_decoding_differ(monkeypatch):
+    """The guard that keeps a broken id history (e.g. after a library rename) from scoring wrong tokens."""
+    import engram.models.inject as inject
+    from engram.evaluation.generate_eval import CachedGenerationError, check_cached_generation
+
+    model, tok = load_model("tiny")
+    lively(model)
+    open_memory(model, tok, hash="deepseek", gate="context")
+    batch = left_padded(tok)
+    check_cached_generation(model, tok, batch["input_ids"], batch["attention_mask"], 8)  # healthy: passes
+    monkeypatch.setattr(inject, "past_length", lambda *a, **k: 0)  # every decoding step forgets the history
+    with pytest.raises(CachedGenerationError, match="cached and uncached greedy decoding differ"):
+        check_cached_generation(model, tok, batch["input_ids"], batch["attention_mask"], 8)

@@ -73,3 +73,21 @@ def test_retention_base_answers_cached_per_model(tmp_path, monkeypatch) -> None:
     other, _ = load_model("tiny", seed=1)  # different weights -> another cache entry
     ret.base_answers(other, tok, max_new_tokens=4, cache_dir=tmp_path, show_progress=False)
     assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_retention_falls_when_an_open_memory_changes_answers(tmp_path) -> None:
+    """An opened memory (gate forced open, large random rows) must change general answers: retention < 1, and
+    each row's `unchanged` says whether its answer really equals the base answer."""
+    import engram.evaluation.retention as ret
+    from engram.models.loading import load_model
+    from tests.test_generation import lively, open_memory
+
+    model, tok = load_model("tiny")
+    lively(model)
+    base = ret.base_answers(model, tok, max_new_tokens=6, cache_dir=tmp_path, show_progress=False)
+    open_memory(model, tok, hash="deepseek", gate="mlp", gate_bias=8.0, init_std=2.0)
+    score, rows = ret.measure_retention(model, tok, base, max_new_tokens=6, show_progress=False)
+    assert score < 0.5
+    assert score == sum(r["unchanged"] for r in rows) / len(rows)
+    assert all(r["unchanged"] == (r["now"].strip() == r["base"].strip()) for r in rows)
+    assert [r["base"] for r in rows] == base

@@ -48,12 +48,17 @@ def decode_new_tokens(tokenizer: Any, sequences: torch.Tensor, prompt_len: int) 
     return texts
 
 
-def greedy_generate(
-    model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int
-) -> list[str]:
-    """Greedy continuations of a left-padded batch."""
+class CachedGenerationError(RuntimeError):
+    """Cached and uncached greedy decoding disagree: scoring would measure a generation bug, not the model."""
+
+
+def greedy_ids(
+    model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Greedy continuation ids of a left-padded batch (prompt included)."""
     device = next(model.parameters()).device
-    out = model.generate(
+    return model.generate(
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
         max_new_tokens=max_new_tokens,
@@ -62,17 +67,46 @@ def greedy_generate(
         temperature=None,
         top_p=None,
         top_k=None,
+        use_cache=use_cache,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
+
+
+def greedy_generate(
+    model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int
+) -> list[str]:
+    """Greedy continuations of a left-padded batch."""
+    out = greedy_ids(model, tokenizer, input_ids, attention_mask, max_new_tokens)
     return decode_new_tokens(tokenizer, out, input_ids.shape[1])
+
+
+def check_cached_generation(
+    model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+    rows: int = 4,
+) -> None:
+    """Decode the first `rows` prompts with and without the KV cache; raise CachedGenerationError if the greedy
+    tokens differ. Scoring uses the cached path, so a dependency update that breaks the memories' id history
+    would otherwise give a silently wrong table (it did once: transformers renamed the cache keyword)."""
+    ids, mask = input_ids[:rows], attention_mask[:rows]
+    with eval_mode(model):
+        cached = greedy_ids(model, tokenizer, ids, mask, max_new_tokens, use_cache=True)
+        uncached = greedy_ids(model, tokenizer, ids, mask, max_new_tokens, use_cache=False)
+    if not torch.equal(cached, uncached):
+        differ = int((cached != uncached).any(1).sum()) if cached.shape == uncached.shape else len(ids)
+        raise CachedGenerationError(
+            f"evaluation stopped: cached and uncached greedy decoding differ on {differ} of {len(ids)} sample "
+            "prompts, so the scores would be wrong (a transformers version the memories' id history does not "
+            "support? install from requirements.lock)"
+        )
 
 
 def generate_texts(
     model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int, batch_size: int = 16,
-    description: str = "generate", show_progress: bool = True,
+    description: str = "generate", show_progress: bool = True, check_cache: bool = False,
 ) -> list[str]:
-    """Greedy answers for already formatted prompt strings (left padding, batched)."""
+    """Greedy answers for already formatted prompt strings (left padding, batched); `check_cache` runs
+    `check_cached_generation` on the first batch."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     answers: list[str] = []
@@ -82,6 +116,8 @@ def generate_texts(
             for start in range(0, len(prompts), batch_size):
                 chunk = prompts[start : start + batch_size]
                 enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+                if check_cache and start == 0:
+                    check_cached_generation(model, tokenizer, enc["input_ids"], enc["attention_mask"], max_new_tokens)
                 answers += greedy_generate(model, tokenizer, enc["input_ids"], enc["attention_mask"], max_new_tokens)
                 bar.advance(task, len(chunk))
     finally:
@@ -91,14 +127,17 @@ def generate_texts(
 
 def evaluate_generation(
     model: Any, tokenizer: Any, batches: Iterable[dict[str, Any]], max_new_tokens: int,
-    total: int | None = None, show_progress: bool = True,
+    total: int | None = None, show_progress: bool = True, check_cache: bool = True,
 ) -> EvalResult:
-    """Greedy-decode every eval prompt and score it; batches come from `EngramDataModule.generation_batches`."""
+    """Greedy-decode every eval prompt and score it; batches come from `EngramDataModule.generation_batches`.
+    The first batch is first decoded with and without the KV cache (`check_cached_generation`)."""
     rows: list[dict[str, Any]] = []
     seconds = 0.0
     with eval_mode(model), progress_bar(disable=not show_progress) as bar:
         task = bar.add_task("evaluate (greedy)", total=total)
-        for batch in batches:
+        for i, batch in enumerate(batches):
+            if i == 0 and check_cache:
+                check_cached_generation(model, tokenizer, batch["input_ids"], batch["attention_mask"], max_new_tokens)
             t0 = time.perf_counter()
             texts = greedy_generate(model, tokenizer, batch["input_ids"], batch["attention_mask"], max_new_tokens)
             seconds += time.perf_counter() - t0

@@ -92,7 +92,8 @@ def measure_retention(
     """(share of general prompts answered exactly as the base model did, per-prompt rows)."""
     prompts = load_general_prompts()
     texts = [format_general_prompt(tokenizer, p["messages"]) for p in prompts]
-    answers = generate_texts(model, tokenizer, texts, max_new_tokens, batch_size, "retention", show_progress)
+    answers = generate_texts(model, tokenizer, texts, max_new_tokens, batch_size, "retention", show_progress,
+                             check_cache=True)
     rows = [
         {"id": p["id"], "kind": p["kind"], "base": b, "now": a, "unchanged": a.strip() == b.strip()}
         for p, b, a in zip(prompts, base, answers, strict=True)
