@@ -1,7 +1,8 @@
 """`EngramDataModule`: records of any family -> tokenised `datasets.Dataset`s -> padded batches.
 
 Train and val batches: `input_ids`, `attention_mask`, `labels` (-100 on prompt and padding), `prompt_lengths`,
-right-padded to the longest row. `generation_batches` yields left-padded prompts with their raw records.
+right-padded to the longest row. `generation_batches` yields left-padded prompts with their raw records. The train
+order is a function of (data.seed, epoch) and resumes mid-epoch from a checkpoint (see `sampling.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engram.data import build_splits
 from engram.data.collate import GenerationCollator, TrainCollator
 from engram.data.formatting import encode_batch, pad_id
 from engram.data.records import Record, as_data_cfg
+from engram.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
 TRAIN_COLUMNS = ["input_ids", "labels", "prompt_length"]
 
@@ -83,13 +85,19 @@ class EngramDataModule(L.LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         self.setup()
         ds = self.datasets[split].select_columns(TRAIN_COLUMNS)
-        return DataLoader(
+        collate = TrainCollator(pad_id(self.tokenizer))
+        workers = int(self.cfg.num_workers)
+        if not shuffle:
+            return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers)
+        return ResumableDataLoader(
             ds,
             batch_size=batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(int(self.cfg.seed)) if shuffle else None,
-            collate_fn=TrainCollator(pad_id(self.tokenizer)),
-            num_workers=int(self.cfg.num_workers),
+            sampler=EpochShuffleSampler(len(ds), int(self.cfg.seed)),
+            # its own generator for the worker seeds, so building an iterator never draws from the global RNG
+            # (which LoRA dropout uses: a resumed run must see the same dropout masks as an uninterrupted one)
+            generator=torch.Generator().manual_seed(int(self.cfg.seed)),
+            collate_fn=collate,
+            num_workers=workers,
         )
 
     def train_dataloader(self) -> DataLoader:
