@@ -58,6 +58,8 @@ class EngramDataModule(L.LightningDataModule):
         self.tokenizer = tokenizer
         self.splits: dict[str, list[Record]] | None = None
         self.datasets: dict[str, Dataset] = {}
+        self._train_loader: ResumableDataLoader | None = None
+        self._train_resume: dict[str, int] | None = None  # from a checkpoint, for the next train loader
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
@@ -82,35 +84,49 @@ class EngramDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------- loaders
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
+        """Record order, for evaluation."""
         self.setup()
         ds = self.datasets[split].select_columns(TRAIN_COLUMNS)
-        collate = TrainCollator(pad_id(self.tokenizer))
-        workers = int(self.cfg.num_workers)
-        if not shuffle:
-            return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers)
-        return ResumableDataLoader(
+        return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=TrainCollator(pad_id(self.tokenizer)),
+                          num_workers=int(self.cfg.num_workers))
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        self.setup()
+        ds = self.datasets["train"].select_columns(TRAIN_COLUMNS)
+        loader = ResumableDataLoader(
             ds,
-            batch_size=batch_size,
+            batch_size=int(self.cfg.batch_size),
             sampler=EpochShuffleSampler(len(ds), int(self.cfg.seed)),
             # its own generator for the worker seeds, so building an iterator never draws from the global RNG
             # (which LoRA dropout uses: a resumed run must see the same dropout masks as an uninterrupted one)
             generator=torch.Generator().manual_seed(int(self.cfg.seed)),
-            collate_fn=collate,
-            num_workers=workers,
+            collate_fn=TrainCollator(pad_id(self.tokenizer)),
+            num_workers=int(self.cfg.num_workers),
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", int(self.cfg.batch_size), shuffle=True)
+        if self._train_resume is not None:
+            loader.load_state_dict(self._train_resume)
+            self._train_resume = None
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("eval", int(self.cfg.eval_batch_size), shuffle=False)
+        return self._loader("eval", int(self.cfg.eval_batch_size))
 
     def test_dataloader(self) -> DataLoader:
         """The "test" split when the family has one (jsonl with data.test_path), else eval."""
         self.setup()
         split = "test" if "test" in self.datasets else "eval"
-        return self._loader(split, int(self.cfg.eval_batch_size), shuffle=False)
+        return self._loader(split, int(self.cfg.eval_batch_size))
+
+    # The train loader's position also travels through the DataModule's checkpoint hooks: Lightning restores
+    # these before configure_optimizers, whose `estimated_stepping_batches` builds the train loader early; the
+    # loader's own state, restored later by the fit loop, is then never applied (Lightning issue #20550).
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_resume = state_dict.get("train_loader")
 
     def generation_batches(self, batch_size: int | None = None, split: str = "eval") -> Iterator[dict[str, Any]]:
         """Left-padded prompt batches, in record order, each with the raw `records` it holds."""

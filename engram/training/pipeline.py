@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from engram.training.callbacks import GateStats, StepStats
+from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
 from engram.training.variants import apply_variant, count_parameters, has_engram
 
@@ -44,7 +45,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     if has_engram(cfg.variant.name):
         callbacks.append(GateStats(every_n_steps=int(cfg.trainer.get("log_every_n_steps", 5))))
     if cfg.trainer.get("enable_checkpointing", True):
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0))
+        every = int((cfg.get("checkpoint") or {}).get("every_n_steps", 0))
+        callbacks.append(LastCheckpoint(run_dir / "checkpoints", every_n_steps=every))
     return callbacks
 
 
@@ -70,13 +72,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     callbacks = build_callbacks(cfg, run_dir)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
-                        logger=loggers or False, default_root_dir=str(run_dir))
+                        logger=loggers or False, default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
     objects = {"cfg": cfg, "model": model, "tokenizer": tokenizer, "datamodule": datamodule, "module": module,
                "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
 
     t_fit = time.perf_counter()
     if module.has_trainable:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path))
     else:  # frozen baseline: nothing to fit, the eval loss still tells where it starts
         log.info("variant %s trains nothing; evaluating the frozen model", cfg.variant.name)
         trainer.validate(module, datamodule=datamodule, verbose=False)
