@@ -17,6 +17,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from engram.atomic import atomic_write_dir
 from engram.training.callbacks import GateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
@@ -127,7 +128,10 @@ def evaluate_and_save(cfg: DictConfig, objects: dict[str, Any], base_general: li
 
 
 def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
-    """engram.safetensors for the memory, lora_adapter/ (peft) for LoRA; the frozen base is never copied."""
+    """engram.safetensors for the memory, lora_adapter/ (peft) for LoRA; the frozen base is never copied.
+
+    Every one is written to a temp name and renamed into place, so a failed save keeps the previous version.
+    """
     saved: dict[str, str] = {}
     if has_engram(cfg.variant.name):
         from engram.models.inject import save_engram
@@ -137,11 +141,11 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
         saved["engram"] = str(path)
     if cfg.variant.name in ("lora", "combined"):
         path = run_dir / "lora_adapter"
-        model.save_pretrained(str(path))
+        atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["lora"] = str(path)
     if cfg.variant.name == "baseline" and cfg.variant.get("finetune") == "full":
         path = run_dir / "model"
-        model.save_pretrained(str(path))
+        atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["model"] = str(path)
     return saved
 
@@ -177,6 +181,8 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "FAILED.txt").write_text(traceback.format_exc())
+        except OSError as note_error:  # e.g. the disk that just filled up: the original error matters more
+            log.error("could not write FAILED.txt in %s: %s", run_dir, note_error)
         finally:
             _close_wandb(exit_code=1)
         raise
