@@ -10,7 +10,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from engram.cli import check_group_choices, validated_or_exit
+from engram.atomic import DiskFullError
+from engram.cli import check_group_choices, exit_expected_error, validated_or_exit
 from engram.config import register_configs
 
 register_configs()
@@ -21,7 +22,11 @@ def main(cfg: DictConfig) -> float | None:
     typed = validated_or_exit(cfg)  # before any model or data loads
     from engram.training.pipeline import run_task  # heavy imports only after validation
 
-    metrics = run_task(typed)
+    try:
+        metrics = run_task(typed)
+    except DiskFullError as e:  # "disk full while writing <file>: ...; earlier files kept" says it all
+        exit_expected_error(e)
+        raise  # unreachable
     return metrics.get(typed.optimized_metric)
 
 

@@ -19,6 +19,14 @@ def exit_config_error(err: ConfigError | str) -> None:
     sys.exit(2)
 
 
+def exit_expected_error(err: Exception) -> None:
+    """A failure the message fully explains (e.g. a full disk): one line and exit 2. In a multirun re-raise instead,
+    so Hydra records the job as failed and runs the others (the job's FAILED.txt is already written)."""
+    if in_multirun():
+        raise err
+    exit_config_error(str(err))
+
+
 def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Reject `group=unknown` before Hydra composes (Hydra's own error is a multi-line traceback, exit 1)."""
     for arg in argv:

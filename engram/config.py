@@ -115,6 +115,11 @@ class LoggerConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every_n_steps: int = 16  # last.ckpt every N optimizer steps (0 = only at epoch ends); a crash loses < N steps
+
+
+@dataclass
 class TrainConfig:
     """Root schema for conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer)."""
 
@@ -124,6 +129,7 @@ class TrainConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     data: DataConfig = field(default_factory=DataConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: Any = field(default_factory=dict)
     optim: Any = field(default_factory=dict)
     experiment_name: str = "default"
@@ -271,6 +277,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(typed.lora.r >= 1, "lora.r", typed.lora.r, "must be >= 1")
     _check(0.0 <= typed.lora.dropout < 1.0, "lora.dropout", typed.lora.dropout, "must be in [0, 1)")
     validate_data(typed.data)
+    _check(typed.checkpoint.every_n_steps >= 0, "checkpoint.every_n_steps", typed.checkpoint.every_n_steps,
+           "must be >= 0 (0 = checkpoint only at epoch ends)")
     _one_of("logger.name", typed.logger.name, LOGGER_NAMES)
     _check(typed.logger.mode in ("offline", "online", "disabled"), "logger.mode", typed.logger.mode,
            "is not one of offline, online, disabled")

@@ -26,10 +26,15 @@ FAST = [
 ]
 
 
-def tiny_cfg(run_dir: Path, *overrides: str) -> DictConfig:
-    """The composed and validated train config for model=tiny, writing into `run_dir`."""
+def fast_overrides(*overrides: str) -> list[str]:
+    """FAST with `overrides` on top (also as train.py command-line arguments)."""
     given = {o.split("=", 1)[0] for o in overrides}
     base = [o for o in FAST if o.split("=", 1)[0] not in given]  # a group may be chosen only once
+    return [*base, *overrides]
+
+
+def tiny_cfg(run_dir: Path, *overrides: str) -> DictConfig:
+    """The composed and validated train config for model=tiny, writing into `run_dir`."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*base, *overrides, f"+paths.output_dir={run_dir}"])
+        cfg = compose("train", overrides=[*fast_overrides(*overrides), f"+paths.output_dir={run_dir}"])
     return validate(cfg)

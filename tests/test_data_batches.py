@@ -81,9 +81,49 @@ def test_val_loader_covers_eval_records(tok):
     assert sum(b["input_ids"].shape[0] for b in dm.test_dataloader()) == 30
 
 
-def test_train_loader_is_shuffled_reproducibly(tok):
-    first = [next(iter(dm_for(tok, seed=s).train_dataloader()))["input_ids"] for s in (0, 0)]
-    assert torch.equal(first[0], first[1])
+def train_order(dm, epoch=0):
+    """Record indices in the order one pass of the train loader serves them (rows matched by their tokens)."""
+    index = {tuple(ids): i for i, ids in enumerate(dm.datasets["train"]["input_ids"])}
+    assert len(index) == len(dm.train_records)  # every training row is distinct, so rows identify records
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(epoch)  # what Lightning does at every epoch start
+    order = []
+    for batch in loader:
+        for ids, n in zip(batch["input_ids"], batch["attention_mask"].sum(1), strict=True):
+            order.append(index[tuple(ids[: int(n)].tolist())])
+    assert sorted(order) == list(range(len(dm.train_records)))  # a permutation: every record once
+    return order
+
+
+def test_train_order_is_a_shuffle_fixed_by_seed_and_epoch(tok):
+    dm = dm_for(tok, seed=0)
+    order = train_order(dm)
+    assert order != list(range(len(order)))  # shuffled, not record order
+    assert train_order(dm_for(tok, seed=0)) == order  # same seed and epoch: same order, whatever ran before
+    assert train_order(dm) == order  # rebuilding the loader (as Lightning does on resume) does not re-shuffle
+    assert train_order(dm_for(tok, seed=1)) != order
+    assert train_order(dm, epoch=1) != order  # each epoch has its own order...
+    assert train_order(dm, epoch=1) == train_order(dm_for(tok, seed=0), epoch=1)  # ...fixed by (seed, epoch)
+
+
+def test_train_loader_resumes_mid_epoch_at_the_next_batch(tok):
+    dm = dm_for(tok, seed=3)
+    full = [b["input_ids"] for b in dm.train_dataloader()]
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(0)
+    it = iter(loader)
+    next(it), next(it)
+    state = loader.state_dict()  # what Lightning puts in a checkpoint after two batches
+    assert state == {"epoch": 0, "served": 2}
+
+    resumed = dm_for(tok, seed=3).train_dataloader()
+    resumed.load_state_dict(state)
+    rest = [b["input_ids"] for b in resumed]
+    assert len(rest) == len(full) - 2 and all(torch.equal(a, b) for a, b in zip(rest, full[2:], strict=True))
+    assert len(list(resumed)) == len(full)  # the skip applies to the resumed pass only
+    ended = dm_for(tok, seed=3).train_dataloader()
+    ended.load_state_dict({"epoch": 0, "served": len(full)})  # saved after the epoch's last batch
+    assert len(list(ended)) == len(full)
 
 
 def test_generation_batches_are_left_padded_with_records(tok):
@@ -136,8 +176,8 @@ def test_long_recall_through_the_datamodule_with_word_tokens():
     dm = EngramDataModule(cfg, tok)
     batch = next(iter(dm.train_dataloader()))
     lengths = batch["attention_mask"].sum(1)
-    # Q: + trigger + 3 words + . + 300..320 words + . + trigger + A: + answer + eos
-    assert ((lengths >= 300 + 10) & (lengths <= 320 + 10)).all()
+    # Q: + trigger + 3 words + . + 300..320 words + . + trigger + A: + answer + eos: 11 tokens besides the words
+    assert ((lengths >= 300 + 11) & (lengths <= 320 + 11)).all()
     for i in range(4):
         labels = batch["labels"][i]
         kept = labels[labels != -100].tolist()

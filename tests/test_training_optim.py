@@ -98,6 +98,37 @@ def test_scheduler_scales_each_group_from_its_own_lr_and_state_round_trips() -> 
     assert fresh.optimizers[1].state_dict()["state"][0]["step"] == 3
 
 
+def test_scheduler_still_drives_the_inner_optimizers_after_load_state_dict() -> None:
+    """After a resume the combined param_groups must be the inner optimizers' groups, or the lr freezes."""
+
+    def run(opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, model: Toy, n: int) -> None:
+        for _ in range(n):
+            opt.zero_grad()
+            model(torch.tensor([[1, 2]])).backward()
+            opt.step()
+            sched.step()
+
+    model = Toy()
+    opt = _opt(model)
+    sched = build_scheduler(opt, {"warmup_steps": 2, "min_lr_ratio": 0.1}, total_steps=10)
+    run(opt, sched, model, 3)
+
+    resumed_model = Toy()
+    resumed = _opt(resumed_model)
+    resumed_sched = build_scheduler(resumed, {"warmup_steps": 2, "min_lr_ratio": 0.1}, total_steps=10)
+    resumed.load_state_dict(opt.state_dict())
+    resumed_sched.load_state_dict(sched.state_dict())
+    inner = [g for o in resumed.optimizers for g in o.param_groups]
+    assert len(resumed.param_groups) == len(inner)
+    assert all(a is b for a, b in zip(resumed.param_groups, inner, strict=True))
+
+    run(opt, sched, model, 2)
+    run(resumed, resumed_sched, resumed_model, 2)
+    applied = [g["lr"] for o in resumed.optimizers for g in o.param_groups]  # what the inner optimizers step with
+    assert applied == [g["lr"] for o in opt.optimizers for g in o.param_groups]
+    assert applied == [g["lr"] for g in resumed.param_groups]
+
+
 def test_warmup_then_cosine() -> None:
     f = warmup_cosine(total_steps=100, warmup_steps=10, min_ratio=0.1)
     assert f(0) < f(5) < f(9) <= 1.0

@@ -20,7 +20,7 @@ from engram.models.loading import load_model
 from engram.training.callbacks import StepStats
 from engram.training.module import NonFiniteLossError
 from engram.training.pipeline import run_task, train
-from engram.training.variants import trainable_names
+from engram.training.variants import apply_variant, trainable_names
 
 ROOT = CONF_DIR.parent
 
@@ -111,7 +111,17 @@ def test_nan_loss_stops_the_run_with_a_clear_message(tmp_path: Path) -> None:
     assert "NonFiniteLossError" in (tmp_path / "FAILED.txt").read_text()
 
 
-def test_resume_from_checkpoint_continues_at_the_saved_step(tmp_path: Path) -> None:
+class WeightsAtStart(Callback):
+    """The trainable weights as training (re)starts, i.e. right after a checkpoint was restored."""
+
+    def on_train_start(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        self.weights = {f"model.{n}": p.detach().clone() for n, p in pl_module.model.named_parameters()
+                        if p.requires_grad}
+
+
+def test_resume_restores_the_saved_weights_and_continues_at_the_saved_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = tiny_cfg(tmp_path / "a", "variant=engram", "trainer.enable_checkpointing=true", "trainer.max_epochs=5")
     train(first)
     ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
@@ -119,9 +129,19 @@ def test_resume_from_checkpoint_continues_at_the_saved_step(tmp_path: Path) -> N
     assert saved["global_step"] == 2
     assert saved["state_dict"] and all(".engram." in k for k in saved["state_dict"])  # trainable weights only
 
+    probe = WeightsAtStart()
+    original = pipeline.build_callbacks
+    monkeypatch.setattr(pipeline, "build_callbacks", lambda cfg, run_dir: [*original(cfg, run_dir), probe])
     second = tiny_cfg(tmp_path / "b", "variant=engram", "trainer.max_epochs=5", "trainer.max_steps=4",
                       f"ckpt_path={ckpt}")
     _, objects = train(second)
+    assert probe.weights.keys() == saved["state_dict"].keys()
+    assert all(torch.equal(probe.weights[k], v) for k, v in saved["state_dict"].items())  # bit-identical
+    fresh, tok = load_model("tiny")
+    init = {f"model.{n}": p for n, p in apply_variant(fresh, second, tok).named_parameters()}  # no-resume start
+    assert all(k in init for k in saved["state_dict"])
+    assert not any(torch.equal(init[k], v) for k, v in saved["state_dict"].items() if k.endswith("table.weight"))
+
     stats = next(c for c in objects["callbacks"] if isinstance(c, StepStats))
     assert stats.first_step == 2 and objects["trainer"].global_step == 4
     sparse_adam = objects["trainer"].optimizers[0].optimizers[1]  # CombinedOptimizer(AdamW, SparseAdam)

@@ -1,7 +1,8 @@
 """`EngramDataModule`: records of any family -> tokenised `datasets.Dataset`s -> padded batches.
 
 Train and val batches: `input_ids`, `attention_mask`, `labels` (-100 on prompt and padding), `prompt_lengths`,
-right-padded to the longest row. `generation_batches` yields left-padded prompts with their raw records.
+right-padded to the longest row. `generation_batches` yields left-padded prompts with their raw records. The train
+order is a function of (data.seed, epoch) and resumes mid-epoch from a checkpoint (see `sampling.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engram.data import build_splits
 from engram.data.collate import GenerationCollator, TrainCollator
 from engram.data.formatting import encode_batch, pad_id
 from engram.data.records import Record, as_data_cfg
+from engram.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
 TRAIN_COLUMNS = ["input_ids", "labels", "prompt_length"]
 
@@ -56,6 +58,8 @@ class EngramDataModule(L.LightningDataModule):
         self.tokenizer = tokenizer
         self.splits: dict[str, list[Record]] | None = None
         self.datasets: dict[str, Dataset] = {}
+        self._train_loader: ResumableDataLoader | None = None
+        self._train_resume: dict[str, int] | None = None  # from a checkpoint, for the next train loader
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
@@ -80,29 +84,49 @@ class EngramDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------- loaders
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
+        """Record order, for evaluation."""
         self.setup()
         ds = self.datasets[split].select_columns(TRAIN_COLUMNS)
-        return DataLoader(
+        return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=TrainCollator(pad_id(self.tokenizer)),
+                          num_workers=int(self.cfg.num_workers))
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        self.setup()
+        ds = self.datasets["train"].select_columns(TRAIN_COLUMNS)
+        loader = ResumableDataLoader(
             ds,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(int(self.cfg.seed)) if shuffle else None,
+            batch_size=int(self.cfg.batch_size),
+            sampler=EpochShuffleSampler(len(ds), int(self.cfg.seed)),
+            # its own generator for the worker seeds, so building an iterator never draws from the global RNG
+            # (which LoRA dropout uses: a resumed run must see the same dropout masks as an uninterrupted one)
+            generator=torch.Generator().manual_seed(int(self.cfg.seed)),
             collate_fn=TrainCollator(pad_id(self.tokenizer)),
             num_workers=int(self.cfg.num_workers),
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", int(self.cfg.batch_size), shuffle=True)
+        if self._train_resume is not None:
+            loader.load_state_dict(self._train_resume)
+            self._train_resume = None
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("eval", int(self.cfg.eval_batch_size), shuffle=False)
+        return self._loader("eval", int(self.cfg.eval_batch_size))
 
     def test_dataloader(self) -> DataLoader:
         """The "test" split when the family has one (jsonl with data.test_path), else eval."""
         self.setup()
         split = "test" if "test" in self.datasets else "eval"
-        return self._loader(split, int(self.cfg.eval_batch_size), shuffle=False)
+        return self._loader(split, int(self.cfg.eval_batch_size))
+
+    # The train loader's position also travels through the DataModule's checkpoint hooks: Lightning restores
+    # these before configure_optimizers, whose `estimated_stepping_batches` builds the train loader early; the
+    # loader's own state, restored later by the fit loop, is then never applied (Lightning issue #20550).
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_resume = state_dict.get("train_loader")
 
     def generation_batches(self, batch_size: int | None = None, split: str = "eval") -> Iterator[dict[str, Any]]:
         """Left-padded prompt batches, in record order, each with the raw `records` it holds."""

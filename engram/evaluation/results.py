@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from engram.atomic import atomic_write_text
 from engram.evaluation.metrics import per_category_counts
 
 
@@ -40,13 +41,13 @@ def write_results(
     run_dir: Path, info: dict[str, Any], metrics: dict[str, float], rows: list[dict[str, Any]],
     retention_rows: list[dict[str, Any]] | None = None,
 ) -> tuple[Path, Path]:
-    """eval.json (everything, machine-readable) and eval.md (the tables a person reads)."""
+    """eval.json (everything, machine-readable) and eval.md (the tables a person reads), each written atomically."""
     run_dir.mkdir(parents=True, exist_ok=True)
     per_cat = per_category_counts(rows)
     payload = {"info": info, "metrics": metrics, "per_category": per_cat, "examples": rows,
                "retention_examples": retention_rows or []}
     json_path = run_dir / "eval.json"
-    json_path.write_text(json.dumps(payload, indent=1, default=str))
+    atomic_write_text(json_path, json.dumps(payload, indent=1, default=str))
 
     md = [f"# {info.get('variant')} on {info.get('model')} / {info.get('data')}", ""]
     md += [f"- {k}: {v}" for k, v in info.items()] + ["", "| metric | value |", "|---|---|"]
@@ -58,7 +59,7 @@ def write_results(
         md += ["", "First misses:", "", "| prompt | expected | generated |", "|---|---|---|"]
         md += [f"| {_cell(r['prompt'])} | {_cell(r['expected'])} | {_cell(r['generated'])} |" for r in wrong]
     md_path = run_dir / "eval.md"
-    md_path.write_text("\n".join(md) + "\n")
+    atomic_write_text(md_path, "\n".join(md) + "\n")
     return json_path, md_path
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache
 
+from engram.atomic import atomic_write
 from engram.config import ConfigError, EngramConfig, validate_engram, validate_layers
 from engram.memory.budget import check_memory_budget
 from engram.memory.hashing import NgramHasher, PocHasher, SpanHasher, build_token_map
@@ -143,8 +144,8 @@ def save_engram(model: nn.Module, path: str | Path) -> Path:
         "pad_id": str(inj.pad_id),
         "token_map": inj.token_map,
     }
-    save_file(tensors, str(path), metadata=metadata)
-    return path
+    # temp file + rename: a kill or a full disk mid-save leaves the previous file whole
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def read_engram_config(path: str | Path) -> EngramConfig:

@@ -4,6 +4,7 @@ The loss is the causal-LM loss on answer tokens (labels are -100 on prompt and p
 `engram_prompt_lengths` so span hashing knows where the prompt ends. A NaN/inf loss stops training at once with a
 `NonFiniteLossError` instead of stepping on it (and later saving a broken model). Checkpoints hold only the trainable
 weights: the frozen base is rebuilt from its config, so an Engram checkpoint of SmolLM2 is megabytes, not 540 MB.
+They also carry the torch RNG state, so LoRA dropout after a resume draws the masks an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ class EngramLitModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         expected = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
@@ -113,3 +117,10 @@ class EngramLitModule(L.LightningModule):
                 f"checkpoint does not match this variant ({self.variant}): {len(missing)} trainable weights missing, "
                 f"e.g. {missing[0]}"
             )
+        # Nothing between this restore and the first resumed step draws from the global RNG (the train loader
+        # has its own generators), so the next dropout mask is the one the interrupted run was about to draw.
+        rng = checkpoint.get("rng") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])

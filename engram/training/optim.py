@@ -50,6 +50,9 @@ class CombinedOptimizer(torch.optim.Optimizer):
             raise ValueError(f"checkpoint has {len(inner)} optimizers, this run builds {len(self.optimizers)}")
         for opt, sd in zip(self.optimizers, inner, strict=True):
             opt.load_state_dict(sd)
+        # torch's load_state_dict gives each inner optimizer new group dicts: share them again, or the LR scheduler
+        # (which updates these groups) would steer stale copies while the inner optimizers keep the loaded lr
+        self.param_groups = [g for opt in self.optimizers for g in opt.param_groups]
 
     def __repr__(self) -> str:
         return "CombinedOptimizer(" + ", ".join(type(o).__name__ for o in self.optimizers) + ")"

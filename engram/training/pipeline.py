@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from engram.atomic import atomic_write_dir
 from engram.training.callbacks import GateStats, StepStats
+from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
 from engram.training.variants import apply_variant, count_parameters, has_engram
 
@@ -44,7 +46,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     if has_engram(cfg.variant.name):
         callbacks.append(GateStats(every_n_steps=int(cfg.trainer.get("log_every_n_steps", 5))))
     if cfg.trainer.get("enable_checkpointing", True):
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0))
+        every = int((cfg.get("checkpoint") or {}).get("every_n_steps", 0))
+        callbacks.append(LastCheckpoint(run_dir / "checkpoints", every_n_steps=every))
     return callbacks
 
 
@@ -70,13 +73,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     callbacks = build_callbacks(cfg, run_dir)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
-                        logger=loggers or False, default_root_dir=str(run_dir))
+                        logger=loggers or False, default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
     objects = {"cfg": cfg, "model": model, "tokenizer": tokenizer, "datamodule": datamodule, "module": module,
                "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
 
     t_fit = time.perf_counter()
     if module.has_trainable:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path))
     else:  # frozen baseline: nothing to fit, the eval loss still tells where it starts
         log.info("variant %s trains nothing; evaluating the frozen model", cfg.variant.name)
         trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -125,7 +128,10 @@ def evaluate_and_save(cfg: DictConfig, objects: dict[str, Any], base_general: li
 
 
 def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
-    """engram.safetensors for the memory, lora_adapter/ (peft) for LoRA; the frozen base is never copied."""
+    """engram.safetensors for the memory, lora_adapter/ (peft) for LoRA; the frozen base is never copied.
+
+    Every one is written to a temp name and renamed into place, so a failed save keeps the previous version.
+    """
     saved: dict[str, str] = {}
     if has_engram(cfg.variant.name):
         from engram.models.inject import save_engram
@@ -135,11 +141,11 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
         saved["engram"] = str(path)
     if cfg.variant.name in ("lora", "combined"):
         path = run_dir / "lora_adapter"
-        model.save_pretrained(str(path))
+        atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["lora"] = str(path)
     if cfg.variant.name == "baseline" and cfg.variant.get("finetune") == "full":
         path = run_dir / "model"
-        model.save_pretrained(str(path))
+        atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["model"] = str(path)
     return saved
 
@@ -175,6 +181,8 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "FAILED.txt").write_text(traceback.format_exc())
+        except OSError as note_error:  # e.g. the disk that just filled up: the original error matters more
+            log.error("could not write FAILED.txt in %s: %s", run_dir, note_error)
         finally:
             _close_wandb(exit_code=1)
         raise
