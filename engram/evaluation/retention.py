@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import yaml
 
+from engram.atomic import atomic_write_text
 from engram.evaluation.generate_eval import generate_texts
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,9 @@ def base_answers(
     texts = [format_general_prompt(tokenizer, p["messages"]) for p in prompts]
     answers = generate_texts(model, tokenizer, texts, max_new_tokens, batch_size, "retention: base answers",
                              show_progress)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([{"id": p["id"], "answer": a} for p, a in zip(prompts, answers, strict=True)],
-                              indent=1))
-    tmp.replace(path)  # atomic: parallel jobs never read half a file
+    # atomic, with a temp name unique per process: parallel jobs never read half a file or share a temp file
+    atomic_write_text(path, json.dumps([{"id": p["id"], "answer": a} for p, a in zip(prompts, answers, strict=True)],
+                                       indent=1))
     log.info("cached base answers for retention in %s", path)
     return answers
 
