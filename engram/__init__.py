@@ -9,13 +9,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "EngramModel": "engram.models.engram_model",
     "add_engram": "engram.models.inject",
     "remove_engram": "engram.models.inject",
+    "engram_memories": "engram.models.inject",
     "engram_parameters": "engram.models.inject",
     "engram_param_groups": "engram.models.inject",
     "engram_state_dict": "engram.models.inject",
     "save_engram": "engram.models.inject",
     "load_engram": "engram.models.inject",
+    "read_engram_config": "engram.models.inject",
     "load_model": "engram.models.loading",
     "EngramConfig": "engram.config",
 }

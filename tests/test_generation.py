@@ -24,7 +24,7 @@ def lively(model):
 def open_memory(model, tok, **kw):
     base = dict(table_size=257, heads=2, dim=32, max_ngram=3, layers="all", seed=1, gate_bias=1.0, init_std=0.5)
     cfg = {**base, **kw}
-    add_engram(model, cfg, tokenizer=tok)
+    model = add_engram(model, cfg, tokenizer=tok)
     with torch.no_grad():
         for memory in engram_memories(model).values():
             if hasattr(memory.gate, "conv"):  # make the short conv matter, so its cache is exercised
@@ -52,7 +52,7 @@ def test_generation_cached_equals_uncached(hash_, gate):
     lively(model)
     batch = left_padded(tok)
     plain = greedy(model, batch, use_cache=True)
-    open_memory(model, tok, hash=hash_, gate=gate)
+    model = open_memory(model, tok, hash=hash_, gate=gate)
     cached = greedy(model, batch, use_cache=True)
     uncached = greedy(model, batch, use_cache=False)
     assert torch.equal(cached, uncached)
@@ -62,7 +62,7 @@ def test_generation_cached_equals_uncached(hash_, gate):
 
 def test_generation_history_resets_per_call_and_follows_the_batch():
     model, tok = load_model("tiny")
-    open_memory(model, tok, hash="deepseek", gate="context")
+    model = open_memory(model, tok, hash="deepseek", gate="context")
     batch = left_padded(tok)
     first = greedy(model, batch, use_cache=True)
     tok.padding_side = "left"
@@ -70,13 +70,13 @@ def test_generation_history_resets_per_call_and_follows_the_batch():
     greedy(model, single, use_cache=True)  # another batch size in between
     assert torch.equal(greedy(model, batch, use_cache=True), first)
     assert engram_memories(model)  # still injected after generate returns
-    ctx = model.__dict__["_engram"].context
+    ctx = model.context
     assert ctx.ids is None and ctx.generate_prompt_len is None  # history cleared after each call
 
 
 def test_generation_span_memory_starts_at_the_last_prompt_position():
     model, tok = load_model("tiny")
-    open_memory(model, tok, hash="span", gate="mlp", layers=[0])
+    model = open_memory(model, tok, hash="span", gate="mlp", layers=[0])
     batch = left_padded(tok)
     model.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=3)
     memory = engram_memories(model)[0]
@@ -86,7 +86,7 @@ def test_generation_span_memory_starts_at_the_last_prompt_position():
 
 def test_generation_manual_cached_loop_without_history_fails_clearly():
     model, tok = load_model("tiny")
-    open_memory(model, tok, hash="deepseek", gate="mlp")
+    model = open_memory(model, tok, hash="deepseek", gate="mlp")
     ids = tok(PROMPTS[:1], return_tensors="pt")["input_ids"]
     out = model(ids, use_cache=True)
     nxt = out.logits[:, -1:].argmax(-1)
@@ -98,7 +98,7 @@ def test_generation_manual_cached_loop_without_history_fails_clearly():
 def test_past_length_found_whatever_the_cache_keyword_is_called():
     from transformers.cache_utils import DynamicCache
 
-    from engram.models.inject import past_length
+    from engram.models.inject import past_length  # defined in engram.models.engram_model
 
     model, tok = load_model("tiny")
     ids = tok(PROMPTS[:1], return_tensors="pt")["input_ids"]
@@ -116,14 +116,14 @@ def test_past_length_found_whatever_the_cache_keyword_is_called():
 
 def test_evaluation_stops_when_cached_and_uncached_decoding_differ(monkeypatch):
     """The guard that keeps a broken id history (e.g. after a library rename) from scoring wrong tokens."""
-    import engram.models.inject as inject
+    import engram.models.engram_model as engram_model
     from engram.evaluation.generate_eval import CachedGenerationError, check_cached_generation
 
     model, tok = load_model("tiny")
     lively(model)
-    open_memory(model, tok, hash="deepseek", gate="context")
+    model = open_memory(model, tok, hash="deepseek", gate="context")
     batch = left_padded(tok)
     check_cached_generation(model, tok, batch["input_ids"], batch["attention_mask"], 8)  # healthy: passes
-    monkeypatch.setattr(inject, "past_length", lambda *a, **k: 0)  # every decoding step forgets the history
+    monkeypatch.setattr(engram_model, "past_length", lambda *a, **k: 0)  # every decoding step forgets the history
     with pytest.raises(CachedGenerationError, match="cached and uncached greedy decoding differ"):
         check_cached_generation(model, tok, batch["input_ids"], batch["attention_mask"], 8)

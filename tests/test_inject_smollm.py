@@ -38,9 +38,9 @@ def smollm():
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_inject_smollm(smollm, case, tmp_path):
-    model, tok, batch, gen, base_logits, base_tokens = smollm
+    base_model, tok, batch, gen, base_logits, base_tokens = smollm
+    model = add_engram(base_model, CASES[case], tokenizer=tok)
     try:
-        add_engram(model, CASES[case], tokenizer=tok)
         n_layers = len(engram_memories(model))
         assert n_layers == (1 if case.startswith("layers1") else model.config.num_hidden_layers)
         with torch.no_grad():
@@ -65,12 +65,11 @@ def test_inject_smollm(smollm, case, tmp_path):
             want = model(**batch).logits
         path = save_engram(model, tmp_path)
         remove_engram(model)
-        add_engram(model, CASES[case], tokenizer=tok)
+        model = add_engram(base_model, CASES[case], tokenizer=tok)
         load_engram(model, path)
         with torch.no_grad():
             assert torch.equal(model(**batch).logits, want)
     finally:
-        if engram_memories(model):
-            remove_engram(model)
+        remove_engram(model)  # a second remove is a no-op
     with torch.no_grad():
-        assert torch.equal(model(**batch).logits, base_logits)  # removed cleanly
+        assert torch.equal(base_model(**batch).logits, base_logits)  # removed cleanly

@@ -30,12 +30,11 @@ def test_memory_closed_gate_is_near_noop_and_open_gate_changes_logits(hash_, gat
     ids = ids_batch()
     with torch.no_grad():
         base = model(ids).logits
-        add_engram(model, small(hash=hash_, gate=gate, gate_bias=-5.0), tokenizer=tok)
-        closed = model(ids).logits
+        closed = add_engram(model, small(hash=hash_, gate=gate, gate_bias=-5.0), tokenizer=tok)(ids).logits
     assert (closed - base).abs().max() < 1e-2
 
     model, tok = load_model("tiny")
-    add_engram(model, small(hash=hash_, gate=gate, gate_bias=8.0, init_std=1.0), tokenizer=tok)
+    model = add_engram(model, small(hash=hash_, gate=gate, gate_bias=8.0, init_std=1.0), tokenizer=tok)
     with torch.no_grad():
         opened = model(ids).logits
     assert (opened - base).abs().max() > 0.1
@@ -45,7 +44,7 @@ def test_memory_closed_gate_is_near_noop_and_open_gate_changes_logits(hash_, gat
 
 def test_memory_gate_values_are_kept_detached_for_statistics():
     model, tok = load_model("tiny")
-    add_engram(model, small(hash="deepseek", gate="context", gate_bias=-5.0, layers=[1]), tokenizer=tok)
+    model = add_engram(model, small(hash="deepseek", gate="context", gate_bias=-5.0, layers=[1]), tokenizer=tok)
     ids = ids_batch()
     mask = torch.ones_like(ids)
     mask[0, 10:] = 0  # right padding: no memory, no gate value there
@@ -64,7 +63,7 @@ def test_memory_gate_values_are_kept_detached_for_statistics():
 
 def test_memory_slot_utilisation_counts_rows_since_reset():
     model, tok = load_model("tiny")
-    add_engram(model, small(hash="poc", gate="mlp", table_size=5000, heads=2, layers=[0]), tokenizer=tok)
+    model = add_engram(model, small(hash="poc", gate="mlp", table_size=5000, heads=2, layers=[0]), tokenizer=tok)
     memory = engram_memories(model)[0]
     assert memory.slot_utilisation() == 0.0 and math.isnan(memory.collision_rate())
     ids = torch.tensor([[5, 6, 7, 5]])
@@ -91,7 +90,7 @@ def test_memory_collision_rate_of_the_last_batch():
 
 def test_memory_heads_concatenate_for_deepseek_and_tables_are_sparse():
     model, tok = load_model("tiny")
-    add_engram(model, small(hash="deepseek", gate="context", layers=[1], sparse=True), tokenizer=tok)
+    model = add_engram(model, small(hash="deepseek", gate="context", layers=[1], sparse=True), tokenizer=tok)
     memory = engram_memories(model)[1]
     sizes = memory.hasher.head_sizes(1)
     assert len(sizes) == 2 * 4 and memory.table.weight.shape == (sum(sizes), 32 // 4)
@@ -118,7 +117,7 @@ def test_memory_context_gate_conv_with_cache_equals_full_sequence():
 
 def test_memory_init_zeros_and_prepopulate_message():
     model, tok = load_model("tiny")
-    add_engram(model, small(hash="poc", gate="mlp", init="zeros", layers=[0]), tokenizer=tok)
+    model = add_engram(model, small(hash="poc", gate="mlp", init="zeros", layers=[0]), tokenizer=tok)
     assert torch.count_nonzero(engram_memories(model)[0].table.weight) == 0
     model, tok = load_model("tiny")
     with pytest.raises(NotImplementedError, match="engram.init=prepopulate"):

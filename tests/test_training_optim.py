@@ -161,7 +161,7 @@ def test_module_loss_equals_the_hf_causal_lm_loss(variant: str) -> None:
     batch = next(iter(EngramDataModule(OmegaConf.structured(data), tok).train_dataloader()))
     module = EngramLitModule(model, variant, {"lr": 1e-3}, cfg.engram)
     ours = module(batch)
-    extra = {"engram_prompt_lengths": batch["prompt_lengths"]} if variant == "engram" else {}
+    extra = {"prompt_lengths": batch["prompt_lengths"]} if variant == "engram" else {}
     reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
                       **extra).loss
     assert ours.item() == pytest.approx(reference.item(), rel=1e-5)

@@ -36,7 +36,7 @@ def _is_lora(name: str) -> bool:
 
 
 def _is_engram(name: str) -> bool:
-    return ".engram." in name
+    return name.startswith("memories.")  # EngramModel's memories, named the same with or without peft inside
 
 
 RULES = {
@@ -127,7 +127,7 @@ def test_resume_restores_the_saved_weights_and_continues_at_the_saved_step(
     ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert saved["global_step"] == 2
-    assert saved["state_dict"] and all(".engram." in k for k in saved["state_dict"])  # trainable weights only
+    assert saved["state_dict"] and all(k.startswith("model.memories.") for k in saved["state_dict"])  # trainable only
 
     probe = WeightsAtStart()
     original = pipeline.build_callbacks

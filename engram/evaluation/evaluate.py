@@ -219,7 +219,7 @@ def train_variants(cfg: DictConfig, out_dir: Path, variants: list[str]) -> list[
 
 def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str, engram_path: Path | None) -> Any:
     """The trained pieces onto a freshly loaded base: LoRA adapter (peft) first, then the memory, as in training."""
-    from engram.models.inject import add_engram, load_engram, read_engram_config
+    from engram.models.engram_model import EngramModel
 
     if run_dir is not None and variant in ("lora", "combined"):
         from peft import PeftModel
@@ -228,8 +228,7 @@ def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str,
     if run_dir is not None and variant in ("engram", "combined"):
         engram_path = engram_path or run_dir / "engram.safetensors"
     if engram_path is not None:
-        model = add_engram(model, read_engram_config(engram_path), tokenizer=tokenizer)
-        load_engram(model, engram_path)
+        model = EngramModel.from_pretrained(engram_path, model, tokenizer, adapter=False)  # LoRA, if any, is on
     model.eval()
     return model
 

@@ -7,7 +7,7 @@ Read top to bottom, one forward is:
   2. look up: every head's table is a block of one `nn.Embedding` (`offsets` = where each head's block starts);
      deepseek/span concatenate the heads (each `dim // heads` wide), poc averages them (one shared table, `dim` wide).
   3. gate: `MLPGate` or `ContextGate` (engram/memory/gates.py) projects to the hidden size and scales by the gate.
-The injection (engram/models/inject.py) adds the result to the layer's input hidden state.
+`EngramModel` (engram/models/engram_model.py) adds the result to the layer's input hidden state.
 """
 
 from __future__ import annotations

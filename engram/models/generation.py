@@ -7,14 +7,15 @@ With `use_cache=True` each decoding step feeds only the new token, but an n-gram
   - `prompt_lengths`: where the prompt ends, in the same coordinates;
   - `caches`: per-layer state of the memories (the short conv's past values).
 A forward with no past (past length 0) starts a new history; a forward continuing a KV cache appends to it.
-`wrap_generate` resets the history at every `generate()` call and fixes the prompt to the ids passed in (so the
-uncached loop, which re-feeds the whole sequence, still knows where the prompt ended).
+The context belongs to an `EngramModel` (engram/models/engram_model.py): its forward pre-hook on the causal LM calls
+`begin_forward` for every inner forward (HF's generate loop calls the inner model, not the wrapper), its `forward`
+hands over the prompt lengths with `call()`, and its `generate` runs inside `generation()`.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -29,6 +30,7 @@ class EngramContext:
         self.new = 0  # positions fed by the current forward
         self.generate_prompt_len: int | None = None  # set while generate() runs
         self.generate_prompt_lengths: torch.Tensor | None = None
+        self.call_prompt_lengths: torch.Tensor | None = None  # set while EngramModel.forward runs
 
     def reset(self) -> None:
         self.ids = self.mask = self.prompt_lengths = None
@@ -73,36 +75,26 @@ class EngramContext:
     def cache(self, layer: int) -> dict:
         return self.caches.setdefault(int(layer), {})
 
-    def wrap_generate(self, model: Any) -> None:
-        """Make `model.generate` reset the history and know the prompt length on every call."""
-        original = model.generate
+    @contextmanager
+    def call(self, prompt_lengths: torch.Tensor | None) -> Iterator[None]:
+        """Prompt lengths for the inner forward(s) of one `EngramModel.forward` call."""
+        self.call_prompt_lengths = prompt_lengths
+        try:
+            yield
+        finally:
+            self.call_prompt_lengths = None
 
-        @functools.wraps(original)
-        def generate(*args: Any, **kwargs: Any) -> Any:
-            ids = kwargs.get("input_ids", kwargs.get("inputs", args[0] if args else None))
-            lengths = kwargs.pop("engram_prompt_lengths", None)
-            if ids is None:
-                raise ValueError("engram: generate() needs input_ids (the memories hash token ids)")
+    @contextmanager
+    def generation(self, prompt_len: int, prompt_lengths: torch.Tensor | None) -> Iterator[None]:
+        """One `generate()` call: a fresh history, and the prompt fixed to the ids passed in (so the uncached loop,
+        which re-feeds the whole sequence, still knows where the prompt ended). Cleared again afterwards."""
+        self.reset()
+        self.generate_prompt_len, self.generate_prompt_lengths = int(prompt_len), prompt_lengths
+        try:
+            yield
+        finally:
+            self.generate_prompt_len = self.generate_prompt_lengths = None
             self.reset()
-            self.generate_prompt_len, self.generate_prompt_lengths = int(ids.shape[1]), lengths
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.generate_prompt_len = self.generate_prompt_lengths = None
-                self.reset()
-
-        generate.__engram_original__ = model.__dict__.get("generate")  # type: ignore[attr-defined]
-        model.generate = generate
-
-    @staticmethod
-    def unwrap_generate(model: Any) -> None:
-        wrapped = model.__dict__.get("generate")
-        if wrapped is None or not hasattr(wrapped, "__engram_original__"):
-            return
-        if wrapped.__engram_original__ is None:
-            del model.generate  # our instance attribute goes; the class's generate shows through again
-        else:
-            model.generate = wrapped.__engram_original__  # someone else's wrapper was there before ours
 
 
 def _per_row(lengths: torch.Tensor, batch: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """One LightningModule for every variant: the variant only decides which weights require grad (variants.py).
 
-The loss is the causal-LM loss on answer tokens (labels are -100 on prompt and padding). Engram variants also pass
-`engram_prompt_lengths` so span hashing knows where the prompt ends. A NaN/inf loss stops training at once with a
+The loss is the causal-LM loss on answer tokens (labels are -100 on prompt and padding). An EngramModel also gets
+`prompt_lengths` so span hashing knows where the prompt ends. A NaN/inf loss stops training at once with a
 `NonFiniteLossError` instead of stepping on it (and later saving a broken model). Checkpoints hold only the trainable
 weights: the frozen base is rebuilt from its config, so an Engram checkpoint of SmolLM2 is megabytes, not 540 MB.
 They also carry the torch RNG state, so LoRA dropout after a resume draws the masks an uninterrupted run would.
@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engram.models.engram_model import EngramModel
 from engram.training.optim import build_optimizer, build_scheduler, split_trainable
-from engram.training.variants import engram_groups, has_engram
+from engram.training.variants import engram_groups
 
 
 class NonFiniteLossError(RuntimeError):
@@ -30,7 +31,6 @@ class EngramLitModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.variant = variant
-        self.uses_engram = has_engram(variant)
         self.optim_cfg = dict(optim_cfg or {})
         self.lr_multiplier = float(engram_cfg.get("lr_multiplier", 1.0)) if engram_cfg is not None else 1.0
         self.sparse_tables = bool(engram_cfg.get("sparse", False)) if engram_cfg is not None else False
@@ -55,8 +55,8 @@ class EngramLitModule(L.LightningModule):
         start = max(int(batch["prompt_lengths"].min()) - 1, 0)
         keep = torch.arange(start, labels.shape[1] - 1, device=labels.device)
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "logits_to_keep": keep}
-        if self.uses_engram:
-            kwargs["engram_prompt_lengths"] = batch["prompt_lengths"]
+        if isinstance(self.model, EngramModel):  # a plain LM (or PeftModel) would reject the keyword
+            kwargs["prompt_lengths"] = batch["prompt_lengths"]
         logits = self.model(**kwargs).logits
         targets = labels[:, start + 1 :]
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)

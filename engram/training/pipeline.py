@@ -133,13 +133,9 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
     Every one is written to a temp name and renamed into place, so a failed save keeps the previous version.
     """
     saved: dict[str, str] = {}
-    if has_engram(cfg.variant.name):
-        from engram.models.inject import save_engram
-
-        path = run_dir / "engram.safetensors"
-        save_engram(model, path)
-        saved["engram"] = str(path)
-    if cfg.variant.name in ("lora", "combined"):
+    if has_engram(cfg.variant.name):  # the EngramModel writes engram.safetensors (+ lora_adapter/ for combined)
+        saved.update({k: str(v) for k, v in model.save_pretrained(run_dir).items()})
+    elif cfg.variant.name == "lora":
         path = run_dir / "lora_adapter"
         atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["lora"] = str(path)

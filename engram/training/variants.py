@@ -21,7 +21,8 @@ def has_engram(variant: str) -> bool:
 
 
 def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Module:
-    """Wrap/extend `model` for `cfg.variant.name` and set requires_grad so exactly the right weights train."""
+    """Wrap `model` for `cfg.variant.name` (peft PeftModel for LoRA, then EngramModel for the memory) and set
+    requires_grad so exactly the right weights train."""
     variant = cfg.variant.name
     full = variant == "baseline" and cfg.variant.get("finetune", "none") == "full"
     for p in model.parameters():

@@ -1,0 +1,135 @@
+"""engram.safetensors: the memories' tensors alone, keyed `layers.{l}.{name}`, with the engram config as metadata.
+
+The keys do not depend on how the model is wrapped (peft, Lightning, EngramModel), so a file loads into any of them.
+Loading checks everything that changes hashes or shapes (config, layers, pad id, vocabulary map) and names the key
+that differs; safetensors never unpickles, so a file from elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engram.atomic import atomic_write
+from engram.config import ConfigError, EngramConfig
+
+FILE_FORMAT = "engram-lab/1"
+FILE_NAME = "engram.safetensors"
+# Config keys that change hashes, shapes or the forward; the rest (init, lr, sparse) only matter for training.
+STRUCTURAL_KEYS = ("hash", "table_size", "heads", "max_ngram", "dim", "gate", "seed", "compress_vocab", "conv_kernel")
+
+
+class EngramLoadError(ValueError):
+    """An engram file does not fit the model it is loaded into; the message names the key."""
+
+
+@dataclass(frozen=True)
+class EngramSpec:
+    """What, besides the tensors, decides whether a file fits a model."""
+
+    cfg: EngramConfig
+    layers: list[int]
+    pad_id: int
+    token_map: str  # digest of the vocabulary compression map ("none" without one)
+
+
+def as_engram_config(cfg: Any) -> EngramConfig:
+    """EngramConfig from an EngramConfig, DictConfig or dict (unknown keys are an error naming the key)."""
+    if isinstance(cfg, EngramConfig):
+        return cfg
+    from omegaconf import DictConfig, OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    known = {f.name for f in fields(EngramConfig)}
+    for key, value in plain.items():
+        if key not in known:
+            raise ConfigError(f"engram.{key}", value, "is not an engram config key")
+    return EngramConfig(**plain)
+
+
+def engram_file(path: str | Path) -> Path:
+    """`path` itself, or `path/engram.safetensors` when `path` is a directory."""
+    p = Path(path)
+    return p / FILE_NAME if p.is_dir() else p
+
+
+def write_engram_file(path: str | Path, tensors: dict[str, torch.Tensor], spec: EngramSpec) -> Path:
+    """Write `tensors` with `spec` as metadata. A path not ending in .safetensors is a directory that gets
+    `engram.safetensors` inside. Returns the file written."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path / FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    metadata = {
+        "format": FILE_FORMAT,
+        "engram_config": json.dumps(asdict(spec.cfg)),
+        "layers": json.dumps(spec.layers),
+        "pad_id": str(spec.pad_id),
+        "token_map": spec.token_map,
+    }
+    # temp file + rename: a kill or a full disk mid-save leaves the previous file whole
+    return atomic_write(path, lambda tmp: save_file(plain, str(tmp), metadata=metadata))
+
+
+def read_engram_config(path: str | Path) -> EngramConfig:
+    """The engram config stored in a file written by `write_engram_file` (to rebuild the model before loading)."""
+    return as_engram_config(json.loads(_read_metadata(engram_file(path))["engram_config"]))
+
+
+def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of the file at `path`, after checking that they fit a model described by `spec` whose engram
+    tensors are `target` (same keys and shapes). Raises EngramLoadError naming the first key that differs."""
+    from safetensors.torch import load_file
+
+    path = engram_file(path)
+    meta = _read_metadata(path)
+    saved = json.loads(meta["engram_config"])
+    here = asdict(spec.cfg)
+    keys = STRUCTURAL_KEYS + (("gate_bias",) if spec.cfg.gate == "context" else ())  # a constant in that gate
+    for key in keys:
+        if _norm(saved.get(key)) != _norm(here[key]):
+            raise EngramLoadError(f"engram file {path}: engram.{key}={saved.get(key)} in the file but "
+                                  f"engram.{key}={here[key]} in the model")
+    for key, mine in (("layers", json.dumps(spec.layers)), ("pad_id", str(spec.pad_id)),
+                      ("token_map", spec.token_map)):
+        if meta.get(key) != mine:
+            hint = " (add_engram needs the same tokenizer as when saving)" if key in ("pad_id", "token_map") else ""
+            raise EngramLoadError(
+                f"engram file {path}: {key}={meta.get(key)} in the file but {mine} in the model{hint}"
+            )
+    tensors = load_file(str(path))  # safetensors: plain tensors, never unpickles
+    for key in sorted(set(target) | set(tensors)):
+        if key not in tensors:
+            raise EngramLoadError(f"engram file {path}: tensor {key} is missing")
+        if key not in target:
+            raise EngramLoadError(f"engram file {path}: unexpected tensor {key}")
+        if tensors[key].shape != target[key].shape:
+            raise EngramLoadError(f"engram file {path}: tensor {key} has shape {tuple(tensors[key].shape)}, "
+                                  f"the model expects {tuple(target[key].shape)}")
+    return tensors
+
+
+def _norm(x: Any) -> Any:
+    return list(x) if isinstance(x, tuple) else x
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"engram file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:  # reads the JSON header only; nothing is unpickled
+            meta = f.metadata() or {}
+    except Exception as e:
+        raise EngramLoadError(f"engram file {path} is not a safetensors file ({e})") from None
+    if meta.get("format") != FILE_FORMAT or "engram_config" not in meta:
+        raise EngramLoadError(f"engram file {path}: not written by save_engram (format={meta.get('format')})")
+    return meta
