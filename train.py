@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from engram.cli import check_group_choices, validated_or_exit
+from engram.cli import check_group_choices, check_overrides, validated_or_exit
 from engram.config import register_configs
 
 register_configs()
@@ -27,4 +27,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     check_group_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:], "train")
     main()
