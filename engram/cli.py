@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from engram.config import ConfigError, validate, validate_evaluate_keys, validate_layers
+from engram.config_rules import one_line
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
@@ -24,7 +25,7 @@ CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logg
 def exit_config_error(err: ConfigError | str) -> None:
     if os.environ.get("HYDRA_FULL_ERROR") == "1" and sys.exc_info()[0] is not None:
         traceback.print_exc()  # asked for: where the check fired
-    print(str(err), file=sys.stderr)
+    print(one_line(str(err)), file=sys.stderr)
     sys.exit(2)
 
 

@@ -8,6 +8,7 @@ under a second.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,9 +185,18 @@ def register_configs() -> None:
 # ---------------------------------------------------------------- validation
 
 
+@functools.cache
+def _schema(schema_cls: type) -> DictConfig:
+    """The schema as a config, built once (~20 ms); merge copies it, so it is never changed."""
+    return OmegaConf.structured(schema_cls)
+
+
 def _typed(cfg: DictConfig, schema_cls: type = TrainConfig) -> DictConfig:
     """Merge onto the schema so wrong types fail with the full key (e.g. engram.table_size=abc)."""
-    schema = OmegaConf.structured(schema_cls)
+    schema = _schema(schema_cls)
+    for key in ("experiment_name", "task_name"):  # other values interpolate them: name them, not their users
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False) if isinstance(cfg, DictConfig) else None
+        check(value is None or isinstance(value, str | int | float), key, value, "must be a string")
     try:
         plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     except OmegaConfBaseException as e:  # e.g. a value `${nope}` that points nowhere
@@ -197,10 +207,24 @@ def _typed(cfg: DictConfig, schema_cls: type = TrainConfig) -> DictConfig:
     try:
         merged = OmegaConf.merge(schema, known)
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or "config"
-        value = getattr(e, "value", None)
+        key = getattr(e, "full_key", None) or _bad_key(schema, known)
+        value = getattr(e, "value", None) if getattr(e, "full_key", None) else OmegaConf.select(
+            OmegaConf.create(known), key, default=None)
         raise ConfigError(key, value, f"has the wrong type or is unknown ({_first_line(e)})") from None
     return merged
+
+
+def _bad_key(schema: DictConfig, values: dict[str, Any], prefix: str = "") -> str:
+    """The key a failed merge tripped on, when OmegaConf does not say (e.g. a mapping where a list belongs)."""
+    for k, v in values.items():
+        try:
+            OmegaConf.merge(schema, {k: v})
+        except OmegaConfBaseException:
+            sub = schema.get(k) if k in schema else None
+            if isinstance(v, dict) and OmegaConf.is_dict(sub):
+                return _bad_key(sub, v, f"{prefix}{k}.")
+            return f"{prefix}{k}"
+    return prefix.rstrip(".") or "config"
 
 
 def _first_line(e: BaseException) -> str:

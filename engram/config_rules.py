@@ -34,7 +34,15 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, value: Any, rule: str) -> None:
         self.key, self.value, self.rule = key, value, rule
-        super().__init__(f"config error: {key}={value} {rule}")
+        super().__init__(one_line(f"config error: {key}={value} {rule}"))
+
+
+# every character str.splitlines() breaks at, escaped: a value holding one (a path, a typo) keeps the message one line
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    return text.translate(_LINE_BREAKS)
 
 
 def check(ok: bool, key: str, value: Any, rule: str) -> None:
@@ -88,7 +96,8 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
            "must be an integer in [1, 64]")
     check_seed(f"{prefix}.seed", e.seed)
     layers = e.layers
-    if isinstance(layers, str):
+    is_list = isinstance(layers, list | tuple) or OmegaConf.is_list(layers)
+    if not is_list:
         check(layers == "all", f"{prefix}.layers", layers, 'must be a list of layer indices or "all"')
     else:
         check(len(layers) > 0, f"{prefix}.layers", list(layers), "must name at least one layer")

@@ -19,6 +19,8 @@ from engram.models.headers import HeaderError, lightning_checkpoint_keys, safete
 
 ENGRAM_FILE_FORMAT = "engram-lab/1"  # engram.models.inject.FILE_FORMAT (not imported: that module needs torch)
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
+# where a multirun / four-way keeps its jobs' configs; bounded, so multirun_dir=/ does not walk the whole disk
+JOB_CONFIGS = tuple("*/" * depth + ".hydra/config.yaml" for depth in range(4))
 
 
 def _path(p: str) -> Path:
@@ -117,7 +119,7 @@ def check_evaluate_inputs(ev: Any) -> None:
         matches = glob.glob(os.path.expanduser(ev.multirun_dir)) or [ev.multirun_dir]
         if not any(Path(m).is_dir() for m in matches):
             raise ConfigError("multirun_dir", ev.multirun_dir, "does not exist or is not a directory")
-        if not any(next(Path(m).glob("**/.hydra/config.yaml"), None) for m in matches):
+        if not any(next(Path(m).glob(pattern), None) for m in matches for pattern in JOB_CONFIGS):
             raise ConfigError("multirun_dir", ev.multirun_dir, "holds no run dirs (no */.hydra/config.yaml)")
 
 
