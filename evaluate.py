@@ -11,23 +11,28 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from engram.cli import check_group_choices, exit_config_error, validated_or_exit
-from engram.config import register_configs
+from engram.atomic import DiskFullError
+from engram.cli import check_group_choices, check_overrides, exit_config_error, validated_or_exit
+from engram.config import ConfigError, register_configs
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    typed = validated_or_exit(cfg)  # before any model or data loads
-    from engram.evaluation.evaluate import EvaluateError, run  # heavy imports only after validation
+    typed = validated_or_exit(cfg, evaluate=True)  # before any model or data loads
+    # heavy imports only after validation
+    from engram.evaluation.evaluate import EvaluateError, run
+    from engram.evaluation.generate_eval import CachedGenerationError
+    from engram.models.inject import EngramLoadError
 
     try:
         run(cfg, typed)
-    except EvaluateError as e:
+    except (EvaluateError, EngramLoadError, ConfigError, CachedGenerationError, DiskFullError) as e:  # one line each
         exit_config_error(str(e))
 
 
 if __name__ == "__main__":
     check_group_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:], "evaluate")
     main()

@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from engram.atomic import DiskFullError
-from engram.cli import check_group_choices, exit_expected_error, validated_or_exit
+from engram.cli import check_group_choices, check_overrides, exit_expected_error, validated_or_exit
 from engram.config import register_configs
 
 register_configs()
@@ -20,11 +20,14 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     typed = validated_or_exit(cfg)  # before any model or data loads
-    from engram.training.pipeline import run_task  # heavy imports only after validation
+    # heavy imports only after validation
+    from engram.evaluation.generate_eval import CachedGenerationError
+    from engram.training.module import NonFiniteLossError
+    from engram.training.pipeline import run_task
 
     try:
         metrics = run_task(typed)
-    except DiskFullError as e:  # "disk full while writing <file>: ...; earlier files kept" says it all
+    except (DiskFullError, CachedGenerationError, NonFiniteLossError) as e:  # each message is the whole story
         exit_expected_error(e)
         raise  # unreachable
     return metrics.get(typed.optimized_metric)
@@ -32,4 +35,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     check_group_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:], "train")
     main()

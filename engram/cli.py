@@ -1,13 +1,21 @@
-"""Helpers shared by the thin entry points: fail fast on bad overrides and configs, with one line and exit 2."""
+"""Helpers shared by the thin entry points: fail fast on bad overrides, configs and input files, with one line on
+stderr and exit 2, before any weights load (HYDRA_FULL_ERROR=1 adds the traceback).
+
+`check_config` is everything the entry points check; it raises ConfigError and is what the tests fuzz.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
-from engram.config import ConfigError, validate, validate_layers
+from engram.config import ConfigError, validate, validate_evaluate_keys, validate_layers
+from engram.config_rules import one_line
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
@@ -15,7 +23,9 @@ CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logg
 
 
 def exit_config_error(err: ConfigError | str) -> None:
-    print(str(err), file=sys.stderr)
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" and sys.exc_info()[0] is not None:
+        traceback.print_exc()  # asked for: where the check fired
+    print(one_line(str(err)), file=sys.stderr)
     sys.exit(2)
 
 
@@ -41,13 +51,72 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                 exit_config_error(ConfigError(key, choice, f"is not a known {key} (one of: {', '.join(options)})"))
 
 
-def validated_or_exit(cfg: DictConfig) -> DictConfig:
+HYDRA_FLAGS = ("-m", "--multirun")  # flags the pre-compose understands; any other flag skips it
+
+
+def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR) -> None:
+    """Compose the command line once before Hydra does: an unknown key (`optim.lrr=1`), bad override syntax or a
+    missing option would otherwise be Hydra's multi-line error with exit 1. In a multirun each sweep counts with
+    its first value (the jobs' values are validated per job)."""
+    from hydra import compose, initialize_config_dir
+
+    if any(a.startswith("-") and a not in HYDRA_FLAGS for a in argv):
+        return
+    try:
+        overrides = _first_job([a for a in argv if a not in HYDRA_FLAGS], multirun=any(a in HYDRA_FLAGS for a in argv))
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            compose(config_name, overrides=overrides, return_hydra_config=True)
+    except Exception as e:  # noqa: BLE001 - whatever Hydra refuses, in one line
+        lines = []
+        for line in str(e).splitlines():
+            if line.startswith(("Config search path", "See https")):
+                break
+            lines.append(line.strip())
+        message = " ".join(x for x in lines if x) or type(e).__name__
+        exit_config_error(f"config error: the command line does not compose: {message}")
+
+
+def _first_job(overrides: list[str], multirun: bool) -> list[str]:
+    """The overrides with every sweep (a=1,2 / interval(..) / range(..)) replaced by its first value."""
+    if not multirun:
+        return overrides
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import IntervalSweep
+
+    out = []
+    for o in OverridesParser.create().parse_overrides(overrides):
+        if not o.is_sweep_override():
+            out.append(o.input_line)
+            continue
+        value = o.value()
+        first = str(value.start) if isinstance(value, IntervalSweep) else next(iter(o.sweep_string_iterator()))
+        out.append(f"{o.get_key_element()}={first}")
+    return out
+
+
+def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
+    """Validate a composed config and the files and model it names; the typed config, or ConfigError.
+
+    Cheap checks first: values (no I/O), then the model's config.json / GGUF header, the accelerator, the data
+    (built as the run will build it), a checkpoint and, for evaluate.py, the run dirs and memory file.
+    """
+    from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs
+
+    typed = validate(cfg)
+    ev = validate_evaluate_keys(cfg) if evaluate else None
+    check_model(typed)
+    check_accelerator(typed.trainer)
+    check_data(typed.data)
+    check_checkpoint(typed.ckpt_path)
+    if ev is not None:
+        check_evaluate_inputs(ev)
+    return typed
+
+
+def validated_or_exit(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
     """The typed, validated config; on a bad value print `config error: key=value rule` and exit 2."""
     try:
-        typed = validate(cfg)
-        if typed.variant.name in ("engram", "combined"):
-            check_layers_fit_model(typed)
-        return typed
+        return check_config(cfg, evaluate)
     except ConfigError as e:
         if in_multirun():  # one bad job of a sweep: record it and let Hydra run the others
             note_job_failure(str(e))
@@ -72,15 +141,50 @@ def note_job_failure(message: str) -> None:
     (out / "FAILED.txt").write_text(message + "\n")
 
 
-def check_layers_fit_model(cfg: DictConfig) -> None:
-    """engram.layers against the model depth, and the tables against free RAM, from the model's config alone."""
+def check_model(cfg: DictConfig) -> None:
+    """The model exists (config.json / GGUF header, no weights); for a memory, engram.layers against its depth and
+    the tables against free RAM; a LoRA rank that fits its width."""
     from engram.memory.budget import check_memory_budget
-    from engram.models.loading import ModelUnavailableError, model_shape
+    from engram.models.loading import model_shape
 
-    try:
-        depth, hidden_size = model_shape(cfg.model)
-    except ModelUnavailableError as e:
-        exit_config_error(str(e))
+    depth, hidden_size = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
+    if cfg.variant.name in ("engram", "combined"):
+        layers = validate_layers(cfg.engram.layers, depth)
+        check_memory_budget(cfg.engram, len(layers), hidden_size)
+    if cfg.variant.name in ("lora", "combined") and cfg.lora.r > hidden_size:
+        raise ConfigError("lora.r", cfg.lora.r, f"must be <= the model's hidden size ({hidden_size})")
+
+
+def check_accelerator(trainer: Any) -> None:
+    """A GPU accelerator needs a GPU here (Lightning would refuse only after the model has loaded)."""
+    accelerator = trainer.get("accelerator", "auto")
+    if accelerator not in ("gpu", "cuda", "mps"):
         return
-    layers = validate_layers(cfg.engram.layers, depth)
-    check_memory_budget(cfg.engram, len(layers), hidden_size)
+    no_gpu = ConfigError("trainer.accelerator", accelerator, "but no GPU is available here; use trainer=cpu")
+    if not _torch_may_have_gpu(accelerator):
+        raise no_gpu
+    import torch  # ~2 s; only a GPU build of torch gets this far
+
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if not {"gpu": cuda or mps, "cuda": cuda, "mps": mps}[accelerator]:
+        raise no_gpu
+    devices = trainer.get("devices", "auto")
+    count = torch.cuda.device_count() if cuda and accelerator != "mps" else 1
+    if isinstance(devices, int) and devices > count:
+        raise ConfigError("trainer.devices", devices, f"but only {count} GPU(s) are available here")
+
+
+def _torch_may_have_gpu(accelerator: str) -> bool:
+    """False when the installed torch is a CPU-only build (its version.py says so; torch is not imported)."""
+    import importlib.util
+    import runpy
+
+    spec = importlib.util.find_spec("torch")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    version_file = next((Path(d) / "version.py" for d in locations if (Path(d) / "version.py").is_file()), None)
+    if version_file is None:
+        return True  # unknown layout: let torch answer
+    build = runpy.run_path(str(version_file))
+    if accelerator == "mps":
+        return sys.platform == "darwin"
+    return bool(build.get("cuda") or build.get("hip")) or (accelerator == "gpu" and sys.platform == "darwin")

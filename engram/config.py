@@ -1,37 +1,41 @@
 """Structured configs for every Hydra group, and validation that names the bad key.
 
 The dataclasses are the schema: `validate(cfg)` merges a composed config onto them (type errors) and then
-checks values (range errors). Both raise `ConfigError` with one line: `config error: <key>=<value> <rule>`.
-Nothing here imports torch or transformers, so a bad config fails in well under a second.
+checks values (range errors, rules in config_rules.py). Both raise `ConfigError` with one line:
+`config error: <key>=<value> <rule>`. Nothing here imports torch or transformers, so a bad config fails in well
+under a second.
 """
 
 from __future__ import annotations
 
-import math
-import os
+import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-MODEL_NAMES = ("smollm", "tiny", "hf")
-VARIANT_NAMES = ("baseline", "lora", "engram", "combined")
-DATA_FAMILIES = ("exact_match", "patterns", "long_recall", "jsonl")
-HASH_KINDS = ("poc", "deepseek", "span")
-GATE_KINDS = ("mlp", "context")
-INIT_KINDS = ("normal", "zeros", "prepopulate")
-PROMPT_FORMATS = ("chat", "plain")
-LOGGER_NAMES = ("wandb", "csv", "none")
+from engram.config_rules import (
+    FLOAT32_MAX,
+    LOGGER_NAMES,
+    VARIANT_NAMES,
+    ConfigError,
+    check,
+    check_seed,
+    is_int,
+    one_of,
+    validate_data,
+    validate_engram,
+    validate_layers,
+    validate_lora,
+    validate_model,
+    validate_optim,
+    validate_trainer,
+)
 
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message is the single line shown to the user."""
-
-    def __init__(self, key: str, value: Any, rule: str) -> None:
-        self.key, self.value, self.rule = key, value, rule
-        super().__init__(f"config error: {key}={value} {rule}")
+__all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
+           "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
+           "validate_engram", "validate_layers"]
 
 
 @dataclass
@@ -120,8 +124,19 @@ class CheckpointConfig:
 
 
 @dataclass
+class OptimConfig:
+    lr: float = 3.0e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 5
+    min_lr_ratio: float = 0.1
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1.0e-8
+
+
+@dataclass
 class TrainConfig:
-    """Root schema for conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer)."""
+    """Root schema for conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
+    checked key by key in engram/config_trainer.py."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     engram: EngramConfig = field(default_factory=EngramConfig)
@@ -131,7 +146,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: Any = field(default_factory=dict)
-    optim: Any = field(default_factory=dict)
+    optim: OptimConfig = field(default_factory=OptimConfig)
     experiment_name: str = "default"
     seed: int = 0
     optimized_metric: str = "eval/exact_match"
@@ -139,6 +154,21 @@ class TrainConfig:
     eval_max_new_tokens: int = 24
     task_name: str = "train"
     paths: Any = field(default_factory=dict)
+
+
+@dataclass
+class EvaluateConfig:
+    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates)."""
+
+    four_way: bool = False
+    variants: list[str] = field(default_factory=lambda: list(VARIANT_NAMES))
+    run_dirs: list[str] = field(default_factory=list)
+    multirun_dir: str | None = None
+    run_dir: str | None = None
+    engram_path: str | None = None
+    reevaluate: bool = False
+    check_split: bool = True
+    output_dir: str | None = None
 
 
 def register_configs() -> None:
@@ -153,6 +183,7 @@ def register_configs() -> None:
         ("lora", LoraConfig),
         ("data", DataConfig),
         ("logger", LoggerConfig),
+        ("optim", OptimConfig),
     ):
         cs.store(group=f"schema/{group}", name=group, node=node)
 
@@ -160,126 +191,82 @@ def register_configs() -> None:
 # ---------------------------------------------------------------- validation
 
 
-def _typed(cfg: DictConfig) -> DictConfig:
+@functools.cache
+def _schema(schema_cls: type) -> DictConfig:
+    """The schema as a config, built once (~20 ms); merge copies it, so it is never changed."""
+    return OmegaConf.structured(schema_cls)
+
+
+def _typed(cfg: DictConfig, schema_cls: type = TrainConfig) -> DictConfig:
     """Merge onto the schema so wrong types fail with the full key (e.g. engram.table_size=abc)."""
-    schema = OmegaConf.structured(TrainConfig)
-    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    schema = _schema(schema_cls)
+    for key in ("experiment_name", "task_name"):  # other values interpolate them: name them, not their users
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False) if isinstance(cfg, DictConfig) else None
+        check(value is None or isinstance(value, str | int | float), key, value, "must be a string")
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    except OmegaConfBaseException as e:  # e.g. a value `${nope}` that points nowhere
+        raise ConfigError(getattr(e, "full_key", None) or "config", None,
+                          f"cannot be resolved ({_first_line(e)})") from None
     plain.pop("hydra", None)
     known = {k: v for k, v in plain.items() if k in schema}
     try:
         merged = OmegaConf.merge(schema, known)
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or "config"
-        value = getattr(e, "value", None)
-        reason = str(e).splitlines()[0]
-        raise ConfigError(key, value, f"has the wrong type or is unknown ({reason})") from None
+        key = getattr(e, "full_key", None) or _bad_key(schema, known)
+        value = getattr(e, "value", None) if getattr(e, "full_key", None) else OmegaConf.select(
+            OmegaConf.create(known), key, default=None)
+        raise ConfigError(key, value, f"has the wrong type or is unknown ({_first_line(e)})") from None
     return merged
 
 
-def _check(ok: bool, key: str, value: Any, rule: str) -> None:
-    if not ok:
-        raise ConfigError(key, value, rule)
+def _bad_key(schema: DictConfig, values: dict[str, Any], prefix: str = "") -> str:
+    """The key a failed merge tripped on, when OmegaConf does not say (e.g. a mapping where a list belongs)."""
+    for k, v in values.items():
+        try:
+            OmegaConf.merge(schema, {k: v})
+        except OmegaConfBaseException:
+            sub = schema.get(k) if k in schema else None
+            if isinstance(v, dict) and OmegaConf.is_dict(sub):
+                return _bad_key(sub, v, f"{prefix}{k}.")
+            return f"{prefix}{k}"
+    return prefix.rstrip(".") or "config"
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
-    _check(value in allowed, key, value, f"is not one of {', '.join(allowed)}")
-
-
-def validate_engram(e: Any, prefix: str = "engram") -> None:
-    sizes = list(e.table_size) if isinstance(e.table_size, list | tuple) or OmegaConf.is_list(e.table_size) else [
-        e.table_size
-    ]
-    for s in sizes:
-        _check(_is_int(s) and s > 0, f"{prefix}.table_size", e.table_size, "must be a positive integer")
-    _check(_is_int(e.heads) and e.heads >= 1, f"{prefix}.heads", e.heads, "must be an integer >= 1")
-    _check(e.heads <= min(sizes), f"{prefix}.heads", e.heads, f"must be <= engram.table_size ({min(sizes)})")
-    _check(_is_int(e.max_ngram) and e.max_ngram >= 2, f"{prefix}.max_ngram", e.max_ngram, "must be an integer >= 2")
-    if len(sizes) > 1:
-        _check(
-            len(sizes) == e.max_ngram - 1,
-            f"{prefix}.table_size",
-            e.table_size,
-            f"must be one int or one per n-gram order ({e.max_ngram - 1} for max_ngram={e.max_ngram})",
-        )
-    _check(_is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
-    _one_of(f"{prefix}.hash", e.hash, HASH_KINDS)
-    _one_of(f"{prefix}.gate", e.gate, GATE_KINDS)
-    _one_of(f"{prefix}.init", e.init, INIT_KINDS)
-    _check(
-        isinstance(e.gate_bias, int | float) and not isinstance(e.gate_bias, bool) and math.isfinite(e.gate_bias),
-        f"{prefix}.gate_bias",
-        e.gate_bias,
-        "must be a finite number",
-    )
-    _check(e.lr_multiplier > 0, f"{prefix}.lr_multiplier", e.lr_multiplier, "must be > 0")
-    layers = e.layers
-    if isinstance(layers, str):
-        _check(layers == "all", f"{prefix}.layers", layers, 'must be a list of layer indices or "all"')
-    else:
-        _check(len(layers) > 0, f"{prefix}.layers", list(layers), "must name at least one layer")
-        for layer in layers:
-            _check(_is_int(layer) and layer >= 0, f"{prefix}.layers", list(layers), "must hold integers >= 0")
-
-
-def validate_layers(layers: Any, num_layers: int, key: str = "engram.layers") -> list[int]:
-    """Resolve `layers` against the model depth (known from its config, before weights load)."""
-    if layers == "all":
-        return list(range(num_layers))
-    resolved = [int(x) for x in layers]
-    for layer in resolved:
-        rule = f"is outside the model's {num_layers} layers (0..{num_layers - 1})"
-        _check(0 <= layer < num_layers, key, resolved, rule)
-    return resolved
-
-
-def validate_data(d: Any) -> None:
-    _one_of("data.family", d.family, DATA_FAMILIES)
-    _one_of("data.prompt_format", d.prompt_format, PROMPT_FORMATS)
-    _check(d.num_train >= 1, "data.num_train", d.num_train, "must be >= 1")
-    _check(d.num_eval >= 0, "data.num_eval", d.num_eval, "must be >= 0")
-    _check(0.0 <= d.eval_seen_fraction <= 1.0, "data.eval_seen_fraction", d.eval_seen_fraction, "must be in [0, 1]")
-    _check(d.batch_size >= 1, "data.batch_size", d.batch_size, "must be >= 1")
-    _check(
-        0 < d.distraction_min <= d.distraction_max,
-        "data.distraction_min",
-        d.distraction_min,
-        f"must be > 0 and <= data.distraction_max ({d.distraction_max})",
-    )
-    _check(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "must be >= 1")
-    _check(d.max_length >= 2, "data.max_length", d.max_length, "must be >= 2")
-    _check(0.0 <= d.split_fraction < 1.0, "data.split_fraction", d.split_fraction, "must be in [0, 1)")
-    if d.family == "long_recall":
-        _check(d.num_facts >= 1, "data.num_facts", d.num_facts, "must be >= 1")
-        _check(d.vocab_size >= max(d.num_facts, 3), "data.vocab_size", d.vocab_size,
-               f"must be >= 3 and >= data.num_facts ({d.num_facts})")
-    if d.family == "jsonl":
-        _check(bool(d.path), "data.path", d.path, "is required for data=jsonl (a messages-format .jsonl file)")
-    for key in ("path", "valid_path", "test_path"):
-        p = getattr(d, key)
-        if p:
-            _check(Path(os.path.expanduser(p)).is_file(), f"data.{key}", p, "does not exist or is not a file")
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def validate(cfg: DictConfig) -> DictConfig:
     """Check a composed config; returns it typed. Raises ConfigError (one line) on the first problem."""
     typed = _typed(cfg)
-    _one_of("model.name", typed.model.name, MODEL_NAMES)
-    if typed.model.name == "hf":
-        _check(bool(typed.model.name_or_path), "model.name_or_path", None, "is required for model=hf")
-    _check(typed.model.num_layers >= 2, "model.num_layers", typed.model.num_layers, "must be >= 2")
-    _one_of("variant.name", typed.variant.name, VARIANT_NAMES)
-    _one_of("variant.finetune", typed.variant.finetune, ("none", "full"))
+    validate_model(typed.model)
+    one_of("variant.name", typed.variant.name, VARIANT_NAMES)
+    one_of("variant.finetune", typed.variant.finetune, ("none", "full"))
     validate_engram(typed.engram)
-    _check(typed.lora.r >= 1, "lora.r", typed.lora.r, "must be >= 1")
-    _check(0.0 <= typed.lora.dropout < 1.0, "lora.dropout", typed.lora.dropout, "must be in [0, 1)")
+    validate_lora(typed.lora, typed.model.name)
     validate_data(typed.data)
-    _check(typed.checkpoint.every_n_steps >= 0, "checkpoint.every_n_steps", typed.checkpoint.every_n_steps,
-           "must be >= 0 (0 = checkpoint only at epoch ends)")
-    _one_of("logger.name", typed.logger.name, LOGGER_NAMES)
-    _check(typed.logger.mode in ("offline", "online", "disabled"), "logger.mode", typed.logger.mode,
-           "is not one of offline, online, disabled")
+    check(is_int(typed.checkpoint.every_n_steps) and typed.checkpoint.every_n_steps >= 0,
+          "checkpoint.every_n_steps", typed.checkpoint.every_n_steps, "must be >= 0 (0 = only at epoch ends)")
+    validate_optim(typed.optim)
+    check(typed.optim.lr * typed.engram.lr_multiplier < FLOAT32_MAX, "engram.lr_multiplier",
+          typed.engram.lr_multiplier, f"times optim.lr ({typed.optim.lr}) overflows float32 (the tables' lr)")
+    validate_trainer(typed)
+    one_of("logger.name", typed.logger.name, LOGGER_NAMES)
+    check(typed.logger.mode in ("offline", "online", "disabled"), "logger.mode", typed.logger.mode,
+          "is not one of offline, online, disabled")
+    check_seed("seed", typed.seed)
+    check(is_int(typed.eval_max_new_tokens) and 1 <= typed.eval_max_new_tokens <= 4096, "eval_max_new_tokens",
+          typed.eval_max_new_tokens, "must be an integer in [1, 4096]")
+    return typed
+
+
+def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:
+    """The keys evaluate.yaml adds, typed on EvaluateConfig (their files are checked in engram/inputs.py)."""
+    keys = [k for k in EvaluateConfig.__dataclass_fields__ if k in cfg]
+    typed = _typed(OmegaConf.masked_copy(cfg, keys), EvaluateConfig)
+    bad = [v for v in typed.variants if v not in VARIANT_NAMES]
+    check(not bad and len(typed.variants) > 0, "variants", list(typed.variants),
+          f"must be a non-empty list of {', '.join(VARIANT_NAMES)}")
     return typed

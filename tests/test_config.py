@@ -132,3 +132,94 @@ def test_oversized_tables_refused_before_loading(capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("config error: engram.table_size=10000000 needs ~") and "\n" not in err
     validated_or_exit(composed("model=tiny", "engram.table_size=1000", "engram.layers=[0]"))  # small: fine
+
+
+# ---------------------------------------------------------------- optimizer and trainer keys
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("optim.lr=0", "optim.lr"), ("optim.lr=-1", "optim.lr"), ("optim.lr=nan", "optim.lr"),
+        ("optim.lr=inf", "optim.lr"), ("optim.lr=fast", "optim.lr"), ("optim.weight_decay=-0.1", "optim.weight_decay"),
+        ("optim.betas=[0.9]", "optim.betas"), ("optim.betas=[1.0,0.999]", "optim.betas"),
+        ("optim.betas=[0.9,-0.1]", "optim.betas"), ("optim.eps=0", "optim.eps"),
+        ("optim.warmup_steps=-1", "optim.warmup_steps"), ("optim.warmup_steps=2.5", "optim.warmup_steps"),
+        ("optim.min_lr_ratio=1.5", "optim.min_lr_ratio"), ("+optim.momentum=0.9", "optim.momentum"),
+        ("trainer.max_epochs=-2", "trainer.max_epochs"), ("trainer.max_epochs=1.5", "trainer.max_epochs"),
+        ("trainer.max_steps=-5", "trainer.max_steps"), ("trainer.max_steps=0", "trainer.max_steps"),
+        ("trainer.max_epochs=-1", "trainer.max_epochs"),  # with max_steps=-1: an endless run
+        ("+trainer.limit_train_batches=0", "trainer.limit_train_batches"),
+        ("trainer.devices=0", "trainer.devices"), ("trainer.devices=[0]", "trainer.devices"),  # a list on CPU
+        ("trainer.precision=fp8", "trainer.precision"), ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps"),
+        ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
+        ("trainer.accelerator=npu", "trainer.accelerator"),
+        ("+trainer.strategy=ddp_magic", "trainer.strategy"), ("+trainer.logger=false", "trainer.logger"),
+        ("+trainer.epochs=3", "trainer.epochs"), ("seed=-1", "seed"), ("data.seed=4294967296", "data.seed"),
+        ("engram.lr_multiplier=inf", "engram.lr_multiplier"), ("engram.max_ngram=100", "engram.max_ngram"),
+        ("+model.dtype=float8", "model.dtype"), ("lora.target_modules=[qproj]", "lora.target_modules"),
+    ],
+)
+def test_bad_optim_and_trainer_values_name_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        validate(composed("model=tiny", override))
+    assert str(err.value).startswith(f"config error: {key}=") and len(str(err.value).splitlines()) == 1
+
+
+def test_zero_epochs_only_when_nothing_is_meant_to_train():
+    """An untrained memory must not be reported as a result: 0 epochs is refused unless nothing trains anyway."""
+    for variant in ("engram", "lora", "combined"):
+        with pytest.raises(ConfigError, match=r"trainer.max_epochs=0 trains nothing"):
+            validate(composed("model=tiny", f"variant={variant}", "trainer.max_epochs=0"))
+    validate(composed("model=tiny", "variant=baseline", "trainer.max_epochs=0"))  # frozen: evaluated as is
+    with pytest.raises(ConfigError, match="trainer.max_epochs=0"):
+        validate(composed("model=tiny", "variant=baseline", "variant.finetune=full", "trainer.max_epochs=0"))
+
+
+def test_trainer_rules_know_what_lightning_accepts():
+    """The copied argument names and choices (no lightning import at validation) match the installed Lightning."""
+    import inspect
+    import typing
+
+    import lightning as L
+    from lightning.fabric.connector import _PRECISION_INPUT
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from engram.config_trainer import ACCELERATORS, PRECISIONS, SET_BY_PIPELINE, STRATEGIES, TRAINER_ARGS
+
+    params = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    assert set(TRAINER_ARGS) | set(SET_BY_PIPELINE) == params
+    assert set(PRECISIONS) == {v for lit in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(lit)}
+    assert set(AcceleratorRegistry.available_accelerators()) <= set(ACCELERATORS)
+    assert set(StrategyRegistry.available_strategies()) | {"auto"} == set(STRATEGIES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["optim.lrr=1"], "Could not override 'optim.lrr'"),
+        (["data.path=x"], "Could not override 'data.path'"),
+        (["engram.table_size=[1,"], "no viable alternative"),
+        (["trainer.max_epochs=1,2"], "Ambiguous value"),
+        (["-m", "optim.lr=1e-3,2e-3", "optim.eps=1,2", "engram.gat_bias=0,1"], "engram.gat_bias"),
+    ],
+)
+def test_command_line_that_does_not_compose_is_one_line(argv, needle, capsys):
+    from engram.cli import check_overrides
+
+    with pytest.raises(SystemExit) as code:
+        check_overrides(argv, "train")
+    assert code.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("config error: the command line does not compose: ") and needle in err
+    assert len(err.splitlines()) == 1
+
+
+def test_sweeps_compose_with_their_first_value():
+    from engram.cli import check_overrides
+
+    check_overrides(["-m", "optim.lr=1e-3,1e-2", "engram.table_size=range(1000,3000,1000)", "variant=lora,engram"],
+                    "train")
+    check_overrides(["-m", "hparams_search=optuna", "model=tiny", "engram.gate_bias=interval(-8.0, 0.0)"], "train")
+    check_overrides(["four_way=true", "experiment=smoke"], "evaluate")

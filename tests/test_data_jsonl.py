@@ -112,3 +112,43 @@ def test_defaults_caps_and_test_file(tmp_path):
     assert s["train"][0]["category"] == "jsonl" and s["train"][0]["key"] == "q0"  # defaults
     assert len(s["eval"]) == 6 and [r["seen"] for r in s["eval"]] == [True] * 4 + [False] * 2
     assert s["test"] == [{"prompt": "q1", "answer": "a1", "category": "x", "key": "q1", "seen": True}]
+
+
+def test_non_utf8_line_is_named_by_file_and_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    latin1 = b'{"messages": [{"role": "user", "content": "caf\xe9?"}, {"role": "assistant", "content": "b"}]}'
+    path.write_bytes((msg("q", "a") + "\n").encode() + latin1 + b"\n")
+    with pytest.raises(JsonlFormatError, match=r"latin1\.jsonl:2: is not UTF-8 \(byte 0xe9 at column \d+\)"):
+        read_jsonl(path)
+
+
+def test_user_test_file_is_scored_next_to_the_eval_split(tmp_path, capsys):
+    """data.test_path on the tiny model: the test file gets test/ metrics, seen/unseen by key against the training
+    keys, its own rows in eval.json and eval.md; the title counts the facts trained, not data.num_train's cap."""
+    from engram.training.pipeline import train
+    from tests._training_utils import tiny_cfg
+
+    train_file, test_file = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train_file.write_text("\n".join(msg(f"What is code {i}?", f"C{i}", key=f"k{i}") for i in range(20)) + "\n")
+    test_file.write_text("\n".join(msg(f"Code {i}, please?", f"C{i}", key=f"k{i}") for i in range(15, 25)) + "\n")
+    run_dir = tmp_path / "run"
+    cfg = tiny_cfg(run_dir, "data=jsonl", f"data.path={train_file}", f"data.test_path={test_file}",
+                   "data.num_train=100000000", "data.num_eval=1000", "data.split_fraction=0.1")
+    metrics, objects = train(cfg)
+
+    train_keys = {r["key"] for r in objects["datamodule"].train_records}
+    assert len(train_keys) == 18  # 10% of 20 went to the eval split
+    expected_seen = len({f"k{i}" for i in range(15, 25)} & train_keys)
+    assert metrics["test/num_examples"] == 10 and metrics["test/num_seen"] == expected_seen
+    assert metrics["test/num_unseen"] == 10 - expected_seen and "test/exact_match" in metrics
+    assert metrics["eval/num_examples"] == 2  # the eval split stays what it was
+
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["info"]["num_train"] == 18
+    assert len(result["examples"]) == 2 and len(result["test_examples"]) == 10
+    assert [r["seen"] for r in result["test_examples"]] == [f"k{i}" in train_keys for i in range(15, 25)]
+    assert result["metrics"]["test/exact_match"] == metrics["test/exact_match"]
+    md = (run_dir / "eval.md").read_text()
+    assert "Test file (data.test_path)" in md and "test file exact match (10)" in md
+    out = capsys.readouterr().out
+    assert "jsonl (18 train)" in out and "100000000" not in out

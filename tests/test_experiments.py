@@ -1,9 +1,14 @@
 """Experiment records and sweep configs: every experiments/*.yaml composes, validates and expands to the jobs it
-promises; the optuna sweeper and the SLURM launcher configs compose into something their plugins accept."""
+promises; a real optuna sweep runs two trials, and the real SLURM launcher submits to a stub sbatch."""
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,50 +112,81 @@ def test_command_line_beats_experiment_sweep():
     assert jobs == [["variant=engram"]]
 
 
-def test_optuna_search_composes():
-    cfg = composed("hparams_search=optuna", "experiment=exact500", hydra_cfg=True)
-    sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
-    assert {"optim.lr", "engram.table_size", "engram.gate_bias"} <= set(sweeper.params)
-    assert cfg.optimized_metric == "eval/exact_match"
-    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-    # the sweeper plugin turns these strings into optuna distributions
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-
-    args = [f"{k}={v}" for k, v in sweeper.params.items() if k != "variant"]
-    space, _fixed = create_params_from_overrides(args)
-    assert type(space["optim.lr"]).__name__ == "LogUniformDistribution"
-    assert list(space["engram.table_size"].choices) == [1000, 5000, 20000, 100000]
-    assert (space["engram.gate_bias"].low, space["engram.gate_bias"].high) == (-8.0, 0.0)
+def tiny_sweep(*args: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
+    """`python train.py -m <args>` on the tiny model, small enough for seconds per job."""
+    fast = ["model=tiny", "trainer=debug", "data.num_train=16", "data.num_eval=8", "data.batch_size=8",
+            "engram.dim=32", "eval_max_new_tokens=4"]
+    return subprocess.Popen([sys.executable, "train.py", "-m", *fast, *args], cwd=ROOT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, **popen)
 
 
-@pytest.mark.parametrize("launcher", ["submitit_slurm", "slurm"])
-def test_slurm_launcher_composes_into_sbatch(launcher, tmp_path, monkeypatch):
-    """No cluster here: compose the launcher, hand its parameters to submitit and read the sbatch script it makes."""
-    import submitit
+def test_optuna_sweep_runs_two_real_trials(tmp_path):
+    """hparams_search=optuna end to end: the sweeper samples from conf/hparams_search/optuna.yaml, train.py's
+    return value (eval/exact_match) is the objective, and the study's result file is written."""
+    sweep = tmp_path / "sweep"
+    proc = tiny_sweep("hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
+                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    trials = sorted(p.parent for p in sweep.glob("*/eval.json"))
+    assert [t.name for t in trials] == ["0", "1"]
+    for trial in trials:
+        overrides = dict(o.split("=", 1) for o in OmegaConf.load(trial / ".hydra" / "overrides.yaml"))
+        assert 1e-4 <= float(overrides["optim.lr"]) <= 3e-2
+        assert int(overrides["engram.table_size"]) in (1000, 5000, 20000, 100000)
+        assert -8.0 <= float(overrides["engram.gate_bias"]) <= 0.0
+    result = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert result.name == "optuna" and set(result.best_params) == {"optim.lr", "engram.table_size",
+                                                                   "engram.gate_bias"}
+    best = max(json.loads((t / "eval.json").read_text())["metrics"]["eval/exact_match"] for t in trials)
+    assert result.best_value == best
 
-    stub = tmp_path / "bin"  # submitit only checks that `srun` exists before it writes a script
+
+def test_slurm_launcher_submits_an_sbatch_array(tmp_path):
+    """The real submitit SLURM launcher (conf/hydra/launcher/slurm.yaml) against a stub `sbatch` first on PATH:
+    the submission script it hands to sbatch carries the partition/account from the environment, the launcher
+    settings, and one array task per sweep job running the pickled train.py job. The jobs never run: once
+    submitit polls `sacct` (a stub too), the submission is complete and the sweep is stopped."""
+    stub = tmp_path / "bin"
     stub.mkdir()
-    (stub / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (stub / "srun").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{stub}:{os.environ['PATH']}")
-
-    cfg = composed("experiment=table_sweep", f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu",
-                   "hydra.launcher.gpus_per_node=2", "hydra.launcher.timeout_min=90", hydra_cfg=True)
-    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
-    assert params.pop("_target_").endswith("SlurmLauncher")
-    base = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
-            "stderr_to_stdout"}
-    params.pop("submitit_folder")
-    params["name"] = "engram"
-    executor = submitit.AutoExecutor(cluster="slurm", folder=str(tmp_path / "jobs"),
-                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
-    resolved = {k: (None if isinstance(v, str) and v.startswith("${oc.env") else v) for k, v in params.items()}
-    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in resolved.items()})
-    script = executor._executor._make_submission_file_text("python train.py", "uid")
-    assert "#SBATCH --partition=gpu" in script
-    assert "#SBATCH --gpus-per-node=2" in script
-    assert "#SBATCH --time=90" in script
+    log = tmp_path / "calls.log"
+    scripts = {
+        "sbatch": f'#!/bin/sh\necho "sbatch $@" >> {log}\ncp "$1" {tmp_path}/submitted.sh\n'
+                  'echo "Submitted batch job 123"\n',
+        "sacct": f'#!/bin/sh\necho "sacct $@" >> {log}\nprintf "JobID|State|NodeList\\n123_0|PENDING|\\n"\n',
+        "srun": "#!/bin/sh\nexit 0\n",  # submitit checks that it exists
+    }
+    for name, text in scripts.items():
+        (stub / name).write_text(text)
+        (stub / name).chmod(0o755)
+    sweep = tmp_path / "sweep"
+    env = {"PATH": f"{stub}{os.pathsep}{os.environ['PATH']}", "SLURM_PARTITION": "gpu-test", "SLURM_ACCOUNT": "lab"}
+    proc = tiny_sweep("variant=engram,lora", "hydra/launcher=slurm", "hydra.launcher.timeout_min=90",
+                      "hydra.launcher.gpus_per_node=2", f"hydra.sweep.dir={sweep}", env=env,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while "sacct" not in (log.read_text() if log.is_file() else "") and proc.poll() is None:
+            assert time.monotonic() < deadline, "sbatch was never called"
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+    calls = log.read_text() if log.is_file() else ""
+    assert calls.startswith("sbatch "), err[-3000:]
+    script = (tmp_path / "submitted.sh").read_text()
+    for line in ("#SBATCH --partition=gpu-test", "#SBATCH --account=lab", "#SBATCH --gpus-per-node=2",
+                 "#SBATCH --time=90", "#SBATCH --array=0-1%2", "#SBATCH --cpus-per-task=8", "#SBATCH --mem=32GB",
+                 "#SBATCH --job-name=train"):
+        assert line in script.splitlines(), f"{line} missing from:\n{script}"
+    assert "srun " in script and "-m submitit.core._submit" in script
+    # the pickled Hydra jobs, one per array task (written by this test's own run, so unpickling them is safe)
+    jobs = [pickle.loads(p.read_bytes()) for p in sorted((sweep / ".submitit").glob("123_*/*_submitted.pkl"))]
+    assert [[o for o in job.args[0] if o.startswith("variant=")] for job in jobs] == [["variant=engram"],
+                                                                                     ["variant=lora"]]
+    for job in jobs:  # each runs train.py's main (cloudpickle ships it by value: known by what it calls)
+        code = job.function.task_function.__code__
+        assert code.co_name == "main" and {"validated_or_exit", "run_task"} <= set(code.co_names)
 
 
 def test_joblib_launcher_composes():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engram import add_engram
-from engram.config import EngramConfig
+from engram.config import ConfigError, EngramConfig
 from engram.evaluation.gate_stats import collect_gate_stats, gate_histograms, reset_slot_usage
 from engram.memory import ContextGate, EngramMemory, PocHasher
 from engram.models import load_model
@@ -120,7 +120,7 @@ def test_memory_init_zeros_and_prepopulate_message():
     model = add_engram(model, small(hash="poc", gate="mlp", init="zeros", layers=[0]), tokenizer=tok)
     assert torch.count_nonzero(engram_memories(model)[0].table.weight) == 0
     model, tok = load_model("tiny")
-    with pytest.raises(NotImplementedError, match="engram.init=prepopulate"):
+    with pytest.raises(ConfigError, match="engram.init=prepopulate is not implemented"):  # refused by validation
         add_engram(model, small(init="prepopulate"), tokenizer=tok)
 
 

@@ -225,10 +225,10 @@ def test_disk_full_while_saving_the_memory_keeps_the_checkpoint(
 
 
 def test_a_crashing_multirun_job_leaves_the_finished_one_intact(tmp_path: Path, cache_env: dict[str, str]) -> None:
-    """Job 0 finishes; job 1 (optim.lr=inf) crashes at its 2nd step with a NaN loss."""
+    """Job 0 finishes; job 1 (optim.lr=1e30: valid, but the loss is NaN by its 2nd step) crashes mid-training."""
     sweep = tmp_path / "multirun"
     cmd = [sys.executable, "train.py", "-m", *fast_overrides("variant=engram", "optim.warmup_steps=0"),
-           "optim.lr=0.001,inf", f"hydra.sweep.dir={sweep}"]
+           "optim.lr=0.001,1e30", f"hydra.sweep.dir={sweep}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=cache_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0  # Hydra reports the failed job at the end
     ok, failed = sweep / "0", sweep / "1"
@@ -236,3 +236,15 @@ def test_a_crashing_multirun_job_leaves_the_finished_one_intact(tmp_path: Path, 
     assert load_file(str(ok / "engram.safetensors")) and not (ok / "FAILED.txt").exists()
     assert "NonFiniteLossError" in (failed / "FAILED.txt").read_text()
     assert not (failed / "eval.json").exists() and not (failed / "engram.safetensors").exists()
+
+
+def test_a_nan_loss_stops_a_single_run_with_one_line(tmp_path: Path, cache_env: dict[str, str]) -> None:
+    """Outside a multirun, a NaN loss is an expected failure: one line on stderr and exit 2, no traceback."""
+    cmd = [sys.executable, "train.py", *fast_overrides("variant=engram", "optim.warmup_steps=0"), "optim.lr=1e30",
+           f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=cache_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Traceback" not in ln]
+    assert "Traceback" not in proc.stderr
+    assert lines[-1].startswith(("training stopped: loss is nan", "training stopped: loss is inf"))
+    assert not (tmp_path / "engram.safetensors").exists()

@@ -103,8 +103,9 @@ def test_full_finetune_baseline_trains_everything(tmp_path: Path) -> None:
 
 
 def test_nan_loss_stops_the_run_with_a_clear_message(tmp_path: Path) -> None:
-    # an infinite learning rate turns every weight the first step touches into inf/NaN: the next loss is NaN
-    cfg = tiny_cfg(tmp_path, "variant=engram", "optim.lr=inf", "optim.warmup_steps=0")
+    # a learning rate near float32's limit (inf itself is refused by validation) overflows every weight the first
+    # step touches: the next loss is NaN
+    cfg = tiny_cfg(tmp_path, "variant=engram", "optim.lr=1e37", "optim.warmup_steps=0")
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at global step 1 .*no weights were saved"):
         run_task(cfg)
     assert not (tmp_path / "engram.safetensors").exists() and not (tmp_path / "eval.json").exists()

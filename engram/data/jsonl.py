@@ -37,6 +37,8 @@ def _parse_line(text: str) -> Record:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise ValueError("invalid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     messages = obj.get("messages")
@@ -48,6 +50,8 @@ def _parse_line(text: str) -> Record:
     for m in messages:
         if not isinstance(m.get("content"), str):
             raise ValueError(f'the {m["role"]} message has no string "content"')
+        if not m["content"].strip():  # an empty answer would be "matched" by an empty generation
+            raise ValueError(f'the {m["role"]} message has an empty "content"')
     prompt, answer = messages[0]["content"], messages[1]["content"]
     category = obj.get("category", DEFAULT_CATEGORY)
     key = obj.get("key", prompt)
@@ -61,8 +65,17 @@ def read_jsonl(path: str | Path) -> list[Record]:
     """Every record of a messages-format file (seen=True; the split decides seen for eval)."""
     path = Path(os.path.expanduser(str(path)))
     records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, text in enumerate(f, start=1):
+    try:
+        f = path.open("rb")  # bytes: a line that is not UTF-8 is reported with its number, like any other bad line
+    except OSError as e:
+        raise JsonlFormatError(path, 0, f"cannot be read ({e.strerror or e})") from None
+    with f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise JsonlFormatError(path, lineno, f"is not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                                    f"{e.start + 1})") from None
             if not text.strip():
                 continue
             try:

@@ -237,7 +237,7 @@ def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant
                    engram_path: Path | None = None) -> dict[str, float]:
     """Load the base model of cfg.model, add the saved weights, score it on cfg.data; eval.json + eval.md."""
     from engram.data.datamodule import EngramDataModule
-    from engram.evaluation.generate_eval import evaluate_generation
+    from engram.evaluation.generate_eval import evaluate_splits
     from engram.evaluation.results import print_results, write_results
     from engram.evaluation.retention import base_answers, measure_retention
     from engram.models.loading import load_model
@@ -249,8 +249,7 @@ def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant
     base_params = count_parameters(model)["total"]
     model = load_weights(model, tokenizer, run_dir, variant, engram_path)
     dm = EngramDataModule(cfg.data, tokenizer)
-    result = evaluate_generation(model, tokenizer, dm.generation_batches(int(cfg.data.eval_batch_size)), max_new,
-                                 total=len(dm.eval_records))
+    result = evaluate_splits(model, tokenizer, dm, int(cfg.data.eval_batch_size), max_new)
     metrics = dict(result.metrics)
     metrics["eval/retention"], retention_rows = measure_retention(model, tokenizer, base, max_new, RETENTION_BATCH)
     if cfg.data.family == "patterns":
@@ -258,9 +257,10 @@ def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant
     total = count_parameters(model)["total"]
     metrics["params/trainable"] = float(total - base_params)  # what training added (nothing trains here)
     metrics["params/total"] = float(total)
-    info = {"variant": variant, "model": cfg.model.name, "data": cfg.data.family, "num_train": cfg.data.num_train,
+    info = {"variant": variant, "model": cfg.model.name, "data": cfg.data.family,
+            "num_train": len(dm.train_records),  # the split seen/unseen is decided against
             "experiment": cfg.experiment_name, "evaluated_from": str(run_dir or engram_path)}
-    write_results(out_dir, info, metrics, result.rows, retention_rows)
+    write_results(out_dir, info, metrics, result.rows, retention_rows, result.test_rows)
     print_results(metrics, result.rows, out_dir, title=f"{variant} from {run_dir or engram_path} on {cfg.data.family}")
     return metrics
 

@@ -18,6 +18,7 @@ from engram.evaluation.metrics import clean_generation, exact_match, summarize_r
 class EvalResult:
     metrics: dict[str, float]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    test_rows: list[dict[str, Any]] = field(default_factory=list)  # the test file's rows, when there is one
 
 
 @contextmanager
@@ -127,14 +128,15 @@ def generate_texts(
 
 def evaluate_generation(
     model: Any, tokenizer: Any, batches: Iterable[dict[str, Any]], max_new_tokens: int,
-    total: int | None = None, show_progress: bool = True, check_cache: bool = True,
+    total: int | None = None, show_progress: bool = True, prefix: str = "eval", check_cache: bool = True,
 ) -> EvalResult:
     """Greedy-decode every eval prompt and score it; batches come from `EngramDataModule.generation_batches`.
-    The first batch is first decoded with and without the KV cache (`check_cached_generation`)."""
+    Metric names start with `prefix` ("eval", or "test" for a user's test file). The first batch is first decoded
+    with and without the KV cache (`check_cached_generation`)."""
     rows: list[dict[str, Any]] = []
     seconds = 0.0
     with eval_mode(model), progress_bar(disable=not show_progress) as bar:
-        task = bar.add_task("evaluate (greedy)", total=total)
+        task = bar.add_task(f"{prefix} (greedy)", total=total)
         for i, batch in enumerate(batches):
             if i == 0 and check_cache:
                 check_cached_generation(model, tokenizer, batch["input_ids"], batch["attention_mask"], max_new_tokens)
@@ -152,6 +154,19 @@ def evaluate_generation(
                     "key": rec.get("key", ""),
                 })
             bar.advance(task, len(texts))
-    metrics = summarize_rows(rows)
-    metrics["eval/latency_ms"] = 1000.0 * seconds / max(1, len(rows))
+    metrics = summarize_rows(rows, prefix)
+    metrics[f"{prefix}/latency_ms"] = 1000.0 * seconds / max(1, len(rows))
     return EvalResult(metrics, rows)
+
+
+def evaluate_splits(model: Any, tokenizer: Any, dm: Any, batch_size: int, max_new_tokens: int) -> EvalResult:
+    """The eval split, and the test split when there is one (jsonl `data.test_path`): its metrics get the `test/`
+    prefix and its rows are kept apart in `result.test_rows`. Seen/unseen comes from the records (by key)."""
+    result = evaluate_generation(model, tokenizer, dm.generation_batches(batch_size), max_new_tokens,
+                                 total=len(dm.eval_records))
+    if "test" in dm.splits:
+        test = evaluate_generation(model, tokenizer, dm.generation_batches(batch_size, split="test"), max_new_tokens,
+                                   total=len(dm.splits["test"]), prefix="test")
+        result.metrics.update(test.metrics)
+        result.test_rows = test.rows
+    return result

@@ -28,6 +28,12 @@ def summary_lines(metrics: dict[str, float]) -> list[tuple[str, str]]:
         ("latency", f"{m.get('eval/latency_ms', 0.0):.1f} ms/answer"),
         ("trainable params", f"{int(m.get('params/trainable', 0)):,} of {int(m.get('params/total', 0)):,}"),
     ]
+    if "test/exact_match" in m:  # a user's test file (data.test_path), scored next to the eval split
+        lines += [
+            (f"test file exact match ({int(m.get('test/num_examples', 0))})", _pct(m.get("test/exact_match"))),
+            (f"  seen ({int(m.get('test/num_seen', 0))})", _pct(m.get("test/exact_match_seen"))),
+            (f"  unseen ({int(m.get('test/num_unseen', 0))})", _pct(m.get("test/exact_match_unseen"))),
+        ]
     if "train/loss" in m:
         lines.append(("final train loss", f"{m['train/loss']:.4f}"))
     if "val/loss" in m:
@@ -39,13 +45,18 @@ def summary_lines(metrics: dict[str, float]) -> list[tuple[str, str]]:
 
 def write_results(
     run_dir: Path, info: dict[str, Any], metrics: dict[str, float], rows: list[dict[str, Any]],
-    retention_rows: list[dict[str, Any]] | None = None,
+    retention_rows: list[dict[str, Any]] | None = None, test_rows: list[dict[str, Any]] | None = None,
 ) -> tuple[Path, Path]:
-    """eval.json (everything, machine-readable) and eval.md (the tables a person reads), each written atomically."""
+    """eval.json (everything, machine-readable) and eval.md (the tables a person reads), each written atomically.
+    `test_rows`: the test file's rows, kept apart from the eval split's `examples` (which comparisons check for
+    equality)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     per_cat = per_category_counts(rows)
     payload = {"info": info, "metrics": metrics, "per_category": per_cat, "examples": rows,
                "retention_examples": retention_rows or []}
+    if test_rows:
+        payload["test_per_category"] = per_category_counts(test_rows)
+        payload["test_examples"] = test_rows
     json_path = run_dir / "eval.json"
     atomic_write_text(json_path, json.dumps(payload, indent=1, default=str))
 
@@ -54,6 +65,11 @@ def write_results(
     md += [f"| {label.strip()} | {value} |" for label, value in summary_lines(metrics)]
     md += ["", "| category | n | correct | exact match |", "|---|---:|---:|---:|"]
     md += [f"| {c} | {v['n']} | {v['correct']} | {_pct(v['exact_match'])} |" for c, v in per_cat.items()]
+    if test_rows:
+        md += ["", "Test file (data.test_path):", "", "| category | n | correct | exact match |",
+               "|---|---:|---:|---:|"]
+        md += [f"| {c} | {v['n']} | {v['correct']} | {_pct(v['exact_match'])} |"
+               for c, v in per_category_counts(test_rows).items()]
     wrong = [r for r in rows if not r["correct"]][:20]
     if wrong:
         md += ["", "First misses:", "", "| prompt | expected | generated |", "|---|---|---|"]

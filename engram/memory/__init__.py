@@ -1,7 +1,26 @@
-"""The Engram algorithm: hashing (token ids -> slots), gates, and the per-layer EngramMemory."""
+"""The Engram algorithm: hashing (token ids -> slots), gates, and the per-layer EngramMemory.
 
-from engram.memory.gates import ContextGate, MLPGate
-from engram.memory.hashing import NgramHasher, PocHasher, SpanHasher, build_token_map
-from engram.memory.memory import EngramMemory
+The classes are imported lazily: `engram.memory.budget` is read at config validation, which must not pay for
+importing torch (~2 s) just to reject a bad value.
+"""
 
-__all__ = ["ContextGate", "EngramMemory", "MLPGate", "NgramHasher", "PocHasher", "SpanHasher", "build_token_map"]
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "ContextGate": "engram.memory.gates",
+    "MLPGate": "engram.memory.gates",
+    "NgramHasher": "engram.memory.hashing",
+    "PocHasher": "engram.memory.hashing",
+    "SpanHasher": "engram.memory.hashing",
+    "build_token_map": "engram.memory.hashing",
+    "EngramMemory": "engram.memory.memory",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'engram.memory' has no attribute {name!r}")

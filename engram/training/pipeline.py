@@ -96,7 +96,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
 def evaluate_and_save(cfg: DictConfig, objects: dict[str, Any], base_general: list[str]) -> dict[str, float]:
     """Greedy eval + retention -> metrics; the memory / adapter weights go to the run dir."""
-    from engram.evaluation.generate_eval import evaluate_generation
+    from engram.evaluation.generate_eval import evaluate_splits
     from engram.evaluation.retention import measure_retention
 
     model, tokenizer, dm, trainer = objects["model"], objects["tokenizer"], objects["datamodule"], objects["trainer"]
@@ -104,8 +104,7 @@ def evaluate_and_save(cfg: DictConfig, objects: dict[str, Any], base_general: li
     max_new = int(cfg.eval_max_new_tokens)
     if not dm.eval_records:
         dm.setup("validate")
-    result = evaluate_generation(model, tokenizer, dm.generation_batches(batch_size), max_new,
-                                 total=len(dm.eval_records))
+    result = evaluate_splits(model, tokenizer, dm, batch_size, max_new)
     retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, RETENTION_BATCH)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -122,7 +121,7 @@ def evaluate_and_save(cfg: DictConfig, objects: dict[str, Any], base_general: li
 
         metrics.update({f"final/{k}": v for k, v in collect_gate_stats(model).items()})
 
-    objects["rows"], objects["retention_rows"] = result.rows, retention_rows
+    objects["rows"], objects["retention_rows"], objects["test_rows"] = result.rows, retention_rows, result.test_rows
     objects["artifacts"] = save_weights(cfg, model, objects["run_dir"])
     return metrics
 
@@ -151,18 +150,19 @@ def finish_run(cfg: DictConfig, objects: dict[str, Any], metrics: dict[str, floa
     from engram.tracking.wandb import finish, log_final
 
     run_dir: Path = objects["run_dir"]
+    num_train = len(objects["datamodule"].train_records)  # what was trained on (data.num_train may be a cap)
     info = {
         "variant": cfg.variant.name, "model": cfg.model.name, "data": cfg.data.family,
-        "num_train": cfg.data.num_train, "table_size": cfg.engram.table_size if has_engram(cfg.variant.name) else None,
+        "num_train": num_train, "table_size": cfg.engram.table_size if has_engram(cfg.variant.name) else None,
         "global_step": objects["trainer"].global_step, "experiment": cfg.experiment_name,
         "artifacts": objects.get("artifacts", {}),
     }
-    write_results(run_dir, info, metrics, objects["rows"], objects["retention_rows"])
+    write_results(run_dir, info, metrics, objects["rows"], objects["retention_rows"], objects.get("test_rows"))
     log_final(objects["loggers"], metrics, objects["rows"], objects["trainer"].global_step,
               objects["retention_rows"])
     finish(objects["loggers"])
     print_results(metrics, objects["rows"], run_dir,
-                  title=f"{cfg.variant.name} · {cfg.model.name} · {cfg.data.family} ({cfg.data.num_train} train)")
+                  title=f"{cfg.variant.name} · {cfg.model.name} · {cfg.data.family} ({num_train} train)")
 
 
 def run_task(cfg: DictConfig) -> dict[str, float]:

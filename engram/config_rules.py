@@ -1,0 +1,216 @@
+"""Value rules for every config group: each raises `ConfigError` with one line, `config error: <key>=<value> <rule>`.
+
+`engram.config.validate` applies them to a config typed on the schema; `trainer.*` rules live in config_trainer.py.
+Nothing here imports torch or transformers, so a bad value fails in well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+MODEL_NAMES = ("smollm", "tiny", "hf")
+VARIANT_NAMES = ("baseline", "lora", "engram", "combined")
+DATA_FAMILIES = ("exact_match", "patterns", "long_recall", "jsonl")
+HASH_KINDS = ("poc", "deepseek", "span")
+GATE_KINDS = ("mlp", "context")
+INIT_KINDS = ("normal", "zeros", "prepopulate")
+PROMPT_FORMATS = ("chat", "plain")
+LOGGER_NAMES = ("wandb", "csv", "none")
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+MAX_SEED = 2**32 - 1  # numpy's range; Lightning's seed_everything silently replaces a seed outside it by 0
+MAX_GENERATED = 1_000_000  # generated families: synthetic keys are 6 digits, and the records are built in RAM
+FLOAT32_MAX = 3.4e38  # torch optimizers store lr as float32 scalars
+POC_HEADS = 8  # hash=poc has eight fixed primes
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message is the single line shown to the user."""
+
+    def __init__(self, key: str, value: Any, rule: str) -> None:
+        self.key, self.value, self.rule = key, value, rule
+        super().__init__(one_line(f"config error: {key}={value} {rule}"))
+
+
+# every character str.splitlines() breaks at, escaped: a value holding one (a path, a typo) keeps the message one line
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    return text.translate(_LINE_BREAKS)
+
+
+def check(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, rule)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    check(value in allowed, key, value, f"is not one of {', '.join(allowed)}")
+
+
+def validate_engram(e: Any, prefix: str = "engram") -> None:
+    sizes = list(e.table_size) if isinstance(e.table_size, list | tuple) or OmegaConf.is_list(e.table_size) else [
+        e.table_size
+    ]
+    for s in sizes:
+        check(is_int(s) and s > 0, f"{prefix}.table_size", e.table_size, "must be a positive integer")
+    check(is_int(e.heads) and e.heads >= 1, f"{prefix}.heads", e.heads, "must be an integer >= 1")
+    check(e.heads <= min(sizes), f"{prefix}.heads", e.heads, f"must be <= engram.table_size ({min(sizes)})")
+    check(is_int(e.max_ngram) and 2 <= e.max_ngram <= 16, f"{prefix}.max_ngram", e.max_ngram,
+           "must be an integer in [2, 16]")
+    if e.hash == "poc":
+        check(e.heads <= POC_HEADS, f"{prefix}.heads", e.heads, f"must be <= {POC_HEADS} with engram.hash=poc")
+    if len(sizes) > 1:
+        check(
+            len(sizes) == e.max_ngram - 1,
+            f"{prefix}.table_size",
+            e.table_size,
+            f"must be one int or one per n-gram order ({e.max_ngram - 1} for max_ngram={e.max_ngram})",
+        )
+    check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
+    one_of(f"{prefix}.hash", e.hash, HASH_KINDS)
+    one_of(f"{prefix}.gate", e.gate, GATE_KINDS)
+    one_of(f"{prefix}.init", e.init, INIT_KINDS)
+    check(e.init != "prepopulate", f"{prefix}.init", e.init,
+           "is not implemented yet; use engram.init=normal or engram.init=zeros")
+    check(
+        isinstance(e.gate_bias, int | float) and not isinstance(e.gate_bias, bool) and math.isfinite(e.gate_bias),
+        f"{prefix}.gate_bias",
+        e.gate_bias,
+        "must be a finite number",
+    )
+    check(finite(e.lr_multiplier) and e.lr_multiplier > 0, f"{prefix}.lr_multiplier", e.lr_multiplier,
+           "must be a number > 0")
+    check(finite(e.init_std) and e.init_std >= 0, f"{prefix}.init_std", e.init_std, "must be a number >= 0")
+    check(is_int(e.conv_kernel) and 1 <= e.conv_kernel <= 64, f"{prefix}.conv_kernel", e.conv_kernel,
+           "must be an integer in [1, 64]")
+    check_seed(f"{prefix}.seed", e.seed)
+    layers = e.layers
+    is_list = isinstance(layers, list | tuple) or OmegaConf.is_list(layers)
+    if not is_list:
+        check(layers == "all", f"{prefix}.layers", layers, 'must be a list of layer indices or "all"')
+    else:
+        check(len(layers) > 0, f"{prefix}.layers", list(layers), "must name at least one layer")
+        for layer in layers:
+            check(is_int(layer) and layer >= 0, f"{prefix}.layers", list(layers), "must hold integers >= 0")
+
+
+def validate_layers(layers: Any, num_layers: int, key: str = "engram.layers") -> list[int]:
+    """Resolve `layers` against the model depth (known from its config, before weights load)."""
+    if layers == "all":
+        return list(range(num_layers))
+    resolved = [int(x) for x in layers]
+    for layer in resolved:
+        rule = f"is outside the model's {num_layers} layers (0..{num_layers - 1})"
+        check(0 <= layer < num_layers, key, resolved, rule)
+    return resolved
+
+
+def validate_data(d: Any) -> None:
+    one_of("data.family", d.family, DATA_FAMILIES)
+    one_of("data.prompt_format", d.prompt_format, PROMPT_FORMATS)
+    check(d.num_train >= 1, "data.num_train", d.num_train, "must be >= 1")
+    check(d.num_eval >= 0, "data.num_eval", d.num_eval, "must be >= 0")
+    if d.family != "jsonl":  # jsonl: num_train / num_eval only cap what the files hold
+        check(d.num_train + d.num_eval <= MAX_GENERATED, "data.num_train", d.num_train,
+               f"+ data.num_eval must be <= {MAX_GENERATED:,} for a generated family")
+    check_seed("data.seed", d.seed)
+    check(d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
+    check(0.0 <= d.eval_seen_fraction <= 1.0, "data.eval_seen_fraction", d.eval_seen_fraction, "must be in [0, 1]")
+    check(d.batch_size >= 1, "data.batch_size", d.batch_size, "must be >= 1")
+    check(
+        0 < d.distraction_min <= d.distraction_max,
+        "data.distraction_min",
+        d.distraction_min,
+        f"must be > 0 and <= data.distraction_max ({d.distraction_max})",
+    )
+    check(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "must be >= 1")
+    check(d.max_length >= 2, "data.max_length", d.max_length, "must be >= 2")
+    check(0.0 <= d.split_fraction < 1.0, "data.split_fraction", d.split_fraction, "must be in [0, 1)")
+    if d.family == "long_recall":
+        check(d.num_facts >= 1, "data.num_facts", d.num_facts, "must be >= 1")
+        check(d.vocab_size >= max(d.num_facts, 3), "data.vocab_size", d.vocab_size,
+               f"must be >= 3 and >= data.num_facts ({d.num_facts})")
+    if d.family == "jsonl":
+        check(bool(d.path), "data.path", d.path, "is required for data=jsonl (a messages-format .jsonl file)")
+    for key in ("path", "valid_path", "test_path"):
+        p = getattr(d, key)
+        if p:
+            check(Path(os.path.expanduser(p)).is_file(), f"data.{key}", p, "does not exist or is not a file")
+
+
+def validate_model(m: Any) -> None:
+    one_of("model.name", m.name, MODEL_NAMES)
+    if m.name == "hf":
+        check(bool(m.name_or_path), "model.name_or_path", None, "is required for model=hf")
+    one_of("model.dtype", m.dtype, DTYPES)
+    if m.name != "tiny":
+        return
+    for key, low, high in (("hidden_size", 2, 4096), ("num_layers", 2, 128), ("num_heads", 1, 64),
+                           ("intermediate_size", 1, 16384)):
+        value = getattr(m, key)
+        check(low <= value <= high, f"model.{key}", value, f"must be in [{low}, {high}] for model=tiny")
+    head_dim, rest = divmod(m.hidden_size, m.num_heads)
+    check(rest == 0 and head_dim % 2 == 0, "model.num_heads", m.num_heads,
+           f"must divide model.hidden_size ({m.hidden_size}) into an even head size")
+    check_seed("model.seed", m.seed)
+
+
+def validate_lora(lora: Any, model_name: str) -> None:
+    check(lora.r >= 1, "lora.r", lora.r, "must be >= 1")
+    check(lora.alpha >= 1, "lora.alpha", lora.alpha, "must be >= 1 (0 would switch the adapter off)")
+    check(0.0 <= lora.dropout < 1.0, "lora.dropout", lora.dropout, "must be in [0, 1)")
+    modules = list(lora.target_modules)
+    check(len(modules) > 0, "lora.target_modules", modules, "must name at least one module")
+    if model_name in ("smollm", "tiny"):  # both are Llama models; any other is checked by peft when it loads
+        bad = [m for m in modules if m not in LLAMA_MODULES]
+        check(not bad, "lora.target_modules", modules, f"has {bad[0] if bad else ''!r}, not a Llama module "
+               f"({', '.join(LLAMA_MODULES)})")
+
+
+def check_seed(key: str, value: Any) -> None:
+    check(is_int(value) and 0 <= value <= MAX_SEED, key, value, f"must be an integer in [0, {MAX_SEED}]")
+
+
+def validate_optim(o: Any) -> None:
+    check(finite(o.lr) and o.lr > 0, "optim.lr", o.lr, "must be a number > 0")
+    check(finite(o.weight_decay) and o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0")
+    betas = list(o.betas)
+    check(len(betas) == 2, "optim.betas", betas, "must be two numbers [beta1, beta2]")
+    for b in betas:
+        check(finite(b) and 0.0 <= b < 1.0, "optim.betas", betas, "must each be in [0, 1)")
+    check(finite(o.eps) and o.eps > 0, "optim.eps", o.eps, "must be a number > 0")
+    check(is_int(o.warmup_steps) and o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps,
+           "must be an integer >= 0")
+    check(finite(o.min_lr_ratio) and 0.0 <= o.min_lr_ratio <= 1.0, "optim.min_lr_ratio", o.min_lr_ratio,
+           "must be in [0, 1]")
+
+
+def nothing_to_train(cfg: Any) -> bool:
+    """The run is meant to train no weights: a frozen baseline, or a memory filled before training."""
+    if cfg.variant.name == "baseline":
+        return cfg.variant.finetune == "none"
+    return cfg.variant.name == "engram" and cfg.engram.init == "prepopulate"
+
+
+def validate_trainer(cfg: Any) -> None:
+    from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
+
+    trainer = OmegaConf.to_container(cfg.trainer) if OmegaConf.is_config(cfg.trainer) else cfg.trainer
+    problem = trainer_problem(trainer, nothing_to_train(cfg))
+    if problem is not None:
+        raise ConfigError(*problem)
+
+
+def finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)

@@ -1,0 +1,134 @@
+"""The files a config names, checked before any weights load: data files (parsed in full), a Lightning checkpoint
+(`ckpt_path`), a saved memory (`engram_path`) and run dirs for evaluate.py. Each problem is one `ConfigError`
+naming the key and the file (and line, for data). Only the standard library, omegaconf and the record builders
+are used: no torch, no transformers.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from engram.config_rules import ConfigError
+from engram.models.headers import HeaderError, lightning_checkpoint_keys, safetensors_header
+
+ENGRAM_FILE_FORMAT = "engram-lab/1"  # engram.models.inject.FILE_FORMAT (not imported: that module needs torch)
+LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
+# where a multirun / four-way keeps its jobs' configs; bounded, so multirun_dir=/ does not walk the whole disk
+JOB_CONFIGS = tuple("*/" * depth + ".hydra/config.yaml" for depth in range(4))
+
+
+def _path(p: str) -> Path:
+    return Path(os.path.expanduser(p))
+
+
+def check_data(data: Any) -> dict[str, list[dict[str, Any]]]:
+    """Build the splits the run will train and score on (~0.5 s for 500 facts): bad lines, unknown categories and
+    too-small sources fail here, not after the model has loaded."""
+    from engram.data import build_splits
+    from engram.data.jsonl import JsonlFormatError
+
+    try:
+        splits = build_splits(data)
+    except JsonlFormatError as e:
+        key = next((f"data.{k}" for k in ("path", "valid_path", "test_path")
+                    if getattr(data, k, None) and _path(getattr(data, k)) == Path(e.path)), "data.path")
+        raise ConfigError(key, f"{e.path}:{e.line}", e.reason) from None
+    if not splits["train"]:
+        key = "data.path" if data.family == "jsonl" else "data.num_train"
+        raise ConfigError(key, data.path if data.family == "jsonl" else data.num_train, "gives no training records")
+    if data.family == "jsonl" and data.test_path and not splits.get("test"):
+        raise ConfigError("data.test_path", data.test_path, "has no records")
+    return splits
+
+
+def check_checkpoint(ckpt_path: str | None) -> None:
+    """`ckpt_path` is a Lightning checkpoint (read from its pickle without running it), or one of Lightning's
+    keywords (last, best, ...), or a remote URL (checked by Lightning)."""
+    if not ckpt_path or ckpt_path in LIGHTNING_KEYWORDS or "://" in ckpt_path:
+        return
+    path = _path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError("ckpt_path", ckpt_path, "does not exist or is not a file")
+    try:
+        lightning_checkpoint_keys(path)
+    except HeaderError as e:
+        raise ConfigError("ckpt_path", ckpt_path, _rule(e, path)) from None
+
+
+def engram_file(path: Path) -> Path:
+    return path / "engram.safetensors" if path.is_dir() else path
+
+
+def check_engram_file(key: str, value: str, path: Path, missing: str = "does not exist") -> dict[str, Any]:
+    """A memory saved by `save_engram`: a complete safetensors file whose metadata holds an engram config."""
+    if not path.is_file():
+        raise ConfigError(key, value, missing)
+    try:
+        header = safetensors_header(path)
+    except HeaderError as e:
+        raise ConfigError(key, value, _rule(e, path)) from None
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or meta.get("format") != ENGRAM_FILE_FORMAT or "engram_config" not in meta:
+        raise ConfigError(key, value, f"is a safetensors file but not an engram memory (format="
+                          f"{meta.get('format') if isinstance(meta, dict) else None}; written by save_engram?)")
+    try:
+        config = json.loads(meta["engram_config"])
+    except (TypeError, json.JSONDecodeError):
+        raise ConfigError(key, value, "has a corrupt engram_config in its metadata") from None
+    return config if isinstance(config, dict) else {}
+
+
+def check_run_dir(key: str, value: str) -> None:
+    """A trained run dir: its config, and the weights its variant saved."""
+    run_dir = _path(value)
+    cfg_file = run_dir / ".hydra" / "config.yaml"
+    if not run_dir.is_dir():
+        raise ConfigError(key, value, "does not exist or is not a directory")
+    if not cfg_file.is_file():
+        raise ConfigError(key, value, "is not a run dir (no .hydra/config.yaml)")
+    try:
+        variant = OmegaConf.select(OmegaConf.load(cfg_file), "variant.name", default=None)
+    except Exception as e:  # noqa: BLE001 - a broken YAML file, in one line
+        raise ConfigError(key, value, f"has an unreadable .hydra/config.yaml ({_first_line(e)})") from None
+    if variant in ("engram", "combined"):
+        check_engram_file(key, value, run_dir / "engram.safetensors", "has no engram.safetensors (did the run finish?)")
+    if variant in ("lora", "combined") and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
+        raise ConfigError(key, value, "has no lora_adapter/adapter_config.json (did the run finish?)")
+
+
+def check_evaluate_inputs(ev: Any) -> None:
+    """The run dirs / memory evaluate.py was pointed at (ev: the keys typed on EvaluateConfig)."""
+    if ev.engram_path:
+        path = _path(ev.engram_path)
+        missing = "has no engram.safetensors" if path.is_dir() else "does not exist"
+        check_engram_file("engram_path", ev.engram_path, engram_file(path), missing)
+    if ev.run_dir:
+        check_run_dir("run_dir", ev.run_dir)
+    for d in ev.run_dirs:
+        if not _path(d).is_dir():
+            raise ConfigError("run_dirs", d, "does not exist or is not a directory")
+        if ev.reevaluate:
+            check_run_dir("run_dirs", d)
+    if ev.multirun_dir:
+        matches = glob.glob(os.path.expanduser(ev.multirun_dir)) or [ev.multirun_dir]
+        if not any(Path(m).is_dir() for m in matches):
+            raise ConfigError("multirun_dir", ev.multirun_dir, "does not exist or is not a directory")
+        if not any(next(Path(m).glob(pattern), None) for m in matches for pattern in JOB_CONFIGS):
+            raise ConfigError("multirun_dir", ev.multirun_dir, "holds no run dirs (no */.hydra/config.yaml)")
+
+
+def _rule(e: HeaderError, path: Path) -> str:
+    """The header error without the path the key=value already shows."""
+    text = str(e)
+    return text[len(str(path)) + 1:] if text.startswith(str(path) + " ") else text
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
