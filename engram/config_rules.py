@@ -59,9 +59,9 @@ def one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def validate_engram(e: Any, prefix: str = "engram") -> None:
-    sizes = list(e.table_size) if isinstance(e.table_size, list | tuple) or OmegaConf.is_list(e.table_size) else [
-        e.table_size
-    ]
+    per_order = isinstance(e.table_size, list | tuple) or OmegaConf.is_list(e.table_size)
+    sizes = list(e.table_size) if per_order else [e.table_size]
+    check(len(sizes) > 0, f"{prefix}.table_size", list(sizes), "must be a positive integer (or one per n-gram order)")
     for s in sizes:
         check(is_int(s) and s > 0, f"{prefix}.table_size", e.table_size, "must be a positive integer")
     check(is_int(e.heads) and e.heads >= 1, f"{prefix}.heads", e.heads, "must be an integer >= 1")
@@ -70,7 +70,7 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
            "must be an integer in [2, 16]")
     if e.hash == "poc":
         check(e.heads <= POC_HEADS, f"{prefix}.heads", e.heads, f"must be <= {POC_HEADS} with engram.hash=poc")
-    if len(sizes) > 1:
+    if len(sizes) > 1 or (per_order and e.hash == "deepseek"):  # the n-gram hash takes exactly one per order
         check(
             len(sizes) == e.max_ngram - 1,
             f"{prefix}.table_size",

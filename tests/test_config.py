@@ -60,6 +60,9 @@ def test_per_order_table_sizes():
     assert validate(composed("engram.table_size=[1009,2003]", "engram.max_ngram=3")).engram.table_size == [1009, 2003]
     with pytest.raises(ConfigError, match="engram.table_size"):
         validate(composed("engram.table_size=[1009,2003,3001]", "engram.max_ngram=3"))
+    for sizes in ("[1009]", "[]"):  # found by test_config_fuzz: the n-gram hasher raised after the model loaded
+        with pytest.raises(ConfigError, match="engram.table_size"):
+            validate(composed(f"engram.table_size={sizes}"))
 
 
 def test_missing_data_file(tmp_path):

@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from engram.config import ConfigError
 
 GIB = 1024**3
@@ -42,7 +44,9 @@ class EngramBytes:
 
 
 def _sizes(table_size: Any) -> list[int]:
-    return [int(s) for s in table_size] if isinstance(table_size, list | tuple) else [int(table_size)]
+    if isinstance(table_size, list | tuple) or OmegaConf.is_list(table_size):
+        return [int(s) for s in table_size]
+    return [int(table_size)]
 
 
 def estimate_engram_bytes(cfg: Any, layers: int, hidden_size: int, dtype_bytes: int = 4) -> EngramBytes:
