@@ -25,9 +25,10 @@ def main(cfg: DictConfig) -> None:
     from engram.evaluation.evaluate import EvaluateError, run
     from engram.evaluation.generate_eval import CachedGenerationError
     from engram.models.inject import EngramLoadError
+    from engram.training.four_way import train_variants  # the entry point joins the layers; evaluation does not
 
     try:
-        run(cfg, typed)
+        run(cfg, typed, train_variants)
     except (EvaluateError, EngramLoadError, ConfigError, CachedGenerationError, DiskFullError) as e:  # one line each
         exit_config_error(str(e))
 

@@ -51,12 +51,6 @@ def trainable_names(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-def count_parameters(model: nn.Module) -> dict[str, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total": total, "trainable": trainable}
-
-
 def engram_groups(model: nn.Module, variant: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(table params, dense engram params), empty for variants without memory."""
     if not has_engram(variant):
