@@ -7,6 +7,7 @@ without eval.json is listed as failed, with the last line of its FAILED.txt when
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -14,6 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
@@ -140,8 +144,6 @@ def plot_lines(df: pd.DataFrame, x: str, ys: Sequence[str], series: str | None, 
                path: Path, logx: bool = True, reference: pd.DataFrame | None = None) -> dict[str, Any] | None:
     """One subplot per y column (those with data), one line per value of `series`; `reference` rows (the baseline)
     are a dashed horizontal line. None when there is nothing to draw."""
-    import matplotlib.pyplot as plt
-
     data = df.assign(_x=_numeric(df, x)).dropna(subset=["_x"])
     ys = [y for y in ys if y in data and _numeric(data, y).notna().any()]
     if data["_x"].nunique() < 2 or not ys:
@@ -179,9 +181,6 @@ def plot_lines(df: pd.DataFrame, x: str, ys: Sequence[str], series: str | None, 
 def plot_bars(df: pd.DataFrame, cols: Sequence[str], col_names: Sequence[str], title: str, ylabel: str,
               path: Path) -> dict[str, Any] | None:
     """Grouped bars: one group per column in `cols`, one bar per label (variant or swept setting)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     cols = [c for c in cols if c in df and _numeric(df, c).notna().any()]
     if not cols or df.empty:
         return None
@@ -203,8 +202,6 @@ def plot_bars(df: pd.DataFrame, cols: Sequence[str], col_names: Sequence[str], t
 
 def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     """Every plot the data supports -> {png file name: plotted data}; also written to plots.json."""
-    import matplotlib
-
     matplotlib.use("Agg")
     ok = _ok(df)
     plots: dict[str, Any] = {}
@@ -307,8 +304,6 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="report.py", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="multirun/<experiment>/<date>, a run dir, or a glob")
     parser.add_argument("--out", help="where report.md/PNGs go (default: the single path given, else reports/<now>)")

@@ -7,7 +7,6 @@ multirun Hydra still runs the other jobs and reports the failure at the end.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import traceback
 from datetime import datetime
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import wandb
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
@@ -166,6 +166,5 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
 
 
 def _close_wandb(exit_code: int) -> None:
-    wandb = sys.modules.get("wandb")  # only if this run imported it
-    if wandb is not None and getattr(wandb, "run", None) is not None:
+    if wandb.run is not None:  # a W&B run this job started
         wandb.finish(exit_code=exit_code)
