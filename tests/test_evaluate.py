@@ -170,6 +170,9 @@ def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
     again = reevaluate_run(trained, tmp_path / "again")
     before = json.loads((trained / "eval.json").read_text())["examples"]
     assert [r["generated"] for r in again.result["examples"]] == [r["generated"] for r in before]
+    # one evaluate-and-save path: re-evaluation writes every eval/params/gate metric training wrote
+    trained_metrics = json.loads((trained / "eval.json").read_text())["metrics"]
+    assert {k for k in trained_metrics if k.split("/")[0] in ("eval", "params", "final")} <= set(again.metrics)
     # a memory alone, on a fresh base model, scored on another data family (patterns -> consistency)
     pcfg = validate(composed("experiment=smoke", "data=patterns", "data.num_eval=6"))
     metrics = evaluate_model(pcfg, tmp_path / "patterns", variant="engram",
