@@ -21,13 +21,14 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     typed = validated_or_exit(cfg, evaluate=True)  # before any model or data loads
-    # heavy imports only after validation
+    # lazy: torch + transformers + peft + lightning + wandb cost ~8 s (measured); bad inputs exit before them
     from engram.evaluation.evaluate import EvaluateError, run
     from engram.evaluation.generate_eval import CachedGenerationError
     from engram.models.inject import EngramLoadError
+    from engram.training.four_way import train_variants  # the entry point joins the layers; evaluation does not
 
     try:
-        run(cfg, typed)
+        run(cfg, typed, train_variants)
     except (EvaluateError, EngramLoadError, ConfigError, CachedGenerationError, DiskFullError) as e:  # one line each
         exit_config_error(str(e))
 

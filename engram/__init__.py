@@ -1,12 +1,39 @@
 """engram-lab: Engram memory (hash-addressed, gated lookup tables) for pretrained causal LMs.
 
 The peft-like public API is imported lazily so that `import engram` (and config validation) stays fast.
+
+Imports flow one way, down this list (`LAYERS`, top first; tests/test_import_flow.py enforces it). A module may
+import its own layer or any layer below, never one above:
+
+    train.py, evaluate.py, report.py   entry points: may join any layers (evaluate.py hands training's
+                                       four-way loop to evaluation as a callable)
+    engram.training                    Lightning module, variants, the train pipeline, four-way training
+    engram.evaluation                  greedy eval, retention, gate stats, the one evaluate-and-save path,
+                                       the four-way comparison
+    engram.tracking                    W&B loggers, the run-dir reader, the sweep report: used by training and
+                                       evaluation, so it sits below both and imports neither
+    engram.cli, engram.inputs          command-line and input-file checks before any weights load (they read
+                                       model headers and data files, so they sit above models and data)
+    engram.models, engram.data         base models + Engram injection; the data families
+    engram.memory                      hashing, memory tables, gates, the memory budget
+    engram.config, config_rules, config_trainer, atomic   the schema and its rules; atomic file writes
 """
 
 from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
+
+# The layer order above, top first; each entry is a set of peers (module prefixes under engram).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("engram.training",),
+    ("engram.evaluation",),
+    ("engram.tracking",),
+    ("engram.cli", "engram.inputs"),
+    ("engram.models", "engram.data"),
+    ("engram.memory",),
+    ("engram.config", "engram.config_rules", "engram.config_trainer", "engram.atomic"),
+)
 
 _LAZY = {
     "EngramModel": "engram.models.engram_model",

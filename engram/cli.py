@@ -6,16 +6,26 @@ stderr and exit 2, before any weights load (HYDRA_FULL_ERROR=1 adds the tracebac
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import runpy
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from engram.config import ConfigError, validate, validate_evaluate_keys, validate_layers
 from engram.config_rules import one_line
+from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs
+from engram.memory.budget import check_memory_budget
+from engram.models.loading import model_shape
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
@@ -58,8 +68,6 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
     """Compose the command line once before Hydra does: an unknown key (`optim.lrr=1`), bad override syntax or a
     missing option would otherwise be Hydra's multi-line error with exit 1. In a multirun each sweep counts with
     its first value (the jobs' values are validated per job)."""
-    from hydra import compose, initialize_config_dir
-
     if any(a.startswith("-") and a not in HYDRA_FLAGS for a in argv):
         return
     try:
@@ -80,9 +88,6 @@ def _first_job(overrides: list[str], multirun: bool) -> list[str]:
     """The overrides with every sweep (a=1,2 / interval(..) / range(..)) replaced by its first value."""
     if not multirun:
         return overrides
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import IntervalSweep
-
     out = []
     for o in OverridesParser.create().parse_overrides(overrides):
         if not o.is_sweep_override():
@@ -100,8 +105,6 @@ def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
     Cheap checks first: values (no I/O), then the model's config.json / GGUF header, the accelerator, the data
     (built as the run will build it), a checkpoint and, for evaluate.py, the run dirs and memory file.
     """
-    from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs
-
     typed = validate(cfg)
     ev = validate_evaluate_keys(cfg) if evaluate else None
     check_model(typed)
@@ -126,16 +129,11 @@ def validated_or_exit(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
 
 
 def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def note_job_failure(message: str) -> None:
     """FAILED.txt in the job's run dir (what the training task wrapper writes too), for report.py."""
-    from hydra.core.hydra_config import HydraConfig
-
     out = Path(HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "FAILED.txt").write_text(message + "\n")
@@ -144,9 +142,6 @@ def note_job_failure(message: str) -> None:
 def check_model(cfg: DictConfig) -> None:
     """The model exists (config.json / GGUF header, no weights); for a memory, engram.layers against its depth and
     the tables against free RAM; a LoRA rank that fits its width."""
-    from engram.memory.budget import check_memory_budget
-    from engram.models.loading import model_shape
-
     depth, hidden_size = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
     if cfg.variant.name in ("engram", "combined"):
         layers = validate_layers(cfg.engram.layers, depth)
@@ -163,7 +158,7 @@ def check_accelerator(trainer: Any) -> None:
     no_gpu = ConfigError("trainer.accelerator", accelerator, "but no GPU is available here; use trainer=cpu")
     if not _torch_may_have_gpu(accelerator):
         raise no_gpu
-    import torch  # ~2 s; only a GPU build of torch gets this far
+    import torch  # lazy: torch costs ~2-5 s (measured with -X importtime); only a GPU build of torch gets this far
 
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if not {"gpu": cuda or mps, "cuda": cuda, "mps": mps}[accelerator]:
@@ -176,9 +171,6 @@ def check_accelerator(trainer: Any) -> None:
 
 def _torch_may_have_gpu(accelerator: str) -> bool:
     """False when the installed torch is a CPU-only build (its version.py says so; torch is not imported)."""
-    import importlib.util
-    import runpy
-
     spec = importlib.util.find_spec("torch")
     locations = list(spec.submodule_search_locations or []) if spec else []
     version_file = next((Path(d) / "version.py" for d in locations if (Path(d) / "version.py").is_file()), None)

@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
+
 MODEL_NAMES = ("smollm", "tiny", "hf")
 VARIANT_NAMES = ("baseline", "lora", "engram", "combined")
 DATA_FAMILIES = ("exact_match", "patterns", "long_recall", "jsonl")
@@ -204,8 +206,6 @@ def nothing_to_train(cfg: Any) -> bool:
 
 
 def validate_trainer(cfg: Any) -> None:
-    from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
-
     trainer = OmegaConf.to_container(cfg.trainer) if OmegaConf.is_config(cfg.trainer) else cfg.trainer
     problem = trainer_problem(trainer, nothing_to_train(cfg))
     if problem is not None:

@@ -15,6 +15,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from engram.config_rules import ConfigError
+from engram.data import build_splits
+from engram.data.jsonl import JsonlFormatError
 from engram.models.headers import HeaderError, lightning_checkpoint_keys, safetensors_header
 
 ENGRAM_FILE_FORMAT = "engram-lab/1"  # engram.models.inject.FILE_FORMAT (not imported: that module needs torch)
@@ -30,9 +32,6 @@ def _path(p: str) -> Path:
 def check_data(data: Any) -> dict[str, list[dict[str, Any]]]:
     """Build the splits the run will train and score on (~0.5 s for 500 facts): bad lines, unknown categories and
     too-small sources fail here, not after the model has loaded."""
-    from engram.data import build_splits
-    from engram.data.jsonl import JsonlFormatError
-
     try:
         splits = build_splits(data)
     except JsonlFormatError as e:

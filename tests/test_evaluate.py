@@ -15,15 +15,16 @@ from omegaconf import OmegaConf
 from engram.config import validate
 from engram.evaluation.evaluate import (
     EvaluateError,
-    consistency_from_rows,
     evaluate_model,
-    load_trained_run,
     load_weights,
     reevaluate_run,
     run,
     runs_from,
     write_comparison,
 )
+from engram.evaluation.metrics import consistency_from_rows
+from engram.tracking.run_dirs import read_run
+from engram.training.four_way import train_variants
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +70,7 @@ def test_comparison_rows_in_variant_order(tmp_path):
     dirs = [fake_run(tmp_path / v, v, [True, False, v != "baseline", True])
             for v in ("combined", "engram", "baseline", "lora")]
     out = tmp_path / "cmp"
-    result = write_comparison([load_trained_run(d) for d in dirs], out, "t")
+    result = write_comparison([read_run(d) for d in dirs], out, "t")
     assert [r["variant"] for r in result["rows"]] == ["baseline", "lora", "engram", "combined"]
     md = (out / "comparison.md").read_text().splitlines()
     table = [ln for ln in md if ln.startswith("| ") and not ln.startswith("| Variant")]
@@ -84,8 +85,8 @@ def test_different_splits_are_refused(tmp_path):
     a = fake_run(tmp_path / "a", "baseline", [True, False])
     b = fake_run(tmp_path / "b", "engram", [True, False], prompts=["other", "q1"])
     with pytest.raises(EvaluateError, match="different eval splits"):
-        write_comparison([load_trained_run(a), load_trained_run(b)], tmp_path / "out")
-    write_comparison([load_trained_run(a), load_trained_run(b)], tmp_path / "out", check_split=False)
+        write_comparison([read_run(a), read_run(b)], tmp_path / "out")
+    write_comparison([read_run(a), read_run(b)], tmp_path / "out", check_split=False)
 
 
 def test_failed_variant_is_a_row(tmp_path):
@@ -107,7 +108,7 @@ def test_consistency_on_patterns(tmp_path):
     assert math.isnan(consistency_from_rows(rows[-1:]))
     d = fake_run(tmp_path / "p", "engram", [True, True, False], family="patterns", keys=["k", "k", "j"],
                  generated=["a", "a", "b"])
-    result = write_comparison([load_trained_run(d)], tmp_path / "out")
+    result = write_comparison([read_run(d)], tmp_path / "out")
     assert result["rows"][0]["consistency"] == 1.0 and "Consistency" in result["markdown"].read_text()
 
 
@@ -131,7 +132,7 @@ def smoke_four_way(tmp_path_factory):
     """`python evaluate.py experiment=smoke four_way=true`, in process: trains the four variants, compares them."""
     out = tmp_path_factory.mktemp("four_way")
     cfg = composed("experiment=smoke", "four_way=true", f"output_dir={out}")
-    return run(cfg, validate(cfg)), out
+    return run(cfg, validate(cfg), train_variants), out
 
 
 def test_smoke_four_way_has_four_rows(smoke_four_way):
@@ -157,7 +158,7 @@ def test_smoke_four_way_has_four_rows(smoke_four_way):
 
 
 def test_duplicate_variants_get_told_apart(tmp_path):
-    runs = [load_trained_run(fake_run(tmp_path / str(i), "engram", [True])) for i in range(2)]
+    runs = [read_run(fake_run(tmp_path / str(i), "engram", [True])) for i in range(2)]
     rows = write_comparison(runs, tmp_path / "out")["rows"]
     assert [r["variant"] for r in rows] == ["engram (0)", "engram (1)"]
 
@@ -169,6 +170,9 @@ def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
     again = reevaluate_run(trained, tmp_path / "again")
     before = json.loads((trained / "eval.json").read_text())["examples"]
     assert [r["generated"] for r in again.result["examples"]] == [r["generated"] for r in before]
+    # one evaluate-and-save path: re-evaluation writes every eval/params/gate metric training wrote
+    trained_metrics = json.loads((trained / "eval.json").read_text())["metrics"]
+    assert {k for k in trained_metrics if k.split("/")[0] in ("eval", "params", "final")} <= set(again.metrics)
     # a memory alone, on a fresh base model, scored on another data family (patterns -> consistency)
     pcfg = validate(composed("experiment=smoke", "data=patterns", "data.num_eval=6"))
     metrics = evaluate_model(pcfg, tmp_path / "patterns", variant="engram",
@@ -221,7 +225,7 @@ def test_comparison_goes_to_wandb_offline(tmp_path, monkeypatch):
     for var in ("WANDB_DIR", "WANDB_SILENT", "WANDB_CONSOLE", "WANDB_DISABLE_CODE"):
         monkeypatch.delenv(var, raising=False)  # prepare_wandb_env sets them; keep them out of other tests
     dirs = [fake_run(tmp_path / v, v, [True, v == "engram"]) for v in ("baseline", "engram")]
-    rows = write_comparison([load_trained_run(d) for d in dirs], tmp_path / "out")["rows"]
+    rows = write_comparison([read_run(d) for d in dirs], tmp_path / "out")["rows"]
     cfg = validate(composed("model=tiny", "logger=wandb", "experiment_name=cmp"))
     log_comparison_table(cfg, rows, tmp_path / "out")
     tables = list((tmp_path / "out" / "wandb").glob("offline-run-*/files/media/table/four_way/comparison*.json"))

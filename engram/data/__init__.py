@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from engram.config import ConfigError
 from engram.data.records import RECORD_KEYS, Record, as_data_cfg
 
 FAMILIES = {
@@ -23,8 +24,6 @@ def build_splits(data_cfg: Any) -> dict[str, list[Record]]:
     """`{"train": [...], "eval": [...]}` (jsonl may add "test") for `data_cfg.family`, deterministic in `seed`."""
     cfg = as_data_cfg(data_cfg)
     if cfg.family not in FAMILIES:
-        from engram.config import ConfigError
-
         raise ConfigError("data.family", cfg.family, f"is not one of {', '.join(FAMILIES)}")
     module, fn = FAMILIES[cfg.family]
     return getattr(import_module(module), fn)(cfg)

@@ -11,6 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+
+from engram.config import ConfigError, validate
+from engram.data import build_splits
+from engram.data.jsonl import JsonlFormatError, write_jsonl
+
 USAGE = "usage: python -m engram.data export [group=option ...] [key=value ...] out=PATH.jsonl"
 
 
@@ -28,19 +35,12 @@ def valid_path_for(out: Path) -> Path:
 
 
 def compose(overrides: list[str]):  # -> DictConfig
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
     with initialize_config_dir(version_base=None, config_dir=str(conf_dir()), job_name="export"):
         return hydra_compose(config_name="train", overrides=overrides)
 
 
 def export(overrides: list[str], out: str | Path) -> tuple[Path, Path, int, int]:
     """Write train to `out` and eval to `<stem>.valid.jsonl`; returns (train path, valid path, n_train, n_eval)."""
-    from engram.config import validate
-    from engram.data import build_splits
-    from engram.data.jsonl import write_jsonl
-
     cfg = validate(compose(overrides))
     splits = build_splits(cfg.data)
     out = Path(out)
@@ -49,9 +49,6 @@ def export(overrides: list[str], out: str | Path) -> tuple[Path, Path, int, int]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engram.config import ConfigError
-    from engram.data.jsonl import JsonlFormatError
-
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] != "export":
         print(USAGE, file=sys.stderr)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
+from countryinfo import CountryInfo
 
 from engram.config import ConfigError
 from engram.data.records import Record, as_data_cfg, eval_counts, record, rng, spread
@@ -62,8 +63,6 @@ class Fact(NamedTuple):
 
 @functools.cache
 def capital_facts() -> tuple[Fact, ...]:
-    from countryinfo import CountryInfo
-
     facts = []
     for data in CountryInfo.all().values():
         name, capital = data.get("name"), data.get("capital")
@@ -76,7 +75,7 @@ def capital_facts() -> tuple[Fact, ...]:
 
 @functools.cache
 def element_facts() -> tuple[Fact, ...]:
-    import periodictable
+    import periodictable  # lazy: ~0.1 s; only the elements category needs it, and validation builds splits
 
     facts = []
     for el in periodictable.elements:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
 from engram.config import ConfigError
 from engram.data.records import Record, as_data_cfg, eval_counts, record, rng
 
@@ -107,7 +109,7 @@ def build_word_tokenizer(data_cfg: Any) -> Any:
 
     Special tokens match the tiny model's: `<pad>`, `<unk>`, eos `<|im_end|>`; prompts use data.prompt_format=plain.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    # lazy: transformers costs ~2 s; validation builds long_recall's records, which need no tokenizer
     from transformers import PreTrainedTokenizerFast
 
     cfg = as_data_cfg(data_cfg)

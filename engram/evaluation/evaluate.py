@@ -6,70 +6,44 @@ Every mode ends in the same files: comparison.json + comparison.md (four-way) or
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
-from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import wandb
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from peft import PeftModel
+
+from engram.config import validate
+from engram.data.datamodule import EngramDataModule
+from engram.evaluation.metrics import consistency_from_rows
+from engram.evaluation.retention import base_answers
+from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
+from engram.models.engram_model import EngramModel
+from engram.models.loading import load_model
+from engram.models.params import count_parameters
+from engram.tracking.run_dirs import RunDir, find_job_dirs, metric_columns, read_config, read_run
+from engram.tracking.wandb import prepare_wandb_env
 
 log = logging.getLogger(__name__)
 
 VARIANTS = ("baseline", "lora", "engram", "combined")
-RETENTION_BATCH = 64
+# evaluate.py passes engram.training.four_way.train_variants here (evaluation never imports training)
+TrainVariants = Callable[[DictConfig, Path, list[str]], list[RunDir]]
 
 
 class EvaluateError(ValueError):
     """A comparison that would mislead (e.g. different eval splits) or has nothing to compare; one line."""
 
 
-@dataclass
-class TrainedRun:
-    run_dir: Path
-    cfg: DictConfig | None
-    result: dict[str, Any] | None  # eval.json
-    error: str | None = None
-
-    @property
-    def variant(self) -> str:
-        if self.result and self.result.get("info", {}).get("variant"):
-            return str(self.result["info"]["variant"])
-        return str(OmegaConf.select(self.cfg, "variant.name", default="?")) if self.cfg is not None else "?"
-
-
-def consistency_from_rows(rows: list[dict[str, Any]]) -> float:
-    """Share of keys with >= 2 eval paraphrases whose generations are all the same (patterns data); nan if none."""
-    answers: dict[str, set[str]] = defaultdict(set)
-    counts: dict[str, int] = defaultdict(int)
-    for r in rows:
-        answers[str(r.get("key"))].add(str(r.get("generated", "")).strip())
-        counts[str(r.get("key"))] += 1
-    groups = [k for k, n in counts.items() if n >= 2]
-    return sum(len(answers[k]) == 1 for k in groups) / len(groups) if groups else float("nan")
-
-
 # ---------------------------------------------------------------- collecting trained runs
 
 
-def load_trained_run(run_dir: str | Path) -> TrainedRun:
-    from engram.tracking.report import read_error
-
-    run_dir = Path(run_dir)
-    cfg_file = run_dir / ".hydra" / "config.yaml"
-    cfg = OmegaConf.load(cfg_file) if cfg_file.is_file() else None
-    eval_file = run_dir / "eval.json"
-    result = json.loads(eval_file.read_text()) if eval_file.is_file() else None
-    error = None if result else (read_error(run_dir) or "no eval.json (the job did not finish)")
-    return TrainedRun(run_dir, cfg, result, error)
-
-
-def runs_from(run_dirs: list[str] | None, multirun_dir: str | None) -> list[TrainedRun]:
-    from engram.tracking.report import find_job_dirs
-
+def runs_from(run_dirs: list[str] | None, multirun_dir: str | None) -> list[RunDir]:
     dirs = [Path(d) for d in run_dirs or []]
     if multirun_dir:
         dirs += find_job_dirs([multirun_dir])
@@ -78,14 +52,14 @@ def runs_from(run_dirs: list[str] | None, multirun_dir: str | None) -> list[Trai
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
         raise EvaluateError(f"evaluate: run dir(s) not found: {', '.join(missing)}")
-    return [load_trained_run(d) for d in dirs]
+    return [read_run(d) for d in dirs]
 
 
 def split_signature(result: dict[str, Any]) -> tuple[tuple[str, str, bool], ...]:
     return tuple(sorted((str(r["prompt"]), str(r["expected"]), bool(r.get("seen"))) for r in result["examples"]))
 
 
-def check_same_split(runs: list[TrainedRun]) -> int:
+def check_same_split(runs: list[RunDir]) -> int:
     """All finished runs were scored on the same eval prompts (else the comparison is meaningless); their count."""
     done = [r for r in runs if r.result]
     signatures = {split_signature(r.result) for r in done}
@@ -99,19 +73,14 @@ def check_same_split(runs: list[TrainedRun]) -> int:
 # ---------------------------------------------------------------- the comparison table
 
 
-def comparison_row(run: TrainedRun) -> dict[str, Any]:
+def comparison_row(run: RunDir) -> dict[str, Any]:
     row: dict[str, Any] = {"variant": run.variant, "run_dir": str(run.run_dir), "status": "ok" if run.result else
                            "failed", "error": run.error}
     if not run.result:
         return row
-    m = run.result.get("metrics", {})
-    row.update({
-        "exact_match": m.get("eval/exact_match"), "exact_match_seen": m.get("eval/exact_match_seen"),
-        "exact_match_unseen": m.get("eval/exact_match_unseen"), "retention": m.get("eval/retention"),
-        "latency_ms": m.get("eval/latency_ms"), "trainable_params": m.get("params/trainable"),
-        "total_params": m.get("params/total"), "num_examples": m.get("eval/num_examples"),
-        "per_category": {c: v.get("exact_match") for c, v in (run.result.get("per_category") or {}).items()},
-    })
+    m = run.metrics
+    row.update(metric_columns(m, keep_missing=True))
+    row["per_category"] = {c: v.get("exact_match") for c, v in (run.result.get("per_category") or {}).items()}
     family = run.result.get("info", {}).get("data")
     consistency = m.get("eval/consistency")
     if consistency is None and family == "patterns":
@@ -150,7 +119,7 @@ def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int)
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(runs: list[TrainedRun], out_dir: Path, title: str = "Four-way comparison",
+def write_comparison(runs: list[RunDir], out_dir: Path, title: str = "Four-way comparison",
                      check_split: bool = True) -> dict[str, Any]:
     """comparison.json + comparison.md in out_dir, rows in the order baseline, lora, engram, combined."""
     order = {v: i for i, v in enumerate(VARIANTS)}
@@ -172,10 +141,6 @@ def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) ->
     """The comparison as a `wandb.Table` in its own run (job_type four_way) of the experiment's group."""
     if OmegaConf.select(cfg, "logger.name") != "wandb":
         return
-    import wandb
-
-    from engram.tracking.wandb import prepare_wandb_env
-
     mode = str(cfg.logger.get("mode") or "offline")
     prepare_wandb_env(mode, out_dir)
     cols = ["variant", "exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency",
@@ -187,43 +152,12 @@ def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) ->
     run.finish()
 
 
-# ---------------------------------------------------------------- training the four variants
-
-
-def train_variants(cfg: DictConfig, out_dir: Path, variants: list[str]) -> list[TrainedRun]:
-    """Train + evaluate each variant in this process (same data config, so the same split), one dir each.
-    A variant that fails is recorded (FAILED.txt by the task wrapper) and the others still run."""
-    from engram.training.pipeline import run_task
-
-    runs = []
-    for variant in variants:
-        vcfg = copy.deepcopy(cfg)
-        vcfg.variant.name = variant
-        vcfg.variant.finetune = "none"
-        vcfg.paths = {"output_dir": str(out_dir / variant)}
-        hydra_dir = out_dir / variant / ".hydra"  # like a multirun job: report.py and run_dir= can read it
-        hydra_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(vcfg, hydra_dir / "config.yaml")
-        OmegaConf.save(OmegaConf.create([f"variant={variant}"]), hydra_dir / "overrides.yaml")
-        log.info("four-way: training %s in %s", variant, out_dir / variant)
-        try:
-            run_task(vcfg)
-        except Exception as e:  # noqa: BLE001 - one failing variant must not hide the other three
-            log.error("four-way: %s failed: %s", variant, e)
-        runs.append(load_trained_run(out_dir / variant))
-    return runs
-
-
 # ---------------------------------------------------------------- re-evaluating saved weights
 
 
 def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str, engram_path: Path | None) -> Any:
     """The trained pieces onto a freshly loaded base: LoRA adapter (peft) first, then the memory, as in training."""
-    from engram.models.engram_model import EngramModel
-
     if run_dir is not None and variant in ("lora", "combined"):
-        from peft import PeftModel
-
         model = PeftModel.from_pretrained(model, str(run_dir / "lora_adapter"))
     if run_dir is not None and variant in ("engram", "combined"):
         engram_path = engram_path or run_dir / "engram.safetensors"
@@ -236,51 +170,33 @@ def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str,
 def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant: str = "baseline",
                    engram_path: Path | None = None) -> dict[str, float]:
     """Load the base model of cfg.model, add the saved weights, score it on cfg.data; eval.json + eval.md."""
-    from engram.data.datamodule import EngramDataModule
-    from engram.evaluation.generate_eval import evaluate_splits
-    from engram.evaluation.results import print_results, write_results
-    from engram.evaluation.retention import base_answers, measure_retention
-    from engram.models.loading import load_model
-    from engram.training.variants import count_parameters
-
     model, tokenizer = load_model(cfg.model)
-    max_new = int(cfg.eval_max_new_tokens)
-    base = base_answers(model, tokenizer, max_new, RETENTION_BATCH)
-    base_params = count_parameters(model)["total"]
+    base = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
+    base_params = count_parameters(model)["total"]  # params/trainable: what training added (nothing trains here)
     model = load_weights(model, tokenizer, run_dir, variant, engram_path)
     dm = EngramDataModule(cfg.data, tokenizer)
-    result = evaluate_splits(model, tokenizer, dm, int(cfg.data.eval_batch_size), max_new)
-    metrics = dict(result.metrics)
-    metrics["eval/retention"], retention_rows = measure_retention(model, tokenizer, base, max_new, RETENTION_BATCH)
-    if cfg.data.family == "patterns":
-        metrics["eval/consistency"] = consistency_from_rows(result.rows)
-    total = count_parameters(model)["total"]
-    metrics["params/trainable"] = float(total - base_params)  # what training added (nothing trains here)
-    metrics["params/total"] = float(total)
     info = {"variant": variant, "model": cfg.model.name, "data": cfg.data.family,
             "num_train": len(dm.train_records),  # the split seen/unseen is decided against
             "experiment": cfg.experiment_name, "evaluated_from": str(run_dir or engram_path)}
-    write_results(out_dir, info, metrics, result.rows, retention_rows, result.test_rows)
-    print_results(metrics, result.rows, out_dir, title=f"{variant} from {run_dir or engram_path} on {cfg.data.family}")
-    return metrics
+    outcome = evaluate_and_save(model, tokenizer, dm, cfg, out_dir, info, base, base_params=base_params,
+                                title=f"{variant} from {run_dir or engram_path} on {cfg.data.family}")
+    return outcome.metrics
 
 
 def run_config(run_dir: Path) -> DictConfig:
-    cfg_file = run_dir / ".hydra" / "config.yaml"
-    if not cfg_file.is_file():
+    cfg = read_config(run_dir)
+    if cfg is None:
         raise EvaluateError(f"evaluate: {run_dir} is not a run dir (no .hydra/config.yaml)")
-    return OmegaConf.load(cfg_file)
+    return cfg
 
 
-def reevaluate_run(run_dir: Path, out_dir: Path, data: Any = None) -> TrainedRun:
+def reevaluate_run(run_dir: Path, out_dir: Path, data: Any = None) -> RunDir:
     """A trained run dir scored again from its saved weights (on its own data config unless `data` is given)."""
-    from engram.config import validate
-
     cfg = validate(run_config(run_dir))
     if data is not None:
         cfg.data = data
     evaluate_model(cfg, out_dir, run_dir=run_dir, variant=cfg.variant.name)
-    return load_trained_run(out_dir)
+    return read_run(out_dir)
 
 
 # ---------------------------------------------------------------- evaluate.py
@@ -289,8 +205,6 @@ def reevaluate_run(run_dir: Path, out_dir: Path, data: Any = None) -> TrainedRun
 def output_dir(cfg: DictConfig) -> Path:
     if cfg.get("output_dir"):
         return Path(cfg.output_dir)
-    from hydra.core.hydra_config import HydraConfig
-
     if HydraConfig.initialized() and HydraConfig.get().runtime.get("output_dir"):
         return Path(HydraConfig.get().runtime.output_dir)
     return Path("outputs") / str(cfg.get("experiment_name", "default")) / "evaluate"
@@ -298,8 +212,6 @@ def output_dir(cfg: DictConfig) -> Path:
 
 def user_overrode(*groups: str) -> bool:
     """Did the command line set this group (or an experiment, which sets groups)? False outside Hydra."""
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return False
     keys = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
@@ -307,8 +219,9 @@ def user_overrode(*groups: str) -> bool:
     return any(k == g or k.startswith(g + ".") for k in keys for g in wanted)
 
 
-def run(cfg: DictConfig, typed: DictConfig) -> dict[str, Any]:
-    """What evaluate.py does with its config (`cfg`: raw, for the evaluate keys; `typed`: validated)."""
+def run(cfg: DictConfig, typed: DictConfig, train_variants: TrainVariants | None = None) -> dict[str, Any]:
+    """What evaluate.py does with its config (`cfg`: raw, for the evaluate keys; `typed`: validated).
+    `train_variants` trains the variants for four_way=true (the training layer's, given by evaluate.py)."""
     out = output_dir(cfg)
     variants = [str(v) for v in (cfg.get("variants") or VARIANTS)]
     unknown = [v for v in variants if v not in VARIANTS]
@@ -321,14 +234,14 @@ def run(cfg: DictConfig, typed: DictConfig) -> dict[str, Any]:
             runs = [reevaluate_run(r.run_dir, out / f"{i}-{r.variant}", data) if r.result else r
                     for i, r in enumerate(runs)]
     elif cfg.get("four_way"):
+        if train_variants is None:
+            raise EvaluateError("evaluate: four_way=true needs a train_variants (evaluate.py passes training's)")
         runs = train_variants(typed, out / "runs", variants)
     elif cfg.get("engram_path"):
         path = Path(cfg.engram_path)
         if not path.exists():
             raise EvaluateError(f"evaluate: engram_path={path} does not exist")
         if not user_overrode("model") and (path if path.is_dir() else path.parent).joinpath(".hydra").is_dir():
-            from engram.config import validate
-
             typed.model = validate(run_config(path if path.is_dir() else path.parent)).model  # its base model
         return {"metrics": evaluate_model(typed, out, variant="engram", engram_path=path), "dir": out}
     elif cfg.get("run_dir"):

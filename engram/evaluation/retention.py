@@ -18,6 +18,7 @@ import yaml
 
 from engram.atomic import atomic_write_text
 from engram.evaluation.generate_eval import generate_texts
+from engram.models.loading import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ def base_answers(
     cache_dir: Path | None = None, show_progress: bool = True,
 ) -> list[str]:
     """The untouched base model's greedy answers to the general prompts, from the cache when present."""
-    from engram.models.loading import cache_root
-
     prompts = load_general_prompts()
     cache_dir = Path(cache_dir or cache_root() / "retention")
     path = _cache_file(model, prompts, max_new_tokens, cache_dir)

@@ -80,7 +80,7 @@ def available_memory_bytes() -> int | None:
     except OSError:
         pass
     try:
-        import psutil
+        import psutil  # lazy and optional: not a declared dependency; only non-Linux systems get here
 
         return int(psutil.virtual_memory().available)
     except Exception:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tokenizers import Regex, normalizers
 
 POC_PRIMES = (17, 31, 53, 79, 107, 131, 157, 181)
 LAYER_PRIME = 10007  # per-layer seed offset of the official demo
@@ -74,8 +75,6 @@ def assign_primes(layers: Sequence[int], sizes: Sequence[int], heads: int) -> di
 def text_normaliser() -> Any:
     """The demo's token-text normaliser: NFKC -> NFD -> strip accents -> lowercase -> collapse whitespace -> strip
     (a token that is only whitespace stays one space)."""
-    from tokenizers import Regex, normalizers
-
     keep = "\ue000"  # sentinel that survives Strip
     return normalizers.Sequence([
         normalizers.NFKC(),

@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors import safe_open
 
 from engram.atomic import atomic_write
 from engram.config import ConfigError, EngramConfig
@@ -41,8 +44,6 @@ def as_engram_config(cfg: Any) -> EngramConfig:
     """EngramConfig from an EngramConfig, DictConfig or dict (unknown keys are an error naming the key)."""
     if isinstance(cfg, EngramConfig):
         return cfg
-    from omegaconf import DictConfig, OmegaConf
-
     plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     known = {f.name for f in fields(EngramConfig)}
     for key, value in plain.items():
@@ -60,8 +61,6 @@ def engram_file(path: str | Path) -> Path:
 def write_engram_file(path: str | Path, tensors: dict[str, torch.Tensor], spec: EngramSpec) -> Path:
     """Write `tensors` with `spec` as metadata. A path not ending in .safetensors is a directory that gets
     `engram.safetensors` inside. Returns the file written."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / FILE_NAME
@@ -75,7 +74,8 @@ def write_engram_file(path: str | Path, tensors: dict[str, torch.Tensor], spec: 
         "token_map": spec.token_map,
     }
     # temp file + rename: a kill or a full disk mid-save leaves the previous file whole
-    return atomic_write(path, lambda tmp: save_file(plain, str(tmp), metadata=metadata))
+    # safetensors.torch.save_file looked up at call time, so a failing disk can be simulated in tests
+    return atomic_write(path, lambda tmp: safetensors.torch.save_file(plain, str(tmp), metadata=metadata))
 
 
 def read_engram_config(path: str | Path) -> EngramConfig:
@@ -86,8 +86,6 @@ def read_engram_config(path: str | Path) -> EngramConfig:
 def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The tensors of the file at `path`, after checking that they fit a model described by `spec` whose engram
     tensors are `target` (same keys and shapes). Raises EngramLoadError naming the first key that differs."""
-    from safetensors.torch import load_file
-
     path = engram_file(path)
     meta = _read_metadata(path)
     saved = json.loads(meta["engram_config"])
@@ -104,7 +102,7 @@ def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch
             raise EngramLoadError(
                 f"engram file {path}: {key}={meta.get(key)} in the file but {mine} in the model{hint}"
             )
-    tensors = load_file(str(path))  # safetensors: plain tensors, never unpickles
+    tensors = safetensors.torch.load_file(str(path))  # safetensors: plain tensors, never unpickles
     for key in sorted(set(target) | set(tensors)):
         if key not in tensors:
             raise EngramLoadError(f"engram file {path}: tensor {key} is missing")
@@ -121,8 +119,6 @@ def _norm(x: Any) -> Any:
 
 
 def _read_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
     if not path.is_file():
         raise FileNotFoundError(f"engram file {path} does not exist")
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 from transformers.cache_utils import Cache
 
@@ -38,6 +39,7 @@ from engram.models.engram_file import (
     write_engram_file,
 )
 from engram.models.generation import EngramContext
+from engram.models.loading import load_model
 
 ADAPTER_DIR = "lora_adapter"  # where save_pretrained puts a peft adapter, as the training pipeline does
 ALREADY_INJECTED = "engram: the model already has Engram memories; call remove_engram(model) first"
@@ -197,13 +199,11 @@ class EngramModel(nn.Module):
         path = Path(path)
         directory = path if path.is_dir() else path.parent
         if model is None:
-            from engram.models.loading import load_model
-
             model, tokenizer = load_model(run_model_config(directory))
         if adapter is None:
             adapter = path.is_dir() and (path / ADAPTER_DIR).is_dir() and not _is_peft(model)
         if adapter:
-            from peft import PeftModel
+            from peft import PeftModel  # lazy: peft costs ~2.5 s beyond torch; only a LoRA adapter needs it
 
             model = PeftModel.from_pretrained(model, str(directory / ADAPTER_DIR), is_trainable=is_trainable)
         file = engram_file(path)
@@ -230,16 +230,12 @@ class EngramModel(nn.Module):
 
 def load_run(run_dir: str | Path, **kwargs: Any) -> tuple[EngramModel, Any]:
     """(EngramModel, tokenizer) of a training run dir: its base model, adapter and memory (see from_pretrained)."""
-    from engram.models.loading import load_model
-
     model, tokenizer = load_model(run_model_config(Path(run_dir)))
     return EngramModel.from_pretrained(run_dir, model, tokenizer, **kwargs), tokenizer
 
 
 def run_model_config(run_dir: Path) -> Any:
     """The `model:` section of a run dir's .hydra/config.yaml (what load_model needs to rebuild the base)."""
-    from omegaconf import OmegaConf
-
     cfg_file = run_dir / ".hydra" / "config.yaml"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"engram: {run_dir} has no .hydra/config.yaml naming its base model; "

@@ -77,6 +77,7 @@ def model_shape(name_or_cfg: str | Any) -> tuple[int, int]:
     except HeaderError as e:
         raise ModelUnavailableError(key, value, str(e)) from None
     if shape is None:  # an unusual config.json: let transformers fill in its defaults
+        # lazy: torch ~1.9 s + transformers ~1.0 s; validation imports this module (model_shape)
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(config_file.parent)
@@ -93,6 +94,7 @@ def hf_config_file(name_or_path: str) -> Path:
             return local / "config.json"
         raise ModelUnavailableError(key, name_or_path, "is a local path without config.json (expected a saved HF "
                                     "model directory)")
+    # lazy: huggingface_hub costs ~0.1 s; validation (model_shape) of a local or tiny model never needs it
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
@@ -164,6 +166,7 @@ def find_smollm_gguf() -> Path | None:
 
 def build_cache_from_gguf(gguf: Path, cache: Path) -> Path:
     """Dequantise the GGUF once and save safetensors + tokenizer under `cache` (atomically)."""
+    # lazy: torch ~1.9 s + transformers ~1.0 s; validation imports this module (model_shape)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("building the SmolLM2 cache from %s (one time, ~30 s)", gguf.name)
@@ -215,6 +218,7 @@ def hub_reachable(timeout: float = 1.5) -> bool:
 
 
 def load_tiny_tokenizer() -> Any:
+    # lazy: torch ~1.9 s + transformers ~1.0 s; validation imports this module (model_shape)
     from transformers import PreTrainedTokenizerFast
 
     tok = PreTrainedTokenizerFast(
@@ -230,6 +234,7 @@ def load_tiny_tokenizer() -> Any:
 
 def build_tiny_model(cfg: dict[str, Any]) -> Any:
     """A randomly initialised Llama small enough for unit tests; the same seed gives the same weights."""
+    # lazy: torch ~1.9 s + transformers ~1.0 s; validation imports this module (model_shape)
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -274,6 +279,7 @@ def _as_model_cfg(name_or_cfg: Any, overrides: dict[str, Any]) -> dict[str, Any]
 
 
 def _load_pretrained(source: str | Path, cfg: dict[str, Any]) -> tuple[Any, Any]:
+    # lazy: torch ~1.9 s + transformers ~1.0 s; validation imports this module (model_shape)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -294,6 +300,7 @@ def _is_complete_model_dir(d: Path) -> bool:
 
 
 def _cache_from_hub(cache: Path) -> Path:
+    # lazy: torch ~1.9 s + transformers ~1.0 s; validation imports this module (model_shape)
     from huggingface_hub import snapshot_download
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

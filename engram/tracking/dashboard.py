@@ -77,7 +77,7 @@ def build_spec(project: str = PROJECT, entity: str | None = None, group: str | N
 
 
 def _import_workspaces() -> tuple[Any, Any]:
-    try:
+    try:  # lazy: wandb-workspaces is an optional extra ([dashboard]); a missing one is a one-line exit
         import wandb_workspaces.reports.v2 as wr
         import wandb_workspaces.workspaces as ws
     except ImportError as e:

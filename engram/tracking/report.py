@@ -1,13 +1,13 @@
 """Sweep reports without W&B: every job's config + overrides + eval.json -> one pandas table, results.csv,
 report.md and matplotlib PNGs (exact match vs slots / data scale, per category, gate statistics, seen vs unseen).
 
-A job dir is any directory holding `.hydra/config.yaml`. A job without eval.json is listed as failed, with the
-last line of its FAILED.txt (written by the training task wrapper) when there is one.
+Job dirs are found and read by engram.tracking.run_dirs (one reader for this report and evaluate.py). A job
+without eval.json is listed as failed, with the last line of its FAILED.txt when there is one.
 """
 
 from __future__ import annotations
 
-import glob
+import argparse
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -15,8 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
+
+from engram.tracking.run_dirs import find_job_dirs, metric_columns, read_run
 
 # Config values every row carries (column name -> config key).
 CONFIG_COLUMNS = {
@@ -24,13 +29,6 @@ CONFIG_COLUMNS = {
     "num_train": "data.num_train", "num_eval": "data.num_eval", "table_size": "engram.table_size",
     "hash": "engram.hash", "gate": "engram.gate", "gate_bias": "engram.gate_bias", "layers": "engram.layers",
     "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed",
-}
-# eval.json metric -> column name
-METRIC_COLUMNS = {
-    "eval/exact_match": "exact_match", "eval/exact_match_seen": "exact_match_seen",
-    "eval/exact_match_unseen": "exact_match_unseen", "eval/retention": "retention",
-    "eval/consistency": "consistency", "eval/latency_ms": "latency_ms", "params/trainable": "trainable_params",
-    "val/loss": "eval_loss", "train/loss": "train_loss", "time/total_s": "wall_s",
 }
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
           "gate_open_frac", "slot_utilisation", "collision_rate")
@@ -44,37 +42,12 @@ HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", 
 # ---------------------------------------------------------------- collecting
 
 
-def find_job_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    """Job dirs under each path (a multirun dir, a run dir, or a glob such as 'outputs/*/*'), in a stable order."""
-    found: dict[Path, None] = {}
-    for p in paths:
-        matches = [Path(m) for m in sorted(glob.glob(str(p)))] or [Path(p)]
-        for m in matches:
-            for cfg in sorted(m.glob("**/.hydra/config.yaml"), key=lambda c: _natural_key(c.parent.parent)):
-                found.setdefault(cfg.parent.parent.resolve(), None)
-    return list(found)
-
-
-def _natural_key(path: Path) -> list[Any]:
-    """Multirun subdirs 0, 1, ..., 10 in numeric order."""
-    return [int(part) if part.isdigit() else part for part in path.parts]
-
-
 def _display(path: Path) -> str:
     """Relative to the working directory when below it (report tables stay short and machine-independent)."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def read_error(job: Path) -> str | None:
-    """The last informative line of FAILED.txt (the exception), or None when the job recorded no error."""
-    note = job / "FAILED.txt"
-    if not note.is_file():
-        return None
-    lines = [ln.strip() for ln in note.read_text(errors="replace").splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "failed (empty FAILED.txt)"
 
 
 def _select(cfg: Any, key: str) -> Any:
@@ -99,22 +72,16 @@ def _gate_means(metrics: dict[str, float]) -> dict[str, float]:
 
 def load_job(job: Path) -> dict[str, Any]:
     """One row: status, error, overrides, selected config values and the metrics of eval.json."""
-    cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
-    overrides_file = job / ".hydra" / "overrides.yaml"
-    overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
-    row: dict[str, Any] = {"job": _display(job), "overrides": " ".join(overrides)}
-    row.update({col: _select(cfg, key) for col, key in CONFIG_COLUMNS.items()})
-    eval_file = job / "eval.json"
-    if not eval_file.is_file():
-        row["status"] = "failed"
-        row["error"] = read_error(job) or "no eval.json and no error recorded (killed, or still running)"
+    run = read_run(job)
+    row: dict[str, Any] = {"job": _display(job), "overrides": " ".join(run.overrides)}
+    row.update({col: _select(run.cfg, key) for col, key in CONFIG_COLUMNS.items()})
+    if not run.result:
+        row["status"], row["error"] = "failed", run.error
         return row
-    payload = json.loads(eval_file.read_text())
-    metrics = payload.get("metrics", {})
     row["status"], row["error"] = "ok", None
-    row.update({col: metrics[key] for key, col in METRIC_COLUMNS.items() if key in metrics})
-    row.update(_gate_means(metrics))
-    for cat, counts in (payload.get("per_category") or {}).items():
+    row.update(metric_columns(run.metrics))
+    row.update(_gate_means(run.metrics))
+    for cat, counts in (run.result.get("per_category") or {}).items():
         row[f"cat/{cat}"] = counts.get("exact_match")
     return row
 
@@ -177,8 +144,6 @@ def plot_lines(df: pd.DataFrame, x: str, ys: Sequence[str], series: str | None, 
                path: Path, logx: bool = True, reference: pd.DataFrame | None = None) -> dict[str, Any] | None:
     """One subplot per y column (those with data), one line per value of `series`; `reference` rows (the baseline)
     are a dashed horizontal line. None when there is nothing to draw."""
-    import matplotlib.pyplot as plt
-
     data = df.assign(_x=_numeric(df, x)).dropna(subset=["_x"])
     ys = [y for y in ys if y in data and _numeric(data, y).notna().any()]
     if data["_x"].nunique() < 2 or not ys:
@@ -216,9 +181,6 @@ def plot_lines(df: pd.DataFrame, x: str, ys: Sequence[str], series: str | None, 
 def plot_bars(df: pd.DataFrame, cols: Sequence[str], col_names: Sequence[str], title: str, ylabel: str,
               path: Path) -> dict[str, Any] | None:
     """Grouped bars: one group per column in `cols`, one bar per label (variant or swept setting)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     cols = [c for c in cols if c in df and _numeric(df, c).notna().any()]
     if not cols or df.empty:
         return None
@@ -240,8 +202,6 @@ def plot_bars(df: pd.DataFrame, cols: Sequence[str], col_names: Sequence[str], t
 
 def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     """Every plot the data supports -> {png file name: plotted data}; also written to plots.json."""
-    import matplotlib
-
     matplotlib.use("Agg")
     ok = _ok(df)
     plots: dict[str, Any] = {}
@@ -344,8 +304,6 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="report.py", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="multirun/<experiment>/<date>, a run dir, or a glob")
     parser.add_argument("--out", help="where report.md/PNGs go (default: the single path given, else reports/<now>)")

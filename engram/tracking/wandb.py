@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import wandb
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,6 @@ def log_histograms(loggers: list[Logger], hists: dict[str, Any], step: int) -> N
     wandb_loggers = _wandb_loggers(loggers)
     if not wandb_loggers or not hists:
         return
-    import wandb
 
     payload = {k: wandb.Histogram(v.float().numpy()) for k, v in hists.items() if v.numel()}
     for lg in wandb_loggers:
@@ -83,8 +83,6 @@ def log_final(
     for lg in loggers:
         lg.log_metrics(numeric, step=step)
     for lg in _wandb_loggers(loggers):
-        import wandb
-
         run = lg.experiment
         run.summary.update(numeric)
         table = wandb.Table(columns=list(TABLE_COLUMNS), data=[[r.get(c) for c in TABLE_COLUMNS] for r in rows])
@@ -101,7 +99,5 @@ def finish(loggers: list[Logger], exit_code: int = 0) -> None:
     for lg in loggers:
         lg.finalize("success" if exit_code == 0 else "failed")
     if _wandb_loggers(loggers):
-        import wandb
-
         if wandb.run is not None:
             wandb.finish(exit_code=exit_code)

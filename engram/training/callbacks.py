@@ -8,6 +8,9 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from engram.evaluation.gate_stats import collect_gate_stats, gate_histograms, reset_slot_usage
+from engram.tracking.wandb import log_histograms
+
 
 def _unwrap(pl_module: L.LightningModule) -> Any:
     return pl_module.model
@@ -48,16 +51,11 @@ class GateStats(Callback):
         self.every_n_steps = max(1, int(every_n_steps))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from engram.evaluation.gate_stats import reset_slot_usage
-
         reset_slot_usage(_unwrap(pl_module))
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        from engram.evaluation.gate_stats import collect_gate_stats, gate_histograms
-        from engram.tracking.wandb import log_histograms
-
         # Scalars every step (Lightning sends them to the loggers every log_every_n_steps); histograms are heavier.
         model = _unwrap(pl_module)
         pl_module.log_dict(collect_gate_stats(model), on_step=True, on_epoch=False, batch_size=len(batch["input_ids"]))

@@ -14,17 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import wandb
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from engram.atomic import atomic_write_dir
+from engram.data.datamodule import EngramDataModule
+from engram.evaluation.retention import base_answers
+from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
+from engram.models.loading import load_model
+from engram.tracking.wandb import build_loggers, finish, log_final
 from engram.training.callbacks import GateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
-from engram.training.variants import apply_variant, count_parameters, has_engram
+from engram.training.variants import apply_variant, has_engram
 
 log = logging.getLogger(__name__)
-RETENTION_BATCH = 64  # all ~50 general prompts in one generate call: per-step overhead dominates on CPU
 
 
 def resolve_run_dir(cfg: DictConfig) -> Path:
@@ -32,8 +38,6 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
     explicit = (cfg.get("paths") or {}).get("output_dir")
     if explicit:
         return Path(explicit)
-    from hydra.core.hydra_config import HydraConfig
-
     if HydraConfig.initialized():
         out = HydraConfig.get().runtime.get("output_dir")
         if out:
@@ -53,11 +57,6 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Train and evaluate one variant; returns (metrics, objects)."""
-    from engram.data.datamodule import EngramDataModule
-    from engram.evaluation.retention import base_answers
-    from engram.models.loading import load_model
-    from engram.tracking.wandb import build_loggers
-
     t_start = time.perf_counter()
     run_dir = resolve_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -87,43 +86,45 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     metrics: dict[str, float] = {}
     if trainer.is_global_zero:  # under strategy=ddp every rank runs this far; one evaluates and saves
-        metrics = evaluate_and_save(cfg, objects, base_general)
-        metrics["time/train_s"] = train_seconds
-        metrics["time/total_s"] = time.perf_counter() - t_start
-        finish_run(cfg, objects, metrics)
+        metrics = evaluate_and_log(cfg, objects, base_general, train_seconds, t_start)
     return metrics, objects
 
 
-def evaluate_and_save(cfg: DictConfig, objects: dict[str, Any], base_general: list[str]) -> dict[str, float]:
-    """Greedy eval + retention -> metrics; the memory / adapter weights go to the run dir."""
-    from engram.evaluation.generate_eval import evaluate_splits
-    from engram.evaluation.retention import measure_retention
-
-    model, tokenizer, dm, trainer = objects["model"], objects["tokenizer"], objects["datamodule"], objects["trainer"]
-    batch_size = int(cfg.data.get("eval_batch_size", 16))
-    max_new = int(cfg.eval_max_new_tokens)
-    if not dm.eval_records:
-        dm.setup("validate")
-    result = evaluate_splits(model, tokenizer, dm, batch_size, max_new)
-    retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, RETENTION_BATCH)
-
+def trainer_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The trainer's last scalar metrics, train/loss named as in eval.json."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     metrics.pop("train/loss_step", None)
     if "train/loss_epoch" in metrics:
         metrics["train/loss"] = metrics.pop("train/loss_epoch")
-    metrics.update(result.metrics)
-    metrics["eval/retention"] = retention
-    params = count_parameters(model)
-    metrics["params/trainable"] = float(params["trainable"])
-    metrics["params/total"] = float(params["total"])
-    if has_engram(cfg.variant.name):
-        from engram.evaluation.gate_stats import collect_gate_stats
-
-        metrics.update({f"final/{k}": v for k, v in collect_gate_stats(model).items()})
-
-    objects["rows"], objects["retention_rows"], objects["test_rows"] = result.rows, retention_rows, result.test_rows
-    objects["artifacts"] = save_weights(cfg, model, objects["run_dir"])
     return metrics
+
+
+def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: list[str], train_seconds: float,
+                     t_start: float) -> dict[str, float]:
+    """The shared evaluate-and-save path (eval.json + eval.md), with the weights saved and the timings added before
+    the files are written; then the final metrics go to the loggers."""
+    model, trainer, run_dir = objects["model"], objects["trainer"], objects["run_dir"]
+    num_train = len(objects["datamodule"].train_records)  # what was trained on (data.num_train may be a cap)
+    info = {
+        "variant": cfg.variant.name, "model": cfg.model.name, "data": cfg.data.family,
+        "num_train": num_train, "table_size": cfg.engram.table_size if has_engram(cfg.variant.name) else None,
+        "global_step": trainer.global_step, "experiment": cfg.experiment_name, "artifacts": {},
+    }
+
+    def save_and_time(metrics: dict[str, float], info: dict[str, Any]) -> None:
+        info["artifacts"] = objects["artifacts"] = save_weights(cfg, model, run_dir)
+        metrics["time/train_s"] = train_seconds
+        metrics["time/total_s"] = time.perf_counter() - t_start
+
+    outcome = evaluate_and_save(
+        model, objects["tokenizer"], objects["datamodule"], cfg, run_dir, info, base_general,
+        title=f"{cfg.variant.name} · {cfg.model.name} · {cfg.data.family} ({num_train} train)",
+        metrics=trainer_metrics(trainer), before_write=save_and_time)
+    objects["rows"], objects["retention_rows"], objects["test_rows"] = (
+        outcome.rows, outcome.retention_rows, outcome.test_rows)
+    log_final(objects["loggers"], outcome.metrics, outcome.rows, trainer.global_step, outcome.retention_rows)
+    finish(objects["loggers"])
+    return outcome.metrics
 
 
 def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
@@ -143,26 +144,6 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
         atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["model"] = str(path)
     return saved
-
-
-def finish_run(cfg: DictConfig, objects: dict[str, Any], metrics: dict[str, float]) -> None:
-    from engram.evaluation.results import print_results, write_results
-    from engram.tracking.wandb import finish, log_final
-
-    run_dir: Path = objects["run_dir"]
-    num_train = len(objects["datamodule"].train_records)  # what was trained on (data.num_train may be a cap)
-    info = {
-        "variant": cfg.variant.name, "model": cfg.model.name, "data": cfg.data.family,
-        "num_train": num_train, "table_size": cfg.engram.table_size if has_engram(cfg.variant.name) else None,
-        "global_step": objects["trainer"].global_step, "experiment": cfg.experiment_name,
-        "artifacts": objects.get("artifacts", {}),
-    }
-    write_results(run_dir, info, metrics, objects["rows"], objects["retention_rows"], objects.get("test_rows"))
-    log_final(objects["loggers"], metrics, objects["rows"], objects["trainer"].global_step,
-              objects["retention_rows"])
-    finish(objects["loggers"])
-    print_results(metrics, objects["rows"], run_dir,
-                  title=f"{cfg.variant.name} · {cfg.model.name} · {cfg.data.family} ({num_train} train)")
 
 
 def run_task(cfg: DictConfig) -> dict[str, float]:
@@ -185,8 +166,5 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
 
 
 def _close_wandb(exit_code: int) -> None:
-    import sys
-
-    wandb = sys.modules.get("wandb")  # only if this run imported it
-    if wandb is not None and getattr(wandb, "run", None) is not None:
+    if wandb.run is not None:  # a W&B run this job started
         wandb.finish(exit_code=exit_code)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from peft import LoraConfig, get_peft_model
 from torch import nn
+
+from engram.models.inject import add_engram, engram_param_groups, engram_parameters
 
 ENGRAM_VARIANTS = ("engram", "combined")
 LORA_VARIANTS = ("lora", "combined")
@@ -28,8 +31,6 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
     for p in model.parameters():
         p.requires_grad_(full)
     if variant in LORA_VARIANTS:
-        from peft import LoraConfig, get_peft_model
-
         lora = LoraConfig(
             r=int(cfg.lora.r),
             lora_alpha=int(cfg.lora.alpha),
@@ -39,8 +40,6 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
         )
         model = get_peft_model(model, lora)  # freezes everything but the adapters
     if variant in ENGRAM_VARIANTS:
-        from engram.models.inject import add_engram, engram_parameters
-
         model = add_engram(model, cfg.engram, tokenizer=tokenizer)
         for p in engram_parameters(model):
             p.requires_grad_(True)
@@ -51,17 +50,9 @@ def trainable_names(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-def count_parameters(model: nn.Module) -> dict[str, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total": total, "trainable": trainable}
-
-
 def engram_groups(model: nn.Module, variant: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(table params, dense engram params), empty for variants without memory."""
     if not has_engram(variant):
         return [], []
-    from engram.models.inject import engram_param_groups
-
     groups = engram_param_groups(model)
     return list(groups["tables"]), list(groups["dense"])

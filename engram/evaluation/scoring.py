@@ -1,0 +1,65 @@
+"""The one evaluate-and-save path, shared by training (train.py) and re-evaluation (evaluate.py run_dir= /
+engram_path=): greedy eval of the eval split (+ the user's test file when data.test_path is set), retention of
+general answers, patterns consistency, parameter counts and final gate statistics -> eval.json + eval.md (atomic)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engram.evaluation.gate_stats import collect_gate_stats
+from engram.evaluation.generate_eval import evaluate_splits
+from engram.evaluation.metrics import consistency_from_rows
+from engram.evaluation.results import print_results, write_results
+from engram.evaluation.retention import measure_retention
+from engram.models.params import count_parameters
+
+RETENTION_BATCH = 64  # all ~50 general prompts in one generate call: per-step overhead dominates on CPU
+
+
+@dataclass
+class EvalOutcome:
+    """What one evaluation wrote: its metrics and the per-example rows (for loggers that want them)."""
+
+    metrics: dict[str, float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    retention_rows: list[dict[str, Any]] = field(default_factory=list)
+    test_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate_and_save(
+    model: Any, tokenizer: Any, datamodule: Any, cfg: Any, run_dir: Path, info: dict[str, Any],
+    base_general: list[str], *, title: str, metrics: dict[str, float] | None = None, base_params: int | None = None,
+    before_write: Callable[[dict[str, float], dict[str, Any]], None] | None = None,
+) -> EvalOutcome:
+    """Score `model` on `datamodule`'s eval split (and test file), write eval.json + eval.md in run_dir, print them.
+
+    metrics: values known beforehand (e.g. the trainer's losses), kept first. base_params: the base model's size when
+    nothing trained here, so params/trainable is what was added to it. before_write(metrics, info): runs after
+    scoring and before the files are written (training saves its weights and adds its timings there).
+    """
+    batch_size = int(cfg.data.get("eval_batch_size", 16))
+    max_new = int(cfg.eval_max_new_tokens)
+    if not datamodule.eval_records:
+        datamodule.setup("validate")
+    result = evaluate_splits(model, tokenizer, datamodule, batch_size, max_new)
+    retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, RETENTION_BATCH)
+
+    metrics = dict(metrics or {})
+    metrics.update(result.metrics)
+    metrics["eval/retention"] = retention
+    if cfg.data.family == "patterns":
+        metrics["eval/consistency"] = consistency_from_rows(result.rows)
+    params = count_parameters(model)
+    trainable = params["trainable"] if base_params is None else params["total"] - base_params
+    metrics["params/trainable"] = float(trainable)
+    metrics["params/total"] = float(params["total"])
+    metrics.update({f"final/{k}": v for k, v in collect_gate_stats(model).items()})  # none without a memory
+
+    if before_write is not None:
+        before_write(metrics, info)
+    write_results(run_dir, info, metrics, result.rows, retention_rows, result.test_rows)
+    print_results(metrics, result.rows, run_dir, title=title)
+    return EvalOutcome(metrics, result.rows, retention_rows, result.test_rows)
