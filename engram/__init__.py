@@ -16,11 +16,11 @@ import its own layer or any layer below, never one above:
                                        model headers and data files, so they sit above models and data)
     engram.models, engram.data         base models + Engram injection; the data families
     engram.memory                      hashing, memory tables, gates, the memory budget
-    engram.config, config_rules, config_trainer, atomic   the schema and its rules; atomic file writes
+    engram.config, config_rules, config_trainer, atomic, lazy   the schema and its rules; atomic file
+                                       writes; lazy package attributes
 """
 
-from importlib import import_module
-from typing import Any
+from engram.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.cli", "engram.inputs"),
     ("engram.models", "engram.data"),
     ("engram.memory",),
-    ("engram.config", "engram.config_rules", "engram.config_trainer", "engram.atomic"),
+    ("engram.config", "engram.config_rules", "engram.config_trainer", "engram.atomic", "engram.lazy"),
 )
 
 _LAZY = {
@@ -53,7 +53,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'engram' has no attribute {name!r}")
+__getattr__ = lazy_attributes("engram", _LAZY)

@@ -4,8 +4,7 @@ The classes are imported lazily: `engram.memory.budget` is read at config valida
 importing torch (~2 s) just to reject a bad value.
 """
 
-from importlib import import_module
-from typing import Any
+from engram.lazy import lazy_attributes
 
 _LAZY = {
     "ContextGate": "engram.memory.gates",
@@ -20,7 +19,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'engram.memory' has no attribute {name!r}")
+__getattr__ = lazy_attributes("engram.memory", _LAZY)

@@ -1,0 +1,19 @@
+"""Lazy package attributes: `from engram import add_engram` imports the module that defines it only when asked,
+so `import engram` and config validation do not pay for torch (~2 s) up front."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
+
+def lazy_attributes(package: str, where: dict[str, str]) -> Callable[[str], Any]:
+    """A module-level `__getattr__` for `package` that imports `where[name]` on first use of `name`."""
+
+    def __getattr__(name: str) -> Any:
+        if name in where:
+            return getattr(import_module(where[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
