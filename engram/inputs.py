@@ -19,7 +19,8 @@ from engram.data import build_splits
 from engram.data.jsonl import JsonlFormatError
 from engram.models.headers import HeaderError, lightning_checkpoint_keys, safetensors_header
 
-ENGRAM_FILE_FORMAT = "engram-lab/1"  # engram.models.inject.FILE_FORMAT (not imported: that module needs torch)
+# engram.models.engram_file's FILE_FORMAT and OLD_FORMATS (not imported: that module needs torch)
+ENGRAM_FILE_FORMATS = ("engram-lab/2", "engram-lab/1")
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
 # where a multirun / four-way keeps its jobs' configs; bounded, so multirun_dir=/ does not walk the whole disk
 JOB_CONFIGS = tuple("*/" * depth + ".hydra/config.yaml" for depth in range(4))
@@ -73,7 +74,7 @@ def check_engram_file(key: str, value: str, path: Path, missing: str = "does not
     except HeaderError as e:
         raise ConfigError(key, value, _rule(e, path)) from None
     meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict) or meta.get("format") != ENGRAM_FILE_FORMAT or "engram_config" not in meta:
+    if not isinstance(meta, dict) or meta.get("format") not in ENGRAM_FILE_FORMATS or "engram_config" not in meta:
         raise ConfigError(key, value, f"is a safetensors file but not an engram memory (format="
                           f"{meta.get('format') if isinstance(meta, dict) else None}; written by save_engram?)")
     try:

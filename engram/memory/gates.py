@@ -3,8 +3,12 @@
 Both map `(h [B, T, H], e [B, T, E], keep [B, T])` to the residual `out [B, T, H]` (zero where `keep` is False) and
 keep the last forward's gate values (detached, only where `keep`) in `last_gate` for statistics.
 
-- `MLPGate` (gate=mlp, seed PoC): `r = proj(e)`, `g = sigmoid(MLP([h, r]))`, `out = g * r`; the last bias starts at
-  `gate_bias` (-5: a fresh memory changes the model by ~0.7% of a tiny vector, i.e. almost nothing).
+`gate_bias` means the same in every gate: a fixed offset (not trained) added to the gate's logit before the
+sigmoid. -5 makes a fresh gate nearly closed (sigmoid(-5) = 0.007), 0 half open; training can still open or shut
+the gate through its trained weights.
+
+- `MLPGate` (gate=mlp, seed PoC): `r = proj(e)`, `g = sigmoid(MLP([h, r]) + gate_bias)`, `out = g * r`; the MLP's
+  last bias starts at 0, so at initialisation this is the seed's MLP whose last bias started at `gate_bias`.
 - `ContextGate` (gate=context, DeepSeek paper): `alpha = sigmoid(signed_sqrt(<RMSNorm(h), RMSNorm(W_k e)> / sqrt(H))
   + gate_bias)`, `v = alpha * W_v e`, `out = v + SiLU(causal depthwise conv1d(RMSNorm(v)))` with kernel
   `conv_kernel`, dilation `max_ngram`, zero-initialised (so it starts as the identity on v).
@@ -32,14 +36,15 @@ class MLPGate(_GateBase):
         self.proj = nn.Identity() if mem_dim == hidden_size else nn.Linear(mem_dim, hidden_size, bias=False)
         width = max(16, hidden_size // 4)
         self.mlp = nn.Sequential(nn.Linear(2 * hidden_size, width), nn.SiLU(), nn.Linear(width, 1))
-        nn.init.constant_(self.mlp[-1].bias, gate_bias)
+        nn.init.zeros_(self.mlp[-1].bias)
+        self.gate_bias = float(gate_bias)
         self.last_gate = None
 
     def forward(
         self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None
     ) -> torch.Tensor:
         r = self.proj(e)
-        g = torch.sigmoid(self.mlp(torch.cat([h, r], dim=-1)))  # [B, T, 1]
+        g = torch.sigmoid(self.mlp(torch.cat([h, r], dim=-1)) + self.gate_bias)  # [B, T, 1]
         self._record(g[..., 0], keep)
         return g * r * keep.unsqueeze(-1)
 

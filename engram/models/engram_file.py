@@ -20,7 +20,9 @@ from safetensors import safe_open
 from engram.atomic import atomic_write
 from engram.config import ConfigError, EngramConfig
 
-FILE_FORMAT = "engram-lab/1"
+FILE_FORMAT = "engram-lab/2"
+# engram-lab/1: gate=mlp kept gate_bias inside its trained last bias (now a fixed offset, as in gate=context)
+OLD_FORMATS = ("engram-lab/1",)
 FILE_NAME = "engram.safetensors"
 # Config keys that change hashes, shapes or the forward; the rest (init, lr, sparse) only matter for training.
 STRUCTURAL_KEYS = ("hash", "table_size", "heads", "max_ngram", "dim", "gate", "seed", "compress_vocab", "conv_kernel")
@@ -90,8 +92,7 @@ def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch
     meta = _read_metadata(path)
     saved = json.loads(meta["engram_config"])
     here = asdict(spec.cfg)
-    keys = STRUCTURAL_KEYS + (("gate_bias",) if spec.cfg.gate == "context" else ())  # a constant in that gate
-    for key in keys:
+    for key in (*STRUCTURAL_KEYS, "gate_bias"):  # gate_bias: a fixed offset in every gate
         if _norm(saved.get(key)) != _norm(here[key]):
             raise EngramLoadError(f"engram file {path}: engram.{key}={saved.get(key)} in the file but "
                                   f"engram.{key}={here[key]} in the model")
@@ -103,6 +104,10 @@ def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch
                 f"engram file {path}: {key}={meta.get(key)} in the file but {mine} in the model{hint}"
             )
     tensors = safetensors.torch.load_file(str(path))  # safetensors: plain tensors, never unpickles
+    if meta["format"] in OLD_FORMATS and spec.cfg.gate == "mlp":
+        # the old MLP gate's last bias started at gate_bias; now gate_bias is added on top, so take it out once
+        for key in [k for k in tensors if k.endswith(".gate.mlp.2.bias")]:
+            tensors[key] = tensors[key] - float(saved["gate_bias"])
     for key in sorted(set(target) | set(tensors)):
         if key not in tensors:
             raise EngramLoadError(f"engram file {path}: tensor {key} is missing")
@@ -126,6 +131,6 @@ def _read_metadata(path: Path) -> dict[str, str]:
             meta = f.metadata() or {}
     except Exception as e:
         raise EngramLoadError(f"engram file {path} is not a safetensors file ({e})") from None
-    if meta.get("format") != FILE_FORMAT or "engram_config" not in meta:
+    if meta.get("format") not in (FILE_FORMAT, *OLD_FORMATS) or "engram_config" not in meta:
         raise EngramLoadError(f"engram file {path}: not written by save_engram (format={meta.get('format')})")
     return meta
