@@ -22,6 +22,7 @@ from engram.config_rules import (
     ConfigError,
     check,
     check_seed,
+    first_line,
     is_int,
     one_of,
     validate_data,
@@ -207,7 +208,7 @@ def _typed(cfg: DictConfig, schema_cls: type = TrainConfig) -> DictConfig:
         plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     except OmegaConfBaseException as e:  # e.g. a value `${nope}` that points nowhere
         raise ConfigError(getattr(e, "full_key", None) or "config", None,
-                          f"cannot be resolved ({_first_line(e)})") from None
+                          f"cannot be resolved ({first_line(e)})") from None
     plain.pop("hydra", None)
     known = {k: v for k, v in plain.items() if k in schema}
     try:
@@ -216,7 +217,7 @@ def _typed(cfg: DictConfig, schema_cls: type = TrainConfig) -> DictConfig:
         key = getattr(e, "full_key", None) or _bad_key(schema, known)
         value = getattr(e, "value", None) if getattr(e, "full_key", None) else OmegaConf.select(
             OmegaConf.create(known), key, default=None)
-        raise ConfigError(key, value, f"has the wrong type or is unknown ({_first_line(e)})") from None
+        raise ConfigError(key, value, f"has the wrong type or is unknown ({first_line(e)})") from None
     return merged
 
 
@@ -233,9 +234,6 @@ def _bad_key(schema: DictConfig, values: dict[str, Any], prefix: str = "") -> st
     return prefix.rstrip(".") or "config"
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def validate(cfg: DictConfig) -> DictConfig:

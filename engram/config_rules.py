@@ -47,6 +47,12 @@ def one_line(text: str) -> str:
     return text.translate(_LINE_BREAKS)
 
 
+def first_line(e: BaseException) -> str:
+    """An exception as one line (its first), for the one-line errors; the type name when it has no message."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def check(ok: bool, key: str, value: Any, rule: str) -> None:
     if not ok:
         raise ConfigError(key, value, rule)

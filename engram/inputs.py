@@ -14,13 +14,19 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from engram.config_rules import ConfigError
+from engram.config_rules import ConfigError, first_line
 from engram.data import build_splits
 from engram.data.jsonl import JsonlFormatError
-from engram.models.headers import HeaderError, lightning_checkpoint_keys, safetensors_header
+from engram.models.headers import (
+    ENGRAM_FILE_FORMAT,
+    ENGRAM_OLD_FORMATS,
+    HeaderError,
+    engram_file,
+    lightning_checkpoint_keys,
+    safetensors_header,
+)
 
-# engram.models.engram_file's FILE_FORMAT and OLD_FORMATS (not imported: that module needs torch)
-ENGRAM_FILE_FORMATS = ("engram-lab/2", "engram-lab/1")
+ENGRAM_FILE_FORMATS = (ENGRAM_FILE_FORMAT, *ENGRAM_OLD_FORMATS)  # old formats are converted on load
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
 # where a multirun / four-way keeps its jobs' configs; bounded, so multirun_dir=/ does not walk the whole disk
 JOB_CONFIGS = tuple("*/" * depth + ".hydra/config.yaml" for depth in range(4))
@@ -61,10 +67,6 @@ def check_checkpoint(ckpt_path: str | None) -> None:
         raise ConfigError("ckpt_path", ckpt_path, _rule(e, path)) from None
 
 
-def engram_file(path: Path) -> Path:
-    return path / "engram.safetensors" if path.is_dir() else path
-
-
 def check_engram_file(key: str, value: str, path: Path, missing: str = "does not exist") -> dict[str, Any]:
     """A memory saved by `save_engram`: a complete safetensors file whose metadata holds an engram config."""
     if not path.is_file():
@@ -95,9 +97,9 @@ def check_run_dir(key: str, value: str) -> None:
     try:
         variant = OmegaConf.select(OmegaConf.load(cfg_file), "variant.name", default=None)
     except Exception as e:  # noqa: BLE001 - a broken YAML file, in one line
-        raise ConfigError(key, value, f"has an unreadable .hydra/config.yaml ({_first_line(e)})") from None
+        raise ConfigError(key, value, f"has an unreadable .hydra/config.yaml ({first_line(e)})") from None
     if variant in ("engram", "combined"):
-        check_engram_file(key, value, run_dir / "engram.safetensors", "has no engram.safetensors (did the run finish?)")
+        check_engram_file(key, value, engram_file(run_dir), "has no engram.safetensors (did the run finish?)")
     if variant in ("lora", "combined") and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
         raise ConfigError(key, value, "has no lora_adapter/adapter_config.json (did the run finish?)")
 
@@ -127,8 +129,3 @@ def _rule(e: HeaderError, path: Path) -> str:
     """The header error without the path the key=value already shows."""
     text = str(e)
     return text[len(str(path)) + 1:] if text.startswith(str(path) + " ") else text
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -19,11 +19,9 @@ from safetensors import safe_open
 
 from engram.atomic import atomic_write
 from engram.config import ConfigError, EngramConfig
+from engram.models.headers import ENGRAM_FILE_FORMAT, ENGRAM_FILE_NAME, ENGRAM_OLD_FORMATS, engram_file
 
-FILE_FORMAT = "engram-lab/2"
-# engram-lab/1: gate=mlp kept gate_bias inside its trained last bias (now a fixed offset, as in gate=context)
-OLD_FORMATS = ("engram-lab/1",)
-FILE_NAME = "engram.safetensors"
+FILE_FORMAT, OLD_FORMATS, FILE_NAME = ENGRAM_FILE_FORMAT, ENGRAM_OLD_FORMATS, ENGRAM_FILE_NAME
 # Config keys that change hashes, shapes or the forward; the rest (init, lr, sparse) only matter for training.
 STRUCTURAL_KEYS = ("hash", "table_size", "heads", "max_ngram", "dim", "gate", "seed", "compress_vocab", "conv_kernel")
 
@@ -52,12 +50,6 @@ def as_engram_config(cfg: Any) -> EngramConfig:
         if key not in known:
             raise ConfigError(f"engram.{key}", value, "is not an engram config key")
     return EngramConfig(**plain)
-
-
-def engram_file(path: str | Path) -> Path:
-    """`path` itself, or `path/engram.safetensors` when `path` is a directory."""
-    p = Path(path)
-    return p / FILE_NAME if p.is_dir() else p
 
 
 def write_engram_file(path: str | Path, tensors: dict[str, torch.Tensor], spec: EngramSpec) -> Path:

@@ -14,10 +14,25 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from engram.config_rules import first_line
+
 # GGUF metadata value types (gguf spec): fixed-size scalars by struct code, 8 = string, 9 = array.
 _GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _GGUF_STRING, _GGUF_ARRAY = 8, 9
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the format's own limit
+
+# engram.safetensors (engram/models/engram_file.py reads and writes it; its constants live here, torch-free, so that
+# input checks can recognise a memory file before any weights load)
+ENGRAM_FILE_FORMAT = "engram-lab/2"
+# engram-lab/1: gate=mlp kept gate_bias inside its trained last bias (now a fixed offset, as in gate=context)
+ENGRAM_OLD_FORMATS = ("engram-lab/1",)
+ENGRAM_FILE_NAME = "engram.safetensors"
+
+
+def engram_file(path: str | Path) -> Path:
+    """`path` itself, or `path/engram.safetensors` when `path` is a directory."""
+    p = Path(path)
+    return p / ENGRAM_FILE_NAME if p.is_dir() else p
 
 
 class HeaderError(ValueError):
@@ -38,7 +53,7 @@ def read_config_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HeaderError(f"{path} is not a readable config.json ({_first_line(e)})") from None
+        raise HeaderError(f"{path} is not a readable config.json ({first_line(e)})") from None
     if not isinstance(data, dict):
         raise HeaderError(f"{path} is not a config.json (not a JSON object)")
     return data
@@ -72,9 +87,9 @@ def gguf_metadata(path: Path, wanted: tuple[str, ...]) -> dict[str, Any]:
                 else:
                     _gguf_skip(f, vtype, endian, count_fmt)
     except OSError as e:
-        raise HeaderError(f"{path} cannot be read ({_first_line(e)})") from None
+        raise HeaderError(f"{path} cannot be read ({first_line(e)})") from None
     except (struct.error, UnicodeDecodeError, MemoryError, OverflowError) as e:
-        raise HeaderError(f"{path} has a corrupt GGUF header ({_first_line(e)})") from None
+        raise HeaderError(f"{path} has a corrupt GGUF header ({first_line(e)})") from None
     return found
 
 
@@ -150,9 +165,9 @@ def safetensors_header(path: Path) -> dict[str, Any]:
                 raise HeaderError(f"{path} is not a safetensors file (header length {n} does not fit the file)")
             header = json.loads(f.read(n).decode("utf-8"))
     except OSError as e:
-        raise HeaderError(f"{path} cannot be read ({_first_line(e)})") from None
+        raise HeaderError(f"{path} cannot be read ({first_line(e)})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HeaderError(f"{path} is not a safetensors file (header is not JSON: {_first_line(e)})") from None
+        raise HeaderError(f"{path} is not a safetensors file (header is not JSON: {first_line(e)})") from None
     if not isinstance(header, dict):
         raise HeaderError(f"{path} is not a safetensors file (header is not a JSON object)")
     data_size = size - 8 - n
@@ -209,15 +224,10 @@ def lightning_checkpoint_keys(path: Path) -> set[str]:
     except zipfile.BadZipFile:
         raise HeaderError(f"{path} is not a Lightning checkpoint (not a torch.save zip, or truncated)") from None
     except OSError as e:
-        raise HeaderError(f"{path} cannot be read ({_first_line(e)})") from None
+        raise HeaderError(f"{path} cannot be read ({first_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt file, said in one line
-        raise HeaderError(f"{path} is not a Lightning checkpoint (corrupt pickle: {_first_line(e)})") from None
+        raise HeaderError(f"{path} is not a Lightning checkpoint (corrupt pickle: {first_line(e)})") from None
     if not isinstance(top, dict) or "state_dict" not in top or "pytorch-lightning_version" not in top:
         raise HeaderError(f"{path} is not a Lightning checkpoint (no state_dict / pytorch-lightning_version; "
                           "a plain torch.save file?)")
     return {str(k) for k in top}
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
