@@ -21,6 +21,7 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from engram import registry
 from engram.config import ConfigError, validate, validate_evaluate_keys, validate_layers
 from engram.config_rules import one_line
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs
@@ -113,6 +114,7 @@ def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
     check_checkpoint(typed.ckpt_path)
     if ev is not None:
         check_evaluate_inputs(ev)
+    check_budget(typed)  # last: the hash kind's layout imports torch (~2 s), so every cheap check fails first
     return typed
 
 
@@ -141,13 +143,20 @@ def note_job_failure(message: str) -> None:
 
 def check_model(cfg: DictConfig) -> None:
     """The model exists (config.json / GGUF header, no weights); for a memory, engram.layers against its depth and
-    the tables against free RAM; a LoRA rank that fits its width."""
+    a LoRA rank that fits its width (the tables against free RAM: check_budget, last)."""
     depth, hidden_size = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
-    if cfg.variant.name in ("engram", "combined"):
-        layers = validate_layers(cfg.engram.layers, depth)
-        check_memory_budget(cfg.engram, len(layers), hidden_size)
-    if cfg.variant.name in ("lora", "combined") and cfg.lora.r > hidden_size:
+    variant = registry.get("variant", cfg.variant.name)
+    if variant.engram:
+        validate_layers(cfg.engram.layers, depth)
+    if variant.lora and cfg.lora.r > hidden_size:
         raise ConfigError("lora.r", cfg.lora.r, f"must be <= the model's hidden size ({hidden_size})")
+
+
+def check_budget(cfg: DictConfig) -> None:
+    """The memory's tables and optimizer state fit in the free RAM (from the model's config, before weights)."""
+    if registry.get("variant", cfg.variant.name).engram:
+        depth, hidden_size = model_shape(cfg.model)
+        check_memory_budget(cfg.engram, len(validate_layers(cfg.engram.layers, depth)), hidden_size)
 
 
 def check_accelerator(trainer: Any) -> None:

@@ -15,15 +15,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from engram import registry
 from engram.config_rules import (
     FLOAT32_MAX,
     LOGGER_NAMES,
-    VARIANT_NAMES,
     ConfigError,
     check,
     check_seed,
     first_line,
     is_int,
+    known_kind,
     one_of,
     validate_data,
     validate_engram,
@@ -37,6 +38,9 @@ from engram.config_rules import (
 __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
            "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
            "validate_engram", "validate_layers"]
+
+
+FOUR_WAY = ("baseline", "lora", "engram", "combined")  # what evaluate.py compares by default
 
 
 @dataclass
@@ -63,6 +67,7 @@ class EngramConfig:
     gate: str = "context"
     gate_bias: float = 0.0
     hash: str = "deepseek"
+    address: str = "hashed"
     init: str = "normal"
     init_std: float = 0.02
     lr_multiplier: float = 5.0
@@ -148,6 +153,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: Any = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register kinds)
     experiment_name: str = "default"
     seed: int = 0
     optimized_metric: str = "eval/exact_match"
@@ -162,7 +168,7 @@ class EvaluateConfig:
     """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates)."""
 
     four_way: bool = False
-    variants: list[str] = field(default_factory=lambda: list(VARIANT_NAMES))
+    variants: list[str] = field(default_factory=lambda: list(FOUR_WAY))
     run_dirs: list[str] = field(default_factory=list)
     multirun_dir: str | None = None
     run_dir: str | None = None
@@ -236,11 +242,25 @@ def _bad_key(schema: DictConfig, values: dict[str, Any], prefix: str = "") -> st
 
 
 
+def load_plugins(cfg: DictConfig) -> None:
+    """Import the modules `plugins` names (each registers its kinds in engram/registry.py) before any name is
+    checked; one config line if one cannot be imported."""
+    modules = OmegaConf.select(cfg, "plugins", default=None) if isinstance(cfg, DictConfig) else cfg.get("plugins")
+    check(modules is None or isinstance(modules, list) or OmegaConf.is_list(modules), "plugins", modules,
+          "must be a list of module names")
+    for module in modules or []:
+        try:
+            registry.load_plugins([module])
+        except Exception as e:  # noqa: BLE001 - whatever the plugin raises, as one config line
+            raise ConfigError("plugins", module, f"cannot be imported ({first_line(e)})") from None
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check a composed config; returns it typed. Raises ConfigError (one line) on the first problem."""
+    load_plugins(cfg)
     typed = _typed(cfg)
     validate_model(typed.model)
-    one_of("variant.name", typed.variant.name, VARIANT_NAMES)
+    known_kind("variant", "variant.name", typed.variant.name)
     one_of("variant.finetune", typed.variant.finetune, ("none", "full"))
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
@@ -264,7 +284,8 @@ def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:
     """The keys evaluate.yaml adds, typed on EvaluateConfig (their files are checked in engram/inputs.py)."""
     keys = [k for k in EvaluateConfig.__dataclass_fields__ if k in cfg]
     typed = _typed(OmegaConf.masked_copy(cfg, keys), EvaluateConfig)
-    bad = [v for v in typed.variants if v not in VARIANT_NAMES]
+    known = registry.names("variant")
+    bad = [v for v in typed.variants if v not in known]
     check(not bad and len(typed.variants) > 0, "variants", list(typed.variants),
-          f"must be a non-empty list of {', '.join(VARIANT_NAMES)}")
+          f"must be a non-empty list of {', '.join(known)}")
     return typed

@@ -13,13 +13,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from engram import registry  # a sibling module: lists kind names from file names, imports nothing of engram
 from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
 
-MODEL_NAMES = ("smollm", "tiny", "hf")
-VARIANT_NAMES = ("baseline", "lora", "engram", "combined")
-DATA_FAMILIES = ("exact_match", "patterns", "long_recall", "jsonl")
-HASH_KINDS = ("poc", "deepseek", "span")
-GATE_KINDS = ("mlp", "context")
 INIT_KINDS = ("normal", "zeros", "prepopulate")
 PROMPT_FORMATS = ("chat", "plain")
 LOGGER_NAMES = ("wandb", "csv", "none")
@@ -66,7 +62,15 @@ def one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     check(value in allowed, key, value, f"is not one of {', '.join(allowed)}")
 
 
+def known_kind(kind: str, key: str, value: Any) -> None:
+    """`value` names a `kind` in engram/registry.py (a built-in module or a registered plugin)."""
+    one_of(key, value, registry.names(kind))
+
+
 def validate_engram(e: Any, prefix: str = "engram") -> None:
+    known_kind("hash", f"{prefix}.hash", e.hash)
+    known_kind("gate", f"{prefix}.gate", e.gate)
+    known_kind("address", f"{prefix}.address", e.address)
     per_order = isinstance(e.table_size, list | tuple) or OmegaConf.is_list(e.table_size)
     sizes = list(e.table_size) if per_order else [e.table_size]
     check(len(sizes) > 0, f"{prefix}.table_size", list(sizes), "must be a positive integer (or one per n-gram order)")
@@ -86,8 +90,6 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
             f"must be one int or one per n-gram order ({e.max_ngram - 1} for max_ngram={e.max_ngram})",
         )
     check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
-    one_of(f"{prefix}.hash", e.hash, HASH_KINDS)
-    one_of(f"{prefix}.gate", e.gate, GATE_KINDS)
     one_of(f"{prefix}.init", e.init, INIT_KINDS)
     check(e.init != "prepopulate", f"{prefix}.init", e.init,
            "is not implemented yet; use engram.init=normal or engram.init=zeros")
@@ -125,7 +127,7 @@ def validate_layers(layers: Any, num_layers: int, key: str = "engram.layers") ->
 
 
 def validate_data(d: Any) -> None:
-    one_of("data.family", d.family, DATA_FAMILIES)
+    known_kind("family", "data.family", d.family)
     one_of("data.prompt_format", d.prompt_format, PROMPT_FORMATS)
     check(d.num_train >= 1, "data.num_train", d.num_train, "must be >= 1")
     check(d.num_eval >= 0, "data.num_eval", d.num_eval, "must be >= 0")
@@ -158,7 +160,7 @@ def validate_data(d: Any) -> None:
 
 
 def validate_model(m: Any) -> None:
-    one_of("model.name", m.name, MODEL_NAMES)
+    known_kind("model", "model.name", m.name)
     if m.name == "hf":
         check(bool(m.name_or_path), "model.name_or_path", None, "is required for model=hf")
     one_of("model.dtype", m.dtype, DTYPES)
@@ -205,10 +207,11 @@ def validate_optim(o: Any) -> None:
 
 
 def nothing_to_train(cfg: Any) -> bool:
-    """The run is meant to train no weights: a frozen baseline, or a memory filled before training."""
-    if cfg.variant.name == "baseline":
+    """The run is meant to train no weights: a frozen base without wrappers, or a memory filled before training."""
+    variant = registry.get("variant", cfg.variant.name)
+    if not (variant.lora or variant.engram):
         return cfg.variant.finetune == "none"
-    return cfg.variant.name == "engram" and cfg.engram.init == "prepopulate"
+    return variant.engram and not variant.lora and cfg.engram.init == "prepopulate"
 
 
 def validate_trainer(cfg: Any) -> None:
