@@ -22,11 +22,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from engram import registry
-from engram.config import ConfigError, validate, validate_evaluate_keys, validate_layers
+from engram.config import ConfigError, register_configs, validate, validate_evaluate_keys, validate_layers
 from engram.config_rules import one_line
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
+
+register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
@@ -49,17 +51,31 @@ def exit_expected_error(err: Exception) -> None:
 
 
 def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Reject `group=unknown` before Hydra composes (Hydra's own error is a multi-line traceback, exit 1)."""
+    """Reject `group=unknown` before Hydra composes (Hydra's own error is a multi-line traceback, exit 1). Options
+    are the YAMLs in conf/ and in the `hydra.searchpath=[file://dir,...]` directories given on the command line."""
+    dirs = [conf_dir, *search_dirs(argv)]
     for arg in argv:
         if "=" not in arg or arg.startswith(("+", "~", "hydra")):
             continue
         key, value = arg.split("=", 1)
         if key not in CHECKED_GROUPS or value in ("null", ""):
             continue
-        options = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
+        options = sorted({p.stem for d in dirs for p in (d / key).glob("*.yaml")})
         for choice in value.split(","):  # multirun: model=a,b
             if choice not in options:
                 exit_config_error(ConfigError(key, choice, f"is not a known {key} (one of: {', '.join(options)})"))
+
+
+def search_dirs(argv: list[str]) -> list[Path]:
+    """The local directories of a `hydra.searchpath=[file://a,file://b]` override (where plugins keep their YAMLs)."""
+    out = []
+    for arg in argv:
+        if arg.startswith("hydra.searchpath="):
+            for item in arg.split("=", 1)[1].strip("[]").split(","):
+                item = item.strip().strip("'\"")
+                if item.startswith("file://"):
+                    out.append(Path(item[len("file://"):]))
+    return out
 
 
 HYDRA_FLAGS = ("-m", "--multirun")  # flags the pre-compose understands; any other flag skips it

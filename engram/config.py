@@ -4,6 +4,21 @@ The dataclasses are the schema: `validate(cfg)` merges a composed config onto th
 checks values (range errors, rules in config_rules.py). Both raise `ConfigError` with one line:
 `config error: <key>=<value> <rule>`. Nothing here imports torch or transformers, so a bad config fails in well
 under a second.
+
+**One home for defaults: these dataclasses.** `register_configs()` stores each schema's defaults in Hydra's
+ConfigStore as `schema/<group>` (option `<group>`; the root keys as `schema/root`, evaluate.py's as
+`schema/evaluate`), as plain values, not typed nodes: a wrong type then still reaches `validate` and its one-line
+error instead of failing inside Hydra's composition. Every group YAML starts from its schema and sets only what
+that option changes:
+
+    defaults:
+      - /schema/engram@_here_: engram
+      - _self_
+    hash: poc            # only the keys that differ from EngramConfig
+
+A YAML value equal to the dataclass default is a second home; tests/test_config.py fails on one. The trainer group
+has no schema (its keys go straight to lightning.Trainer; engram/config_trainer.py checks them). Call
+`register_configs()` before composing (train.py, evaluate.py and engram.cli do at import).
 """
 
 from __future__ import annotations
@@ -126,7 +141,12 @@ class LoggerConfig:
 
 @dataclass
 class CheckpointConfig:
-    every_n_steps: int = 16  # last.ckpt every N optimizer steps (0 = only at epoch ends); a crash loses < N steps
+    """<run dir>/checkpoints/last.ckpt holds the trainable weights, optimizer, LR schedule and position in the data
+    order. It is rewritten (atomically) every `every_n_steps` optimizer steps and at each epoch end, so a crash loses
+    fewer than every_n_steps steps (16 = a quarter of the default 64-step run). 0 = epoch ends only;
+    trainer.enable_checkpointing=false = no checkpoints."""
+
+    every_n_steps: int = 16
 
 
 @dataclass
@@ -156,7 +176,8 @@ class TrainConfig:
     plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register kinds)
     experiment_name: str = "default"
     seed: int = 0
-    optimized_metric: str = "eval/exact_match"
+    optimized_metric: str = "eval/exact_match"  # what `main` returns, so the optuna sweeper can maximise it
+    # resume: the crashed run's dir (its checkpoints/last.ckpt is used) or any .ckpt file; None = start fresh
     ckpt_path: str | None = None
     eval_max_new_tokens: int = 24
     task_name: str = "train"
@@ -165,7 +186,11 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates)."""
+    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). One of:
+    four_way=true                      train the `variants` on the same split, then compare
+    multirun_dir=... / run_dirs=[...]  compare finished runs (e.g. `train.py -m experiment=exact500`)
+    run_dir=...                        score one trained run again from its saved weights
+    engram_path=...                    a saved memory on a fresh base model (cfg.model), on any data family"""
 
     four_way: bool = False
     variants: list[str] = field(default_factory=lambda: list(FOUR_WAY))
@@ -173,26 +198,35 @@ class EvaluateConfig:
     multirun_dir: str | None = None
     run_dir: str | None = None
     engram_path: str | None = None
+    # four-way from run dirs: score every run again from its weights in this process (same machine load, fair
+    # latency) instead of reading each run's eval.json
     reevaluate: bool = False
-    check_split: bool = True
+    check_split: bool = True  # refuse to compare runs scored on different eval prompts
     output_dir: str | None = None
 
 
+SCHEMAS: dict[str, type] = {"model": ModelConfig, "engram": EngramConfig, "variant": VariantConfig,
+                            "lora": LoraConfig, "data": DataConfig, "logger": LoggerConfig, "optim": OptimConfig}
+ROOT_GROUPS = ("model", "engram", "variant", "lora", "data", "logger", "optim", "trainer")  # chosen in train.yaml
+
+
+def schema_defaults(schema_cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The defaults of a schema as plain values (what the group YAMLs start from)."""
+    plain = OmegaConf.to_container(OmegaConf.structured(schema_cls))
+    return {k: v for k, v in plain.items() if k not in skip}
+
+
 def register_configs() -> None:
-    """Register the schemas in Hydra's ConfigStore (group `schema/<name>`), for composition and docs."""
+    """Store the schemas' defaults in Hydra's ConfigStore (group `schema/<name>`, option `<name>`); the group YAMLs
+    extend them (see the module docstring). Idempotent."""
     from hydra.core.config_store import ConfigStore  # lazy: hydra costs ~0.2 s; `import engram.config` stays light
 
     cs = ConfigStore.instance()
-    for group, node in (
-        ("model", ModelConfig),
-        ("engram", EngramConfig),
-        ("variant", VariantConfig),
-        ("lora", LoraConfig),
-        ("data", DataConfig),
-        ("logger", LoggerConfig),
-        ("optim", OptimConfig),
-    ):
-        cs.store(group=f"schema/{group}", name=group, node=node)
+    for group, schema_cls in SCHEMAS.items():
+        cs.store(group=f"schema/{group}", name=group, node=schema_defaults(schema_cls))
+    # root keys of train.yaml: everything but the groups it chooses (and `paths`, set by the pipeline)
+    cs.store(group="schema/root", name="root", node=schema_defaults(TrainConfig, (*ROOT_GROUPS, "paths")))
+    cs.store(group="schema/evaluate", name="evaluate", node=schema_defaults(EvaluateConfig))
 
 
 # ---------------------------------------------------------------- validation
