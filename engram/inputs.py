@@ -25,6 +25,7 @@ from engram.models.headers import (
     lightning_checkpoint_keys,
     safetensors_header,
 )
+from engram.variants.common import wraps_engram, wraps_lora
 
 ENGRAM_FILE_FORMATS = (ENGRAM_FILE_FORMAT, *ENGRAM_OLD_FORMATS)  # old formats are converted on load
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
@@ -98,9 +99,9 @@ def check_run_dir(key: str, value: str) -> None:
         variant = OmegaConf.select(OmegaConf.load(cfg_file), "variant.name", default=None)
     except Exception as e:  # noqa: BLE001 - a broken YAML file, in one line
         raise ConfigError(key, value, f"has an unreadable .hydra/config.yaml ({first_line(e)})") from None
-    if variant in ("engram", "combined"):
+    if wraps_engram(variant):
         check_engram_file(key, value, engram_file(run_dir), "has no engram.safetensors (did the run finish?)")
-    if variant in ("lora", "combined") and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
+    if wraps_lora(variant) and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
         raise ConfigError(key, value, "has no lora_adapter/adapter_config.json (did the run finish?)")
 
 

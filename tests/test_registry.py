@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 from _training_utils import CONF_DIR, tiny_cfg
 from safetensors.torch import load_file
 
@@ -163,3 +164,36 @@ def test_unknown_name_from_get_names_the_known_ones() -> None:
         registry.get("gate", "nosuch")
     with pytest.raises(ValueError, match="built in"):
         registry.register("hash", "poc", object)
+
+
+class StampAddress(torch.nn.Module):
+    """Remembers the last key looked up per row (a buffer, as a fingerprint address would keep)."""
+
+    def __init__(self, rows: int, heads: int, cfg: object) -> None:
+        super().__init__()
+        self.register_buffer("stamp", torch.full((rows,), -1, dtype=torch.long))
+
+    def forward(self, rows: torch.Tensor, keys: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        self.stamp[rows.reshape(-1)] = keys.reshape(-1)
+        return torch.ones(rows.shape, dtype=torch.bool)
+
+
+def test_an_address_kind_buffer_is_saved_in_the_engram_file_and_loaded(tmp_path: Path) -> None:
+    from engram.config import EngramConfig
+    from engram.models.engram_model import EngramModel
+    from engram.models.loading import load_model
+
+    registry.register("address", "stamp", StampAddress)
+    try:
+        cfg = EngramConfig(table_size=64, heads=2, dim=16, layers=[0], address="stamp")
+        model, tokenizer = load_model("tiny")
+        wrapped = EngramModel(model, cfg, tokenizer)
+        wrapped(input_ids=torch.tensor([[5, 6, 7, 8]]))
+        saved = wrapped.memory(0).address.stamp.clone()
+        assert (saved >= 0).any()
+        file = wrapped.save_engram(tmp_path)
+        assert "layers.0.address.stamp" in load_file(str(file))
+        fresh = EngramModel(load_model("tiny")[0], cfg, tokenizer).load_engram(file)
+        assert torch.equal(fresh.memory(0).address.stamp, saved)
+    finally:
+        registry.unregister("address", "stamp")

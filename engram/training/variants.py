@@ -8,18 +8,18 @@ from typing import Any
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from engram import registry
 from engram.models.inject import add_engram, engram_param_groups, engram_parameters
+from engram.variants.common import variant_spec
 
 
 def has_engram(variant: str) -> bool:
-    return bool(registry.get("variant", variant).engram)
+    return bool(variant_spec(variant).engram)
 
 
 def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Module:
     """Wrap `model` for `cfg.variant.name` (peft PeftModel for LoRA, then EngramModel for the memory) and set
     requires_grad so exactly the right weights train."""
-    variant = registry.get("variant", cfg.variant.name)
+    variant = variant_spec(cfg.variant.name)
     full = variant.full_finetune and cfg.variant.get("finetune", "none") == "full"
     for p in model.parameters():
         p.requires_grad_(full)
