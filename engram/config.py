@@ -73,6 +73,18 @@ class ModelConfig:
 
 
 @dataclass
+class PrepopulateConfig:
+    """engram.init=prepopulate: facts written into the zero-initialised table before training
+    (engram/training/writing.py)."""
+
+    path: str | None = None  # a JSONL fact file (the documented messages format); null = the run's training facts
+    steps: int = 60  # at most this many optimiser steps per batch of facts
+    lr: float = 0.3
+    margin: float = 3.0  # logits by which every answer token must lead before a fact counts as written
+    batch_size: int = 64
+
+
+@dataclass
 class EngramConfig:
     table_size: Any = 5000  # int, or one int per n-gram order (deepseek)
     heads: int = 4
@@ -90,6 +102,7 @@ class EngramConfig:
     seed: int = 0
     compress_vocab: bool = True
     conv_kernel: int = 4
+    prepopulate: PrepopulateConfig = field(default_factory=PrepopulateConfig)
 
 
 @dataclass

@@ -91,8 +91,13 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
         )
     check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
     one_of(f"{prefix}.init", e.init, INIT_KINDS)
-    check(e.init != "prepopulate", f"{prefix}.init", e.init,
-           "is not implemented yet; use engram.init=normal or engram.init=zeros")
+    p = getattr(e, "prepopulate", None)
+    if p is not None:
+        check(is_int(p.steps) and p.steps >= 1, f"{prefix}.prepopulate.steps", p.steps, "must be an integer >= 1")
+        check(is_int(p.batch_size) and p.batch_size >= 1, f"{prefix}.prepopulate.batch_size", p.batch_size,
+              "must be an integer >= 1")
+        check(finite(p.lr) and p.lr > 0, f"{prefix}.prepopulate.lr", p.lr, "must be a number > 0")
+        check(finite(p.margin) and p.margin >= 0, f"{prefix}.prepopulate.margin", p.margin, "must be a number >= 0")
     check(
         isinstance(e.gate_bias, int | float) and not isinstance(e.gate_bias, bool) and math.isfinite(e.gate_bias),
         f"{prefix}.gate_bias",
@@ -112,17 +117,23 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
     else:
         check(len(layers) > 0, f"{prefix}.layers", list(layers), "must name at least one layer")
         for layer in layers:
-            check(is_int(layer) and layer >= 0, f"{prefix}.layers", list(layers), "must hold integers >= 0")
+            check((is_int(layer) and layer >= 0) or layer == FINAL_LAYER, f"{prefix}.layers", list(layers),
+                  f'must hold integers >= 0 or "{FINAL_LAYER}"')
+
+
+FINAL_LAYER = "final"  # engram.layers entry: after the last decoder layer (the final norm's input)
 
 
 def validate_layers(layers: Any, num_layers: int, key: str = "engram.layers") -> list[int]:
-    """Resolve `layers` against the model depth (known from its config, before weights load)."""
+    """Resolve `layers` against the model depth (known from its config, before weights load). Index l < num_layers
+    is the input of decoder layer l; "final" (= num_layers) is the input of the final norm, after the last layer."""
     if layers == "all":
         return list(range(num_layers))
-    resolved = [int(x) for x in layers]
+    resolved = [num_layers if x == FINAL_LAYER else int(x) for x in layers]
     for layer in resolved:
-        rule = f"is outside the model's {num_layers} layers (0..{num_layers - 1})"
-        check(0 <= layer < num_layers, key, resolved, rule)
+        rule = f'is outside the model\'s {num_layers} layers (0..{num_layers - 1}, or {num_layers} = "{FINAL_LAYER}")'
+        check(0 <= layer <= num_layers, key, resolved, rule)
+    check(len(set(resolved)) == len(resolved), key, resolved, "names a layer twice")
     return resolved
 
 

@@ -102,15 +102,24 @@ class EngramLitModule(L.LightningModule):
             else:
                 torch.nn.utils.clip_grad_norm_(dense, gradient_clip_val)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+    def _checkpointed(self) -> set[str]:
+        """The trainable weights, plus the memories' saved buffers (address records such as fingerprint owners:
+        state that training changes without a gradient)."""
         keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        memories = getattr(self.model, "memories", None)
+        if isinstance(memories, nn.Module):
+            keep |= {f"model.memories.{n}" for n in memories.state_dict() if ".address." in f".{n}"}
+        return keep
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        keep = self._checkpointed()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        expected = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        expected = self._checkpointed()
         missing = sorted(expected - set(checkpoint["state_dict"]))
         if missing:
             raise ValueError(
