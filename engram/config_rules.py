@@ -91,6 +91,7 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
         )
     check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
     one_of(f"{prefix}.init", e.init, INIT_KINDS)
+    check(finite(e.gate_l1) and e.gate_l1 >= 0, f"{prefix}.gate_l1", e.gate_l1, "must be a number >= 0")
     p = getattr(e, "prepopulate", None)
     if p is not None:
         check(is_int(p.steps) and p.steps >= 1, f"{prefix}.prepopulate.steps", p.steps, "must be an integer >= 1")

@@ -51,6 +51,7 @@ class EngramMemory(nn.Module):
         self.address: nn.Module = registry.get("address", getattr(cfg, "address", "hashed"))(rows, len(sizes), cfg)
         self._last: Lookup | None = None
         self._passed: torch.Tensor | None = None  # share of heads let through, per kept position (last forward)
+        self._passed_map: torch.Tensor | None = None
 
     # ------------------------------------------------------------ forward
     def forward(
@@ -69,7 +70,8 @@ class EngramMemory(nn.Module):
         e = self.table(rows)  # [B, T, heads, head_dim]
         passed = self.address(rows, found.keys, found.keep)  # [B, T, heads]
         e = e * passed.unsqueeze(-1).to(e.dtype)
-        self._passed = passed.detach()[found.keep].float().mean(-1)
+        self._passed_map = passed.detach().float().mean(-1)  # [B, T]: share of heads let through
+        self._passed = self._passed_map[found.keep]
         e = e.mean(-2) if self.hasher.shared_table else e.flatten(-2)
         self._track(rows, found)
         return self.gate(h, e.to(h.dtype), found.keep, cache)
@@ -94,6 +96,15 @@ class EngramMemory(nn.Module):
         if gate is None or self._passed is None or gate.shape != self._passed.shape:
             return gate
         return gate * self._passed
+
+    def live_entering(self) -> torch.Tensor | None:
+        """[B, T] how much memory entered at each position of the last training forward, with its graph (gate
+        times the share of heads let through; zero where nothing applies); None outside training or for gates
+        without a trained gate value."""
+        live = getattr(self.gate, "live_gate", None)
+        if live is None or self._passed_map is None:
+            return None
+        return live * self._passed_map.to(live.dtype)
 
     @torch.no_grad()
     def all_heads_passed(self) -> torch.Tensor:

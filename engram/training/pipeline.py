@@ -29,6 +29,7 @@ from engram.tracking.wandb import build_loggers, finish, log_final
 from engram.training.callbacks import GateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
+from engram.training.replay import ReplaySource
 from engram.training.variants import apply_variant, has_engram
 from engram.training.writing import WriteSummary, write_facts
 from engram.variants.common import variant_spec
@@ -71,7 +72,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
     model = apply_variant(model, cfg, tokenizer)
     prepopulated = prepopulate(cfg, model, tokenizer, datamodule)
-    module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None)
+    module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None,
+                             replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight))
 
     callbacks = build_callbacks(cfg, run_dir)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
@@ -111,6 +113,15 @@ def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramD
                           max_length=int(cfg.data.max_length))
     log.info("prepopulated %d/%d facts in %.0f s", summary.written, summary.facts, summary.seconds)
     return summary
+
+
+def replay_source(cfg: DictConfig, tokenizer: Any) -> ReplaySource | None:
+    """train.replay_ratio > 0 with a memory: round(ratio x data.batch_size) replay prompts per step."""
+    ratio = float(cfg.train.replay_ratio)
+    if ratio <= 0 or not has_engram(cfg.variant.name):
+        return None
+    per_step = max(1, round(ratio * int(cfg.data.batch_size)))
+    return ReplaySource(tokenizer, int(cfg.train.replay_prompts), per_step, int(cfg.data.seed), cfg.data.prompt_format)
 
 
 def trainer_metrics(trainer: L.Trainer) -> dict[str, float]:

@@ -201,4 +201,5 @@ def _drop_untouched_rows(tables: list[nn.Parameter]) -> None:
             continue
         g = t.grad.coalesce()
         nonzero = g.values().abs().sum(-1) > 0
-        t.grad = torch.sparse_coo_tensor(g.indices()[:, nonzero], g.values()[nonzero], g.shape).coalesce()
+        t.grad = torch.sparse_coo_tensor(g.indices()[:, nonzero], g.values()[nonzero], g.shape,
+                                         check_invariants=False).coalesce()
