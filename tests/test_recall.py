@@ -155,3 +155,55 @@ def test_prepopulate_recipe_through_train_recalls_taught_facts_and_keeps_retenti
     assert metrics["eval/retention"] == 1.0
     assert metrics["knockout/exact_match_seen"] <= 0.1
     assert metrics["selectivity/facts"] > 0.9 and metrics["selectivity/general"] < 0.05
+
+
+def test_replay_prompts_are_deterministic_distinct_and_never_retention_prompts() -> None:
+    from engram.data.replay import replay_prompts
+    from engram.evaluation.retention import load_general_prompts
+
+    prompts = replay_prompts(300, seed=4)
+    assert prompts == replay_prompts(300, seed=4) and prompts != replay_prompts(300, seed=5)
+    assert len(set(prompts)) == 300
+    retention = {m["content"] for p in load_general_prompts() for m in p["messages"]}
+    assert not retention & set(prompts)
+    taught = {f["prompt"] for f in facts(2000)}
+    assert not taught & set(prompts)
+
+
+def test_replay_kl_is_zero_for_a_fresh_memory_and_pulls_a_changed_one_back() -> None:
+    from engram.training.replay import ReplaySource, gate_penalty, off_answer_positions, replay_kl
+
+    model, tok = tiny()
+    wrapped = EngramModel(model, engram_cfg(hash="deepseek", address="hashed", gate="mlp", layers=[1],
+                                            init="normal", init_std=0.0), tok)
+    source = ReplaySource(tok, count=32, per_step=4, seed=0, prompt_format="chat")
+    batch = source.batch(step=3, device=torch.device("cpu"))
+    assert torch.equal(batch["input_ids"], source.batch(step=3, device=torch.device("cpu"))["input_ids"])
+    wrapped.train()
+    assert float(replay_kl(wrapped, batch).detach()) == 0.0  # zero rows: the memory adds nothing
+    memory = wrapped.memory(1)
+    with torch.no_grad():
+        memory.table.weight.normal_(std=1.0, generator=torch.Generator().manual_seed(0))
+    kl = replay_kl(wrapped, batch)
+    assert float(kl) > 0
+    kl.backward()  # the KL reaches the rows: training can shrink what the memory adds on general prompts
+    assert memory.table.weight.grad is not None and memory.table.weight.grad.coalesce().values().abs().sum() > 0
+    penalty = gate_penalty(wrapped, batch["attention_mask"].bool())
+    assert penalty is not None and 0 < float(penalty) < 1 and penalty.requires_grad
+    fact_batch = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+                  "prompt_lengths": torch.full((4,), 3)}
+    assert off_answer_positions(fact_batch)[:, :2].all() and not off_answer_positions(fact_batch)[:, 2:].any()
+
+
+def test_checkpoints_keep_the_fingerprint_owners(tmp_path: Path) -> None:
+    from engram.training.module import EngramLitModule
+
+    model, tok = tiny()
+    wrapped = EngramModel(model, engram_cfg(), tok)
+    write_facts(wrapped, tok, facts(10), progress=False)
+    wrapped.memory(wrapped.layers[0]).table.weight.requires_grad_(True)
+    module = EngramLitModule(wrapped, "engram", {"lr": 1e-3}, engram_cfg())
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    owners = [k for k in checkpoint["state_dict"] if k.endswith("address.owner")]
+    assert owners and int((checkpoint["state_dict"][owners[0]] != FREE).sum()) > 0
