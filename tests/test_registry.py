@@ -28,17 +28,13 @@ CALLS = {"hash": 0, "gate": 0, "family": 0}
 
 
 class ToyHash:
-    """Unigram: head h looks up (id + h) % table_size in its own block."""
+    """Unigram: head h looks up (id + h) % table_size in its own block. The least a hash needs (uses_token_map and
+    table_sizes are optional)."""
 
     shared_table = False
-    uses_token_map = False
 
     def __init__(self, cfg, layers, vocab_size, pad_id, token_map=None):
         self.heads, self.size = int(cfg.heads), int(cfg.table_size)
-
-    @staticmethod
-    def table_sizes(cfg):
-        return [int(cfg.table_size)]
 
     def head_sizes(self, layer):
         return [self.size] * self.heads
@@ -139,6 +135,7 @@ def test_group_choice_from_the_searchpath_is_known(toy: Path) -> None:
     from engram.cli import check_group_choices
 
     check_group_choices(["engram=toy", f"hydra.searchpath=[file://{toy}]"])
+    check_group_choices(["--config-dir", str(toy), "engram=toy", "data=toy"])
     with pytest.raises(SystemExit):
         check_group_choices(["engram=toy"])
 
