@@ -88,6 +88,16 @@ def get(kind: str, name: str) -> Any:
     return getattr(import_module(f"{package}.{name}"), attribute)
 
 
+def attribute(kind: str, name: str, attr: str, default: Any = None) -> Any:
+    """An optional attribute a kind may declare beside its main one (e.g. a data family's `check`): the built-in
+    module's, or the registered object's (a plugin sets it on what it registers)."""
+    _kind(kind)
+    if name in _registered[kind]:
+        return getattr(_registered[kind][name], attr, default)
+    get(kind, name)  # KeyError naming the known names
+    return getattr(import_module(f"{KINDS[kind][0]}.{name}"), attr, default)
+
+
 def load_plugins(modules: Any) -> None:
     """Import each plugin module by its dotted name (it registers its kinds at import)."""
     for module in list(modules or []):
