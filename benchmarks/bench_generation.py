@@ -54,7 +54,8 @@ def generation(base: Any, tok: Any, n_prompts: int, new_tokens: int, rounds: int
 
 def hash_speed(tok: Any, vocab_size: int, n_tokens: int, rounds: int) -> list[Row]:
     """`NgramHasher.hash` (default deepseek config, with the tokenizer's vocabulary compression) on n_tokens ids."""
-    from engram.memory.hashing import NgramHasher, build_token_map
+    from engram.memory.hashes.deepseek import NgramHasher
+    from engram.memory.hashing import build_token_map
 
     token_map = build_token_map(tok, vocab_size=vocab_size)
     hasher = NgramHasher(vocab_size, 5000, 3, 4, [1], int(tok.pad_token_id or 0), 0, token_map)

@@ -15,9 +15,12 @@ import its own layer or any layer below, never one above:
     engram.cli, engram.inputs          command-line and input-file checks before any weights load (they read
                                        model headers and data files, so they sit above models and data)
     engram.models, engram.data         base models + Engram injection; the data families
-    engram.memory                      hashing, memory tables, gates, the memory budget
-    engram.config, config_rules, config_trainer, atomic, lazy   the schema and its rules; atomic file
-                                       writes; lazy package attributes
+    engram.memory                      hashes, addresses, gates (one module per kind), memory tables, the budget
+    engram.config, config_rules, config_trainer, atomic, lazy, registry, variants   the schema and its rules;
+                                       atomic file writes; lazy package attributes; the kind registries (they
+                                       import a kind's module by dotted name only on `get`, so a kind package
+                                       above, e.g. engram.memory.hashes, is not an import up the flow at
+                                       validation); the variants' torch-free declarations
 """
 
 from engram.lazy import lazy_attributes
@@ -32,7 +35,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.cli", "engram.inputs"),
     ("engram.models", "engram.data"),
     ("engram.memory",),
-    ("engram.config", "engram.config_rules", "engram.config_trainer", "engram.atomic", "engram.lazy"),
+    ("engram.config", "engram.config_rules", "engram.config_trainer", "engram.atomic", "engram.lazy",
+     "engram.registry", "engram.variants"),
 )
 
 _LAZY = {

@@ -21,11 +21,14 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from engram.config import ConfigError, validate, validate_evaluate_keys, validate_layers
+from engram import registry
+from engram.config import ConfigError, register_configs, validate, validate_evaluate_keys, validate_layers
 from engram.config_rules import one_line
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
+
+register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
@@ -48,17 +51,36 @@ def exit_expected_error(err: Exception) -> None:
 
 
 def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Reject `group=unknown` before Hydra composes (Hydra's own error is a multi-line traceback, exit 1)."""
+    """Reject `group=unknown` before Hydra composes (Hydra's own error is a multi-line traceback, exit 1). Options
+    are the YAMLs in conf/ and in the `hydra.searchpath=[file://dir,...]` directories given on the command line."""
+    dirs = [conf_dir, *search_dirs(argv)]
     for arg in argv:
         if "=" not in arg or arg.startswith(("+", "~", "hydra")):
             continue
         key, value = arg.split("=", 1)
         if key not in CHECKED_GROUPS or value in ("null", ""):
             continue
-        options = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
+        options = sorted({p.stem for d in dirs for p in (d / key).glob("*.yaml")})
         for choice in value.split(","):  # multirun: model=a,b
             if choice not in options:
                 exit_config_error(ConfigError(key, choice, f"is not a known {key} (one of: {', '.join(options)})"))
+
+
+def search_dirs(argv: list[str]) -> list[Path]:
+    """The local config directories a command line adds (where plugins keep their YAMLs):
+    `hydra.searchpath=[file://a,file://b]` and `--config-dir DIR` / `-cd DIR` / `--config-dir=DIR`."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg.startswith("hydra.searchpath="):
+            for item in arg.split("=", 1)[1].strip("[]").split(","):
+                item = item.strip().strip("'\"")
+                if item.startswith("file://"):
+                    out.append(Path(item[len("file://"):]))
+        elif arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            out.append(Path(argv[i + 1]))
+        elif arg.startswith("--config-dir="):
+            out.append(Path(arg.split("=", 1)[1]))
+    return out
 
 
 HYDRA_FLAGS = ("-m", "--multirun")  # flags the pre-compose understands; any other flag skips it
@@ -113,6 +135,7 @@ def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
     check_checkpoint(typed.ckpt_path)
     if ev is not None:
         check_evaluate_inputs(ev)
+    check_budget(typed)  # last: the hash kind's layout imports torch (~2 s), so every cheap check fails first
     return typed
 
 
@@ -141,13 +164,20 @@ def note_job_failure(message: str) -> None:
 
 def check_model(cfg: DictConfig) -> None:
     """The model exists (config.json / GGUF header, no weights); for a memory, engram.layers against its depth and
-    the tables against free RAM; a LoRA rank that fits its width."""
+    a LoRA rank that fits its width (the tables against free RAM: check_budget, last)."""
     depth, hidden_size = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
-    if cfg.variant.name in ("engram", "combined"):
-        layers = validate_layers(cfg.engram.layers, depth)
-        check_memory_budget(cfg.engram, len(layers), hidden_size)
-    if cfg.variant.name in ("lora", "combined") and cfg.lora.r > hidden_size:
+    variant = registry.get("variant", cfg.variant.name)
+    if variant.engram:
+        validate_layers(cfg.engram.layers, depth)
+    if variant.lora and cfg.lora.r > hidden_size:
         raise ConfigError("lora.r", cfg.lora.r, f"must be <= the model's hidden size ({hidden_size})")
+
+
+def check_budget(cfg: DictConfig) -> None:
+    """The memory's tables and optimizer state fit in the free RAM (from the model's config, before weights)."""
+    if registry.get("variant", cfg.variant.name).engram:
+        depth, hidden_size = model_shape(cfg.model)
+        check_memory_budget(cfg.engram, len(validate_layers(cfg.engram.layers, depth)), hidden_size)
 
 
 def check_accelerator(trainer: Any) -> None:

@@ -4,6 +4,21 @@ The dataclasses are the schema: `validate(cfg)` merges a composed config onto th
 checks values (range errors, rules in config_rules.py). Both raise `ConfigError` with one line:
 `config error: <key>=<value> <rule>`. Nothing here imports torch or transformers, so a bad config fails in well
 under a second.
+
+**One home for defaults: these dataclasses.** `register_configs()` stores each schema's defaults in Hydra's
+ConfigStore as `schema/<group>` (option `<group>`; the root keys as `schema/root`, evaluate.py's as
+`schema/evaluate`), as plain values, not typed nodes: a wrong type then still reaches `validate` and its one-line
+error instead of failing inside Hydra's composition. Every group YAML starts from its schema and sets only what
+that option changes:
+
+    defaults:
+      - /schema/engram@_here_: engram
+      - _self_
+    hash: poc            # only the keys that differ from EngramConfig
+
+A YAML value equal to the dataclass default is a second home; tests/test_config.py fails on one. The trainer group
+has no schema (its keys go straight to lightning.Trainer; engram/config_trainer.py checks them). Call
+`register_configs()` before composing (train.py, evaluate.py and engram.cli do at import).
 """
 
 from __future__ import annotations
@@ -15,15 +30,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from engram import registry
 from engram.config_rules import (
     FLOAT32_MAX,
     LOGGER_NAMES,
-    VARIANT_NAMES,
     ConfigError,
     check,
     check_seed,
     first_line,
     is_int,
+    known_kind,
     one_of,
     validate_data,
     validate_engram,
@@ -37,6 +53,9 @@ from engram.config_rules import (
 __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
            "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
            "validate_engram", "validate_layers"]
+
+
+FOUR_WAY = ("baseline", "lora", "engram", "combined")  # what evaluate.py compares by default
 
 
 @dataclass
@@ -63,6 +82,7 @@ class EngramConfig:
     gate: str = "context"
     gate_bias: float = 0.0
     hash: str = "deepseek"
+    address: str = "hashed"
     init: str = "normal"
     init_std: float = 0.02
     lr_multiplier: float = 5.0
@@ -121,7 +141,12 @@ class LoggerConfig:
 
 @dataclass
 class CheckpointConfig:
-    every_n_steps: int = 16  # last.ckpt every N optimizer steps (0 = only at epoch ends); a crash loses < N steps
+    """<run dir>/checkpoints/last.ckpt holds the trainable weights, optimizer, LR schedule and position in the data
+    order. It is rewritten (atomically) every `every_n_steps` optimizer steps and at each epoch end, so a crash loses
+    fewer than every_n_steps steps (16 = a quarter of the default 64-step run). 0 = epoch ends only;
+    trainer.enable_checkpointing=false = no checkpoints."""
+
+    every_n_steps: int = 16
 
 
 @dataclass
@@ -148,9 +173,11 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: Any = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register kinds)
     experiment_name: str = "default"
     seed: int = 0
-    optimized_metric: str = "eval/exact_match"
+    optimized_metric: str = "eval/exact_match"  # what `main` returns, so the optuna sweeper can maximise it
+    # resume: the crashed run's dir (its checkpoints/last.ckpt is used) or any .ckpt file; None = start fresh
     ckpt_path: str | None = None
     eval_max_new_tokens: int = 24
     task_name: str = "train"
@@ -159,34 +186,47 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates)."""
+    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). One of:
+    four_way=true                      train the `variants` on the same split, then compare
+    multirun_dir=... / run_dirs=[...]  compare finished runs (e.g. `train.py -m experiment=exact500`)
+    run_dir=...                        score one trained run again from its saved weights
+    engram_path=...                    a saved memory on a fresh base model (cfg.model), on any data family"""
 
     four_way: bool = False
-    variants: list[str] = field(default_factory=lambda: list(VARIANT_NAMES))
+    variants: list[str] = field(default_factory=lambda: list(FOUR_WAY))
     run_dirs: list[str] = field(default_factory=list)
     multirun_dir: str | None = None
     run_dir: str | None = None
     engram_path: str | None = None
+    # four-way from run dirs: score every run again from its weights in this process (same machine load, fair
+    # latency) instead of reading each run's eval.json
     reevaluate: bool = False
-    check_split: bool = True
+    check_split: bool = True  # refuse to compare runs scored on different eval prompts
     output_dir: str | None = None
 
 
+SCHEMAS: dict[str, type] = {"model": ModelConfig, "engram": EngramConfig, "variant": VariantConfig,
+                            "lora": LoraConfig, "data": DataConfig, "logger": LoggerConfig, "optim": OptimConfig}
+ROOT_GROUPS = ("model", "engram", "variant", "lora", "data", "logger", "optim", "trainer")  # chosen in train.yaml
+
+
+def schema_defaults(schema_cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The defaults of a schema as plain values (what the group YAMLs start from)."""
+    plain = OmegaConf.to_container(OmegaConf.structured(schema_cls))
+    return {k: v for k, v in plain.items() if k not in skip}
+
+
 def register_configs() -> None:
-    """Register the schemas in Hydra's ConfigStore (group `schema/<name>`), for composition and docs."""
+    """Store the schemas' defaults in Hydra's ConfigStore (group `schema/<name>`, option `<name>`); the group YAMLs
+    extend them (see the module docstring). Idempotent."""
     from hydra.core.config_store import ConfigStore  # lazy: hydra costs ~0.2 s; `import engram.config` stays light
 
     cs = ConfigStore.instance()
-    for group, node in (
-        ("model", ModelConfig),
-        ("engram", EngramConfig),
-        ("variant", VariantConfig),
-        ("lora", LoraConfig),
-        ("data", DataConfig),
-        ("logger", LoggerConfig),
-        ("optim", OptimConfig),
-    ):
-        cs.store(group=f"schema/{group}", name=group, node=node)
+    for group, schema_cls in SCHEMAS.items():
+        cs.store(group=f"schema/{group}", name=group, node=schema_defaults(schema_cls))
+    # root keys of train.yaml: everything but the groups it chooses (and `paths`, set by the pipeline)
+    cs.store(group="schema/root", name="root", node=schema_defaults(TrainConfig, (*ROOT_GROUPS, "paths")))
+    cs.store(group="schema/evaluate", name="evaluate", node=schema_defaults(EvaluateConfig))
 
 
 # ---------------------------------------------------------------- validation
@@ -236,11 +276,25 @@ def _bad_key(schema: DictConfig, values: dict[str, Any], prefix: str = "") -> st
 
 
 
+def load_plugins(cfg: DictConfig) -> None:
+    """Import the modules `plugins` names (each registers its kinds in engram/registry.py) before any name is
+    checked; one config line if one cannot be imported."""
+    modules = OmegaConf.select(cfg, "plugins", default=None) if isinstance(cfg, DictConfig) else cfg.get("plugins")
+    check(modules is None or isinstance(modules, list) or OmegaConf.is_list(modules), "plugins", modules,
+          "must be a list of module names")
+    for module in modules or []:
+        try:
+            registry.load_plugins([module])
+        except Exception as e:  # noqa: BLE001 - whatever the plugin raises, as one config line
+            raise ConfigError("plugins", module, f"cannot be imported ({first_line(e)})") from None
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check a composed config; returns it typed. Raises ConfigError (one line) on the first problem."""
+    load_plugins(cfg)
     typed = _typed(cfg)
     validate_model(typed.model)
-    one_of("variant.name", typed.variant.name, VARIANT_NAMES)
+    known_kind("variant", "variant.name", typed.variant.name)
     one_of("variant.finetune", typed.variant.finetune, ("none", "full"))
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
@@ -264,7 +318,8 @@ def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:
     """The keys evaluate.yaml adds, typed on EvaluateConfig (their files are checked in engram/inputs.py)."""
     keys = [k for k in EvaluateConfig.__dataclass_fields__ if k in cfg]
     typed = _typed(OmegaConf.masked_copy(cfg, keys), EvaluateConfig)
-    bad = [v for v in typed.variants if v not in VARIANT_NAMES]
+    known = registry.names("variant")
+    bad = [v for v in typed.variants if v not in known]
     check(not bad and len(typed.variants) > 0, "variants", list(typed.variants),
-          f"must be a non-empty list of {', '.join(VARIANT_NAMES)}")
+          f"must be a non-empty list of {', '.join(known)}")
     return typed

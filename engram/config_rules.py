@@ -13,13 +13,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from engram import registry  # a sibling module: lists kind names from file names, imports nothing of engram
 from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
 
-MODEL_NAMES = ("smollm", "tiny", "hf")
-VARIANT_NAMES = ("baseline", "lora", "engram", "combined")
-DATA_FAMILIES = ("exact_match", "patterns", "long_recall", "jsonl")
-HASH_KINDS = ("poc", "deepseek", "span")
-GATE_KINDS = ("mlp", "context")
 INIT_KINDS = ("normal", "zeros", "prepopulate")
 PROMPT_FORMATS = ("chat", "plain")
 LOGGER_NAMES = ("wandb", "csv", "none")
@@ -66,7 +62,15 @@ def one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     check(value in allowed, key, value, f"is not one of {', '.join(allowed)}")
 
 
+def known_kind(kind: str, key: str, value: Any) -> None:
+    """`value` names a `kind` in engram/registry.py (a built-in module or a registered plugin)."""
+    one_of(key, value, registry.names(kind))
+
+
 def validate_engram(e: Any, prefix: str = "engram") -> None:
+    known_kind("hash", f"{prefix}.hash", e.hash)
+    known_kind("gate", f"{prefix}.gate", e.gate)
+    known_kind("address", f"{prefix}.address", e.address)
     per_order = isinstance(e.table_size, list | tuple) or OmegaConf.is_list(e.table_size)
     sizes = list(e.table_size) if per_order else [e.table_size]
     check(len(sizes) > 0, f"{prefix}.table_size", list(sizes), "must be a positive integer (or one per n-gram order)")
@@ -86,8 +90,6 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
             f"must be one int or one per n-gram order ({e.max_ngram - 1} for max_ngram={e.max_ngram})",
         )
     check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
-    one_of(f"{prefix}.hash", e.hash, HASH_KINDS)
-    one_of(f"{prefix}.gate", e.gate, GATE_KINDS)
     one_of(f"{prefix}.init", e.init, INIT_KINDS)
     check(e.init != "prepopulate", f"{prefix}.init", e.init,
            "is not implemented yet; use engram.init=normal or engram.init=zeros")
@@ -125,11 +127,11 @@ def validate_layers(layers: Any, num_layers: int, key: str = "engram.layers") ->
 
 
 def validate_data(d: Any) -> None:
-    one_of("data.family", d.family, DATA_FAMILIES)
+    known_kind("family", "data.family", d.family)
     one_of("data.prompt_format", d.prompt_format, PROMPT_FORMATS)
     check(d.num_train >= 1, "data.num_train", d.num_train, "must be >= 1")
     check(d.num_eval >= 0, "data.num_eval", d.num_eval, "must be >= 0")
-    if d.family != "jsonl":  # jsonl: num_train / num_eval only cap what the files hold
+    if registry.attribute("family", d.family, "generated", True):  # a file family: the counts only cap its records
         check(d.num_train + d.num_eval <= MAX_GENERATED, "data.num_train", d.num_train,
                f"+ data.num_eval must be <= {MAX_GENERATED:,} for a generated family")
     check_seed("data.seed", d.seed)
@@ -145,12 +147,9 @@ def validate_data(d: Any) -> None:
     check(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "must be >= 1")
     check(d.max_length >= 2, "data.max_length", d.max_length, "must be >= 2")
     check(0.0 <= d.split_fraction < 1.0, "data.split_fraction", d.split_fraction, "must be in [0, 1)")
-    if d.family == "long_recall":
-        check(d.num_facts >= 1, "data.num_facts", d.num_facts, "must be >= 1")
-        check(d.vocab_size >= max(d.num_facts, 3), "data.vocab_size", d.vocab_size,
-               f"must be >= 3 and >= data.num_facts ({d.num_facts})")
-    if d.family == "jsonl":
-        check(bool(d.path), "data.path", d.path, "is required for data=jsonl (a messages-format .jsonl file)")
+    family_rules = registry.attribute("family", d.family, "check")  # the family's own rules (torch-free)
+    if family_rules is not None:
+        family_rules(d)
     for key in ("path", "valid_path", "test_path"):
         p = getattr(d, key)
         if p:
@@ -158,20 +157,11 @@ def validate_data(d: Any) -> None:
 
 
 def validate_model(m: Any) -> None:
-    one_of("model.name", m.name, MODEL_NAMES)
-    if m.name == "hf":
-        check(bool(m.name_or_path), "model.name_or_path", None, "is required for model=hf")
+    known_kind("model", "model.name", m.name)
+    source_rules = registry.attribute("model", m.name, "check")  # the source's own rules (torch-free)
+    if source_rules is not None:
+        source_rules(m)
     one_of("model.dtype", m.dtype, DTYPES)
-    if m.name != "tiny":
-        return
-    for key, low, high in (("hidden_size", 2, 4096), ("num_layers", 2, 128), ("num_heads", 1, 64),
-                           ("intermediate_size", 1, 16384)):
-        value = getattr(m, key)
-        check(low <= value <= high, f"model.{key}", value, f"must be in [{low}, {high}] for model=tiny")
-    head_dim, rest = divmod(m.hidden_size, m.num_heads)
-    check(rest == 0 and head_dim % 2 == 0, "model.num_heads", m.num_heads,
-           f"must divide model.hidden_size ({m.hidden_size}) into an even head size")
-    check_seed("model.seed", m.seed)
 
 
 def validate_lora(lora: Any, model_name: str) -> None:
@@ -180,7 +170,7 @@ def validate_lora(lora: Any, model_name: str) -> None:
     check(0.0 <= lora.dropout < 1.0, "lora.dropout", lora.dropout, "must be in [0, 1)")
     modules = list(lora.target_modules)
     check(len(modules) > 0, "lora.target_modules", modules, "must name at least one module")
-    if model_name in ("smollm", "tiny"):  # both are Llama models; any other is checked by peft when it loads
+    if registry.attribute("model", model_name, "llama", False):  # any other is checked by peft when it loads
         bad = [m for m in modules if m not in LLAMA_MODULES]
         check(not bad, "lora.target_modules", modules, f"has {bad[0] if bad else ''!r}, not a Llama module "
                f"({', '.join(LLAMA_MODULES)})")
@@ -205,10 +195,11 @@ def validate_optim(o: Any) -> None:
 
 
 def nothing_to_train(cfg: Any) -> bool:
-    """The run is meant to train no weights: a frozen baseline, or a memory filled before training."""
-    if cfg.variant.name == "baseline":
+    """The run is meant to train no weights: a frozen base without wrappers, or a memory filled before training."""
+    variant = registry.get("variant", cfg.variant.name)
+    if not (variant.lora or variant.engram):
         return cfg.variant.finetune == "none"
-    return cfg.variant.name == "engram" and cfg.engram.init == "prepopulate"
+    return variant.engram and not variant.lora and cfg.engram.init == "prepopulate"
 
 
 def validate_trainer(cfg: Any) -> None:

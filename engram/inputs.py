@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from engram import registry
 from engram.config_rules import ConfigError, first_line
 from engram.data import build_splits
 from engram.data.jsonl import JsonlFormatError
@@ -25,6 +26,7 @@ from engram.models.headers import (
     lightning_checkpoint_keys,
     safetensors_header,
 )
+from engram.variants.common import wraps_engram, wraps_lora
 
 ENGRAM_FILE_FORMATS = (ENGRAM_FILE_FORMAT, *ENGRAM_OLD_FORMATS)  # old formats are converted on load
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
@@ -45,10 +47,11 @@ def check_data(data: Any) -> dict[str, list[dict[str, Any]]]:
         key = next((f"data.{k}" for k in ("path", "valid_path", "test_path")
                     if getattr(data, k, None) and _path(getattr(data, k)) == Path(e.path)), "data.path")
         raise ConfigError(key, f"{e.path}:{e.line}", e.reason) from None
+    from_files = registry.attribute("family", data.family, "from_files", False)
     if not splits["train"]:
-        key = "data.path" if data.family == "jsonl" else "data.num_train"
-        raise ConfigError(key, data.path if data.family == "jsonl" else data.num_train, "gives no training records")
-    if data.family == "jsonl" and data.test_path and not splits.get("test"):
+        key = "data.path" if from_files else "data.num_train"
+        raise ConfigError(key, data.path if from_files else data.num_train, "gives no training records")
+    if from_files and data.test_path and not splits.get("test"):
         raise ConfigError("data.test_path", data.test_path, "has no records")
     return splits
 
@@ -98,9 +101,9 @@ def check_run_dir(key: str, value: str) -> None:
         variant = OmegaConf.select(OmegaConf.load(cfg_file), "variant.name", default=None)
     except Exception as e:  # noqa: BLE001 - a broken YAML file, in one line
         raise ConfigError(key, value, f"has an unreadable .hydra/config.yaml ({first_line(e)})") from None
-    if variant in ("engram", "combined"):
+    if wraps_engram(variant):
         check_engram_file(key, value, engram_file(run_dir), "has no engram.safetensors (did the run finish?)")
-    if variant in ("lora", "combined") and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
+    if wraps_lora(variant) and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
         raise ConfigError(key, value, "has no lora_adapter/adapter_config.json (did the run finish?)")
 
 

@@ -15,3 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402  (after OMP_NUM_THREADS so the setting applies)
 
 torch.set_num_threads(int(THREADS))
+
+from engram.config import register_configs  # noqa: E402
+
+register_configs()  # the group YAMLs extend the schemas in Hydra's ConfigStore: every compose needs them

@@ -160,7 +160,7 @@ def test_oversized_tables_refused_before_loading(capsys, monkeypatch):
         ("+trainer.strategy=ddp_magic", "trainer.strategy"), ("+trainer.logger=false", "trainer.logger"),
         ("+trainer.epochs=3", "trainer.epochs"), ("seed=-1", "seed"), ("data.seed=4294967296", "data.seed"),
         ("engram.lr_multiplier=inf", "engram.lr_multiplier"), ("engram.max_ngram=100", "engram.max_ngram"),
-        ("+model.dtype=float8", "model.dtype"), ("lora.target_modules=[qproj]", "lora.target_modules"),
+        ("model.dtype=float8", "model.dtype"), ("lora.target_modules=[qproj]", "lora.target_modules"),
     ],
 )
 def test_bad_optim_and_trainer_values_name_the_key(override, key):
@@ -202,7 +202,7 @@ def test_trainer_rules_know_what_lightning_accepts():
     ("argv", "needle"),
     [
         (["optim.lrr=1"], "Could not override 'optim.lrr'"),
-        (["data.path=x"], "Could not override 'data.path'"),
+        (["data.pathh=x"], "Could not override 'data.pathh'"),
         (["engram.table_size=[1,"], "no viable alternative"),
         (["trainer.max_epochs=1,2"], "Ambiguous value"),
         (["-m", "optim.lr=1e-3,2e-3", "optim.eps=1,2", "engram.gat_bias=0,1"], "engram.gat_bias"),
@@ -226,3 +226,38 @@ def test_sweeps_compose_with_their_first_value():
                     "train")
     check_overrides(["-m", "hparams_search=optuna", "model=tiny", "engram.gate_bias=interval(-8.0, 0.0)"], "train")
     check_overrides(["four_way=true", "experiment=smoke"], "evaluate")
+
+
+def _yaml_files_and_schemas():
+    from engram.config import SCHEMAS, EvaluateConfig, TrainConfig, schema_defaults
+
+    out = [(p, group, schema_defaults(cls)) for group, cls in SCHEMAS.items()
+           for p in sorted((CONF / group).glob("*.yaml"))]
+    out.append((CONF / "train.yaml", "root", schema_defaults(TrainConfig)))
+    out.append((CONF / "evaluate.yaml", "evaluate", schema_defaults(EvaluateConfig)))
+    return out
+
+
+def test_defaults_have_one_home_the_dataclasses():
+    """Every group YAML extends its schema (engram/config.py) and sets only what that option changes: a value equal
+    to the dataclass default would be a second home for it."""
+    twice, unschema = [], []
+    for path, group, defaults in _yaml_files_and_schemas():
+        raw = OmegaConf.to_container(OmegaConf.load(path))
+        entries = [list(d)[0] if isinstance(d, dict) else d for d in raw.pop("defaults", [])]
+        if path.name != "evaluate.yaml" and f"/schema/{group}@_here_" not in entries:
+            unschema.append(str(path.relative_to(CONF)))
+        for key, value in raw.items():
+            if key in defaults and value == defaults[key]:
+                twice.append(f"{path.relative_to(CONF)}: {key}={value}")
+    assert not unschema, f"YAMLs not starting from their schema (defaults: [/schema/<group>@_here_: ...]): {unschema}"
+    assert not twice, f"defaults written in a YAML as well as in engram/config.py: {twice}"
+
+
+def test_composed_groups_carry_every_schema_default():
+    from engram.config import SCHEMAS, schema_defaults
+
+    cfg = composed("model=tiny", "engram=poc")
+    for group, cls in SCHEMAS.items():
+        assert set(schema_defaults(cls)) <= set(cfg[group]), group
+    assert cfg.engram.table_size == 5000 and cfg.engram.hash == "poc" and cfg.checkpoint.every_n_steps == 16

@@ -12,7 +12,8 @@ from safetensors import safe_open
 
 from engram import add_engram, save_engram
 from engram.inputs import ENGRAM_FILE_FORMATS
-from engram.memory.gates import ContextGate, MLPGate
+from engram.memory.gates.context import ContextGate
+from engram.memory.gates.mlp import MLPGate
 from engram.models import load_model
 from engram.models.engram_file import FILE_FORMAT, OLD_FORMATS
 

@@ -9,7 +9,10 @@ import pytest
 import torch
 from sympy import isprime
 
-from engram.memory.hashing import NgramHasher, PocHasher, SpanHasher, build_token_map
+from engram.memory.hashes.deepseek import NgramHasher
+from engram.memory.hashes.poc import PocHasher
+from engram.memory.hashes.span import SpanHasher
+from engram.memory.hashing import build_token_map
 
 
 # ------------------------------------------------- independent reference (numpy, from the published demo)

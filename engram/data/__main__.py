@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
-from engram.config import ConfigError, validate
+from engram.config import ConfigError, register_configs, validate
 from engram.data import build_splits
 from engram.data.jsonl import JsonlFormatError, write_jsonl
 
@@ -35,6 +35,7 @@ def valid_path_for(out: Path) -> Path:
 
 
 def compose(overrides: list[str]):  # -> DictConfig
+    register_configs()  # the group YAMLs extend the schemas (engram/config.py)
     with initialize_config_dir(version_base=None, config_dir=str(conf_dir()), job_name="export"):
         return hydra_compose(config_name="train", overrides=overrides)
 

@@ -18,7 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
-from engram.config import validate
+from engram import registry
+from engram.config import FOUR_WAY, validate
 from engram.data.datamodule import EngramDataModule
 from engram.evaluation.metrics import consistency_from_rows
 from engram.evaluation.retention import base_answers
@@ -28,10 +29,10 @@ from engram.models.loading import load_model
 from engram.models.params import count_parameters
 from engram.tracking.run_dirs import RunDir, find_job_dirs, metric_columns, read_config, read_run
 from engram.tracking.wandb import prepare_wandb_env
+from engram.variants.common import wraps_engram, wraps_lora
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("baseline", "lora", "engram", "combined")
 # evaluate.py passes engram.training.four_way.train_variants here (evaluation never imports training)
 TrainVariants = Callable[[DictConfig, Path, list[str]], list[RunDir]]
 
@@ -83,7 +84,8 @@ def comparison_row(run: RunDir) -> dict[str, Any]:
     row["per_category"] = {c: v.get("exact_match") for c, v in (run.result.get("per_category") or {}).items()}
     family = run.result.get("info", {}).get("data")
     consistency = m.get("eval/consistency")
-    if consistency is None and family == "patterns":
+    if consistency is None and family in registry.names("family") and registry.attribute(
+            "family", family, "paraphrased", False):
         consistency = consistency_from_rows(run.result.get("examples", []))
     row["consistency"] = consistency
     return row
@@ -122,7 +124,7 @@ def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int)
 def write_comparison(runs: list[RunDir], out_dir: Path, title: str = "Four-way comparison",
                      check_split: bool = True) -> dict[str, Any]:
     """comparison.json + comparison.md in out_dir, rows in the order baseline, lora, engram, combined."""
-    order = {v: i for i, v in enumerate(VARIANTS)}
+    order = {v: i for i, v in enumerate(FOUR_WAY)}
     runs = sorted(runs, key=lambda r: order.get(r.variant, len(order)))
     n = check_same_split(runs) if check_split else 0
     rows = [comparison_row(r) for r in runs]
@@ -157,9 +159,9 @@ def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) ->
 
 def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str, engram_path: Path | None) -> Any:
     """The trained pieces onto a freshly loaded base: LoRA adapter (peft) first, then the memory, as in training."""
-    if run_dir is not None and variant in ("lora", "combined"):
+    if run_dir is not None and wraps_lora(variant):
         model = PeftModel.from_pretrained(model, str(run_dir / "lora_adapter"))
-    if run_dir is not None and variant in ("engram", "combined"):
+    if run_dir is not None and wraps_engram(variant):
         engram_path = engram_path or run_dir / "engram.safetensors"
     if engram_path is not None:
         model = EngramModel.from_pretrained(engram_path, model, tokenizer, adapter=False)  # LoRA, if any, is on
@@ -223,10 +225,11 @@ def run(cfg: DictConfig, typed: DictConfig, train_variants: TrainVariants | None
     """What evaluate.py does with its config (`cfg`: raw, for the evaluate keys; `typed`: validated).
     `train_variants` trains the variants for four_way=true (the training layer's, given by evaluate.py)."""
     out = output_dir(cfg)
-    variants = [str(v) for v in (cfg.get("variants") or VARIANTS)]
-    unknown = [v for v in variants if v not in VARIANTS]
+    variants = [str(v) for v in (cfg.get("variants") or FOUR_WAY)]
+    known = registry.names("variant")
+    unknown = [v for v in variants if v not in known]
     if unknown:
-        raise EvaluateError(f"evaluate: variants={variants} has {unknown[0]!r}, not one of {', '.join(VARIANTS)}")
+        raise EvaluateError(f"evaluate: variants={variants} has {unknown[0]!r}, not one of {', '.join(known)}")
     if cfg.get("run_dirs") or cfg.get("multirun_dir"):
         runs = runs_from(list(cfg.get("run_dirs") or []), cfg.get("multirun_dir"))
         if cfg.get("reevaluate"):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engram import registry
 from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.generate_eval import evaluate_splits
 from engram.evaluation.metrics import consistency_from_rows
@@ -50,7 +51,7 @@ def evaluate_and_save(
     metrics = dict(metrics or {})
     metrics.update(result.metrics)
     metrics["eval/retention"] = retention
-    if cfg.data.family == "patterns":
+    if registry.attribute("family", cfg.data.family, "paraphrased", False):
         metrics["eval/consistency"] = consistency_from_rows(result.rows)
     params = count_parameters(model)
     trainable = params["trainable"] if base_params is None else params["total"] - base_params

@@ -1,4 +1,5 @@
-"""The Engram algorithm: hashing (token ids -> slots), gates, and the per-layer EngramMemory.
+"""The Engram algorithm: hashes (token ids -> slots), addresses, gates (one module per kind, see engram/registry.py)
+and the per-layer EngramMemory.
 
 The classes are imported lazily: `engram.memory.budget` is read at config validation, which must not pay for
 importing torch (~2 s) just to reject a bad value.
@@ -7,11 +8,11 @@ importing torch (~2 s) just to reject a bad value.
 from engram.lazy import lazy_attributes
 
 _LAZY = {
-    "ContextGate": "engram.memory.gates",
-    "MLPGate": "engram.memory.gates",
-    "NgramHasher": "engram.memory.hashing",
-    "PocHasher": "engram.memory.hashing",
-    "SpanHasher": "engram.memory.hashing",
+    "ContextGate": "engram.memory.gates.context",
+    "MLPGate": "engram.memory.gates.mlp",
+    "NgramHasher": "engram.memory.hashes.deepseek",
+    "PocHasher": "engram.memory.hashes.poc",
+    "SpanHasher": "engram.memory.hashes.span",
     "build_token_map": "engram.memory.hashing",
     "EngramMemory": "engram.memory.memory",
 }

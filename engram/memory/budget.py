@@ -4,9 +4,10 @@ A table of 10^7 rows x 576 floats is 23 GB on its own and Adam keeps two more of
 `engram.table_size` would otherwise die deep inside the first optimizer step (or take the machine down with it).
 `check_memory_budget` refuses such sizes up front with one line naming `engram.table_size`.
 
-The estimate counts, per injected layer: the table rows (deepseek/span: one block per head and n-gram order, each
-`dim // heads` wide; poc: one shared block `dim` wide), the optimizer state of the table (SparseAdam / Adam: two
-moments; dense training also keeps a dense gradient of the same size) and the slot-hit buffer (one byte per row).
+The estimate counts, per injected layer: the table rows (one block per head and entry of the hash kind's
+`table_sizes(cfg)`, each `dim // heads` wide; a `shared_table` hash such as poc: one shared block `dim` wide),
+the optimizer state of the table (SparseAdam / Adam: two moments; dense training also keeps a dense gradient of
+the same size) and the slot-hit buffer (one byte per row).
 The gate weights are small (a few hidden x dim matrices) and counted with their gradient and Adam moments.
 Prime table sizes sit a little above `table_size`; the estimate bounds that from above (tight for big tables).
 """
@@ -18,8 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import OmegaConf
-
+from engram import registry
 from engram.config import ConfigError
 
 GIB = 1024**3
@@ -43,26 +43,28 @@ class EngramBytes:
         return self.tables + self.optimizer + self.other
 
 
-def _sizes(table_size: Any) -> list[int]:
-    if isinstance(table_size, list | tuple) or OmegaConf.is_list(table_size):
-        return [int(s) for s in table_size]
-    return [int(table_size)]
+def requested_sizes(cfg: Any) -> list[int]:
+    """`engram.table_size` as a list (one int, or one per n-gram order): a hash kind's layout unless it says."""
+    size = cfg.table_size
+    return [int(size)] if isinstance(size, int | str) else [int(s) for s in size]
 
 
 def estimate_engram_bytes(cfg: Any, layers: int, hidden_size: int, dtype_bytes: int = 4) -> EngramBytes:
-    """Bytes `add_engram(cfg)` plus training (Adam moments) will hold for `layers` injected layers."""
-    sizes, heads, dim = _sizes(cfg.table_size), int(cfg.heads), int(cfg.dim)
-    if cfg.hash == "poc":
+    """Bytes `add_engram(cfg)` plus training (Adam moments) will hold for `layers` injected layers. The hash kind
+    says its layout (`Hash.shared_table`, `Hash.table_sizes(cfg)`); importing it imports torch, which is why
+    engram.cli checks the budget after every torch-free check."""
+    hash_kind = registry.get("hash", cfg.hash)
+    table_sizes = getattr(hash_kind, "table_sizes", requested_sizes)  # optional: default one block per head
+    sizes, heads, dim = [int(s) for s in table_sizes(cfg)], int(cfg.heads), int(cfg.dim)
+    if hash_kind.shared_table:
         rows, row_dim, mem_dim = sizes[0], dim, dim
     else:
         row_dim = max(1, dim // heads)
-        orders = [sizes[0]] if cfg.hash == "span" else (
-            sizes if len(sizes) > 1 else sizes * max(1, int(cfg.max_ngram) - 1))
         # Each head's rows are a distinct prime >= its size; with k primes taken before it (all heads of all
         # layers), it lies below size + 2 k ln(size) + 10 (prime gaps average ln(size)): a bound, tight for big tables
-        taken = layers * heads * len(orders)
-        rows = heads * sum(s + int(2 * taken * (math.log(max(s, 2)) + 1)) + 10 for s in orders)
-        mem_dim = row_dim * heads * len(orders)
+        taken = layers * heads * len(sizes)
+        rows = heads * sum(s + int(2 * taken * (math.log(max(s, 2)) + 1)) + 10 for s in sizes)
+        mem_dim = row_dim * heads * len(sizes)
     table = rows * row_dim * dtype_bytes
     state_copies = 2 if bool(cfg.sparse) else 3  # Adam moments (+ a dense gradient when not sparse)
     gate_params = 2 * mem_dim * hidden_size + hidden_size * hidden_size  # an upper bound for both gates

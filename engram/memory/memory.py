@@ -1,34 +1,34 @@
 """EngramMemory: token ids -> hash slots -> table rows -> gated residual for one decoder layer.
 
 Read top to bottom, one forward is:
-  1. hash: the hasher turns the ids (the whole history so far, see `engram.models.generation`) into one slot per head
-     for each new position; `keep` marks the positions that get memory (not padding; for hash=span only positions
-     >= prompt_length - 1, i.e. from the one that predicts the first answer token on).
+  1. hash: the hash kind (engram/memory/hashes/) turns the ids (the whole history so far, see
+     `engram.models.generation`) into one slot and one key per head for each new position; `keep` marks the
+     positions that get memory (not padding; for hash=span only positions >= prompt_length - 1, i.e. from the one
+     that predicts the first answer token on).
   2. look up: every head's table is a block of one `nn.Embedding` (`offsets` = where each head's block starts);
      deepseek/span concatenate the heads (each `dim // heads` wide), poc averages them (one shared table, `dim` wide).
-  3. gate: `MLPGate` or `ContextGate` (engram/memory/gates.py) projects to the hidden size and scales by the gate.
+  3. address: the address kind (engram/memory/address/) masks the rows that may contribute (hashed: all), per head.
+  4. gate: the gate kind (engram/memory/gates/) projects to the hidden size and scales by the gate.
 `EngramModel` (engram/models/engram_model.py) adds the result to the layer's input hidden state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from engram.memory.gates import ContextGate, MLPGate
-from engram.memory.hashing import NgramHasher, PocHasher, SpanHasher
-
-Hasher = PocHasher | NgramHasher | SpanHasher
+from engram import registry
+from engram.memory.hashing import Lookup
 
 
 class EngramMemory(nn.Module):
-    def __init__(self, cfg: Any, layer: int, hidden_size: int, hasher: Hasher) -> None:
+    def __init__(self, cfg: Any, layer: int, hidden_size: int, hasher: Any) -> None:
+        """`hasher`: a hash kind (engram/memory/hashing.py); the gate and address kinds come from `cfg.gate` /
+        `cfg.address` through engram/registry.py."""
         super().__init__()
         self.layer, self.kind, self.hasher = int(layer), cfg.hash, hasher
-        self.max_ngram = int(cfg.max_ngram)
         sizes = hasher.head_sizes(self.layer)
         if hasher.shared_table:  # poc: every head indexes the same rows; rows of the heads are averaged
             rows, head_dim, offsets = sizes[0], int(cfg.dim), [0] * len(sizes)
@@ -51,11 +51,9 @@ class EngramMemory(nn.Module):
         self.register_buffer("hits", torch.zeros(rows, dtype=torch.bool), persistent=False)
         # rows hit so far, kept up to date per forward so utilisation never scans the whole table
         self.register_buffer("hit_count", torch.zeros((), dtype=torch.long), persistent=False)
-        if cfg.gate == "mlp":
-            self.gate: nn.Module = MLPGate(hidden_size, mem_dim, float(cfg.gate_bias))
-        else:
-            self.gate = ContextGate(hidden_size, mem_dim, float(cfg.gate_bias), int(cfg.conv_kernel), self.max_ngram)
-        self._last: tuple[Callable[[], torch.Tensor], torch.Tensor, torch.Tensor] | None = None  # keys, slots, keep
+        self.gate: nn.Module = registry.get("gate", cfg.gate)(hidden_size, mem_dim, cfg)
+        self.address: nn.Module = registry.get("address", getattr(cfg, "address", "hashed"))(rows, len(sizes), cfg)
+        self._last: Lookup | None = None
 
     # ------------------------------------------------------------ forward
     def forward(
@@ -69,38 +67,25 @@ class EngramMemory(nn.Module):
         """h: [B, T, H] hidden states of the T newest positions; ids, mask: [B, S] every position so far
         (S >= T, pad positions already hold the pad id); prompt_lengths: [B] in the same coordinates.
         Returns the residual [B, T, H] (zero where no memory applies)."""
-        slots, keys, keep = self.lookup(ids, mask, prompt_lengths, h.shape[1])
-        e = self.table(slots + self.offsets)  # [B, T, heads, head_dim]
+        found = self.lookup(ids, mask, prompt_lengths, h.shape[1])
+        rows = found.slots + self.offsets
+        e = self.table(rows)  # [B, T, heads, head_dim]
+        e = e * self.address(rows, found.keys, found.keep).unsqueeze(-1).to(e.dtype)
         e = e.mean(-2) if self.hasher.shared_table else e.flatten(-2)
-        self._track(keys, slots, keep)
-        return self.gate(h, e.to(h.dtype), keep, cache)
+        self._track(rows, found)
+        return self.gate(h, e.to(h.dtype), found.keep, cache)
 
-    def lookup(
-        self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int
-    ) -> tuple[torch.Tensor, Callable[[], torch.Tensor], torch.Tensor]:
-        """Slots [B, T, heads] and keep [B, T] for the T newest ids, plus a function giving the keys [B, T, n_keys]
-        (n-gram / prompt identities, only needed for the collision statistic, so computed on demand)."""
-        keep = mask[:, -new:].bool()
-        if self.kind == "span":
-            S = ids.shape[1]
-            pos = torch.arange(S, device=ids.device)
-            lengths = prompt_lengths.to(ids.device).unsqueeze(-1)
-            key = self.hasher.span_keys(ids, (pos < lengths) & mask.bool(), self.layer)  # [B]
-            keep = keep & (pos[-new:] >= lengths - 1)  # the position predicting the first answer token on
-            slots = self.hasher.slots(key, self.layer)[:, None, :].expand(-1, new, -1)
-            return slots, lambda: key[:, None, None].expand(-1, new, 1), keep
-        # n-grams read the previous max_ngram - 1 ids, so that window suffices (poc: just the new ids)
-        window = ids[:, -(new + self.max_ngram - 1) :] if self.kind == "deepseek" else ids[:, -new:]
-        slots = self.hasher.hash(window, self.layer)[:, -new:]
-        return slots, lambda: self.hasher.keys(window, self.layer)[:, -new:], keep
+    def lookup(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int) -> Lookup:
+        """Slots, keys [B, T, heads] and keep [B, T] for the T newest ids (the hash kind decides all three)."""
+        return self.hasher.lookup(ids, mask, prompt_lengths, new, self.layer)
 
     # ------------------------------------------------------------ statistics
     @torch.no_grad()
-    def _track(self, keys: Callable[[], torch.Tensor], slots: torch.Tensor, keep: torch.Tensor) -> None:
-        rows = torch.unique((slots + self.offsets)[keep])  # O(lookups), not O(table rows)
+    def _track(self, rows: torch.Tensor, found: Lookup) -> None:
+        rows = torch.unique(rows[found.keep])  # O(lookups), not O(table rows)
         self.hit_count += (~self.hits[rows]).sum()
         self.hits[rows] = True
-        self._last = (keys, slots, keep)
+        self._last = found
 
     @property
     def last_gate(self) -> torch.Tensor | None:
@@ -121,12 +106,10 @@ class EngramMemory(nn.Module):
         another key, i.e. 1 - distinct slots / distinct keys; averaged over heads. NaN before any forward."""
         if self._last is None:
             return float("nan")
-        keys_fn, slots, keep = self._last
-        keys = keys_fn()
-        per_key = slots.shape[-1] // keys.shape[-1]  # heads that share one key column
+        slots, keys, keep = self._last
         rates = []
         for c in range(slots.shape[-1]):
-            k = keys[..., c // per_key][keep]
+            k = keys[..., c][keep]
             if k.numel() == 0:
                 continue
             n_keys = torch.unique(k).numel()

@@ -23,7 +23,8 @@ from engram.models.headers import ENGRAM_FILE_FORMAT, ENGRAM_FILE_NAME, ENGRAM_O
 
 FILE_FORMAT, OLD_FORMATS, FILE_NAME = ENGRAM_FILE_FORMAT, ENGRAM_OLD_FORMATS, ENGRAM_FILE_NAME
 # Config keys that change hashes, shapes or the forward; the rest (init, lr, sparse) only matter for training.
-STRUCTURAL_KEYS = ("hash", "table_size", "heads", "max_ngram", "dim", "gate", "seed", "compress_vocab", "conv_kernel")
+STRUCTURAL_KEYS = ("hash", "table_size", "heads", "max_ngram", "dim", "gate", "address", "seed", "compress_vocab",
+                   "conv_kernel")
 
 
 class EngramLoadError(ValueError):
@@ -82,7 +83,7 @@ def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch
     tensors are `target` (same keys and shapes). Raises EngramLoadError naming the first key that differs."""
     path = engram_file(path)
     meta = _read_metadata(path)
-    saved = json.loads(meta["engram_config"])
+    saved = asdict(as_engram_config(json.loads(meta["engram_config"])))  # keys added since: their defaults
     here = asdict(spec.cfg)
     for key in (*STRUCTURAL_KEYS, "gate_bias"):  # gate_bias: a fixed offset in every gate
         if _norm(saved.get(key)) != _norm(here[key]):

@@ -25,10 +25,11 @@ from omegaconf import OmegaConf
 from torch import nn
 from transformers.cache_utils import Cache
 
+from engram import registry
 from engram.atomic import atomic_write_dir
 from engram.config import EngramConfig, validate_engram, validate_layers
 from engram.memory.budget import check_memory_budget
-from engram.memory.hashing import NgramHasher, PocHasher, SpanHasher, build_token_map
+from engram.memory.hashing import build_token_map
 from engram.memory.memory import EngramMemory
 from engram.models.engram_file import (
     EngramSpec,
@@ -65,10 +66,11 @@ class EngramModel(nn.Module):
         check_memory_budget(ecfg, len(layers), int(lm.config.hidden_size),
                             ref.element_size() if ref.dtype.is_floating_point else 4)
         pad_id = _pad_id(lm, tokenizer)
+        hash_kind = registry.get("hash", ecfg.hash)
         token_map = None
-        if tokenizer is not None and ecfg.compress_vocab and ecfg.hash != "poc":
+        if tokenizer is not None and ecfg.compress_vocab and getattr(hash_kind, "uses_token_map", True):
             token_map = build_token_map(tokenizer, vocab_size=lm.config.vocab_size)
-        hasher = make_hasher(ecfg, layers, int(lm.config.vocab_size), pad_id, token_map)
+        hasher = hash_kind(ecfg, layers, int(lm.config.vocab_size), pad_id, token_map)
         dtype = ref.dtype if ref.dtype.is_floating_point else None
 
         self.base_model = model
@@ -311,14 +313,6 @@ def causal_lm(model: nn.Module) -> nn.Module:
     return lm
 
 
-def make_hasher(cfg: EngramConfig, layers: list[int], vocab_size: int, pad_id: int, token_map: Any = None) -> Any:
-    if cfg.hash == "poc":
-        return PocHasher(int(_first(cfg.table_size)), cfg.heads)
-    if cfg.hash == "span":
-        return SpanHasher(cfg.table_size, cfg.heads, layers, cfg.seed, token_map)
-    return NgramHasher(vocab_size, cfg.table_size, cfg.max_ngram, cfg.heads, layers, pad_id, cfg.seed, token_map)
-
-
 def _has_engram_hooks(lm: nn.Module) -> bool:
     # an EngramModel may wrap this LM from outside (it is not among lm.modules()); its id hook is on the LM
     return any(isinstance(hook, _RecordIds) for hook in lm._forward_pre_hooks.values())
@@ -348,6 +342,3 @@ def _pad_id(lm: nn.Module, tokenizer: Any) -> int:
             return int(candidate)
     return 0
 
-
-def _first(x: Any) -> Any:
-    return x[0] if isinstance(x, list | tuple) else x

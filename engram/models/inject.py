@@ -24,7 +24,7 @@ from engram.models.engram_file import (  # noqa: F401 - re-exported: the names c
     as_engram_config,
     read_engram_config,
 )
-from engram.models.engram_model import EngramModel, causal_lm, make_hasher, past_length  # noqa: F401
+from engram.models.engram_model import EngramModel, causal_lm, past_length  # noqa: F401
 
 
 def add_engram(model: nn.Module, cfg: Any, tokenizer: Any = None) -> EngramModel:

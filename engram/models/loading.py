@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from engram import registry
 from engram.config import ConfigError
 from engram.models.headers import HeaderError, config_json_shape, gguf_shape, read_config_json
 
@@ -45,30 +46,24 @@ class ModelUnavailableError(ConfigError, RuntimeError):
 
 
 def load_model(name_or_cfg: str | Any = "smollm", **overrides: Any) -> tuple[Any, Any]:
-    """Return `(model, tokenizer)` for a model config (or a name: "smollm", "tiny", or a hub id / local path)."""
+    """Return `(model, tokenizer)` for a model config (or a name: "smollm", "tiny", or a hub id / local path).
+    The source kind `model.name` (engram/models/sources/<name>.py, see engram/registry.py) loads it."""
     cfg = _as_model_cfg(name_or_cfg, overrides)
-    if cfg["name"] == "tiny":
-        return build_tiny_model(cfg), load_tiny_tokenizer()
-    if cfg["name"] == "smollm":
-        return _load_pretrained(resolve_smollm_dir(cfg.get("path")), cfg)
-    return _load_pretrained(cfg["name_or_path"], cfg)
+    return registry.get("model", cfg["name"]).load(cfg)
 
 
 def model_shape(name_or_cfg: str | Any) -> tuple[int, int]:
     """(number of decoder layers, hidden size) of the model a config names, from its config only (no weights).
 
-    Reads config.json or the GGUF header with the standard library (no transformers import), so config
+    Each source reads config.json or the GGUF header with the standard library (no transformers import), so config
     validation stays well under a second; raises ModelUnavailableError (one line) when the model is nowhere.
     """
     cfg = _as_model_cfg(name_or_cfg, {})
-    if cfg["name"] == "tiny":
-        return int(cfg.get("num_layers", 2)), int(cfg.get("hidden_size", 64))
-    if cfg["name"] == "smollm":
-        source = _smollm_config_source(cfg.get("path"))
-        key, value = ("model.path", cfg.get("path")) if cfg.get("path") else ("model", "smollm")
-    else:
-        key, value = "model.name_or_path", cfg.get("name_or_path")
-        source = hf_config_file(str(value))
+    return registry.get("model", cfg["name"]).shape(cfg)
+
+
+def config_shape(source: Path, key: str, value: Any) -> tuple[int, int]:
+    """(layers, hidden size) from a config.json (file or its directory) or a GGUF file."""
     try:
         if source.suffix == ".gguf":
             return gguf_shape(source)
@@ -265,8 +260,7 @@ def build_tiny_model(cfg: dict[str, Any]) -> Any:
 
 def _as_model_cfg(name_or_cfg: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     if isinstance(name_or_cfg, str):
-        known = ("smollm", "tiny", "hf")
-        cfg: dict[str, Any] = {"name": name_or_cfg} if name_or_cfg in known else {
+        cfg: dict[str, Any] = {"name": name_or_cfg} if name_or_cfg in registry.names("model") else {
             "name": "hf", "name_or_path": name_or_cfg}
     elif isinstance(name_or_cfg, DictConfig):
         cfg = OmegaConf.to_container(name_or_cfg, resolve=True)
@@ -278,7 +272,7 @@ def _as_model_cfg(name_or_cfg: Any, overrides: dict[str, Any]) -> dict[str, Any]
     return cfg
 
 
-def _load_pretrained(source: str | Path, cfg: dict[str, Any]) -> tuple[Any, Any]:
+def load_pretrained(source: str | Path, cfg: dict[str, Any]) -> tuple[Any, Any]:
     # lazy: torch ~1.9 s + transformers ~1.0 s; validation imports this module (model_shape)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -309,7 +303,7 @@ def _cache_from_hub(cache: Path) -> Path:
     return save_model_dir(model, tokenizer, cache)
 
 
-def _smollm_config_source(path: str | None) -> Path:
+def smollm_config_source(path: str | None) -> Path:
     """Where SmolLM2's config can be read cheaply: a model dir, the GGUF header, or the hub's config.json."""
     if path:
         return resolve_smollm_dir(path)

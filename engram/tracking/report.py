@@ -22,6 +22,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from engram.tracking.run_dirs import find_job_dirs, metric_columns, read_run
+from engram.variants.common import wraps_engram
 
 # Config values every row carries (column name -> config key).
 CONFIG_COLUMNS = {
@@ -33,7 +34,6 @@ CONFIG_COLUMNS = {
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
           "gate_open_frac", "slot_utilisation", "collision_rate")
 GATE_STATS = ("gate_mean", "gate_open_frac", "slot_utilisation", "collision_rate")
-MEMORY_VARIANTS = ("engram", "combined")
 HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", "exact_match_seen": "seen",
            "exact_match_unseen": "unseen", "latency_ms": "ms/answer", "trainable_params": "trainable params",
            "gate_mean": "gate mean", "gate_open_frac": "gate open", "wall_s": "wall s", "eval_loss": "eval loss"}
@@ -114,7 +114,7 @@ def make_labels(df: pd.DataFrame) -> list[str]:
     for ov, job, variant in zip(df["overrides"], df["job"], df["variant"], strict=True):
         parsed = dict(o.split("=", 1) for o in ov.split() if "=" in o)
         # engram.* settings mean nothing for a variant without memory
-        used = [k for k in keys if k in parsed and (variant in MEMORY_VARIANTS or not k.startswith("engram."))]
+        used = [k for k in keys if k in parsed and (wraps_engram(variant) or not k.startswith("engram."))]
         short = [f"{k.split('.')[-1]}={parsed[k]}" if k != "variant" else parsed[k] for k in used]
         labels.append(", ".join(short) or Path(job).name)
     return labels
@@ -207,7 +207,7 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     plots: dict[str, Any] = {}
     if ok.empty:
         return plots
-    memory = ok[ok["variant"].isin(MEMORY_VARIANTS)]
+    memory = ok[ok["variant"].map(wraps_engram)]
     baseline = ok[ok["variant"] == "baseline"]
     specs = [
         ("exact_match_vs_slots.png", memory, "table_size", ["exact_match", "eval_loss", "retention"], "num_train",

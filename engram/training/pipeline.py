@@ -29,6 +29,7 @@ from engram.training.callbacks import GateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
 from engram.training.variants import apply_variant, has_engram
+from engram.variants.common import variant_spec
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +136,11 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
     saved: dict[str, str] = {}
     if has_engram(cfg.variant.name):  # the EngramModel writes engram.safetensors (+ lora_adapter/ for combined)
         saved.update({k: str(v) for k, v in model.save_pretrained(run_dir).items()})
-    elif cfg.variant.name == "lora":
+    elif variant_spec(cfg.variant.name).lora:
         path = run_dir / "lora_adapter"
         atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["lora"] = str(path)
-    if cfg.variant.name == "baseline" and cfg.variant.get("finetune") == "full":
+    if variant_spec(cfg.variant.name).full_finetune and cfg.variant.get("finetune") == "full":
         path = run_dir / "model"
         atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["model"] = str(path)

@@ -1,10 +1,5 @@
-"""What each variant adds to the base model and what it trains.
-
-    baseline  frozen base (variant.finetune=full: every weight trains)
-    lora      peft LoRA on the attention projections; only LoRA trains
-    engram    frozen base + Engram memory; only the memory trains
-    combined  LoRA + Engram; both train, in separate optimizer groups
-"""
+"""Wrap the base model as the variant declares (engram/variants/<name>.py: `lora`, `engram`, `full_finetune`) and set
+what trains: a LoRA adapter (peft) first, then an EngramModel around it."""
 
 from __future__ import annotations
 
@@ -14,23 +9,21 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from engram.models.inject import add_engram, engram_param_groups, engram_parameters
-
-ENGRAM_VARIANTS = ("engram", "combined")
-LORA_VARIANTS = ("lora", "combined")
+from engram.variants.common import variant_spec
 
 
 def has_engram(variant: str) -> bool:
-    return variant in ENGRAM_VARIANTS
+    return bool(variant_spec(variant).engram)
 
 
 def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Module:
     """Wrap `model` for `cfg.variant.name` (peft PeftModel for LoRA, then EngramModel for the memory) and set
     requires_grad so exactly the right weights train."""
-    variant = cfg.variant.name
-    full = variant == "baseline" and cfg.variant.get("finetune", "none") == "full"
+    variant = variant_spec(cfg.variant.name)
+    full = variant.full_finetune and cfg.variant.get("finetune", "none") == "full"
     for p in model.parameters():
         p.requires_grad_(full)
-    if variant in LORA_VARIANTS:
+    if variant.lora:
         lora = LoraConfig(
             r=int(cfg.lora.r),
             lora_alpha=int(cfg.lora.alpha),
@@ -39,7 +32,7 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)  # freezes everything but the adapters
-    if variant in ENGRAM_VARIANTS:
+    if variant.engram:
         model = add_engram(model, cfg.engram, tokenizer=tokenizer)
         for p in engram_parameters(model):
             p.requires_grad_(True)

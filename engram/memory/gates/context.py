@@ -1,59 +1,20 @@
-"""Gates: decide per token how much of the retrieved memory enters the residual stream.
-
-Both map `(h [B, T, H], e [B, T, E], keep [B, T])` to the residual `out [B, T, H]` (zero where `keep` is False) and
-keep the last forward's gate values (detached, only where `keep`) in `last_gate` for statistics.
-
-`gate_bias` means the same in every gate: a fixed offset (not trained) added to the gate's logit before the
-sigmoid. -5 makes a fresh gate nearly closed (sigmoid(-5) = 0.007), 0 half open; training can still open or shut
-the gate through its trained weights.
-
-- `MLPGate` (gate=mlp, seed PoC): `r = proj(e)`, `g = sigmoid(MLP([h, r]) + gate_bias)`, `out = g * r`; the MLP's
-  last bias starts at 0, so at initialisation this is the seed's MLP whose last bias started at `gate_bias`.
-- `ContextGate` (gate=context, DeepSeek paper): `alpha = sigmoid(signed_sqrt(<RMSNorm(h), RMSNorm(W_k e)> / sqrt(H))
-  + gate_bias)`, `v = alpha * W_v e`, `out = v + SiLU(causal depthwise conv1d(RMSNorm(v)))` with kernel
-  `conv_kernel`, dilation `max_ngram`, zero-initialised (so it starts as the identity on v).
-"""
+"""gate=context (DeepSeek paper): `alpha = sigmoid(signed_sqrt(<RMSNorm(h), RMSNorm(W_k e)> / sqrt(H)) + gate_bias)`,
+`v = alpha * W_v e`, `out = v + SiLU(causal depthwise conv1d(RMSNorm(v)))` with kernel `conv_kernel`, dilation
+`max_ngram`, zero-initialised (so it starts as the identity on v)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class _GateBase(nn.Module):
-    last_gate: torch.Tensor | None
-
-    def _record(self, gate: torch.Tensor, keep: torch.Tensor) -> None:
-        self.last_gate = gate.detach()[keep].float()
+from engram.memory.gates.common import GateBase, signed_sqrt
 
 
-class MLPGate(_GateBase):
-    def __init__(self, hidden_size: int, mem_dim: int, gate_bias: float = -5.0) -> None:
-        super().__init__()
-        self.proj = nn.Identity() if mem_dim == hidden_size else nn.Linear(mem_dim, hidden_size, bias=False)
-        width = max(16, hidden_size // 4)
-        self.mlp = nn.Sequential(nn.Linear(2 * hidden_size, width), nn.SiLU(), nn.Linear(width, 1))
-        nn.init.zeros_(self.mlp[-1].bias)
-        self.gate_bias = float(gate_bias)
-        self.last_gate = None
-
-    def forward(
-        self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None
-    ) -> torch.Tensor:
-        r = self.proj(e)
-        g = torch.sigmoid(self.mlp(torch.cat([h, r], dim=-1)) + self.gate_bias)  # [B, T, 1]
-        self._record(g[..., 0], keep)
-        return g * r * keep.unsqueeze(-1)
-
-
-def signed_sqrt(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    return x.abs().clamp_min(eps).sqrt() * x.sign()
-
-
-class ContextGate(_GateBase):
+class ContextGate(GateBase):
     def __init__(
         self, hidden_size: int, mem_dim: int, gate_bias: float = 0.0, conv_kernel: int = 4, dilation: int = 3
     ) -> None:
@@ -100,3 +61,8 @@ class ContextGate(_GateBase):
         w, d = self.conv.weight[:, 0, :], self.conv.dilation[0]
         y = sum(seq[:, j * d : j * d + T] * w[:, j] for j in range(w.shape[1]))
         return (value + F.silu(y)) * mask
+
+
+class Gate(ContextGate):
+    def __init__(self, hidden_size: int, mem_dim: int, cfg: Any) -> None:
+        super().__init__(hidden_size, mem_dim, float(cfg.gate_bias), int(cfg.conv_kernel), int(cfg.max_ngram))
