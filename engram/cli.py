@@ -67,14 +67,19 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
 
 
 def search_dirs(argv: list[str]) -> list[Path]:
-    """The local directories of a `hydra.searchpath=[file://a,file://b]` override (where plugins keep their YAMLs)."""
+    """The local config directories a command line adds (where plugins keep their YAMLs):
+    `hydra.searchpath=[file://a,file://b]` and `--config-dir DIR` / `-cd DIR` / `--config-dir=DIR`."""
     out = []
-    for arg in argv:
+    for i, arg in enumerate(argv):
         if arg.startswith("hydra.searchpath="):
             for item in arg.split("=", 1)[1].strip("[]").split(","):
                 item = item.strip().strip("'\"")
                 if item.startswith("file://"):
                     out.append(Path(item[len("file://"):]))
+        elif arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            out.append(Path(argv[i + 1]))
+        elif arg.startswith("--config-dir="):
+            out.append(Path(arg.split("=", 1)[1]))
     return out
 
 

@@ -143,7 +143,7 @@ def validate_data(d: Any) -> None:
     one_of("data.prompt_format", d.prompt_format, PROMPT_FORMATS)
     check(d.num_train >= 1, "data.num_train", d.num_train, "must be >= 1")
     check(d.num_eval >= 0, "data.num_eval", d.num_eval, "must be >= 0")
-    if d.family != "jsonl":  # jsonl: num_train / num_eval only cap what the files hold
+    if registry.attribute("family", d.family, "generated", True):  # a file family: the counts only cap its records
         check(d.num_train + d.num_eval <= MAX_GENERATED, "data.num_train", d.num_train,
                f"+ data.num_eval must be <= {MAX_GENERATED:,} for a generated family")
     check_seed("data.seed", d.seed)
@@ -159,12 +159,9 @@ def validate_data(d: Any) -> None:
     check(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "must be >= 1")
     check(d.max_length >= 2, "data.max_length", d.max_length, "must be >= 2")
     check(0.0 <= d.split_fraction < 1.0, "data.split_fraction", d.split_fraction, "must be in [0, 1)")
-    if d.family == "long_recall":
-        check(d.num_facts >= 1, "data.num_facts", d.num_facts, "must be >= 1")
-        check(d.vocab_size >= max(d.num_facts, 3), "data.vocab_size", d.vocab_size,
-               f"must be >= 3 and >= data.num_facts ({d.num_facts})")
-    if d.family == "jsonl":
-        check(bool(d.path), "data.path", d.path, "is required for data=jsonl (a messages-format .jsonl file)")
+    family_rules = registry.attribute("family", d.family, "check")  # the family's own rules (torch-free)
+    if family_rules is not None:
+        family_rules(d)
     for key in ("path", "valid_path", "test_path"):
         p = getattr(d, key)
         if p:
@@ -173,19 +170,10 @@ def validate_data(d: Any) -> None:
 
 def validate_model(m: Any) -> None:
     known_kind("model", "model.name", m.name)
-    if m.name == "hf":
-        check(bool(m.name_or_path), "model.name_or_path", None, "is required for model=hf")
+    source_rules = registry.attribute("model", m.name, "check")  # the source's own rules (torch-free)
+    if source_rules is not None:
+        source_rules(m)
     one_of("model.dtype", m.dtype, DTYPES)
-    if m.name != "tiny":
-        return
-    for key, low, high in (("hidden_size", 2, 4096), ("num_layers", 2, 128), ("num_heads", 1, 64),
-                           ("intermediate_size", 1, 16384)):
-        value = getattr(m, key)
-        check(low <= value <= high, f"model.{key}", value, f"must be in [{low}, {high}] for model=tiny")
-    head_dim, rest = divmod(m.hidden_size, m.num_heads)
-    check(rest == 0 and head_dim % 2 == 0, "model.num_heads", m.num_heads,
-           f"must divide model.hidden_size ({m.hidden_size}) into an even head size")
-    check_seed("model.seed", m.seed)
 
 
 def validate_lora(lora: Any, model_name: str) -> None:
@@ -194,7 +182,7 @@ def validate_lora(lora: Any, model_name: str) -> None:
     check(0.0 <= lora.dropout < 1.0, "lora.dropout", lora.dropout, "must be in [0, 1)")
     modules = list(lora.target_modules)
     check(len(modules) > 0, "lora.target_modules", modules, "must name at least one module")
-    if model_name in ("smollm", "tiny"):  # both are Llama models; any other is checked by peft when it loads
+    if registry.attribute("model", model_name, "llama", False):  # any other is checked by peft when it loads
         bad = [m for m in modules if m not in LLAMA_MODULES]
         check(not bad, "lora.target_modules", modules, f"has {bad[0] if bad else ''!r}, not a Llama module "
                f"({', '.join(LLAMA_MODULES)})")

@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from engram import registry
 from engram.config_rules import ConfigError, first_line
 from engram.data import build_splits
 from engram.data.jsonl import JsonlFormatError
@@ -46,10 +47,11 @@ def check_data(data: Any) -> dict[str, list[dict[str, Any]]]:
         key = next((f"data.{k}" for k in ("path", "valid_path", "test_path")
                     if getattr(data, k, None) and _path(getattr(data, k)) == Path(e.path)), "data.path")
         raise ConfigError(key, f"{e.path}:{e.line}", e.reason) from None
+    from_files = registry.attribute("family", data.family, "from_files", False)
     if not splits["train"]:
-        key = "data.path" if data.family == "jsonl" else "data.num_train"
-        raise ConfigError(key, data.path if data.family == "jsonl" else data.num_train, "gives no training records")
-    if data.family == "jsonl" and data.test_path and not splits.get("test"):
+        key = "data.path" if from_files else "data.num_train"
+        raise ConfigError(key, data.path if from_files else data.num_train, "gives no training records")
+    if from_files and data.test_path and not splits.get("test"):
         raise ConfigError("data.test_path", data.test_path, "has no records")
     return splits
 

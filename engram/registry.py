@@ -11,7 +11,8 @@
 A new kind is one module in its package (named after the kind, e.g. engram/memory/hashes/toy.py) and one YAML that
 selects it; nothing else changes. `names(kind)` lists the module files without importing them (config validation
 stays torch-free: the modules are imported by dotted name only on `get`). Modules whose name starts with `_` or is
-`common` are helpers, not kinds.
+`common` are helpers, not kinds. `attribute(kind, name, attr, default)` reads an optional module attribute beside
+the main one (a data family's or model source's `check`, ...; documented in each kind package's __init__).
 
 External kinds: the root config key `plugins: [dotted.module, ...]` names modules imported before validation; a
 plugin calls `register(kind, name, obj)` at import, and its YAML is found through Hydra's searchpath
@@ -86,6 +87,16 @@ def get(kind: str, name: str) -> Any:
     if name not in builtin_names(kind):
         raise KeyError(f"engram: {key}={name} is not one of {', '.join(names(kind))}")
     return getattr(import_module(f"{package}.{name}"), attribute)
+
+
+def attribute(kind: str, name: str, attr: str, default: Any = None) -> Any:
+    """An optional attribute a kind may declare beside its main one (e.g. a data family's `check`): the built-in
+    module's, or the registered object's (a plugin sets it on what it registers)."""
+    _kind(kind)
+    if name in _registered[kind]:
+        return getattr(_registered[kind][name], attr, default)
+    get(kind, name)  # KeyError naming the known names
+    return getattr(import_module(f"{KINDS[kind][0]}.{name}"), attr, default)
 
 
 def load_plugins(modules: Any) -> None:

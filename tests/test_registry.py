@@ -22,23 +22,20 @@ import torch
 from torch import nn
 
 from engram import registry
+from engram.config_rules import check as rule
 from engram.memory.hashing import Lookup
 
 CALLS = {"hash": 0, "gate": 0, "family": 0}
 
 
 class ToyHash:
-    """Unigram: head h looks up (id + h) % table_size in its own block."""
+    """Unigram: head h looks up (id + h) % table_size in its own block. The least a hash needs (uses_token_map and
+    table_sizes are optional)."""
 
     shared_table = False
-    uses_token_map = False
 
     def __init__(self, cfg, layers, vocab_size, pad_id, token_map=None):
         self.heads, self.size = int(cfg.heads), int(cfg.table_size)
-
-    @staticmethod
-    def table_sizes(cfg):
-        return [int(cfg.table_size)]
 
     def head_sizes(self, layer):
         return [self.size] * self.heads
@@ -72,6 +69,11 @@ def build_toy(cfg):
     return {"train": [rec(i) for i in range(cfg.num_train)], "eval": [rec(i) for i in range(cfg.num_eval)]}
 
 
+def check_toy(d):  # the family's own config rule, found by validation beside `build`
+    rule(d.num_eval <= d.num_train, "data.num_eval", d.num_eval, "must be <= data.num_train for data=toy")
+
+
+build_toy.check = check_toy
 registry.register("hash", "toy", ToyHash)
 registry.register("gate", "toy", ToyGate)
 registry.register("family", "toy", build_toy)
@@ -124,6 +126,7 @@ def test_validation_lists_a_plugin_kind_and_names_the_known_ones(toy: Path) -> N
         good = compose("train", overrides=["plugins=[toy_kinds]", "engram.hash=toy"])
         bad = compose("train", overrides=["plugins=[toy_kinds]", "engram.hash=nosuch"])
         missing = compose("train", overrides=["plugins=[no_such_plugin_module]"])
+        family_rule = compose("train", overrides=["plugins=[toy_kinds]", "data.family=toy", "data.num_eval=900"])
     assert validate(good).engram.hash == "toy"
     assert "toy" in registry.names("hash") and "deepseek" in registry.names("hash")
     with pytest.raises(ConfigError) as err:
@@ -133,12 +136,15 @@ def test_validation_lists_a_plugin_kind_and_names_the_known_ones(toy: Path) -> N
     assert all(name in message for name in ("deepseek", "poc", "span", "toy"))
     with pytest.raises(ConfigError, match="config error: plugins=no_such_plugin_module cannot be imported"):
         validate(missing)
+    with pytest.raises(ConfigError, match="config error: data.num_eval=900 must be <= data.num_train for data=toy"):
+        validate(family_rule)
 
 
 def test_group_choice_from_the_searchpath_is_known(toy: Path) -> None:
     from engram.cli import check_group_choices
 
     check_group_choices(["engram=toy", f"hydra.searchpath=[file://{toy}]"])
+    check_group_choices(["--config-dir", str(toy), "engram=toy", "data=toy"])
     with pytest.raises(SystemExit):
         check_group_choices(["engram=toy"])
 

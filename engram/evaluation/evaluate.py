@@ -84,7 +84,8 @@ def comparison_row(run: RunDir) -> dict[str, Any]:
     row["per_category"] = {c: v.get("exact_match") for c, v in (run.result.get("per_category") or {}).items()}
     family = run.result.get("info", {}).get("data")
     consistency = m.get("eval/consistency")
-    if consistency is None and family == "patterns":
+    if consistency is None and family in registry.names("family") and registry.attribute(
+            "family", family, "paraphrased", False):
         consistency = consistency_from_rows(run.result.get("examples", []))
     row["consistency"] = consistency
     return row

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engram import registry
 from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.generate_eval import evaluate_splits
 from engram.evaluation.metrics import consistency_from_rows
@@ -60,7 +61,7 @@ def evaluate_and_save(
         seen = [r for r in result.rows if r.get("seen")]
         metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
                                            int(cfg.data.max_length)))
-    if cfg.data.family == "patterns":
+    if registry.attribute("family", cfg.data.family, "paraphrased", False):
         metrics["eval/consistency"] = consistency_from_rows(result.rows)
     params = count_parameters(model)
     trainable = params["trainable"] if base_params is None else params["total"] - base_params

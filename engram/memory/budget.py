@@ -43,12 +43,19 @@ class EngramBytes:
         return self.tables + self.optimizer + self.other
 
 
+def requested_sizes(cfg: Any) -> list[int]:
+    """`engram.table_size` as a list (one int, or one per n-gram order): a hash kind's layout unless it says."""
+    size = cfg.table_size
+    return [int(size)] if isinstance(size, int | str) else [int(s) for s in size]
+
+
 def estimate_engram_bytes(cfg: Any, layers: int, hidden_size: int, dtype_bytes: int = 4) -> EngramBytes:
     """Bytes `add_engram(cfg)` plus training (Adam moments) will hold for `layers` injected layers. The hash kind
     says its layout (`Hash.shared_table`, `Hash.table_sizes(cfg)`); importing it imports torch, which is why
     engram.cli checks the budget after every torch-free check."""
     hash_kind = registry.get("hash", cfg.hash)
-    sizes, heads, dim = hash_kind.table_sizes(cfg), int(cfg.heads), int(cfg.dim)
+    table_sizes = getattr(hash_kind, "table_sizes", requested_sizes)  # optional: default one block per head
+    sizes, heads, dim = [int(s) for s in table_sizes(cfg)], int(cfg.heads), int(cfg.dim)
     if hash_kind.shared_table:
         rows, row_dim, mem_dim = sizes[0], dim, dim
     else:

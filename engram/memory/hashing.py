@@ -4,9 +4,11 @@ The hashes themselves are one module each in `engram.memory.hashes` (see engram/
 from `(cfg: EngramConfig, layers: list[int], vocab_size: int, pad_id: int, token_map: Tensor | None)` and has
 
     shared_table: bool               all heads index one block of rows (their rows are averaged), else one block each
-    uses_token_map: bool             wants the vocabulary compression map (engram.compress_vocab)
-    table_sizes(cfg) -> list[int]    staticmethod, torch-free: the rows asked for per group of `heads` heads (one
-                                     per n-gram order); the memory budget bounds the real (prime) sizes from it
+    uses_token_map: bool             optional (default True): wants the vocabulary compression map when
+                                     engram.compress_vocab (built from the tokenizer; None otherwise)
+    table_sizes(cfg) -> list[int]    optional staticmethod: the rows asked for per group of `heads` heads (one per
+                                     n-gram order); the memory budget bounds the real (prime) sizes from it.
+                                     Default: engram.table_size as a list
     head_sizes(layer) -> list[int]   the rows of each head's block (the modulus of its slots)
     lookup(ids [B, S], mask [B, S], prompt_lengths [B], new, layer) -> Lookup   for the `new` newest positions
 
@@ -30,15 +32,6 @@ class Lookup(NamedTuple):
     slots: torch.Tensor  # LongTensor[B, T, heads]: row within each head's block
     keys: torch.Tensor  # LongTensor[B, T, heads]: each head's full key before the modulo
     keep: torch.Tensor  # BoolTensor[B, T]: the positions that get memory
-
-
-def table_sizes(table_size: Any) -> list[int]:
-    """`engram.table_size` as a list of ints (one int, or one per n-gram order)."""
-    if isinstance(table_size, int | str):
-        return [int(table_size)]
-    return [int(s) for s in table_size]
-
-
 
 
 def is_prime(n: int) -> bool:

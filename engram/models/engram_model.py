@@ -69,7 +69,7 @@ class EngramModel(nn.Module):
         pad_id = _pad_id(lm, tokenizer)
         hash_kind = registry.get("hash", ecfg.hash)
         token_map = None
-        if tokenizer is not None and ecfg.compress_vocab and hash_kind.uses_token_map:
+        if tokenizer is not None and ecfg.compress_vocab and getattr(hash_kind, "uses_token_map", True):
             token_map = build_token_map(tokenizer, vocab_size=lm.config.vocab_size)
         hasher = hash_kind(ecfg, layers, int(lm.config.vocab_size), pad_id, token_map)
         dtype = ref.dtype if ref.dtype.is_floating_point else None

@@ -62,15 +62,29 @@ def write_facts(
     progress: bool = True,
 ) -> WriteSummary:
     """Write `facts` (dicts with "prompt" and "answer") into `model`'s memory tables; returns what was written."""
+    return _run(model, tokenizer, facts, prompt_format, steps, lr, margin, batch_size, max_length,
+                progress, "writing facts")
+
+
+def recall_of(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], *, prompt_format: str = "chat",
+              batch_size: int = 64, max_length: int = 256, progress: bool = True) -> float:
+    """Share of `facts` whose every answer token is the model's argmax under teacher forcing (what greedy
+    generation reproduces exactly). Changes nothing: no row is claimed or moved."""
+    return _run(model, tokenizer, facts, prompt_format, 0, 0.0, 0.0, batch_size, max_length, progress,
+                "checking facts").recall
+
+
+def _run(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], prompt_format: str, steps: int,
+         lr: float, margin: float, batch_size: int, max_length: int, progress: bool, desc: str) -> WriteSummary:
     if not isinstance(model, EngramModel):
-        raise TypeError("engram: write_facts needs an EngramModel (the memories to write into)")
+        raise TypeError("engram: writing facts needs an EngramModel (the memories to write into)")
     t0 = time.perf_counter()
     batches = [facts[i : i + batch_size] for i in range(0, len(facts), batch_size)]
     written = total_steps = 0
     was_training = model.training
     model.eval()
     try:
-        for batch in tqdm(batches, desc="writing facts", unit="batch", disable=not progress):
+        for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
             encoded = _encode(tokenizer, batch, prompt_format, max_length)
             n_steps, ok = _write_batch(model, encoded, steps, lr, margin)
             total_steps += n_steps
@@ -78,7 +92,7 @@ def write_facts(
     finally:
         model.train(was_training)
     summary = WriteSummary(len(facts), written, total_steps, time.perf_counter() - t0)
-    log.info("wrote %d/%d facts in %.1f s (%d steps)", written, len(facts), summary.seconds, total_steps)
+    log.info("%s: %d/%d facts recalled, %.1f s (%d steps)", desc, written, len(facts), summary.seconds, total_steps)
     return summary
 
 
@@ -101,8 +115,9 @@ def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin:
     targets = labels[answer]
     tables = [m.table.weight for m in model.memories.values()]
     sparse = all(m.table.sparse for m in model.memories.values())
-    logits_at = _fast_logits(model, batch) if _all_final(model) else _full_logits(model, batch)
-    optimiser = _row_optimiser(tables, lr, sparse)
+    claim = steps > 0  # only a write claims rows; a check leaves every record as it is
+    logits_at = _fast_logits(model, batch, claim) if _all_final(model) else _full_logits(model, batch, claim)
+    optimiser = _row_optimiser(tables, lr, sparse) if claim else None
     active = torch.ones_like(targets, dtype=torch.bool)
     taken = 0
     for _ in range(steps):
@@ -112,6 +127,7 @@ def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin:
         if not below.any():
             break
         loss = F.cross_entropy(logits[below], targets[active][below], reduction="sum") / targets.numel()
+        assert optimiser is not None
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         _drop_untouched_rows(tables)
@@ -126,7 +142,7 @@ def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin:
     return taken, int(per_fact.sum())
 
 
-def _fast_logits(model: EngramModel, batch: dict) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _fast_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Memory at "final": the base's last hidden state is computed once; a step is memory + norm + head."""
     lm = model.lm
     memory = next(iter(model.memories.values()))
@@ -141,11 +157,12 @@ def _fast_logits(model: EngramModel, batch: dict) -> Callable[[torch.Tensor, tor
     h = captured[-1]
     mask = batch["attention_mask"].bool()
     ids = torch.where(mask, batch["input_ids"], torch.full_like(batch["input_ids"], model.context.pad_id))
-    memory.train()  # addresses with a per-row record claim this batch's rows in this first call
-    try:
-        memory(h, ids, mask, batch["prompt_lengths"])
-    finally:
-        memory.eval()
+    if claim:
+        memory.train()  # addresses with a per-row record claim this batch's rows in this first call
+        try:
+            memory(h, ids, mask, batch["prompt_lengths"])
+        finally:
+            memory.eval()
 
     def logits_at(answer: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         out = memory(h, ids, mask, batch["prompt_lengths"])
@@ -156,17 +173,18 @@ def _fast_logits(model: EngramModel, batch: dict) -> Callable[[torch.Tensor, tor
     return logits_at
 
 
-def _full_logits(model: EngramModel, batch: dict) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _full_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Any layer: every step is a full teacher-forced forward (the first in training mode, to claim rows)."""
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "prompt_lengths")}
-    for memory in model.memories.values():
-        memory.train()
-    try:
-        with torch.no_grad():
-            model(**inputs)
-    finally:
+    if claim:
         for memory in model.memories.values():
-            memory.eval()
+            memory.train()
+        try:
+            with torch.no_grad():
+                model(**inputs)
+        finally:
+            for memory in model.memories.values():
+                memory.eval()
 
     def logits_at(answer: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         return model(**inputs).logits[:, :-1][answer][active]

@@ -16,27 +16,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from engram.memory.hashes.span import SPAN_MODULUS, SpanHasher
-from engram.memory.hashing import LAYER_PRIME, Lookup, table_sizes
+from engram.memory.hashes import span
+from engram.memory.hashes.span import SPAN_MODULUS
+from engram.memory.hashing import LAYER_PRIME, Lookup
 
 OFFSET_SEED = 7  # keeps the offset multiplier independent of the span multipliers drawn from the same seed
 
 
-class Hash(SpanHasher):
-    uses_token_map = True
-
+class Hash(span.Hash):
     def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
                  token_map: torch.Tensor | None = None) -> None:
-        super().__init__(cfg.table_size, cfg.heads, layers, cfg.seed, token_map)
+        super().__init__(cfg, layers, vocab_size, pad_id, token_map)
         self.offset_step = {
             int(layer): int(np.random.default_rng([int(cfg.seed), LAYER_PRIME * int(layer), OFFSET_SEED])
                             .integers(1, SPAN_MODULUS))
             for layer in self.layers
         }
-
-    @staticmethod
-    def table_sizes(cfg: Any) -> list[int]:
-        return table_sizes(cfg.table_size)[:1]
 
     def lookup(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int,
                layer: int) -> Lookup:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engram.memory.hashing import LAYER_PRIME, DeviceCache, Lookup, assign_primes, table_sizes
+from engram.memory.budget import requested_sizes
+from engram.memory.hashing import LAYER_PRIME, DeviceCache, Lookup, assign_primes
 
 
 class NgramHasher:
@@ -114,5 +115,5 @@ class Hash(NgramHasher):
 
     @staticmethod
     def table_sizes(cfg: Any) -> list[int]:
-        sizes = table_sizes(cfg.table_size)
+        sizes = requested_sizes(cfg)
         return sizes if len(sizes) > 1 else sizes * max(1, int(cfg.max_ngram) - 1)

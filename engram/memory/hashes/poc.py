@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from engram.memory.hashing import DeviceCache, Lookup, table_sizes
+from engram.memory.budget import requested_sizes
+from engram.memory.hashing import DeviceCache, Lookup
 
 POC_PRIMES = (17, 31, 53, 79, 107, 131, 157, 181)
 
@@ -45,8 +46,8 @@ class Hash(PocHasher):
 
     def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
                  token_map: torch.Tensor | None = None) -> None:
-        super().__init__(table_sizes(cfg.table_size)[0], int(cfg.heads))
+        super().__init__(requested_sizes(cfg)[0], int(cfg.heads))
 
     @staticmethod
     def table_sizes(cfg: Any) -> list[int]:
-        return table_sizes(cfg.table_size)[:1]
+        return requested_sizes(cfg)[:1]

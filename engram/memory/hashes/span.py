@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engram.memory.hashing import LAYER_PRIME, DeviceCache, Lookup, assign_primes, table_sizes
+from engram.memory.budget import requested_sizes
+from engram.memory.hashing import LAYER_PRIME, DeviceCache, Lookup, assign_primes
 
 SPAN_MODULUS = 2_147_483_647  # 2**31 - 1 (prime): span keys live in [0, 2**31 - 1)
 SPAN_POSITIONS = 4096  # per-position multipliers; longer prompts reuse them cyclically
@@ -99,4 +100,4 @@ class Hash(SpanHasher):
 
     @staticmethod
     def table_sizes(cfg: Any) -> list[int]:
-        return table_sizes(cfg.table_size)[:1]
+        return requested_sizes(cfg)[:1]

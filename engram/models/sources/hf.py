@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from engram.config_rules import check as rule
 from engram.models.loading import config_shape, hf_config_file, load_pretrained
+
+
+def check(m: Any) -> None:
+    rule(bool(m.name_or_path), "model.name_or_path", None, "is required for model=hf")
 
 
 class Source:

@@ -7,6 +7,8 @@ from typing import Any
 
 from engram.models.loading import config_shape, load_pretrained, resolve_smollm_dir, smollm_config_source
 
+llama = True  # LoRA target modules are checked against the Llama module names
+
 
 class Source:
     @staticmethod
