@@ -131,9 +131,9 @@ def validate_layers(layers: Any, num_layers: int, key: str = "engram.layers") ->
     if layers == "all":
         return list(range(num_layers))
     resolved = [num_layers if x == FINAL_LAYER else int(x) for x in layers]
-    for layer in resolved:
-        rule = f'is outside the model\'s {num_layers} layers (0..{num_layers - 1}, or {num_layers} = "{FINAL_LAYER}")'
-        check(0 <= layer <= num_layers, key, resolved, rule)
+    for given, layer in zip(layers, resolved, strict=True):
+        rule = f'is outside the model\'s {num_layers} layers (0..{num_layers - 1}, or "{FINAL_LAYER}")'
+        check(0 <= layer < num_layers or given == FINAL_LAYER, key, resolved, rule)
     check(len(set(resolved)) == len(resolved), key, resolved, "names a layer twice")
     return resolved
 

@@ -81,7 +81,11 @@ ENGRAM_META = {"format": "engram-lab/1", "engram_config": "{}", "layers": "[0]",
         (["trainer.accelerator=quantum"], "trainer.accelerator=quantum"),
         (["+trainer.max_epoch=3"], "trainer.max_epoch=3 is not a lightning.Trainer argument"),
         (["optim.lrr=1"], "optim.lrr"),  # a typo'd key: Hydra's own multi-line error before
-        (["engram.init=prepopulate"], "engram.init=prepopulate is not implemented"),
+        (["engram.prepopulate.steps=0"], "engram.prepopulate.steps=0 must be an integer >= 1"),
+        (["engram.prepopulate.lr=-1"], "engram.prepopulate.lr=-1.0 must be a number > 0"),
+        (["train.replay_ratio=-0.5"], "train.replay_ratio=-0.5 must be a number in [0, 16]"),
+        (["engram.gate_l1=-1"], "engram.gate_l1=-1.0 must be a number >= 0"),
+        (["engram.layers=[final,final]"], "engram.layers=[2, 2] names a layer twice"),
     ],
 )
 def test_train_bad_values(tmp_path, args, needle):

@@ -140,15 +140,17 @@ def test_final_layer_resolves_and_bad_layers_fail_with_one_line() -> None:
     assert validate_layers([2, "final"], 4) == [2, 4]
     with pytest.raises(ConfigError, match="outside"):
         validate_layers([5], 4)
+    with pytest.raises(ConfigError, match="outside"):
+        validate_layers([4], 4)  # the index past the last layer is spelled "final"
     with pytest.raises(ConfigError, match="twice"):
-        validate_layers([4, "final"], 4)
+        validate_layers([1, 1], 4)
 
 
 def test_prepopulate_recipe_through_train_recalls_taught_facts_and_keeps_retention(tmp_path: Path) -> None:
     from engram.training.pipeline import train
 
-    cfg = tiny_cfg(tmp_path, "engram=recall", "engram.dim=64", "engram.table_size=5000", "trainer.max_epochs=0", "trainer.max_steps=-1",
-                   "data.num_train=40", "data.num_eval=16", "eval_max_new_tokens=12")
+    cfg = tiny_cfg(tmp_path, "engram=recall", "engram.dim=64", "engram.table_size=5000", "trainer.max_epochs=0",
+                   "trainer.max_steps=-1", "data.num_train=40", "data.num_eval=16", "eval_max_new_tokens=12")
     metrics, _ = train(cfg)
     assert metrics["prepopulate/recall"] >= 0.9
     assert metrics["eval/exact_match_seen"] >= 0.85
