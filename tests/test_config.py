@@ -84,7 +84,8 @@ def test_layers_checked_against_model_depth(capsys):
     with pytest.raises(SystemExit) as code:
         validated_or_exit(composed("model=tiny", "engram.layers=[2]"))
     assert code.value.code == 2
-    assert capsys.readouterr().err.strip() == "config error: engram.layers=[2] is outside the model's 2 layers (0..1, or \"final\")"
+    expected = "config error: engram.layers=[2] is outside the model's 2 layers (0..1, or \"final\")"
+    assert capsys.readouterr().err.strip() == expected
 
 
 @pytest.mark.parametrize("arg", ["model=gpt5", "variant=adapter", "data=wiki", "engram=paper", "trainer=tpu"])
