@@ -60,7 +60,7 @@ def evaluate_and_save(
         metrics.update(knockout_metrics(model, tokenizer, datamodule, batch_size, max_new))
         seen = [r for r in result.rows if r.get("seen")]
         metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
-                                           int(cfg.data.max_length)))
+                                           int(cfg.data.max_length), taught))
     if registry.attribute("family", cfg.data.family, "paraphrased", False):
         metrics["eval/consistency"] = consistency_from_rows(result.rows)
     params = count_parameters(model)

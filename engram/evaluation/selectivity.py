@@ -36,14 +36,16 @@ def knockout_metrics(model: Any, tokenizer: Any, datamodule: Any, batch_size: in
 
 
 def selectivity_metrics(model: Any, tokenizer: Any, seen_rows: Sequence[dict[str, Any]], base_general: Sequence[str],
-                        prompt_format: str, max_length: int) -> dict[str, float]:
+                        prompt_format: str, max_length: int, taught: set[str] | None = None) -> dict[str, float]:
     """`selectivity/facts` (over the seen eval facts), `selectivity/general` (mean memory entering at kept
-    positions), and `collisions/*`: seen facts whose kept positions did not all get every head's row (a lost row:
+    positions; general prompts that are `taught` fact prompts are left out, as in retention), and `collisions/*`: seen facts whose kept positions did not all get every head's row (a lost row:
     another key owns it, or it was never written), with the recall of facts with / without such a loss."""
     facts = list(seen_rows)
-    general = [format_general_prompt(tokenizer, p["messages"]) for p in load_general_prompts()]
+    unrelated = [(p, a) for p, a in zip(load_general_prompts(), base_general, strict=True)
+                 if not (len(p["messages"]) == 1 and p["messages"][0]["content"].strip() in (taught or set()))]
+    general = [format_general_prompt(tokenizer, p["messages"]) for p, _ in unrelated]
     general_ids = tokenizer(general, add_special_tokens=False)["input_ids"]
-    general_answers = tokenizer([str(a) for a in base_general], add_special_tokens=False)["input_ids"]
+    general_answers = tokenizer([str(a) for _, a in unrelated], add_special_tokens=False)["input_ids"]
     fact_prompts = encode_prompts(tokenizer, [str(f["prompt"]) for f in facts], prompt_format)
     fact_answers = encode_answers(tokenizer, [str(f["expected"]) for f in facts], prompt_format)
     on_facts, full = _mean_entering(model, tokenizer, fact_prompts, fact_answers, max_length)
