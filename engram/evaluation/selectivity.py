@@ -38,8 +38,9 @@ def knockout_metrics(model: Any, tokenizer: Any, datamodule: Any, batch_size: in
 def selectivity_metrics(model: Any, tokenizer: Any, seen_rows: Sequence[dict[str, Any]], base_general: Sequence[str],
                         prompt_format: str, max_length: int, taught: set[str] | None = None) -> dict[str, float]:
     """`selectivity/facts` (over the seen eval facts), `selectivity/general` (mean memory entering at kept
-    positions; general prompts that are `taught` fact prompts are left out, as in retention), and `collisions/*`: seen facts whose kept positions did not all get every head's row (a lost row:
-    another key owns it, or it was never written), with the recall of facts with / without such a loss."""
+    positions; general prompts that are `taught` fact prompts are left out, as in retention), and
+    `collisions/*`: seen facts whose kept positions did not all get every head's row (a lost row: another key
+    owns it, or it was never written), with the recall of facts with / without such a loss."""
     facts = list(seen_rows)
     unrelated = [(p, a) for p, a in zip(load_general_prompts(), base_general, strict=True)
                  if not (len(p["messages"]) == 1 and p["messages"][0]["content"].strip() in (taught or set()))]
