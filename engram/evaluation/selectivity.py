@@ -47,12 +47,12 @@ def selectivity_metrics(model: Any, tokenizer: Any, seen_rows: Sequence[dict[str
     general = [format_general_prompt(tokenizer, p["messages"]) for p, _ in unrelated]
     general_ids = tokenizer(general, add_special_tokens=False)["input_ids"]
     general_answers = tokenizer([str(a) for _, a in unrelated], add_special_tokens=False)["input_ids"]
-    fact_prompts = encode_prompts(tokenizer, [str(f["prompt"]) for f in facts], prompt_format)
-    fact_answers = encode_answers(tokenizer, [str(f["expected"]) for f in facts], prompt_format)
-    on_facts, full = _mean_entering(model, tokenizer, fact_prompts, fact_answers, max_length)
     on_general, _ = _mean_entering(model, tokenizer, general_ids, general_answers, max_length)
-    out = {"selectivity/facts": on_facts, "selectivity/general": on_general}
-    if facts:
+    out = {"selectivity/general": on_general}
+    if facts:  # a file with no trained fact in its eval split has nothing to measure on facts
+        fact_prompts = encode_prompts(tokenizer, [str(f["prompt"]) for f in facts], prompt_format)
+        fact_answers = encode_answers(tokenizer, [str(f["expected"]) for f in facts], prompt_format)
+        out["selectivity/facts"], full = _mean_entering(model, tokenizer, fact_prompts, fact_answers, max_length)
         lost = [not f for f in full]
         out["collisions/facts_with_lost_rows"] = sum(lost) / len(lost)
         for name, group in (("lost", True), ("intact", False)):
