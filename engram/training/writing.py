@@ -165,8 +165,9 @@ def _fast_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torc
             memory.eval()
 
     def logits_at(answer: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        out = memory(h, ids, mask, batch["prompt_lengths"])
-        x = (h + out)[:, :-1][answer][active]
+        # the knock-out holds here too: inside model.memories_off() this is the base model's logits
+        x = h + memory(h, ids, mask, batch["prompt_lengths"]) if model.context.memories_on else h
+        x = x[:, :-1][answer][active]
         with model.memories_off():  # the norm carries the memory's own hook; x already holds the memory
             return lm.lm_head(lm.model.norm(x))
 
