@@ -78,6 +78,8 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
         check(is_int(s) and s > 0, f"{prefix}.table_size", e.table_size, "must be a positive integer")
     check(is_int(e.heads) and e.heads >= 1, f"{prefix}.heads", e.heads, "must be an integer >= 1")
     check(e.heads <= min(sizes), f"{prefix}.heads", e.heads, f"must be <= engram.table_size ({min(sizes)})")
+    check(not is_int(e.dim) or e.heads <= e.dim, f"{prefix}.heads", e.heads,
+          f"must be <= engram.dim ({e.dim}): each head's rows are dim // heads wide")
     check(is_int(e.max_ngram) and 2 <= e.max_ngram <= 16, f"{prefix}.max_ngram", e.max_ngram,
            "must be an integer in [2, 16]")
     if e.hash == "poc":
