@@ -37,6 +37,7 @@ from engram.config_rules import (
     ConfigError,
     check,
     check_seed,
+    finite,
     first_line,
     is_int,
     known_kind,
@@ -73,6 +74,18 @@ class ModelConfig:
 
 
 @dataclass
+class PrepopulateConfig:
+    """engram.init=prepopulate: facts written into the zero-initialised table before training
+    (engram/training/writing.py)."""
+
+    path: str | None = None  # a JSONL fact file (the documented messages format); null = the run's training facts
+    steps: int = 60  # at most this many optimiser steps per batch of facts
+    lr: float = 0.3
+    margin: float = 3.0  # logits by which every answer token must lead before a fact counts as written
+    batch_size: int = 64
+
+
+@dataclass
 class EngramConfig:
     table_size: Any = 5000  # int, or one int per n-gram order (deepseek)
     heads: int = 4
@@ -90,6 +103,8 @@ class EngramConfig:
     seed: int = 0
     compress_vocab: bool = True
     conv_kernel: int = 4
+    prepopulate: PrepopulateConfig = field(default_factory=PrepopulateConfig)
+    gate_l1: float = 0.0  # training: penalty on the memory entering at positions off the answer (and on replay)
 
 
 @dataclass
@@ -160,6 +175,17 @@ class OptimConfig:
 
 
 @dataclass
+class RetentionTrainingConfig:
+    """`train.*`: retention-aware training (engram/training/replay.py)."""
+
+    # replay prompts per fact example in every step (0 = off): generated general prompts (never the retention
+    # prompts), scored by KL from the frozen base model's next-token distribution with the memories switched off
+    replay_ratio: float = 0.0
+    replay_weight: float = 1.0  # weight of that KL in the loss
+    replay_prompts: int = 512  # how many replay prompts are generated (data.seed picks them)
+
+
+@dataclass
 class TrainConfig:
     """Root schema for conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
     checked key by key in engram/config_trainer.py."""
@@ -173,6 +199,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: Any = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    train: RetentionTrainingConfig = field(default_factory=RetentionTrainingConfig)
     plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register kinds)
     experiment_name: str = "default"
     seed: int = 0
@@ -305,6 +332,13 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(typed.optim.lr * typed.engram.lr_multiplier < FLOAT32_MAX, "engram.lr_multiplier",
           typed.engram.lr_multiplier, f"times optim.lr ({typed.optim.lr}) overflows float32 (the tables' lr)")
     validate_trainer(typed)
+    t = typed.train
+    check(finite(t.replay_ratio) and 0 <= t.replay_ratio <= 16, "train.replay_ratio", t.replay_ratio,
+          "must be a number in [0, 16] (replay prompts per fact example)")
+    check(finite(t.replay_weight) and t.replay_weight >= 0, "train.replay_weight", t.replay_weight,
+          "must be a number >= 0")
+    check(is_int(t.replay_prompts) and t.replay_prompts >= 1, "train.replay_prompts", t.replay_prompts,
+          "must be an integer >= 1")
     one_of("logger.name", typed.logger.name, LOGGER_NAMES)
     check(typed.logger.mode in ("offline", "online", "disabled"), "logger.mode", typed.logger.mode,
           "is not one of offline, online, disabled")

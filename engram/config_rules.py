@@ -78,6 +78,8 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
         check(is_int(s) and s > 0, f"{prefix}.table_size", e.table_size, "must be a positive integer")
     check(is_int(e.heads) and e.heads >= 1, f"{prefix}.heads", e.heads, "must be an integer >= 1")
     check(e.heads <= min(sizes), f"{prefix}.heads", e.heads, f"must be <= engram.table_size ({min(sizes)})")
+    check(not is_int(e.dim) or e.heads <= e.dim, f"{prefix}.heads", e.heads,
+          f"must be <= engram.dim ({e.dim}): each head's rows are dim // heads wide")
     check(is_int(e.max_ngram) and 2 <= e.max_ngram <= 16, f"{prefix}.max_ngram", e.max_ngram,
            "must be an integer in [2, 16]")
     if e.hash == "poc":
@@ -91,8 +93,14 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
         )
     check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
     one_of(f"{prefix}.init", e.init, INIT_KINDS)
-    check(e.init != "prepopulate", f"{prefix}.init", e.init,
-           "is not implemented yet; use engram.init=normal or engram.init=zeros")
+    check(finite(e.gate_l1) and e.gate_l1 >= 0, f"{prefix}.gate_l1", e.gate_l1, "must be a number >= 0")
+    p = getattr(e, "prepopulate", None)
+    if p is not None:
+        check(is_int(p.steps) and p.steps >= 1, f"{prefix}.prepopulate.steps", p.steps, "must be an integer >= 1")
+        check(is_int(p.batch_size) and p.batch_size >= 1, f"{prefix}.prepopulate.batch_size", p.batch_size,
+              "must be an integer >= 1")
+        check(finite(p.lr) and p.lr > 0, f"{prefix}.prepopulate.lr", p.lr, "must be a number > 0")
+        check(finite(p.margin) and p.margin >= 0, f"{prefix}.prepopulate.margin", p.margin, "must be a number >= 0")
     check(
         isinstance(e.gate_bias, int | float) and not isinstance(e.gate_bias, bool) and math.isfinite(e.gate_bias),
         f"{prefix}.gate_bias",
@@ -112,17 +120,23 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
     else:
         check(len(layers) > 0, f"{prefix}.layers", list(layers), "must name at least one layer")
         for layer in layers:
-            check(is_int(layer) and layer >= 0, f"{prefix}.layers", list(layers), "must hold integers >= 0")
+            check((is_int(layer) and layer >= 0) or layer == FINAL_LAYER, f"{prefix}.layers", list(layers),
+                  f'must hold integers >= 0 or "{FINAL_LAYER}"')
+
+
+FINAL_LAYER = "final"  # engram.layers entry: after the last decoder layer (the final norm's input)
 
 
 def validate_layers(layers: Any, num_layers: int, key: str = "engram.layers") -> list[int]:
-    """Resolve `layers` against the model depth (known from its config, before weights load)."""
+    """Resolve `layers` against the model depth (known from its config, before weights load). Index l < num_layers
+    is the input of decoder layer l; "final" (= num_layers) is the input of the final norm, after the last layer."""
     if layers == "all":
         return list(range(num_layers))
-    resolved = [int(x) for x in layers]
-    for layer in resolved:
-        rule = f"is outside the model's {num_layers} layers (0..{num_layers - 1})"
-        check(0 <= layer < num_layers, key, resolved, rule)
+    resolved = [num_layers if x == FINAL_LAYER else int(x) for x in layers]
+    for given, layer in zip(layers, resolved, strict=True):
+        rule = f'is outside the model\'s {num_layers} layers (0..{num_layers - 1}, or "{FINAL_LAYER}")'
+        check(0 <= layer < num_layers or given == FINAL_LAYER, key, resolved, rule)
+    check(len(set(resolved)) == len(resolved), key, resolved, "names a layer twice")
     return resolved
 
 

@@ -14,6 +14,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Small enough that one job (fit 2 steps + greedy eval + retention) takes a few seconds on 2 cores.
 FAST = [
     "model=tiny",
+    "engram=deepseek",  # the paper's memory (tests of the default recipe, engram=recall, ask for it: test_recall.py)
     "trainer=debug",
     "logger=none",
     "eval_max_new_tokens=4",

@@ -15,14 +15,19 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
 
-def composed(*overrides: str):
+def composed(*overrides: str, memory: str = "engram=deepseek"):
+    """The train config with `overrides`; the paper's memory unless an engram= option is given (the rules these
+    tests check are written for it; the default, engram=recall, has its own tests)."""
+    chosen = [] if any(o.startswith("engram=") for o in overrides) or not memory else [memory]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+        return compose(config_name="train", overrides=[*chosen, *overrides])
 
 
 def test_default_config_is_valid():
-    cfg = validate(composed())
-    assert cfg.model.name == "smollm" and cfg.variant.name == "engram" and cfg.engram.hash == "deepseek"
+    cfg = validate(composed(memory=""))
+    assert cfg.model.name == "smollm" and cfg.variant.name == "engram"
+    assert (cfg.engram.hash, cfg.engram.address, cfg.engram.gate, cfg.engram.init) == (
+        "answer", "fingerprint", "direct", "prepopulate")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +89,8 @@ def test_layers_checked_against_model_depth(capsys):
     with pytest.raises(SystemExit) as code:
         validated_or_exit(composed("model=tiny", "engram.layers=[2]"))
     assert code.value.code == 2
-    assert capsys.readouterr().err.strip() == "config error: engram.layers=[2] is outside the model's 2 layers (0..1)"
+    expected = "config error: engram.layers=[2] is outside the model's 2 layers (0..1, or \"final\")"
+    assert capsys.readouterr().err.strip() == expected
 
 
 @pytest.mark.parametrize("arg", ["model=gpt5", "variant=adapter", "data=wiki", "engram=paper", "trainer=tpu"])
@@ -177,6 +183,10 @@ def test_zero_epochs_only_when_nothing_is_meant_to_train():
     validate(composed("model=tiny", "variant=baseline", "trainer.max_epochs=0"))  # frozen: evaluated as is
     with pytest.raises(ConfigError, match="trainer.max_epochs=0"):
         validate(composed("model=tiny", "variant=baseline", "variant.finetune=full", "trainer.max_epochs=0"))
+    # a memory written before training (engram.init=prepopulate) is a result without epochs; LoRA beside it is not
+    validate(composed("model=tiny", "engram=recall", "trainer.max_epochs=0"))
+    with pytest.raises(ConfigError, match="trainer.max_epochs=0"):
+        validate(composed("model=tiny", "engram=recall", "variant=combined", "trainer.max_epochs=0"))
 
 
 def test_trainer_rules_know_what_lightning_accepts():

@@ -73,3 +73,56 @@ def test_inject_smollm(smollm, case, tmp_path):
         remove_engram(model)  # a second remove is a no-op
     with torch.no_grad():
         assert torch.equal(base_model(**batch).logits, base_logits)  # removed cleanly
+
+
+@pytest.mark.parametrize("case", ["recall", "deepseek_zeros", "poc_zeros"])
+def test_a_fresh_memory_is_an_exact_no_op_on_smollm(smollm, case):
+    """engram=recall (and any gate with engram.init=zeros): every logit bit-identical to the base model."""
+    from omegaconf import OmegaConf
+
+    from engram import EngramModel
+    from engram.config import EngramConfig
+
+    model, tok, batch, _, logits, _ = smollm
+    over = {
+        "recall": dict(hash="answer", address="fingerprint", gate="direct", layers=["final"], dim=576,
+                       table_size=50000, init="prepopulate"),
+        "deepseek_zeros": dict(init="zeros", layers=[1, 15]),
+        "poc_zeros": dict(init="zeros", hash="poc", gate="mlp", layers="all", dim=576, table_size=1000,
+                          compress_vocab=False),
+    }[case]
+    wrapped = EngramModel(model, OmegaConf.merge(OmegaConf.structured(EngramConfig), over), tok)
+    try:
+        with torch.no_grad():
+            assert torch.equal(wrapped(**batch).logits, logits)
+    finally:
+        wrapped.remove()
+
+
+def test_written_facts_are_recalled_and_other_prompts_untouched_on_smollm(smollm):
+    from omegaconf import OmegaConf
+
+    from engram import EngramModel
+    from engram.config import EngramConfig
+    from engram.data.exact_match import build_exact_match
+    from engram.training.writing import recall_of, write_facts
+
+    model, tok, batch, gen, logits, greedy = smollm
+    cfg = OmegaConf.merge(OmegaConf.structured(EngramConfig),
+                          dict(hash="answer", address="fingerprint", gate="direct", layers=["final"], dim=576,
+                               table_size=50000, init="prepopulate"))
+    facts = build_exact_match(OmegaConf.create(dict(family="exact_match", num_train=40, num_eval=10,
+                                                    categories=None, seed=7, prompt_format="chat",
+                                                    eval_seen_fraction=0.5)))["train"]
+    facts = [f for f in facts if f["prompt"] != "What is the capital of France?"]  # one of the batch's prompts
+    wrapped = EngramModel(model, cfg, tok)
+    try:
+        assert write_facts(wrapped, tok, facts, progress=False).recall >= 0.95
+        assert recall_of(wrapped, tok, facts, progress=False) >= 0.95
+        with torch.no_grad():
+            assert torch.equal(wrapped(**batch).logits, logits)
+            assert torch.equal(wrapped.generate(**batch, **gen), greedy)
+            with wrapped.memories_off():
+                assert recall_of(wrapped, tok, facts, progress=False) <= 0.05
+    finally:
+        wrapped.remove()

@@ -154,8 +154,9 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
         import sys
         from engram import registry
         names = {kind: registry.names(kind) for kind in registry.KINDS}
-        assert names["hash"] == ("deepseek", "poc", "span"), names
-        assert names["gate"] == ("context", "mlp") and names["address"] == ("hashed",), names
+        assert names["hash"] == ("answer", "deepseek", "poc", "span"), names
+        assert names["gate"] == ("context", "direct", "mlp"), names
+        assert names["address"] == ("fingerprint", "hashed", "written"), names
         assert names["variant"] == ("baseline", "combined", "engram", "lora"), names
         assert names["family"] == ("exact_match", "jsonl", "long_recall", "patterns"), names
         assert names["model"] == ("hf", "smollm", "tiny"), names
@@ -166,7 +167,7 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
 
 
 def test_unknown_name_from_get_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="engram.gate=nosuch is not one of context, mlp"):
+    with pytest.raises(KeyError, match="engram.gate=nosuch is not one of context, direct, mlp"):
         registry.get("gate", "nosuch")
     with pytest.raises(ValueError, match="built in"):
         registry.register("hash", "poc", object)

@@ -85,15 +85,26 @@ def base_answers(
 
 def measure_retention(
     model: torch.nn.Module, tokenizer: Any, base: list[str], max_new_tokens: int = 24, batch_size: int = 16,
-    show_progress: bool = True,
+    show_progress: bool = True, taught: set[str] | None = None,
 ) -> tuple[float, list[dict[str, Any]]]:
-    """(share of general prompts answered exactly as the base model did, per-prompt rows)."""
+    """(share of general prompts answered exactly as the base model did, per-prompt rows).
+
+    `taught`: the prompts training taught (the facts' question texts). A general prompt that is one of them (a
+    single user turn with the same text, e.g. "What is the capital of Japan?" when capitals are trained) is not
+    unrelated to training, so its row is marked `taught` and left out of the share."""
     prompts = load_general_prompts()
     texts = [format_general_prompt(tokenizer, p["messages"]) for p in prompts]
     answers = generate_texts(model, tokenizer, texts, max_new_tokens, batch_size, "retention", show_progress,
                              check_cache=True)
+    taught = {t.strip() for t in taught or ()}
     rows = [
-        {"id": p["id"], "kind": p["kind"], "base": b, "now": a, "unchanged": a.strip() == b.strip()}
+        {"id": p["id"], "kind": p["kind"], "base": b, "now": a, "unchanged": a.strip() == b.strip(),
+         "taught": _single_turn(p["messages"]) in taught}
         for p, b, a in zip(prompts, base, answers, strict=True)
     ]
-    return sum(r["unchanged"] for r in rows) / max(1, len(rows)), rows
+    scored = [r for r in rows if not r["taught"]]
+    return sum(r["unchanged"] for r in scored) / max(1, len(scored)), rows
+
+
+def _single_turn(messages: list[dict[str, str]]) -> str | None:
+    return messages[0]["content"].strip() if len(messages) == 1 else None

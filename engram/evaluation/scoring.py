@@ -15,6 +15,8 @@ from engram.evaluation.generate_eval import evaluate_splits
 from engram.evaluation.metrics import consistency_from_rows
 from engram.evaluation.results import print_results, write_results
 from engram.evaluation.retention import measure_retention
+from engram.evaluation.selectivity import knockout_metrics, selectivity_metrics
+from engram.models.inject import engram_memories
 from engram.models.params import count_parameters
 
 RETENTION_BATCH = 64  # all ~50 general prompts in one generate call: per-step overhead dominates on CPU
@@ -46,11 +48,19 @@ def evaluate_and_save(
     if not datamodule.eval_records:
         datamodule.setup("validate")
     result = evaluate_splits(model, tokenizer, datamodule, batch_size, max_new)
-    retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, RETENTION_BATCH)
+    taught = {str(r["prompt"]) for r in datamodule.train_records}
+    retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, RETENTION_BATCH,
+                                                  taught=taught)
 
     metrics = dict(metrics or {})
     metrics.update(result.metrics)
     metrics["eval/retention"] = retention
+    metrics["eval/retention_taught"] = float(sum(r["taught"] for r in retention_rows))  # left out: trained prompts
+    if engram_memories(model):
+        metrics.update(knockout_metrics(model, tokenizer, datamodule, batch_size, max_new))
+        seen = [r for r in result.rows if r.get("seen")]
+        metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
+                                           int(cfg.data.max_length), taught))
     if registry.attribute("family", cfg.data.family, "paraphrased", False):
         metrics["eval/consistency"] = consistency_from_rows(result.rows)
     params = count_parameters(model)

@@ -40,12 +40,8 @@ class EngramMemory(nn.Module):
         self.table = nn.Embedding(rows, head_dim, sparse=bool(cfg.sparse))
         if cfg.init == "normal":
             nn.init.normal_(self.table.weight, std=float(cfg.init_std))
-        elif cfg.init == "zeros":
+        else:  # zeros, or prepopulate: zero rows that engram/training/writing.py then writes facts into
             nn.init.zeros_(self.table.weight)
-        else:
-            raise NotImplementedError(
-                f"engram.init={cfg.init} is not implemented yet; use engram.init=normal or engram.init=zeros"
-            )
         # derived from the config, so not saved: offsets of the head blocks, rows hit since reset_slot_usage()
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=False)
         self.register_buffer("hits", torch.zeros(rows, dtype=torch.bool), persistent=False)
@@ -54,6 +50,8 @@ class EngramMemory(nn.Module):
         self.gate: nn.Module = registry.get("gate", cfg.gate)(hidden_size, mem_dim, cfg)
         self.address: nn.Module = registry.get("address", getattr(cfg, "address", "hashed"))(rows, len(sizes), cfg)
         self._last: Lookup | None = None
+        self._passed: torch.Tensor | None = None  # share of heads let through, per kept position (last forward)
+        self._passed_map: torch.Tensor | None = None
 
     # ------------------------------------------------------------ forward
     def forward(
@@ -70,7 +68,10 @@ class EngramMemory(nn.Module):
         found = self.lookup(ids, mask, prompt_lengths, h.shape[1])
         rows = found.slots + self.offsets
         e = self.table(rows)  # [B, T, heads, head_dim]
-        e = e * self.address(rows, found.keys, found.keep).unsqueeze(-1).to(e.dtype)
+        passed = self.address(rows, found.keys, found.keep)  # [B, T, heads]
+        e = e * passed.unsqueeze(-1).to(e.dtype)
+        self._passed_map = passed.detach().float().mean(-1)  # [B, T]: share of heads let through
+        self._passed = self._passed_map[found.keep]
         e = e.mean(-2) if self.hasher.shared_table else e.flatten(-2)
         self._track(rows, found)
         return self.gate(h, e.to(h.dtype), found.keep, cache)
@@ -89,8 +90,32 @@ class EngramMemory(nn.Module):
 
     @property
     def last_gate(self) -> torch.Tensor | None:
-        """Gate values of the last forward at the positions that got memory (detached, flat)."""
-        return self.gate.last_gate
+        """How much memory entered at each kept position of the last forward (detached, flat): the gate value times
+        the share of heads whose rows the address let through (address=hashed: all, so just the gate)."""
+        gate = self.gate.last_gate
+        if gate is None or self._passed is None or gate.shape != self._passed.shape:
+            return gate
+        return gate * self._passed
+
+    def live_entering(self) -> torch.Tensor | None:
+        """[B, T] how much memory entered at each position of the last training forward, with its graph (gate
+        times the share of heads let through; zero where nothing applies); None outside training or for gates
+        without a trained gate value."""
+        live = getattr(self.gate, "live_gate", None)
+        if live is None or self._passed_map is None:
+            return None
+        return live * self._passed_map.to(live.dtype)
+
+    @torch.no_grad()
+    def all_heads_passed(self) -> torch.Tensor:
+        """Per sequence of the last forward [B]: True when every kept position got every head's row through the
+        address (False: a row was lost to another key, or never written)."""
+        if self._last is None or self._passed is None:
+            raise RuntimeError("engram: all_heads_passed() needs a forward first")
+        keep = self._last.keep
+        per_position = torch.ones(keep.shape, dtype=torch.bool, device=keep.device)
+        per_position[keep] = self._passed >= 1.0
+        return per_position.all(-1)
 
     def slot_utilisation(self) -> float:
         """Fraction of table rows looked up at least once since the last `reset_slot_usage()`."""

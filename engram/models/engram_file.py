@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors import safe_open
 
 from engram.atomic import atomic_write
-from engram.config import ConfigError, EngramConfig
+from engram.config import ConfigError, EngramConfig, PrepopulateConfig
 from engram.models.headers import ENGRAM_FILE_FORMAT, ENGRAM_FILE_NAME, ENGRAM_OLD_FORMATS, engram_file
 
 FILE_FORMAT, OLD_FORMATS, FILE_NAME = ENGRAM_FILE_FORMAT, ENGRAM_OLD_FORMATS, ENGRAM_FILE_NAME
@@ -50,6 +50,8 @@ def as_engram_config(cfg: Any) -> EngramConfig:
     for key, value in plain.items():
         if key not in known:
             raise ConfigError(f"engram.{key}", value, "is not an engram config key")
+    if isinstance(plain.get("prepopulate"), dict):
+        plain["prepopulate"] = PrepopulateConfig(**plain["prepopulate"])
     return EngramConfig(**plain)
 
 

@@ -15,6 +15,7 @@ context. The base model's own parameter names do not change, so base checkpoints
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 from pathlib import Path
@@ -84,7 +85,7 @@ class EngramModel(nn.Module):
         self.spec = EngramSpec(ecfg, layers, pad_id, digest)
         self.context = EngramContext(pad_id)
         self._hooks = [
-            decoder_layers[layer].register_forward_pre_hook(_AddMemory(self.memories[str(layer)], self.context),
+            _memory_site(lm, layer).register_forward_pre_hook(_AddMemory(self.memories[str(layer)], self.context),
                                                             with_kwargs=True)
             for layer in layers
         ]
@@ -142,6 +143,11 @@ class EngramModel(nn.Module):
 
     def memory(self, layer: int) -> EngramMemory:
         return self.memories[str(int(layer))]  # type: ignore[return-value]
+
+    def memories_off(self) -> contextlib.AbstractContextManager[None]:
+        """`with model.memories_off():` the knock-out: the memories add nothing, the model computes as its base
+        (LoRA, if any, stays on). Shows whether facts live in the tables or elsewhere."""
+        return self.context.knocked_out()
 
     def remove(self) -> nn.Module:
         """Take the hooks off and return the wrapped model as it was before; this wrapper is unusable after."""
@@ -275,6 +281,8 @@ class _AddMemory:
 
     def __call__(self, layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         context = self.context
+        if not context.memories_on:
+            return args, kwargs
         h = args[0] if args else kwargs["hidden_states"]
         if context.ids is None or h.shape[:2] != (context.ids.shape[0], context.new):
             raise RuntimeError("engram: a decoder layer ran without the model's own forward, so no token ids were "
@@ -311,6 +319,13 @@ def causal_lm(model: nn.Module) -> nn.Module:
     if not (hasattr(lm, "model") and isinstance(getattr(lm.model, "layers", None), nn.ModuleList)):
         raise TypeError(f"engram: {type(lm).__name__} has no model.layers; only Llama-family causal LMs are supported")
     return lm
+
+
+def _memory_site(lm: nn.Module, layer: int) -> nn.Module:
+    """The module whose input gets memory `layer`: decoder layer `layer`, or the final norm for layer ==
+    num_layers ("final": after the last decoder layer, so only the norm and the LM head read the memory)."""
+    decoder_layers = lm.model.layers
+    return decoder_layers[layer] if layer < len(decoder_layers) else lm.model.norm
 
 
 def _has_engram_hooks(lm: nn.Module) -> bool:

@@ -31,6 +31,7 @@ class EngramContext:
         self.generate_prompt_len: int | None = None  # set while generate() runs
         self.generate_prompt_lengths: torch.Tensor | None = None
         self.call_prompt_lengths: torch.Tensor | None = None  # set while EngramModel.forward runs
+        self.memories_on = True  # False inside EngramModel.memories_off(): the knock-out
 
     def reset(self) -> None:
         self.ids = self.mask = self.prompt_lengths = None
@@ -95,6 +96,16 @@ class EngramContext:
         finally:
             self.generate_prompt_len = self.generate_prompt_lengths = None
             self.reset()
+
+
+    @contextmanager
+    def knocked_out(self) -> Iterator[None]:
+        """The memories add nothing while this is open (the model computes exactly as the base model)."""
+        before, self.memories_on = self.memories_on, False
+        try:
+            yield
+        finally:
+            self.memories_on = before
 
 
 def _per_row(lengths: torch.Tensor, batch: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch import nn
 
 from engram.models.engram_model import EngramModel
 from engram.training.optim import build_optimizer, build_scheduler, split_trainable
+from engram.training.replay import ReplaySource, gate_penalty, off_answer_positions, replay_kl
 from engram.training.variants import engram_groups
 
 
@@ -27,8 +28,13 @@ class NonFiniteLossError(RuntimeError):
 
 
 class EngramLitModule(L.LightningModule):
-    def __init__(self, model: nn.Module, variant: str, optim_cfg: Any, engram_cfg: Any = None) -> None:
+    def __init__(self, model: nn.Module, variant: str, optim_cfg: Any, engram_cfg: Any = None,
+                 replay: ReplaySource | None = None, replay_weight: float = 1.0) -> None:
+        """`replay`: general prompts scored by KL to the base each step (train.replay_ratio); `engram_cfg.gate_l1`:
+        penalty on the memory entering off the answer positions (engram/training/replay.py)."""
         super().__init__()
+        self.replay, self.replay_weight = replay, float(replay_weight)
+        self.gate_l1 = float(engram_cfg.get("gate_l1", 0.0)) if engram_cfg is not None else 0.0
         self.model = model
         self.variant = variant
         self.optim_cfg = dict(optim_cfg or {})
@@ -63,6 +69,21 @@ class EngramLitModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self(batch)
+        size = len(batch["input_ids"])
+        if self.gate_l1 > 0:
+            penalty = gate_penalty(self.model, off_answer_positions(batch))
+            if penalty is not None:
+                self.log("train/gate_off_answer", penalty.detach(), on_step=True, batch_size=size)
+                loss = loss + self.gate_l1 * penalty
+        if self.replay is not None and isinstance(self.model, EngramModel):
+            replay = self.replay.batch(self.global_step, batch["input_ids"].device)
+            kl = replay_kl(self.model, replay)
+            self.log("train/replay_kl", kl.detach(), on_step=True, on_epoch=True, batch_size=size)
+            loss = loss + self.replay_weight * kl
+            if self.gate_l1 > 0:
+                penalty = gate_penalty(self.model, replay["attention_mask"].bool())
+                if penalty is not None:
+                    loss = loss + self.gate_l1 * penalty
         if not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(
                 f"training stopped: loss is {loss.item()} at global step {self.global_step} "
@@ -102,15 +123,24 @@ class EngramLitModule(L.LightningModule):
             else:
                 torch.nn.utils.clip_grad_norm_(dense, gradient_clip_val)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+    def _checkpointed(self) -> set[str]:
+        """The trainable weights, plus the memories' saved buffers (address records such as fingerprint owners:
+        state that training changes without a gradient)."""
         keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        memories = getattr(self.model, "memories", None)
+        if isinstance(memories, nn.Module):
+            keep |= {f"model.memories.{n}" for n in memories.state_dict() if ".address." in f".{n}"}
+        return keep
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        keep = self._checkpointed()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        expected = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        expected = self._checkpointed()
         missing = sorted(expected - set(checkpoint["state_dict"]))
         if missing:
             raise ValueError(

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from engram.atomic import atomic_write_dir
 from engram.data.datamodule import EngramDataModule
+from engram.data.jsonl import read_jsonl
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
 from engram.models.loading import load_model
@@ -28,7 +29,9 @@ from engram.tracking.wandb import build_loggers, finish, log_final
 from engram.training.callbacks import GateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
+from engram.training.replay import ReplaySource
 from engram.training.variants import apply_variant, has_engram
+from engram.training.writing import WriteSummary, write_facts
 from engram.variants.common import variant_spec
 
 log = logging.getLogger(__name__)
@@ -68,13 +71,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     # The untouched base model's answers to the general prompts (cached per base model) — before the variant.
     base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
     model = apply_variant(model, cfg, tokenizer)
-    module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None)
+    prepopulated = prepopulate(cfg, model, tokenizer, datamodule)
+    module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None,
+                             replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight))
 
     callbacks = build_callbacks(cfg, run_dir)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
                         logger=loggers or False, default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
-    objects = {"cfg": cfg, "model": model, "tokenizer": tokenizer, "datamodule": datamodule, "module": module,
+    objects = {"cfg": cfg, "model": model, "prepopulated": prepopulated, "tokenizer": tokenizer,
+               "datamodule": datamodule, "module": module,
                "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
 
     t_fit = time.perf_counter()
@@ -89,6 +95,33 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if trainer.is_global_zero:  # under strategy=ddp every rank runs this far; one evaluates and saves
         metrics = evaluate_and_log(cfg, objects, base_general, train_seconds, t_start)
     return metrics, objects
+
+
+def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramDataModule) -> WriteSummary | None:
+    """engram.init=prepopulate: write the facts of engram.prepopulate.path (default: this run's training facts)
+    into the zero-initialised table before the first epoch."""
+    if not (has_engram(cfg.variant.name) and cfg.engram.init == "prepopulate"):
+        return None
+    p = cfg.engram.prepopulate
+    if p.path:
+        facts = read_jsonl(p.path)
+    else:
+        datamodule.setup("fit")
+        facts = datamodule.train_records
+    summary = write_facts(model, tokenizer, facts, prompt_format=cfg.data.prompt_format, steps=int(p.steps),
+                          lr=float(p.lr), margin=float(p.margin), batch_size=int(p.batch_size),
+                          max_length=int(cfg.data.max_length))
+    log.info("prepopulated %d/%d facts in %.0f s", summary.written, summary.facts, summary.seconds)
+    return summary
+
+
+def replay_source(cfg: DictConfig, tokenizer: Any) -> ReplaySource | None:
+    """train.replay_ratio > 0 with a memory: round(ratio x data.batch_size) replay prompts per step."""
+    ratio = float(cfg.train.replay_ratio)
+    if ratio <= 0 or not has_engram(cfg.variant.name):
+        return None
+    per_step = max(1, round(ratio * int(cfg.data.batch_size)))
+    return ReplaySource(tokenizer, int(cfg.train.replay_prompts), per_step, int(cfg.data.seed), cfg.data.prompt_format)
 
 
 def trainer_metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -115,6 +148,10 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     def save_and_time(metrics: dict[str, float], info: dict[str, Any]) -> None:
         info["artifacts"] = objects["artifacts"] = save_weights(cfg, model, run_dir)
         metrics["time/train_s"] = train_seconds
+        if objects.get("prepopulated") is not None:
+            written = objects["prepopulated"]
+            metrics["time/prepopulate_s"] = written.seconds
+            metrics["prepopulate/recall"] = written.recall
         metrics["time/total_s"] = time.perf_counter() - t_start
 
     outcome = evaluate_and_save(

@@ -1,0 +1,96 @@
+"""Does the memory act where it should and nowhere else? Knock-out and gate selectivity for eval.json.
+
+- knock-out: the eval split decoded again with the memories switched off (`EngramModel.memories_off`). If the
+  trained facts are still recalled, they live in the projections / LoRA, not in the table.
+- selectivity: how much memory enters (the memories' `last_gate`: gate value times the share of heads the address
+  let through), averaged over the answer positions of the trained facts and over the answer positions of the
+  general prompts (their base model's own answers, teacher-forced). A selective memory has the first near 1 and
+  the second near 0.
+- collisions (address=fingerprint): the share of trained facts with an answer key that lost a head's row to
+  another key, and the recall of facts with and without such a loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from engram.data.collate import TrainCollator
+from engram.data.formatting import encode_answers, encode_prompts, join_example, pad_id
+from engram.evaluation.generate_eval import eval_mode, evaluate_generation
+from engram.evaluation.retention import format_general_prompt, load_general_prompts
+from engram.models.inject import engram_memories
+
+BATCH = 16
+
+
+def knockout_metrics(model: Any, tokenizer: Any, datamodule: Any, batch_size: int, max_new: int) -> dict[str, float]:
+    """`knockout/exact_match*`: the eval split with the memories off."""
+    wrapper = next(m for m in model.modules() if hasattr(m, "memories_off"))
+    with wrapper.memories_off():
+        result = evaluate_generation(model, tokenizer, datamodule.generation_batches(batch_size), max_new,
+                                     total=len(datamodule.eval_records), prefix="knockout", check_cache=False)
+    return {k: v for k, v in result.metrics.items() if k.startswith("knockout/exact_match")}
+
+
+def selectivity_metrics(model: Any, tokenizer: Any, seen_rows: Sequence[dict[str, Any]], base_general: Sequence[str],
+                        prompt_format: str, max_length: int, taught: set[str] | None = None) -> dict[str, float]:
+    """`selectivity/facts` (over the seen eval facts), `selectivity/general` (mean memory entering at kept
+    positions; general prompts that are `taught` fact prompts are left out, as in retention), and
+    `collisions/*`: seen facts whose kept positions did not all get every head's row (a lost row: another key
+    owns it, or it was never written), with the recall of facts with / without such a loss."""
+    facts = list(seen_rows)
+    unrelated = [(p, a) for p, a in zip(load_general_prompts(), base_general, strict=True)
+                 if not (len(p["messages"]) == 1 and p["messages"][0]["content"].strip() in (taught or set()))]
+    general = [format_general_prompt(tokenizer, p["messages"]) for p, _ in unrelated]
+    general_ids = tokenizer(general, add_special_tokens=False)["input_ids"]
+    general_answers = tokenizer([str(a) for _, a in unrelated], add_special_tokens=False)["input_ids"]
+    on_general, _ = _mean_entering(model, tokenizer, general_ids, general_answers, max_length)
+    out = {"selectivity/general": on_general}
+    if facts:  # a file with no trained fact in its eval split has nothing to measure on facts
+        fact_prompts = encode_prompts(tokenizer, [str(f["prompt"]) for f in facts], prompt_format)
+        fact_answers = encode_answers(tokenizer, [str(f["expected"]) for f in facts], prompt_format)
+        out["selectivity/facts"], full = _mean_entering(model, tokenizer, fact_prompts, fact_answers, max_length)
+        lost = [not f for f in full]
+        out["collisions/facts_with_lost_rows"] = sum(lost) / len(lost)
+        for name, group in (("lost", True), ("intact", False)):
+            picked = [bool(r["correct"]) for r, x in zip(facts, lost, strict=True) if x == group]
+            if picked:
+                out[f"collisions/recall_{name}"] = sum(picked) / len(picked)
+    return out
+
+
+def _mean_entering(model: Any, tokenizer: Any, prompts: list[list[int]], answers: list[list[int]],
+                   max_length: int) -> tuple[float, list[bool]]:
+    """(mean memory entering over kept positions, per sequence: did every kept position get all its heads)."""
+    memories = list(engram_memories(model).values())
+    totals = [0.0, 0]  # sum of memory entering, positions
+    full: list[bool] = []
+    with eval_mode(model):  # training mode would let addresses claim rows for these prompts
+        for start in range(0, len(prompts), BATCH):
+            _one_batch(model, tokenizer, memories, prompts[start:start + BATCH], answers[start:start + BATCH],
+                       max_length, totals, full)
+    return (totals[0] / totals[1] if totals[1] else float("nan")), full
+
+
+def _one_batch(model: Any, tokenizer: Any, memories: list, prompts: list[list[int]], answers: list[list[int]],
+               max_length: int, totals: list[float], full: list[bool]) -> None:
+    """One teacher-forced forward: add up the memory entering and whether each sequence kept all its heads."""
+    features = []
+    for p, a in zip(prompts, answers, strict=True):
+        ids, labels, plen = join_example(list(p), list(a), max_length)
+        features.append({"input_ids": ids, "labels": labels, "prompt_length": plen})
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in TrainCollator(pad_id(tokenizer))(features).items()}
+    model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+          prompt_lengths=batch["prompt_lengths"])
+    intact = torch.ones(len(features), dtype=torch.bool, device=device)
+    for memory in memories:
+        g = memory.last_gate
+        if g is not None and g.numel():
+            totals[0] += float(g.sum())
+            totals[1] += g.numel()
+        intact &= memory.all_heads_passed()
+    full.extend(intact.tolist())
