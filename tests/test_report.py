@@ -154,3 +154,18 @@ def test_optuna_best_trial_in_report(grid, tmp_path):
     write_report(collect([grid]), tmp_path, [grid])
     md = (tmp_path / "report.md").read_text()
     assert "## Optuna search" in md and "Best value: 0.42" in md and "`engram.table_size` = 5000" in md
+
+
+def test_selectivity_columns_reach_the_table(tmp_path):
+    """knock-out, memory entering on facts / general prompts and lost rows (eval.json) are report columns."""
+    metrics = {**grid_metrics(1000, 100), "knockout/exact_match_seen": 0.0, "selectivity/facts": 0.97,
+               "selectivity/general": 0.01, "collisions/facts_with_lost_rows": 0.26, "time/prepopulate_s": 42.0}
+    fake_job(tmp_path / "sweep" / "0", ["engram=recall", "engram.address=written"], metrics)
+    df = collect([tmp_path / "sweep"])
+    row = df.iloc[0]
+    assert (row["knockout_seen"], row["entering_facts"], row["entering_general"], row["lost_rows"]) == (
+        0.0, 0.97, 0.01, 0.26)
+    assert row["address"] == "written"
+    write_report(df, tmp_path / "out", [tmp_path / "sweep"])
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "knock-out seen" in text and "memory on general" in text and "| 26.0% |" in text

@@ -28,7 +28,8 @@ from engram.variants.common import wraps_engram
 CONFIG_COLUMNS = {
     "experiment": "experiment_name", "variant": "variant.name", "model": "model.name", "data": "data.family",
     "num_train": "data.num_train", "num_eval": "data.num_eval", "table_size": "engram.table_size",
-    "hash": "engram.hash", "gate": "engram.gate", "gate_bias": "engram.gate_bias", "layers": "engram.layers",
+    "hash": "engram.hash", "address": "engram.address", "gate": "engram.gate", "gate_bias": "engram.gate_bias",
+    "layers": "engram.layers",
     "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed",
 }
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
@@ -36,7 +37,9 @@ SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", 
 GATE_STATS = ("gate_mean", "gate_open_frac", "slot_utilisation", "collision_rate")
 HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", "exact_match_seen": "seen",
            "exact_match_unseen": "unseen", "latency_ms": "ms/answer", "trainable_params": "trainable params",
-           "gate_mean": "gate mean", "gate_open_frac": "gate open", "wall_s": "wall s", "eval_loss": "eval loss"}
+           "gate_mean": "gate mean", "gate_open_frac": "gate open", "wall_s": "wall s", "eval_loss": "eval loss",
+           "knockout_seen": "knock-out seen", "entering_facts": "memory on facts",
+           "entering_general": "memory on general", "lost_rows": "facts with a lost row", "write_s": "write s"}
 
 
 # ---------------------------------------------------------------- collecting
@@ -245,7 +248,7 @@ def _fmt(v: Any, col: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if col in ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency",
-               "gate_open_frac", "slot_utilisation") or col.startswith("cat/"):
+               "gate_open_frac", "slot_utilisation", "knockout_seen", "lost_rows") or col.startswith("cat/"):
         return f"{100 * float(v):.1f}%"
     if col == "trainable_params":
         return f"{int(v):,}"
@@ -286,8 +289,9 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
           "(greedy decoding, exact match after stripping whitespace); full table in `results.csv`.", ""]
     if not ok.empty:
         cols = ["label", "variant", "table_size", "num_train", "exact_match", "exact_match_seen",
-                "exact_match_unseen", "eval_loss", "retention", "consistency", "latency_ms", "trainable_params",
-                "gate_mean", "gate_open_frac", "wall_s"]
+                "exact_match_unseen", "eval_loss", "retention", "knockout_seen", "entering_facts",
+                "entering_general", "lost_rows", "consistency", "latency_ms", "trainable_params",
+                "gate_mean", "gate_open_frac", "write_s", "wall_s"]
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
         md += ["## Results", ""] + markdown_table(ok, cols, [HEADERS.get(c, c) for c in cols]) + [""]
         cats = sorted(c for c in ok.columns if c.startswith("cat/"))

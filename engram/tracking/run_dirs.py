@@ -23,6 +23,10 @@ METRIC_COLUMNS = {
     "eval/consistency": "consistency", "eval/latency_ms": "latency_ms", "params/trainable": "trainable_params",
     "params/total": "total_params", "eval/num_examples": "num_examples",
     "val/loss": "eval_loss", "train/loss": "train_loss", "time/total_s": "wall_s",
+    # does the memory act only where it should (engram/evaluation/selectivity.py)
+    "knockout/exact_match_seen": "knockout_seen", "selectivity/facts": "entering_facts",
+    "selectivity/general": "entering_general", "collisions/facts_with_lost_rows": "lost_rows",
+    "time/prepopulate_s": "write_s",
 }
 NOT_FINISHED = "no eval.json and no error recorded (killed, or still running)"
 
