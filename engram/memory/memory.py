@@ -50,8 +50,7 @@ class EngramMemory(nn.Module):
         self.gate: nn.Module = registry.get("gate", cfg.gate)(hidden_size, mem_dim, cfg)
         self.address: nn.Module = registry.get("address", getattr(cfg, "address", "hashed"))(rows, len(sizes), cfg)
         self._last: Lookup | None = None
-        self._passed: torch.Tensor | None = None  # share of heads let through, per kept position (last forward)
-        self._passed_map: torch.Tensor | None = None
+        self._passed_map: torch.Tensor | None = None  # [B, T] share of heads the address let through (last forward)
 
     # ------------------------------------------------------------ forward
     def forward(
@@ -70,8 +69,7 @@ class EngramMemory(nn.Module):
         e = self.table(rows)  # [B, T, heads, head_dim]
         passed = self.address(rows, found.keys, found.keep)  # [B, T, heads]
         e = e * passed.unsqueeze(-1).to(e.dtype)
-        self._passed_map = passed.detach().float().mean(-1)  # [B, T]: share of heads let through
-        self._passed = self._passed_map[found.keep]
+        self._passed_map = passed.detach().float().mean(-1)
         e = e.mean(-2) if self.hasher.shared_table else e.flatten(-2)
         self._track(rows, found)
         return self.gate(h, e.to(h.dtype), found.keep, cache)
@@ -93,9 +91,10 @@ class EngramMemory(nn.Module):
         """How much memory entered at each kept position of the last forward (detached, flat): the gate value times
         the share of heads whose rows the address let through (address=hashed: all, so just the gate)."""
         gate = self.gate.last_gate
-        if gate is None or self._passed is None or gate.shape != self._passed.shape:
+        if gate is None or self._passed_map is None or self._last is None:
             return gate
-        return gate * self._passed
+        passed = self._passed_map[self._last.keep]
+        return gate * passed if passed.shape == gate.shape else gate
 
     def live_entering(self) -> torch.Tensor | None:
         """[B, T] how much memory entered at each position of the last training forward, with its graph (gate
@@ -110,12 +109,9 @@ class EngramMemory(nn.Module):
     def all_heads_passed(self) -> torch.Tensor:
         """Per sequence of the last forward [B]: True when every kept position got every head's row through the
         address (False: a row was lost to another key, or never written)."""
-        if self._last is None or self._passed is None:
+        if self._last is None or self._passed_map is None:
             raise RuntimeError("engram: all_heads_passed() needs a forward first")
-        keep = self._last.keep
-        per_position = torch.ones(keep.shape, dtype=torch.bool, device=keep.device)
-        per_position[keep] = self._passed >= 1.0
-        return per_position.all(-1)
+        return ((self._passed_map >= 1.0) | ~self._last.keep).all(-1)
 
     def slot_utilisation(self) -> float:
         """Fraction of table rows looked up at least once since the last `reset_slot_usage()`."""
