@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from engram.data.formatting import join_example
+
 
 def pad(seqs: Sequence[Sequence[int]], value: int, side: str = "right") -> torch.Tensor:
     width = max((len(s) for s in seqs), default=0)
@@ -43,6 +45,16 @@ class TrainCollator:
             "labels": pad([f["labels"] for f in features], -100),
             "prompt_lengths": torch.tensor([int(f["prompt_length"]) for f in features], dtype=torch.long),
         }
+
+
+def teacher_forced_batch(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], max_length: int,
+                         pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Prompt + answer id pairs (answer eos included) joined as training joins them, as one right-padded batch."""
+    features = []
+    for p, a in zip(prompts, answers, strict=True):
+        ids, labels, plen = join_example(list(p), list(a), max_length)
+        features.append({"input_ids": ids, "labels": labels, "prompt_length": plen})
+    return TrainCollator(pad_token_id)(features)
 
 
 class GenerationCollator:

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from engram.data.collate import TrainCollator
-from engram.data.formatting import encode_answers, encode_prompts, join_example, pad_id
+from engram.data.collate import teacher_forced_batch
+from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.evaluation.generate_eval import eval_mode, evaluate_generation
 from engram.evaluation.retention import format_general_prompt, load_general_prompts
 from engram.models.inject import engram_memories
@@ -78,15 +78,12 @@ def _mean_entering(model: Any, tokenizer: Any, prompts: list[list[int]], answers
 def _one_batch(model: Any, tokenizer: Any, memories: list, prompts: list[list[int]], answers: list[list[int]],
                max_length: int, totals: list[float], full: list[bool]) -> None:
     """One teacher-forced forward: add up the memory entering and whether each sequence kept all its heads."""
-    features = []
-    for p, a in zip(prompts, answers, strict=True):
-        ids, labels, plen = join_example(list(p), list(a), max_length)
-        features.append({"input_ids": ids, "labels": labels, "prompt_length": plen})
     device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in TrainCollator(pad_id(tokenizer))(features).items()}
+    joined = teacher_forced_batch(prompts, answers, max_length, pad_id(tokenizer))
+    batch = {k: v.to(device) for k, v in joined.items()}
     model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
           prompt_lengths=batch["prompt_lengths"])
-    intact = torch.ones(len(features), dtype=torch.bool, device=device)
+    intact = torch.ones(len(prompts), dtype=torch.bool, device=device)
     for memory in memories:
         g = memory.last_gate
         if g is not None and g.numel():

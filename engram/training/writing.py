@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from engram.data.collate import TrainCollator
-from engram.data.formatting import encode_answers, encode_prompts, join_example, pad_id
+from engram.data.collate import teacher_forced_batch
+from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.models.engram_model import EngramModel
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,7 @@ def _run(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], pr
 def _encode(tokenizer: Any, batch: Sequence[dict[str, Any]], prompt_format: str, max_length: int) -> dict:
     prompts = encode_prompts(tokenizer, [str(f["prompt"]) for f in batch], prompt_format)
     answers = encode_answers(tokenizer, [str(f["answer"]) for f in batch], prompt_format)
-    features = []
-    for p, a in zip(prompts, answers, strict=True):
-        ids, labels, plen = join_example(p, a, max_length)
-        features.append({"input_ids": ids, "labels": labels, "prompt_length": plen})
-    return TrainCollator(pad_id(tokenizer))(features)
+    return teacher_forced_batch(prompts, answers, max_length, pad_id(tokenizer))
 
 
 def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin: float) -> tuple[int, int]:
