@@ -48,6 +48,7 @@ from engram.config_rules import (
     validate_lora,
     validate_model,
     validate_optim,
+    validate_sequential,
     validate_trainer,
 )
 
@@ -186,6 +187,15 @@ class RetentionTrainingConfig:
 
 
 @dataclass
+class SequentialConfig:
+    """`sequential.*`: teach the training facts in batches and record a forgetting curve
+    (engram/training/sequential.py). It replaces prepopulation and the fit: trainer.max_epochs is not used."""
+
+    batch: int = 0  # facts per batch; 0 = off (a normal run)
+    epochs: int = 10  # LoRA variants: epochs of fine-tuning on each batch (a memory writes rows: engram.prepopulate.*)
+
+
+@dataclass
 class TrainConfig:
     """Root schema for conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
     checked key by key in engram/config_trainer.py."""
@@ -200,6 +210,7 @@ class TrainConfig:
     trainer: Any = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: RetentionTrainingConfig = field(default_factory=RetentionTrainingConfig)
+    sequential: SequentialConfig = field(default_factory=SequentialConfig)
     plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register kinds)
     experiment_name: str = "default"
     seed: int = 0
@@ -331,6 +342,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     validate_optim(typed.optim)
     check(typed.optim.lr * typed.engram.lr_multiplier < FLOAT32_MAX, "engram.lr_multiplier",
           typed.engram.lr_multiplier, f"times optim.lr ({typed.optim.lr}) overflows float32 (the tables' lr)")
+    validate_sequential(typed)  # before the trainer: sequential.batch > 0 lets trainer.max_epochs be 0
     validate_trainer(typed)
     t = typed.train
     check(finite(t.replay_ratio) and 0 <= t.replay_ratio <= 16, "train.replay_ratio", t.replay_ratio,

@@ -208,8 +208,20 @@ def validate_optim(o: Any) -> None:
            "must be in [0, 1]")
 
 
+def validate_sequential(cfg: Any) -> None:
+    s = cfg.sequential
+    check(is_int(s.batch) and s.batch >= 0, "sequential.batch", s.batch, "must be an integer >= 0 (0 = off)")
+    check(is_int(s.epochs) and s.epochs >= 1, "sequential.epochs", s.epochs, "must be an integer >= 1")
+    variant = registry.get("variant", cfg.variant.name)
+    check(s.batch == 0 or variant.lora or variant.engram, "sequential.batch", s.batch,
+          f"needs a variant that learns facts (a memory or LoRA), not variant={cfg.variant.name}")
+
+
 def nothing_to_train(cfg: Any) -> bool:
-    """The run is meant to train no weights: a frozen base without wrappers, or a memory filled before training."""
+    """The run is meant to train no weights: a frozen base without wrappers, a memory filled before training, or
+    facts taught batch by batch (sequential.batch > 0 replaces the fit)."""
+    if cfg.sequential.batch > 0:
+        return True
     variant = registry.get("variant", cfg.variant.name)
     if not (variant.lora or variant.engram):
         return cfg.variant.finetune == "none"

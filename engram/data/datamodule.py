@@ -91,6 +91,13 @@ class EngramDataModule(L.LightningDataModule):
         return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=TrainCollator(pad_id(self.tokenizer)),
                           num_workers=int(self.cfg.num_workers))
 
+    def loader_of(self, records: list[Record], seed: int, tag: str = "records") -> DataLoader:
+        """A shuffled training loader over any records (e.g. one batch of a sequential-writing run)."""
+        ds = encode_records(records, self.tokenizer, self.cfg.prompt_format, int(self.cfg.max_length), tag)
+        return DataLoader(ds.select_columns(TRAIN_COLUMNS), batch_size=int(self.cfg.batch_size), shuffle=True,
+                          generator=torch.Generator().manual_seed(seed),
+                          collate_fn=TrainCollator(pad_id(self.tokenizer)))
+
     def train_dataloader(self) -> ResumableDataLoader:
         self.setup()
         ds = self.datasets["train"].select_columns(TRAIN_COLUMNS)

@@ -91,6 +91,11 @@ def comparison_row(run: RunDir) -> dict[str, Any]:
     return row
 
 
+# editing-metric columns of the comparison table (shown when any row has them)
+EDIT_HEADERS = (("efficacy_tf", "Efficacy tf"), ("generalization", "Paraphrase"),
+                ("generalization_tf", "Paraphrase tf"), ("locality_tf", "Locality tf"))
+
+
 def _pct(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * float(v):.1f}%"
 
@@ -98,12 +103,15 @@ def _pct(v: Any) -> str:
 def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int) -> str:
     cats = sorted({c for r in rows for c in (r.get("per_category") or {})})
     show_consistency = any(r.get("consistency") is not None for r in rows)
-    head = ["Variant", "Exact match", "Seen", "Unseen", *cats, "Retention"]
+    edits = [(col, name) for col, name in EDIT_HEADERS if any(r.get(col) is not None for r in rows)]
+    head = ["Variant", "Exact match", "Seen", "Unseen", *cats, "Retention", *(name for _, name in edits)]
     head += ["Consistency"] if show_consistency else []
     head += ["ms/answer", "Trainable params"]
     lines = [f"# {title}", "", f"All variants scored on the same {n_examples} eval prompts (greedy decoding, exact "
              "match after stripping whitespace). Retention: share of ~50 general prompts answered as the untrained "
-             "base model did.", "", "| " + " | ".join(head) + " |",
+             "base model did. Editing metrics (engram/evaluation/editing.py): tf = teacher-forced token accuracy; "
+             "paraphrase = trained facts asked in other words; locality tf = the base model's general answers, "
+             "token by token.", "", "| " + " | ".join(head) + " |",
              "|---|" + "|".join("---:" for _ in head[1:]) + "|"]
     for r in rows:
         if r["status"] != "ok":
@@ -111,6 +119,7 @@ def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int)
             continue
         cells = [r["variant"], _pct(r["exact_match"]), _pct(r["exact_match_seen"]), _pct(r["exact_match_unseen"])]
         cells += [_pct(r["per_category"].get(c)) for c in cats] + [_pct(r["retention"])]
+        cells += [_pct(r.get(col)) for col, _ in edits]
         cells += [_pct(r["consistency"])] if show_consistency else []
         cells += [f"{r['latency_ms']:.1f}" if r.get("latency_ms") is not None else "-",
                   f"{int(r['trainable_params']):,}" if r.get("trainable_params") is not None else "-"]
@@ -145,7 +154,8 @@ def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) ->
         return
     mode = str(cfg.logger.get("mode") or "offline")
     prepare_wandb_env(mode, out_dir)
-    cols = ["variant", "exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency",
+    cols = ["variant", "exact_match", "exact_match_seen", "exact_match_unseen", "retention", "efficacy_tf",
+            "generalization", "generalization_tf", "locality_tf", "consistency",
             "latency_ms", "trainable_params", "status"]
     run = wandb.init(project=cfg.logger.get("project") or "engram-lab", group=cfg.experiment_name, mode=mode,
                      job_type="four_way", name=f"four_way-{cfg.experiment_name}", dir=str(out_dir),

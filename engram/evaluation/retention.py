@@ -106,5 +106,18 @@ def measure_retention(
     return sum(r["unchanged"] for r in scored) / max(1, len(scored)), rows
 
 
+def general_pairs(tokenizer: Any, base: list[str], taught: set[str] | None = None,
+                  ) -> tuple[list[list[int]], list[list[int]]]:
+    """(prompt ids, base answer ids) of the general prompts that are not `taught` fact prompts: what the
+    teacher-forced checks (memory entering, token-level locality) run on."""
+    taught = {t.strip() for t in taught or ()}
+    kept = [(p, a) for p, a in zip(load_general_prompts(), base, strict=True)
+            if _single_turn(p["messages"]) not in taught]
+    prompts = [format_general_prompt(tokenizer, p["messages"]) for p, _ in kept]
+    prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if kept else []
+    answer_ids = tokenizer([str(a) for _, a in kept], add_special_tokens=False)["input_ids"] if kept else []
+    return prompt_ids, answer_ids
+
+
 def _single_turn(messages: list[dict[str, str]]) -> str | None:
     return messages[0]["content"].strip() if len(messages) == 1 else None

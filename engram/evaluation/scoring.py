@@ -1,6 +1,7 @@
 """The one evaluate-and-save path, shared by training (train.py) and re-evaluation (evaluate.py run_dir= /
 engram_path=): greedy eval of the eval split (+ the user's test file when data.test_path is set), retention of
-general answers, patterns consistency, parameter counts and final gate statistics -> eval.json + eval.md (atomic)."""
+general answers, editing metrics (engram/evaluation/editing.py), patterns consistency, parameter counts and final
+gate statistics -> eval.json + eval.md (atomic)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engram import registry
+from engram.evaluation.editing import editing_metrics
 from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.generate_eval import evaluate_splits
 from engram.evaluation.metrics import consistency_from_rows
@@ -56,6 +58,10 @@ def evaluate_and_save(
     metrics.update(result.metrics)
     metrics["eval/retention"] = retention
     metrics["eval/retention_taught"] = float(sum(r["taught"] for r in retention_rows))  # left out: trained prompts
+    metrics.update(editing_metrics(model, tokenizer, datamodule, result.metrics, base_general,
+                                   prompt_format=cfg.data.prompt_format, max_length=int(cfg.data.max_length),
+                                   batch_size=batch_size, max_new_tokens=max_new, taught=taught))
+    metrics["edit/locality"] = retention
     if engram_memories(model):
         metrics.update(knockout_metrics(model, tokenizer, datamodule, batch_size, max_new))
         seen = [r for r in result.rows if r.get("seen")]

@@ -20,7 +20,7 @@ import torch
 from engram.data.collate import teacher_forced_batch
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.evaluation.generate_eval import eval_mode, evaluate_generation
-from engram.evaluation.retention import format_general_prompt, load_general_prompts
+from engram.evaluation.retention import general_pairs
 from engram.models.inject import engram_memories
 
 BATCH = 16
@@ -42,11 +42,7 @@ def selectivity_metrics(model: Any, tokenizer: Any, seen_rows: Sequence[dict[str
     `collisions/*`: seen facts whose kept positions did not all get every head's row (a lost row: another key
     owns it, or it was never written), with the recall of facts with / without such a loss."""
     facts = list(seen_rows)
-    unrelated = [(p, a) for p, a in zip(load_general_prompts(), base_general, strict=True)
-                 if not (len(p["messages"]) == 1 and p["messages"][0]["content"].strip() in (taught or set()))]
-    general = [format_general_prompt(tokenizer, p["messages"]) for p, _ in unrelated]
-    general_ids = tokenizer(general, add_special_tokens=False)["input_ids"]
-    general_answers = tokenizer([str(a) for _, a in unrelated], add_special_tokens=False)["input_ids"]
+    general_ids, general_answers = general_pairs(tokenizer, list(base_general), taught)
     on_general, _ = _mean_entering(model, tokenizer, general_ids, general_answers, max_length)
     out = {"selectivity/general": on_general}
     if facts:  # a file with no trained fact in its eval split has nothing to measure on facts

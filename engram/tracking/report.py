@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
 from engram.tracking.run_dirs import find_job_dirs, metric_columns, read_run
 from engram.variants.common import wraps_engram
 
@@ -34,12 +35,15 @@ CONFIG_COLUMNS = {
 }
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
           "gate_open_frac", "slot_utilisation", "collision_rate")
+EDIT_COLUMNS = ("efficacy_tf", "generalization", "generalization_tf", "locality_tf")
 GATE_STATS = ("gate_mean", "gate_open_frac", "slot_utilisation", "collision_rate")
 HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", "exact_match_seen": "seen",
            "exact_match_unseen": "unseen", "latency_ms": "ms/answer", "trainable_params": "trainable params",
            "gate_mean": "gate mean", "gate_open_frac": "gate open", "wall_s": "wall s", "eval_loss": "eval loss",
            "knockout_seen": "knock-out seen", "entering_facts": "memory on facts",
-           "entering_general": "memory on general", "lost_rows": "facts with a lost row", "write_s": "write s"}
+           "entering_general": "memory on general", "lost_rows": "facts with a lost row", "write_s": "write s",
+           "efficacy_tf": "efficacy tf", "generalization": "paraphrase", "generalization_tf": "paraphrase tf",
+           "locality_tf": "locality tf"}
 
 
 # ---------------------------------------------------------------- collecting
@@ -237,8 +241,15 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
                       "Seen vs unseen facts (and retention of general answers)", "share", out_dir / "seen_unseen.png")
     if drawn:
         plots["seen_unseen.png"] = drawn
+    drawn = plot_forgetting(read_curves(_job_dirs(ok)), out_dir / "forgetting.png")
+    if drawn:
+        plots["forgetting.png"] = drawn
     (out_dir / "plots.json").write_text(json.dumps(plots, indent=1))
     return plots
+
+
+def _job_dirs(df: pd.DataFrame) -> list[tuple[str, Path]]:
+    return [(str(label), Path(job)) for label, job in zip(df["label"], df["job"], strict=True)]
 
 
 # ---------------------------------------------------------------- markdown
@@ -247,8 +258,9 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
 def _fmt(v: Any, col: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    if col in ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency",
-               "gate_open_frac", "slot_utilisation", "knockout_seen", "lost_rows") or col.startswith("cat/"):
+    shares = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_open_frac",
+              "slot_utilisation", "knockout_seen", "lost_rows", *EDIT_COLUMNS)
+    if col in shares or col.startswith("cat/"):
         return f"{100 * float(v):.1f}%"
     if col == "trainable_params":
         return f"{int(v):,}"
@@ -290,7 +302,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
     if not ok.empty:
         cols = ["label", "variant", "table_size", "num_train", "exact_match", "exact_match_seen",
                 "exact_match_unseen", "eval_loss", "retention", "knockout_seen", "entering_facts",
-                "entering_general", "lost_rows", "consistency", "latency_ms", "trainable_params",
+                "entering_general", "lost_rows", "efficacy_tf", "generalization", "generalization_tf",
+                "locality_tf", "consistency", "latency_ms", "trainable_params",
                 "gate_mean", "gate_open_frac", "write_s", "wall_s"]
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
         md += ["## Results", ""] + markdown_table(ok, cols, [HEADERS.get(c, c) for c in cols]) + [""]
@@ -298,6 +311,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
         if cats:
             md += ["## Exact match per category", ""]
             md += markdown_table(ok, ["label", *cats], ["label", *[c[4:] for c in cats]]) + [""]
+        md += forgetting_table(read_curves(_job_dirs(ok)))
     if not failed.empty:
         md += ["## Failed jobs", ""] + markdown_table(failed, ["job", "overrides", "error"]) + [""]
     md += optuna_section(sources)

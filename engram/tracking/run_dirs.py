@@ -27,6 +27,9 @@ METRIC_COLUMNS = {
     "knockout/exact_match_seen": "knockout_seen", "selectivity/facts": "entering_facts",
     "selectivity/general": "entering_general", "collisions/facts_with_lost_rows": "lost_rows",
     "time/prepopulate_s": "write_s",
+    # editing metrics (engram/evaluation/editing.py); efficacy = seen exact match, locality = retention
+    "edit/efficacy_tf": "efficacy_tf", "edit/generalization": "generalization",
+    "edit/generalization_tf": "generalization_tf", "edit/locality_tf": "locality_tf",
 }
 NOT_FINISHED = "no eval.json and no error recorded (killed, or still running)"
 

@@ -30,6 +30,7 @@ from engram.training.callbacks import GateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
 from engram.training.replay import ReplaySource
+from engram.training.sequential import teach_sequentially
 from engram.training.variants import apply_variant, has_engram
 from engram.training.writing import WriteSummary, write_facts
 from engram.variants.common import variant_spec
@@ -71,7 +72,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     # The untouched base model's answers to the general prompts (cached per base model) — before the variant.
     base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
     model = apply_variant(model, cfg, tokenizer)
-    prepopulated = prepopulate(cfg, model, tokenizer, datamodule)
+    sequential = int(cfg.sequential.batch) > 0  # facts taught batch by batch instead of prepopulation + fit
+    prepopulated = None if sequential else prepopulate(cfg, model, tokenizer, datamodule)
     module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None,
                              replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight))
 
@@ -84,7 +86,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
 
     t_fit = time.perf_counter()
-    if module.has_trainable:
+    if sequential:
+        teach_sequentially(cfg, model, tokenizer, datamodule, base_general, run_dir, loggers)
+    elif module.has_trainable:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path))
     else:  # frozen baseline: nothing to fit, the eval loss still tells where it starts
         log.info("variant %s trains nothing; evaluating the frozen model", cfg.variant.name)

@@ -1,0 +1,127 @@
+"""Sequential writing: teach the training facts in batches of `sequential.batch` and, after every batch, measure
+what is still known (a forgetting curve) and what is still unchanged (locality).
+
+How a batch is taught depends on the variant:
+- a memory (engram, combined) writes the batch into its rows (engram/training/writing.py with the
+  `engram.prepopulate.*` settings); nothing else moves, so earlier facts can only be lost to a row collision;
+- LoRA fine-tunes its adapter on the batch alone for `sequential.epochs` epochs with a fresh optimiser, as sequential
+  fine-tuning is usually done; nothing replays earlier batches.
+After each batch, teacher-forced (engram/evaluation/editing.py): recall of every fact taught so far (a fact counts
+when every answer token is the argmax, i.e. greedy generation reproduces it), of the first batch, of the batch just
+taught, and token-level locality on the general prompts. The curve goes to `sequential.json` in the run dir and to
+the loggers (x axis: facts taught); report.py plots it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from engram.atomic import atomic_write_text
+from engram.data.records import Record
+from engram.evaluation.editing import fact_scores, locality_scores
+from engram.training.module import EngramLitModule
+from engram.training.variants import has_engram
+from engram.training.writing import write_facts
+
+log = logging.getLogger(__name__)
+
+CURVE_FILE = "sequential.json"
+
+
+@dataclass
+class CurvePoint:
+    batch: int  # 1-based
+    facts: int  # facts taught so far
+    recall_all: float  # share of every fact taught so far that is recalled exactly
+    recall_first: float  # share of the first batch's facts
+    recall_latest: float  # share of the batch just taught
+    locality_tf: float  # teacher-forced agreement with the base model's answers to the general prompts
+    teach_s: float  # seconds spent teaching this batch
+
+
+def teach_sequentially(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: Any, base_general: list[str],
+                       run_dir: Path, loggers: list[Any] | None = None) -> list[CurvePoint]:
+    """Teach `datamodule.train_records` batch by batch, measuring after each one; writes run_dir/sequential.json."""
+    facts = list(datamodule.train_records)
+    size = int(cfg.sequential.batch)
+    batches = [facts[i : i + size] for i in range(0, len(facts), size)]
+    taught_prompts = {str(f["prompt"]) for f in facts}
+    fmt, max_length = cfg.data.prompt_format, int(cfg.data.max_length)
+    teach = _memory_writer(cfg, model, tokenizer) if has_engram(cfg.variant.name) else _lora_fitter(
+        cfg, model, datamodule)
+
+    def recall(records: list[Record]) -> float:
+        return fact_scores(model, tokenizer, records, fmt, max_length).exact_share
+
+    points: list[CurvePoint] = []
+    for i, batch in enumerate(tqdm(batches, desc="sequential writing", unit="batch"), start=1):
+        t0 = time.perf_counter()
+        teach(batch, i)
+        seconds = time.perf_counter() - t0
+        so_far = facts[: sum(len(b) for b in batches[:i])]
+        point = CurvePoint(i, len(so_far), recall(so_far), recall(batches[0]), recall(batch),
+                           locality_scores(model, tokenizer, base_general, max_length, taught_prompts).mean_accuracy,
+                           round(seconds, 2))
+        points.append(point)
+        log.info("sequential batch %d: %d facts, recall %.3f (first batch %.3f), locality_tf %.3f, %.1f s",
+                 i, point.facts, point.recall_all, point.recall_first, point.locality_tf, seconds)
+        for logger in loggers or []:
+            logger.log_metrics({f"sequential/{k}": float(v) for k, v in asdict(point).items() if k != "facts"},
+                               step=point.facts)
+    payload = {"variant": cfg.variant.name, "batch": size, "epochs": int(cfg.sequential.epochs),
+               "points": [asdict(p) for p in points]}
+    atomic_write_text(run_dir / CURVE_FILE, json.dumps(payload, indent=1))
+    return points
+
+
+def _memory_writer(cfg: DictConfig, model: Any, tokenizer: Any) -> Any:
+    p = cfg.engram.prepopulate
+
+    def teach(batch: list[Record], index: int) -> None:
+        write_facts(model, tokenizer, batch, prompt_format=cfg.data.prompt_format, steps=int(p.steps),
+                    lr=float(p.lr), margin=float(p.margin), batch_size=int(p.batch_size),
+                    max_length=int(cfg.data.max_length), progress=False)
+
+    return teach
+
+
+def _lora_fitter(cfg: DictConfig, model: Any, datamodule: Any) -> Any:
+    def teach(batch: list[Record], index: int) -> None:
+        module = EngramLitModule(model, cfg.variant.name, cfg.optim)
+        with _quiet_lightning():  # one short fit per batch: its banner lines would bury the curve in the log
+            trainer = L.Trainer(max_epochs=int(cfg.sequential.epochs), devices=1,
+                                accelerator=cfg.trainer.get("accelerator", "cpu"),
+                                precision=cfg.trainer.get("precision", "32-true"),
+                                gradient_clip_val=cfg.trainer.get("gradient_clip_val"), logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                limit_val_batches=0)
+            trainer.fit(module, train_dataloaders=datamodule.loader_of(batch, int(cfg.seed) + index,
+                                                                        f"batch{index}"))
+        model.eval()
+
+    return teach
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = rank_zero.level
+    rank_zero.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*val_dataloader.*")
+            yield
+    finally:
+        rank_zero.setLevel(level)
