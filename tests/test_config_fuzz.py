@@ -138,6 +138,9 @@ LINES = st.one_of(
                                                                                      st.integers())),
              max_size=3).map(lambda m: message(m).encode()),
     st.just(message([("user", "q?"), ("assistant", "a")]).encode()),
+    # a good line with any "paraphrases" value (a list of non-empty strings, or a bad line)
+    st.one_of(JSON_VALUES, st.lists(st.text(max_size=6), max_size=3)).map(
+        lambda v: json.dumps({**json.loads(message([("user", "q?"), ("assistant", "a")])), "paraphrases": v}).encode()),
 )
 
 
@@ -158,3 +161,4 @@ def test_random_jsonl_lines_give_records_or_file_and_line(tmp_path, base, lines)
             check_config(set_key(set_key(base, "data.family", "jsonl"), "data.path", str(path)), evaluate=True)
     else:
         assert all(r["prompt"].strip() and r["answer"].strip() for r in records)
+        assert all(r["paraphrases"] and all(p.strip() for p in r["paraphrases"]) for r in records if "paraphrases" in r)

@@ -1,6 +1,7 @@
 """Data families (one module each in engram/data/families/), batches and the export command.
 
 Every family gives records `{"prompt", "answer", "category", "key", "seen"}` through `build_splits(data_cfg)`.
+Eval records may carry "paraphrases" (other wordings of the prompt); then `build_splits` adds a "paraphrase" split.
 `EngramDataModule` (torch/lightning) is imported lazily so that building records stays light.
 """
 
@@ -11,16 +12,23 @@ from typing import Any
 
 from engram import registry
 from engram.config import ConfigError
-from engram.data.records import RECORD_KEYS, Record, as_data_cfg
+from engram.data.records import RECORD_KEYS, Record, as_data_cfg, paraphrase_split
 
 
 def build_splits(data_cfg: Any) -> dict[str, list[Record]]:
-    """`{"train": [...], "eval": [...]}` (jsonl may add "test") for `data_cfg.family` (engram/data/families/, see
-    engram/registry.py), deterministic in `seed`."""
+    """`{"train": [...], "eval": [...]}` for `data_cfg.family` (engram/data/families/, see engram/registry.py),
+    deterministic in `seed`. Optional splits: "test" (jsonl with data.test_path) and "paraphrase": one record per
+    other wording of each eval record (eval order, then wording order; `records.paraphrase_split`). "paraphrase" is
+    present only when some eval record has paraphrases (always for exact_match), like "test" only with a file."""
     cfg = as_data_cfg(data_cfg)
     if cfg.family not in registry.names("family"):
         raise ConfigError("data.family", cfg.family, f"is not one of {', '.join(registry.names('family'))}")
-    return registry.get("family", cfg.family)(cfg)
+    splits = registry.get("family", cfg.family)(cfg)
+    if "paraphrase" not in splits:
+        paraphrases = paraphrase_split(splits["eval"])
+        if paraphrases:
+            splits["paraphrase"] = paraphrases
+    return splits
 
 
 def __getattr__(name: str) -> Any:

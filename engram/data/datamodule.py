@@ -21,15 +21,17 @@ from torch.utils.data import DataLoader
 from engram.data import build_splits
 from engram.data.collate import GenerationCollator, TrainCollator
 from engram.data.formatting import encode_batch, pad_id
-from engram.data.records import Record, as_data_cfg
+from engram.data.records import RECORD_KEYS, Record, as_data_cfg
 from engram.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
 TRAIN_COLUMNS = ["input_ids", "labels", "prompt_length"]
 
 
 def encode_records(records: list[Record], tokenizer: Any, prompt_format: str, max_length: int, tag: str) -> Dataset:
-    """An in-memory Dataset of the records plus their token columns (`datasets.map`, batched)."""
-    ds = Dataset.from_list(records) if records else Dataset.from_dict({k: [] for k in ("prompt", "answer")})
+    """An in-memory Dataset of the records' common columns plus their token columns (`datasets.map`, batched).
+    Optional keys such as "paraphrases" stay on the records only: `from_list` takes the first record's columns."""
+    ds = (Dataset.from_list([{k: r[k] for k in RECORD_KEYS} for r in records]) if records
+          else Dataset.from_dict({k: [] for k in ("prompt", "answer")}))
     # an explicit fingerprint: hashing the tokenizer for datasets' cache key is slow and not always stable
     fingerprint = hashlib.sha1(
         json.dumps([tag, getattr(tokenizer, "name_or_path", ""), len(tokenizer), prompt_format, max_length,
@@ -136,8 +138,11 @@ class EngramDataModule(L.LightningDataModule):
         self._train_resume = state_dict.get("train_loader")
 
     def generation_batches(self, batch_size: int | None = None, split: str = "eval") -> Iterator[dict[str, Any]]:
-        """Left-padded prompt batches, in record order, each with the raw `records` it holds."""
+        """Left-padded prompt batches, in record order, each with the raw `records` it holds. Optional splits ("test",
+        "paraphrase") exist only when the data has them: check `split in dm.splits` first."""
         self.setup()
+        if split not in self.splits:
+            raise KeyError(f"no {split!r} split in data={self.cfg.family} (it has {', '.join(self.splits)})")
         size = int(batch_size or self.cfg.eval_batch_size)
         prompt_ids = self.datasets[split]["prompt_ids"] if len(self.splits[split]) else []
         records = self.splits[split]

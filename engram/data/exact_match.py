@@ -10,6 +10,10 @@ Sources (no hand-typed tables where a maintained one exists):
 - acronyms: `acronyms.yaml`, shipped with the package (no maintained acronym package exists).
 - synthetic: `SYN_01762 -> 0xBBF730` pairs drawn from `seed`; they fill `num_train` beyond the real facts.
 
+Wordings: every fact is asked in the first wording of its kind in `WORDINGS` (the prompt trained and scored on);
+the other wordings of that kind ask the same fact in other words. Eval records carry them as "paraphrases", from
+which `build_splits` makes the "paraphrase" split (2 per eval item).
+
 Split: unseen eval keys are reserved first (spread over the categories), then `num_train` is spread evenly over the
 categories (each capped by its facts; synthetic is unbounded), then the seen eval items are drawn from train.
 """
@@ -27,7 +31,7 @@ import yaml
 from countryinfo import CountryInfo
 
 from engram.config import ConfigError
-from engram.data.records import Record, as_data_cfg, eval_counts, record, rng, spread
+from engram.data.records import Record, as_data_cfg, eval_counts, record, rng, spread, with_paraphrases
 
 CATEGORIES = ("capitals", "elements", "ports", "http_codes", "unit_conversions", "acronyms", "synthetic")
 SERVICES_FILE = Path("/etc/services")
@@ -52,10 +56,43 @@ def _unit(name: str, amount: str | None = None) -> str:
     return name if amount == "1" else PLURALS.get(name, name)
 
 
+# Question wordings per kind of fact. The first is the prompt (keep its text: existing results depend on it); the
+# others ask the same fact in other words, for paraphrase generalisation (the eval records' "paraphrases").
+WORDINGS: dict[str, tuple[str, ...]] = {
+    "capital": ("What is the capital of {name}?", "Which city is the capital of {name}?",
+                "{name} has which city as its capital?"),
+    "element_name": ("Which element has atomic number {number}?",
+                     "What is the name of the element with atomic number {number}?",
+                     "Atomic number {number} belongs to which element?"),
+    "element_number": ("What is the atomic number of {name}?", "Which atomic number does {name} have?",
+                       "{name} has what atomic number?"),
+    "port": ("Which service uses TCP port {port}?", "What service runs on TCP port {port}?",
+             "TCP port {port} is used by which service?"),
+    "http": ("What is the reason phrase of HTTP status {code}?", "Which reason phrase goes with HTTP status {code}?",
+             "HTTP status {code} has what reason phrase?"),
+    "unit": ("Convert {amount} {src} to {dst}.", "How many {dst} are in {amount} {src}?",
+             "What is {amount} {src} in {dst}?"),
+    "acronym": ("What does {acronym} stand for?", "What is {acronym} short for?",
+                "{acronym} is an abbreviation of what?"),
+    "synthetic": ("What is the value of {name}?", "Which value does {name} have?", "{name} has what value?"),
+}
+
+
 class Fact(NamedTuple):
-    prompt: str
+    """One fact; its question texts are rendered from `WORDINGS[kind]` with `fields` only when asked for."""
+
     answer: str
     key: str
+    kind: str
+    fields: dict[str, str]
+
+    @property
+    def prompt(self) -> str:
+        return WORDINGS[self.kind][0].format_map(self.fields)
+
+    @property
+    def paraphrases(self) -> list[str]:
+        return [w.format_map(self.fields) for w in WORDINGS[self.kind][1:]]
 
 
 # ---------------------------------------------------------------- sources
@@ -69,7 +106,7 @@ def capital_facts() -> tuple[Fact, ...]:
         if isinstance(capital, list):  # the package stores a few capitals as a one-item list
             capital = capital[0] if len(capital) == 1 else None
         if isinstance(name, str) and isinstance(capital, str) and capital.strip():
-            facts.append(Fact(f"What is the capital of {name}?", capital, f"capitals:{name}"))
+            facts.append(Fact(capital, f"capitals:{name}", "capital", {"name": name}))
     return tuple(sorted(facts, key=lambda f: f.key))
 
 
@@ -82,8 +119,8 @@ def element_facts() -> tuple[Fact, ...]:
         if el.number < 1:  # element 0 is the neutron
             continue
         name = el.name.capitalize()
-        facts.append(Fact(f"Which element has atomic number {el.number}?", name, f"elements:{el.number}"))
-        facts.append(Fact(f"What is the atomic number of {name}?", str(el.number), f"elements:{name}"))
+        facts.append(Fact(name, f"elements:{el.number}", "element_name", {"number": str(el.number)}))
+        facts.append(Fact(str(el.number), f"elements:{name}", "element_number", {"name": name}))
     return tuple(facts)
 
 
@@ -116,7 +153,7 @@ def services_source() -> Path:
 @functools.cache
 def _port_facts(path: Path) -> tuple[Fact, ...]:
     return tuple(
-        Fact(f"Which service uses TCP port {port}?", name, f"ports:{port}")
+        Fact(name, f"ports:{port}", "port", {"port": str(port)})
         for port, name in sorted(read_services(path).items())
     )
 
@@ -128,7 +165,7 @@ def port_facts() -> tuple[Fact, ...]:
 @functools.cache
 def http_facts() -> tuple[Fact, ...]:
     return tuple(
-        Fact(f"What is the reason phrase of HTTP status {s.value}?", s.phrase, f"http_codes:{s.value}")
+        Fact(s.phrase, f"http_codes:{s.value}", "http", {"code": str(s.value)})
         for s in http.HTTPStatus
     )
 
@@ -146,18 +183,18 @@ def unit_facts() -> tuple[Fact, ...]:
         f = Decimal(factor)
         for v in UNIT_VALUES:
             big = _number(v * f)
-            facts.append(Fact(f"Convert {v} {_unit(src, str(v))} to {_unit(dst)}.", big,
-                              f"unit_conversions:{v} {src}->{dst}"))
+            facts.append(Fact(big, f"unit_conversions:{v} {src}->{dst}", "unit",
+                              {"amount": str(v), "src": _unit(src, str(v)), "dst": _unit(dst)}))
             # reverse direction: start from the converted amount so the answer is the whole number v
-            facts.append(Fact(f"Convert {big} {_unit(dst, big)} to {_unit(src)}.", str(v),
-                              f"unit_conversions:{big} {dst}->{src}"))
+            facts.append(Fact(str(v), f"unit_conversions:{big} {dst}->{src}", "unit",
+                              {"amount": big, "src": _unit(dst, big), "dst": _unit(src)}))
     return tuple(facts)
 
 
 @functools.cache
 def acronym_facts() -> tuple[Fact, ...]:
     table = yaml.safe_load(ACRONYMS_FILE.read_text(encoding="utf-8"))
-    return tuple(Fact(f"What does {k} stand for?", str(v), f"acronyms:{k}") for k, v in table.items())
+    return tuple(Fact(str(v), f"acronyms:{k}", "acronym", {"acronym": str(k)}) for k, v in table.items())
 
 
 def synthetic_facts(count: int, seed: int) -> list[Fact]:
@@ -165,10 +202,8 @@ def synthetic_facts(count: int, seed: int) -> list[Fact]:
     width = 5 if count <= 50_000 else 6
     r = rng(seed, "synthetic")
     ids = r.sample(range(10**width), count)
-    return [
-        Fact(f"What is the value of SYN_{i:0{width}d}?", f"0x{r.getrandbits(24):06X}", f"synthetic:SYN_{i:0{width}d}")
-        for i in ids
-    ]
+    names = [f"SYN_{i:0{width}d}" for i in ids]
+    return [Fact(f"0x{r.getrandbits(24):06X}", f"synthetic:{n}", "synthetic", {"name": n}) for n in names]
 
 
 SOURCES = {
@@ -232,6 +267,9 @@ def build_exact_match(data_cfg: Any) -> dict[str, list[Record]]:
     seen = [r for c in cats for r in rng(seed, "eval_seen", c).sample(by_cat[c], seen_n[c])]
 
     rng(seed, "train_order").shuffle(train)
-    evals = seen + unseen
+    # eval records carry their other wordings (build_splits turns them into the "paraphrase" split); train records
+    # stay the common shape, and new dicts keep the seen eval items from changing the train records they came from
+    fact_of = {f.key: f for c in cats for f in pools[c][: train_n[c] + unseen_n[c]]}
+    evals = [with_paraphrases(r, fact_of[r["key"]].paraphrases) for r in seen + unseen]
     rng(seed, "eval_order").shuffle(evals)
     return {"train": train, "eval": evals}

@@ -2,8 +2,12 @@
 
 One line per example:
 `{"messages": [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": ANSWER}],
-  "category": ..., "key": ..., "value": ANSWER}`. `category` defaults to "jsonl", `key` to the prompt. `seen` is not
-stored: it is recomputed as "the key occurs in the training split", which gives back what the generator said.
+  "category": ..., "key": ..., "value": ANSWER, "paraphrases": ["other wording", ...]}`. `category` defaults to
+"jsonl", `key` to the prompt. `seen` is not stored: it is recomputed as "the key occurs in the training split", which
+gives back what the generator said. `paraphrases` (optional; a list of non-empty strings, [] = none) are other
+wordings of the prompt with the same answer: those of the eval records become the "paraphrase" split (see
+`engram.data.build_splits`; no eval record with paraphrases -> no such split). Export writes them for the eval
+records of exact_match, so its files read back with the same paraphrase split.
 
 Splits: `data.path` is the training file; eval comes from `data.valid_path`, or else a seeded `data.split_fraction`
 of `data.path`. `data.test_path` (optional) adds a "test" split. Blank lines are skipped; any other bad line raises
@@ -18,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engram.data.records import Record, as_data_cfg, mark_seen, record, rng
+from engram.data.records import PARAPHRASES, Record, as_data_cfg, mark_seen, record, rng, with_paraphrases
 
 DEFAULT_CATEGORY = "jsonl"
 
@@ -58,7 +62,20 @@ def _parse_line(text: str) -> Record:
     for name, value in (("category", category), ("key", key)):
         if not isinstance(value, str):
             raise ValueError(f'"{name}" must be a string, got {type(value).__name__}')
-    return record(prompt, answer, category, key, True)
+    return with_paraphrases(record(prompt, answer, category, key, True), _paraphrases(obj))
+
+
+def _paraphrases(obj: dict[str, Any]) -> list[str]:
+    """The optional "paraphrases" field, or ValueError(reason): a list of non-empty strings."""
+    value = obj.get("paraphrases", [])
+    if not isinstance(value, list):
+        raise ValueError(f'"paraphrases" must be a list of strings, got {type(value).__name__}')
+    for i, p in enumerate(value):
+        if not isinstance(p, str):
+            raise ValueError(f'"paraphrases" item {i} must be a string, got {type(p).__name__}')
+        if not p.strip():  # like an empty prompt: nothing to ask
+            raise ValueError(f'"paraphrases" item {i} is empty')
+    return value
 
 
 def read_jsonl(path: str | Path) -> list[Record]:
@@ -86,12 +103,16 @@ def read_jsonl(path: str | Path) -> list[Record]:
 
 
 def to_messages(r: Record) -> dict[str, Any]:
-    return {
+    """One record as a messages-format line; "paraphrases" only when the record has some (read_jsonl's inverse)."""
+    line = {
         "messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}],
         "category": r["category"],
         "key": r["key"],
         "value": r["answer"],
     }
+    if r.get(PARAPHRASES):
+        line[PARAPHRASES] = list(r[PARAPHRASES])
+    return line
 
 
 def write_jsonl(records: Iterable[Record], path: str | Path) -> int:
@@ -107,6 +128,7 @@ def write_jsonl(records: Iterable[Record], path: str | Path) -> int:
 
 
 def build_jsonl(data_cfg: Any) -> dict[str, list[Record]]:
+    """train / eval (/ test) records from the files (see the module doc); eval records keep their paraphrases."""
     cfg = as_data_cfg(data_cfg)
     train = read_jsonl(cfg.path)
     if cfg.valid_path:

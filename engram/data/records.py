@@ -3,6 +3,10 @@
 A record is a plain dict `{"prompt": str, "answer": str, "category": str, "key": str, "seen": bool}`:
 `key` names the fact (for patterns: the item, shared by all its paraphrases), `seen` says whether that key
 occurs in the training split (train records are always seen).
+
+An eval record may also carry `"paraphrases": [str, ...]`, other wordings of its prompt that ask the same fact
+(exact_match, or a jsonl line's "paraphrases" field). `build_splits` turns them into the "paraphrase" split
+(`paraphrase_split`); the token datasets keep only the common columns, so the extra key never changes their shape.
 """
 
 from __future__ import annotations
@@ -17,10 +21,27 @@ from engram.config import DataConfig
 
 Record = dict[str, Any]
 RECORD_KEYS = ("prompt", "answer", "category", "key", "seen")
+PARAPHRASES = "paraphrases"  # the optional key of an eval record (see the module doc)
 
 
 def record(prompt: str, answer: str, category: str, key: str, seen: bool) -> Record:
     return {"prompt": prompt, "answer": answer, "category": category, "key": key, "seen": bool(seen)}
+
+
+def with_paraphrases(r: Record, paraphrases: Iterable[str]) -> Record:
+    """A copy of `r` carrying its other wordings; none given -> a copy without the key (so "has paraphrases" is
+    `"paraphrases" in r`, and an exported record without them reads back equal)."""
+    out = {k: v for k, v in r.items() if k != PARAPHRASES}
+    wordings = list(paraphrases)
+    if wordings:
+        out[PARAPHRASES] = wordings
+    return out
+
+
+def paraphrase_split(evals: Iterable[Record]) -> list[Record]:
+    """One record per other wording of each eval record, with its answer, category, key and seen flag: eval order,
+    then wording order. A metric scores these against the eval records they reword (paraphrase generalisation)."""
+    return [record(p, r["answer"], r["category"], r["key"], r["seen"]) for r in evals for p in r.get(PARAPHRASES, ())]
 
 
 def as_data_cfg(cfg: Any) -> DictConfig:

@@ -1,6 +1,8 @@
 """The data families, one module each (`data=<module name>`), each exposing `build(data_cfg) -> {"train": [...],
 "eval": [...]}` (jsonl may add "test") of records `{"prompt", "answer", "category", "key", "seen"}`, deterministic in
-`data_cfg.seed`. The built-in families' code lives in engram/data/<family>.py; these modules name it.
+`data_cfg.seed`. The built-in families' code lives in engram/data/<family>.py; these modules name it. An eval record
+may also carry "paraphrases" (other wordings of its prompt): `engram.data.build_splits` then adds the "paraphrase"
+split.
 
 Optional, beside `build` (engram/registry.py's `attribute`; a plugin sets them on the function it registers):
     check(data_cfg)      the family's own config rules (torch-free; raise engram.config_rules.ConfigError)
