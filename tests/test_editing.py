@@ -71,7 +71,11 @@ def test_every_variant_reports_editing_metrics(tmp_path: Path, variant: str) -> 
     cfg = tiny_cfg(tmp_path, f"variant={variant}")
     train(cfg)
     metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
-    for key in ("edit/efficacy", "edit/efficacy_tf", "edit/locality", "edit/locality_tf"):
+    keys = ("edit/efficacy", "edit/efficacy_tf", "edit/generalization", "edit/generalization_tf", "edit/locality",
+            "edit/locality_tf", "paraphrase/exact_match_seen", "paraphrase/exact_match_unseen")
+    for key in keys:
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["edit/efficacy"] == metrics["eval/exact_match_seen"]
     assert metrics["edit/locality"] == metrics["eval/retention"]
+    assert metrics["edit/generalization"] == metrics["paraphrase/exact_match_seen"]
+    assert metrics["paraphrase/num_examples"] == 2 * metrics["eval/num_examples"]  # two other wordings per fact

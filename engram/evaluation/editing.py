@@ -100,7 +100,8 @@ def editing_metrics(model: Any, tokenizer: Any, datamodule: Any, eval_metrics: d
     if paraphrases:
         result = evaluate_generation(model, tokenizer, datamodule.generation_batches(batch_size, split="paraphrase"),
                                      max_new_tokens, total=len(paraphrases), prefix="paraphrase", check_cache=False)
-        out.update({k: v for k, v in result.metrics.items() if k.startswith("paraphrase/exact_match")})
+        out.update({k: v for k, v in result.metrics.items()
+                    if k.startswith(("paraphrase/exact_match", "paraphrase/num_"))})
         if "paraphrase/exact_match_seen" in out:
             out["edit/generalization"] = out["paraphrase/exact_match_seen"]
         seen_paraphrases = [r for r in paraphrases if r.get("seen")]
