@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engram.demo.heat import COLD, HOT
+from engram.demo.heat import COLD, HOT, visible
 from engram.models.headers import engram_file
 
 N_FACTS, N_GENERAL = 2, 2  # per run: cheap (four greedy answers twice, four teacher-forced forwards)
@@ -59,8 +59,6 @@ def plot_gates(comparisons: Sequence[Any], layer_names: dict[int, str], title: s
     import matplotlib.pyplot as plt
     from matplotlib.colors import LinearSegmentedColormap
 
-    from engram.demo.gates import visible
-
     cmap = LinearSegmentedColormap.from_list("engram_heat", [tuple(c / 255 for c in COLD),
                                                             tuple(c / 255 for c in HOT)])
     widest = max((len(c.trace.tokens) for c in comparisons), default=1)
@@ -86,5 +84,5 @@ def plot_gates(comparisons: Sequence[Any], layer_names: dict[int, str], title: s
 
 
 def _short(text: str, n: int = 60) -> str:
-    text = " ".join(text.split())
+    text = visible(text.strip()) or visible(text)
     return repr(text if len(text) <= n else text[: n - 1] + "\u2026")

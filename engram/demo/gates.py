@@ -103,15 +103,10 @@ def piece(tokenizer: Any, token_id: int) -> str:
     return tokenizer.decode([int(token_id)], skip_special_tokens=False)
 
 
-def visible(text: str) -> str:
-    """A token's text on one line: newlines and tabs shown as symbols (chat templates are full of them)."""
-    return text.replace("\n", "⏎").replace("\t", "⇥")
-
-
 def layer_name(layer: int, depth: int) -> str:
     """'layer 3', or 'final' for the memory after the last of `depth` decoder layers."""
     return "final" if layer >= depth else f"layer {layer}"
 
 
 def _decode(tokenizer: Any, ids: list[int]) -> str:
-    return tokenizer.decode(ids, skip_special_tokens=True).strip()
+    return tokenizer.decode(ids, skip_special_tokens=True)  # not stripped: an answer of newlines shows as such

@@ -1,5 +1,6 @@
-"""The one colour scale of the demo (terminal, HTML page and report PNGs): memory entering 0 -> 1 as a background
-tint from none to hot orange, so a token that opened the memory reads the same everywhere."""
+"""How a token looks in every view of the demo (terminal, HTML page, report PNGs): one colour scale, memory
+entering 0 -> 1 as a background tint from none to hot orange, so a token that opened the memory reads the same
+everywhere; and its text on one line."""
 
 from __future__ import annotations
 
@@ -21,3 +22,8 @@ def heat_hex(value: float, cold: tuple[int, int, int] = COLD) -> str:
 def text_on(value: float) -> str:
     """Readable text colour on the tint of `value`."""
     return "#ffffff" if value >= 0.6 else "#000000"
+
+
+def visible(text: str) -> str:
+    """A token's text on one line: newlines and tabs shown as symbols (chat templates are full of them)."""
+    return text.replace("\n", "\u23ce").replace("\t", "\u21e5")

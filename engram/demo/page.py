@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engram.atomic import atomic_write
-from engram.demo.gates import Comparison, visible
-from engram.demo.heat import VISIBLE, heat_hex, text_on
+from engram.demo.gates import Comparison
+from engram.demo.heat import VISIBLE, heat_hex, text_on, visible
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #1a1a1a;
@@ -35,8 +35,8 @@ section.cmp { border: 1px solid #ddd; border-radius: 6px; padding: 12px 16px; ma
 .heat { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; line-height: 1.9; }
 .heat .row { display: flex; flex-wrap: wrap; align-items: baseline; margin-bottom: 4px; }
 .heat .layer { width: 70px; flex: none; font-weight: 600; color: #444; }
-.tok { white-space: pre; border-radius: 2px; padding: 1px 0; }
-.tok.ans { border-bottom: 2px solid #333; }
+.tok { white-space: pre; padding: 1px 0; }
+.tok.ans { box-shadow: inset 0 -2px 0 #333; }
 .sep { color: #999; padding: 0 6px; }
 """
 
@@ -62,11 +62,12 @@ def heat_rows(c: Comparison, layer_names: dict[int, str]) -> str:
 def comparison_section(c: Comparison, layer_names: dict[int, str]) -> str:
     label = f'<span class="label">{html.escape(c.label)}</span>' if c.label else ""
     changed = "same answer" if c.base_answer == c.memory_answer else "the memory changed the answer"
+    base, memory = (html.escape(visible(a)) or "(empty)" for a in (c.base_answer, c.memory_answer))
     return f"""<section class="cmp">
 <h2>{label}{html.escape(c.prompt)}</h2>
 <div class="answers">
-<div class="answer base"><h3>base model (memories off)</h3><p>{html.escape(c.base_answer) or "(empty)"}</p></div>
-<div class="answer memory"><h3>with memory</h3><p>{html.escape(c.memory_answer) or "(empty)"}</p></div>
+<div class="answer base"><h3>base model (memories off)</h3><p>{base}</p></div>
+<div class="answer memory"><h3>with memory</h3><p>{memory}</p></div>
 </div>
 <div class="note">{changed}. Memory entering per token (prompt &#9654; memory's answer, underlined):</div>
 <div class="heat">

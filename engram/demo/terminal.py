@@ -11,8 +11,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from engram.demo.gates import Comparison, visible
-from engram.demo.heat import VISIBLE, heat_hex, text_on
+from engram.demo.gates import Comparison
+from engram.demo.heat import VISIBLE, heat_hex, text_on, visible
 from engram.demo.session import DemoRun
 
 HELP = ("type a question, a number for a trained fact, ':layer <n|final>' to show another memory layer, "
@@ -41,7 +41,7 @@ def comparison_view(c: Comparison, layer: int, layer_label: str) -> RenderableTy
     table = Table(expand=True, show_lines=False)
     table.add_column("base model (memories off)", ratio=1)
     table.add_column(f"with memory (tint: {layer_label})", ratio=1)
-    table.add_row(Text(c.base_answer or "(empty)"), tinted(c.trace.answer(layer)) if c.trace.answer(layer)
+    table.add_row(Text(visible(c.base_answer) or "(empty)"), tinted(c.trace.answer(layer)) if c.trace.answer(layer)
                   else Text("(empty)"))
     title = f"[bold]{c.label}[/]" if c.label else None
     same = "same answer" if c.base_answer == c.memory_answer else "the memory changed the answer"
