@@ -18,8 +18,10 @@ from _demo_utils import WRITTEN, tiny_memory_run
 from rich.console import Console
 
 from engram.config_rules import ConfigError
+from engram.data.formatting import encode_prompts
 from engram.demo.args import default_run, parse
 from engram.demo.gallery import gate_gallery
+from engram.demo.gates import answer_ids, read_gates
 from engram.demo.heat import HOT, heat_hex, visible
 from engram.demo.page import render_page
 from engram.demo.session import DemoRun, load_demo
@@ -74,13 +76,20 @@ def test_the_gate_stays_shut_on_prompts_the_memory_never_saw(demo: DemoRun) -> N
 
 
 def test_the_readout_matches_what_the_memory_did_while_generating(demo: DemoRun, run) -> None:
-    """The teacher-forced forward sees the keys greedy decoding looked up: the memory's last decoding step (the
-    position before the last answer token's successor) entered exactly as the readout says."""
-    fact = run[1][0]
-    c = demo.ask(fact["prompt"])
+    """The teacher-forced forward sees the keys greedy decoding looked up: the memory entering recorded at every
+    decoding step (a forward hook, PyTorch's public API) equals the readout over prompt + answer."""
     memory = demo.model.memory(demo.layers[0])
-    assert memory.entering() is not None  # the readout's forward left its record
-    assert c.trace.gates[demo.layers[0]][-1] == float(memory.entering()[0, -1])
+    for prompt in (run[1][0]["prompt"], GENERAL):
+        ids = encode_prompts(demo.tokenizer, [prompt], demo.prompt_format)[0]
+        seen: list[float] = []
+        handle = memory.register_forward_hook(lambda *_, out=seen: out.extend(memory.entering()[0].tolist()))
+        try:
+            answer = answer_ids(demo.model, demo.tokenizer, ids, NEW_TOKENS)
+        finally:
+            handle.remove()
+        readout = read_gates(demo.model, ids + answer, len(ids))[demo.layers[0]]
+        n = min(len(seen), len(readout))
+        assert n >= len(ids) + len(answer) - 1 and seen[:n] == pytest.approx(readout[:n], abs=1e-4)
 
 
 # ---------------------------------------------------------------- views
