@@ -187,7 +187,7 @@ def test_report_calls_the_gallery_unless_told_not_to(run, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("case", ["missing", "no_memory", "unreadable_prompts", "empty_prompts", "unknown_key",
-                                  "no_default_run"])
+                                  "no_default_run", "engram_path_outside_a_run"])
 def test_bad_input_is_one_line_and_exit_2(case: str, run, tmp_path: Path) -> None:
     run_dir, _ = run
     baseline = tmp_path / "baseline"  # a finished run without a memory
@@ -196,6 +196,8 @@ def test_bad_input_is_one_line_and_exit_2(case: str, run, tmp_path: Path) -> Non
     binary = tmp_path / "prompts.bin"
     binary.write_bytes(b"\xff\xfe\x00bad")
     (tmp_path / "empty.txt").write_text("# only a comment\n\n")
+    loose = tmp_path / "loose.safetensors"  # a memory with no run config naming its base model
+    loose.write_bytes((run_dir / "engram.safetensors").read_bytes())
     args, expected = {
         "missing": ([f"run_dir={tmp_path / 'nope'}"], "does not exist"),
         "no_memory": ([f"run_dir={baseline}"], "has no saved memory"),
@@ -203,6 +205,7 @@ def test_bad_input_is_one_line_and_exit_2(case: str, run, tmp_path: Path) -> Non
         "empty_prompts": ([f"run_dir={run_dir}", "--prompts", str(tmp_path / "empty.txt")], "holds no prompt"),
         "unknown_key": (["run=x"], "is not one of run_dir=..., engram_path=..."),
         "no_default_run": ([], "holds no finished run with a memory"),
+        "engram_path_outside_a_run": ([f"engram_path={loose}"], "is not inside a run dir"),
     }[case]
     done = demo_py(*args, cwd=tmp_path)  # cwd: no outputs/default/ here
     assert done.returncode == 2, done.stderr
