@@ -10,7 +10,7 @@ LATEST_VENV ?= .venv-latest
 # torch is pinned to the CPU build; installed first so no other package can pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install run test test-slow test-latest lock lint bench clean-venv
+.PHONY: install run test test-slow test-browser test-latest lock lint bench demo demo-html demo-screenshot clean-venv
 
 install: $(STAMP)
 
@@ -35,6 +35,29 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# The demo page in a real headless browser: Debian's chromium, installed with apt-get when missing (needs root).
+# ENGRAM_REQUIRE_BROWSER=1 turns "no browser, skipped" into a failure here.
+test-browser: install
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	ENGRAM_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m browser tests/test_demo_browser.py
+
+# The demo on the newest run of `make run` (outputs/default/<date>): interactive in the terminal, or as one HTML page.
+DEMO_HTML ?= outputs/demo.html
+DEMO_PNG ?= experiments/results/demo/demo_smollm.png
+CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+	--disable-component-update --disable-sync
+demo: install
+	$(PY) demo.py
+
+demo-html: install
+	$(PY) demo.py --html $(DEMO_HTML)
+
+# The README's screenshot: the HTML page of the default run, rendered by headless chromium (make test-browser installs it).
+demo-screenshot: demo-html
+	@mkdir -p $(dir $(DEMO_PNG))
+	profile=$$(mktemp -d) && chromium $(CHROMIUM_FLAGS) --user-data-dir=$$profile --window-size=1100,1500 \
+	    --screenshot=$(abspath $(DEMO_PNG)) file://$(abspath $(DEMO_HTML)); rc=$$?; rm -rf $$profile; exit $$rc
 
 # Refresh the lock from pyproject.toml (newest versions it allows), then run `make test` to check them.
 # The local build label (+cpu) is dropped: `torch==2.13.0` matches the CPU build as well.

@@ -8,6 +8,8 @@ import its own layer or any layer below, never one above:
     train.py, evaluate.py, report.py   entry points: may join any layers (evaluate.py hands training's
                                        four-way loop to evaluation as a callable)
     engram.write                       `python -m engram.write`: facts into a trained memory (entry point)
+    engram.demo                        demo.py's views (base vs memory, gate per token) and report.py's gate
+                                       gallery: reads evaluation, models and tracking, nothing imports it
     engram.training                    Lightning module, variants, the train pipeline, four-way training
     engram.evaluation                  greedy eval, retention, gate stats, the one evaluate-and-save path,
                                        the four-way comparison
@@ -30,7 +32,7 @@ __version__ = "0.1.0"
 
 # The layer order above, top first; each entry is a set of peers (module prefixes under engram).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("engram.write",),
+    ("engram.write", "engram.demo"),
     ("engram.training",),
     ("engram.evaluation",),
     ("engram.tracking",),

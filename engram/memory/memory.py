@@ -96,6 +96,18 @@ class EngramMemory(nn.Module):
         passed = self._passed_map[self._last.keep]
         return gate * passed if passed.shape == gate.shape else gate
 
+    @torch.no_grad()
+    def entering(self) -> torch.Tensor | None:
+        """[B, T] how much memory entered at each position of the last forward (detached): `last_gate` put back in
+        place, zero where the hash kept nothing. None before any forward. What the demo tints each token by."""
+        flat = self.last_gate
+        if flat is None or self._last is None:
+            return None
+        keep = self._last.keep
+        out = torch.zeros(keep.shape, dtype=torch.float32, device=keep.device)
+        out[keep] = flat.to(out.device)
+        return out
+
     def live_entering(self) -> torch.Tensor | None:
         """[B, T] how much memory entered at each position of the last training forward, with its graph (gate
         times the share of heads let through; zero where nothing applies); None outside training or for gates

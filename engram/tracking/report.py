@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,10 @@ from omegaconf import OmegaConf
 from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
 from engram.tracking.run_dirs import find_job_dirs, metric_columns, read_run
 from engram.variants.common import wraps_engram
+
+# report.py hands the demo's gate gallery in here (tracking sits below the model code and never imports it):
+# (memory run dirs, report dir) -> report.md lines
+Gallery = Callable[[list[Path], Path], list[str]]
 
 # Config values every row carries (column name -> config key).
 CONFIG_COLUMNS = {
@@ -289,8 +293,17 @@ def optuna_section(sources: Sequence[str | Path]) -> list[str]:
     return lines
 
 
-def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] = ()) -> dict[str, Any]:
-    """results.csv, report.md and the PNGs in out_dir; returns {"csv", "markdown", "plots": {name: data}}."""
+def memory_runs(df: pd.DataFrame) -> list[Path]:
+    """The finished jobs of memory variants (what the gate gallery draws)."""
+    ok = _ok(df)
+    return [Path(job) for job, variant in zip(ok["job"], ok["variant"], strict=True) if wraps_engram(variant)] \
+        if not ok.empty else []
+
+
+def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] = (),
+                 gallery: Gallery | None = None) -> dict[str, Any]:
+    """results.csv, report.md and the PNGs in out_dir; returns {"csv", "markdown", "plots": {name: data}}.
+    `gallery`: draws the memory runs' gate heat maps and gives their report.md section (report.py's default)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_dir / "results.csv", index=False)
     plots = make_plots(df, out_dir) if not df.empty else {}
@@ -317,14 +330,20 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
     md += optuna_section(sources)
     if plots:
         md += ["## Plots", ""] + [f"![{name[:-4]}]({name})" for name in plots] + [""]
+    runs = memory_runs(df)
+    if gallery is not None and runs:
+        md += gallery(runs, out_dir)
     (out_dir / "report.md").write_text("\n".join(md))
     return {"csv": out_dir / "results.csv", "markdown": out_dir / "report.md", "plots": plots}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None) -> int:
+    """`gallery`: see write_report (report.py passes the demo's; --no-gallery skips it)."""
     parser = argparse.ArgumentParser(prog="report.py", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="multirun/<experiment>/<date>, a run dir, or a glob")
     parser.add_argument("--out", help="where report.md/PNGs go (default: the single path given, else reports/<now>)")
+    parser.add_argument("--no-gallery", action="store_true",
+                        help="skip the gate heat maps (they load each memory run's model)")
     args = parser.parse_args(argv)
     df = collect(args.paths)
     if df.empty:
@@ -333,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     single = len(args.paths) == 1 and Path(args.paths[0]).is_dir()
     out = Path(args.out) if args.out else Path(args.paths[0]) if single else Path(
         "reports") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
-    result = write_report(df, out, args.paths)
+    result = write_report(df, out, args.paths, None if args.no_gallery else gallery)
     n_failed = int((df["status"] != "ok").sum())
     print(f"{len(df)} jobs ({n_failed} failed) -> {result['markdown']}, {len(result['plots'])} plots, "
           f"{result['csv']}")
