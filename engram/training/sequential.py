@@ -62,16 +62,15 @@ def teach_sequentially(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: 
     teach = _memory_writer(cfg, model, tokenizer) if has_engram(cfg.variant.name) else _lora_fitter(
         cfg, model, datamodule)
 
-    def recall(records: list[Record]) -> float:
-        return fact_scores(model, tokenizer, records, fmt, max_length).exact_share
-
     points: list[CurvePoint] = []
     for i, batch in enumerate(tqdm(batches, desc="sequential writing", unit="batch"), start=1):
         t0 = time.perf_counter()
         teach(batch, i)
         seconds = time.perf_counter() - t0
         so_far = facts[: sum(len(b) for b in batches[:i])]
-        point = CurvePoint(i, len(so_far), recall(so_far), recall(batches[0]), recall(batch),
+        exact = fact_scores(model, tokenizer, so_far, fmt, max_length).exact  # batches are prefixes of so_far
+        point = CurvePoint(i, len(so_far), _share(exact), _share(exact[: len(batches[0])]),
+                           _share(exact[-len(batch):]),
                            locality_scores(model, tokenizer, base_general, max_length, taught_prompts).mean_accuracy,
                            round(seconds, 2))
         points.append(point)
@@ -84,6 +83,10 @@ def teach_sequentially(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: 
                "points": [asdict(p) for p in points]}
     atomic_write_text(run_dir / CURVE_FILE, json.dumps(payload, indent=1))
     return points
+
+
+def _share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")
 
 
 def _memory_writer(cfg: DictConfig, model: Any, tokenizer: Any) -> Any:
