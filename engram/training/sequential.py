@@ -79,9 +79,10 @@ def teach_sequentially(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: 
         for logger in loggers or []:
             logger.log_metrics({f"sequential/{k}": float(v) for k, v in asdict(point).items() if k != "facts"},
                                step=point.facts)
-    payload = {"variant": cfg.variant.name, "batch": size, "epochs": int(cfg.sequential.epochs),
-               "points": [asdict(p) for p in points]}
-    atomic_write_text(run_dir / CURVE_FILE, json.dumps(payload, indent=1))
+        # rewritten after every batch: a long run shows its curve so far, and a crash keeps it
+        payload = {"variant": cfg.variant.name, "batch": size, "epochs": int(cfg.sequential.epochs),
+                   "batches": len(batches), "points": [asdict(p) for p in points]}
+        atomic_write_text(run_dir / CURVE_FILE, json.dumps(payload, indent=1))
     return points
 
 
