@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from engram.atomic import atomic_write_dir
+from engram.config_rules import from_scratch
 from engram.data.datamodule import EngramDataModule
 from engram.data.jsonl import read_jsonl
 from engram.evaluation.retention import base_answers
@@ -67,7 +68,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    model, tokenizer = load_model(cfg.model)
+    model, tokenizer = load_model(cfg.model, data=cfg.data)  # model=scratch builds its vocabulary from the data
     datamodule = EngramDataModule(cfg.data, tokenizer)
     # The untouched base model's answers to the general prompts (cached per base model) — before the variant.
     base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
@@ -181,9 +182,11 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
         path = run_dir / "lora_adapter"
         atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["lora"] = str(path)
-    if variant_spec(cfg.variant.name).full_finetune and cfg.variant.get("finetune") == "full":
+    full = variant_spec(cfg.variant.name).full_finetune and cfg.variant.get("finetune") == "full"
+    if full or from_scratch(cfg.model.name):  # trained base weights (a scratch model's beside its memory)
+        base = model.lm if has_engram(cfg.variant.name) else model
         path = run_dir / "model"
-        atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
+        atomic_write_dir(path, lambda tmp: base.save_pretrained(str(tmp)))
         saved["model"] = str(path)
     return saved
 
