@@ -26,7 +26,7 @@ from engram.data.jsonl import read_jsonl
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
 from engram.models.loading import load_model
-from engram.tracking.wandb import build_loggers, finish, log_final
+from engram.tracking.wandb import build_loggers, finish, log_final, restore_wandb_env
 from engram.training.callbacks import GateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
@@ -213,3 +213,4 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
 def _close_wandb(exit_code: int) -> None:
     if wandb.run is not None:  # a W&B run this job started
         wandb.finish(exit_code=exit_code)
+    restore_wandb_env()
