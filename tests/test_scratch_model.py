@@ -11,6 +11,7 @@ import pytest
 import torch
 from _training_utils import CONF_DIR, tiny_cfg
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from engram.config import ConfigError, validate
 from engram.models.loading import load_model
@@ -116,3 +117,20 @@ def test_bad_scratch_config_is_one_line(overrides: list[str], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     assert str(err.value).startswith(f"config error: {key}=") and "\n" not in str(err.value)
+
+
+def test_a_scratch_run_dir_reloads_with_its_trained_weights(tmp_path: Path) -> None:
+    """EngramModel.from_pretrained (evaluate.py run_dir=, demo.py, report.py's gallery) rebuilds the run's trained
+    model from model/, not a fresh random one, on the data's vocabulary."""
+    from engram.models.engram_model import EngramModel, run_model_config
+
+    cfg = tiny_cfg(tmp_path, *SCRATCH, "variant=engram")
+    _, objects = train(cfg)
+    trained = objects["model"].eval()
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    assert run_model_config(tmp_path).path == str(tmp_path / "model")
+    reloaded = EngramModel.from_pretrained(tmp_path)
+    ids = objects["tokenizer"]("K000 . K001", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(reloaded(input_ids=ids).logits, trained(input_ids=ids).logits, atol=1e-5)

@@ -55,3 +55,10 @@ def build_scratch_model(cfg: dict[str, Any], vocab_size: int, special_ids: dict[
         model = MistralForCausalLM(config)
     model.generation_config.pad_token_id = special_ids.get("pad_token_id")
     return model.eval()
+
+
+def load_scratch_model(path: str) -> Any:
+    """A trained scratch model saved by save_pretrained (a run dir's model/), in eval mode."""
+    from transformers import MistralForCausalLM  # lazy: see build_scratch_model
+
+    return MistralForCausalLM.from_pretrained(path, attn_implementation=ATTENTION).eval()

@@ -25,6 +25,7 @@ from engram.data.datamodule import EngramDataModule
 from engram.data.jsonl import read_jsonl
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
+from engram.models.engram_model import BASE_WEIGHTS_DIR
 from engram.models.loading import load_model
 from engram.tracking.wandb import build_loggers, finish, log_final, restore_wandb_env
 from engram.training.callbacks import GateStats, StepStats
@@ -185,7 +186,7 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
     full = variant_spec(cfg.variant.name).full_finetune and cfg.variant.get("finetune") == "full"
     if full or from_scratch(cfg.model.name):  # trained base weights (a scratch model's beside its memory)
         base = model.lm if has_engram(cfg.variant.name) else model
-        path = run_dir / "model"
+        path = run_dir / BASE_WEIGHTS_DIR
         atomic_write_dir(path, lambda tmp: base.save_pretrained(str(tmp)))
         saved["model"] = str(path)
     return saved
