@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or s["rounds"]
     parts = args.only.split(",")
     info = machine_info(args.threads)
-    print(f"engram-lab benchmarks, mode={mode}, model={s['model']}")
+    # the window part builds its own model (model=scratch); the others run on the base model
+    model = s["model"] if BASE_PARTS & set(parts) else "scratch"
+    print(f"engram-lab benchmarks, mode={mode}, model={model}")
     if args.quick:
         print("  (quick: a smoke run of the same code on the tiny model; the targets are defined on SmolLM2)")
     for k, v in info.items():
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - start
     table = format_table(rows)
     cmd = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    header = "\n".join([f"mode={mode}, model={s['model']}, total {total:.0f} s, peak RSS "
+    header = "\n".join([f"mode={mode}, model={model}, total {total:.0f} s, peak RSS "
                         f"{peak_rss_bytes() / 2**30:.2f} GiB, command: `{cmd.strip()}`", "",
                         *[f"- {k}: {v}" for k, v in info.items()], ""])
     print("\n== results ==\n" + header + "\n" + table)
