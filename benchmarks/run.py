@@ -3,6 +3,7 @@
     python benchmarks/run.py --quick      # tiny model, < 2 minutes: a smoke run of every benchmark
     python benchmarks/run.py              # real SmolLM2-135M: the numbers in benchmarks/README.md
     python benchmarks/run.py --only table,hash --threads 1
+    python benchmarks/run.py --only window      # windowed attention + Engram vs full attention, 512 -> 8k tokens
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
 Exit status 0 even with FAILs (machines are noisy; the table is the result), 2 on bad arguments.
@@ -17,14 +18,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
-PARTS = ("table", "overhead", "throughput", "generation", "hash")
+PARTS = ("table", "overhead", "throughput", "generation", "hash", "window")
+BASE_PARTS = set(PARTS) - {"window"}  # the parts measured on the base model (window builds its own)
 
 # quick: tiny model, smaller tables, fewer steps; full: the settings on SmolLM2
 SETTINGS = {
     "quick": {"model": "tiny", "rows64": [10**3, 10**5, 10**6], "rows576": [10**3, 10**5], "rounds": 6,
-              "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "gen_rounds": 3},
+              "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "gen_rounds": 3,
+              "window_lengths": [256, 512], "window_attentions": ("sdpa",)},
     "full": {"model": "smollm", "rows64": [10**3, 10**5, 10**6, 10**7], "rows576": [10**3, 10**6], "rounds": 3,
-             "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "gen_rounds": 3},
+             "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "gen_rounds": 3,
+             "window_lengths": [512, 1024, 2048, 4096, 8192], "window_attentions": ("sdpa", "flex_attention")},
 }
 
 
@@ -38,6 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=None, help="timed steps per configuration")
     ap.add_argument("--gen-prompts", type=int, default=32)
     ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--window-lengths", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                    help="window: sequence lengths, comma list (default 512,...,8192; quick 256,512)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = ap.parse_args(argv)
     unknown = set(args.only.split(",")) - set(PARTS)
@@ -50,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import torch
 
-    from benchmarks import bench_generation, bench_throughput, bench_train
+    from benchmarks import bench_generation, bench_throughput, bench_train, bench_window
     from benchmarks.common import format_table, frozen, machine_info, peak_rss_bytes, train_batch
     from engram.models import load_model
 
@@ -61,16 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or s["rounds"]
     parts = args.only.split(",")
     info = machine_info(args.threads)
-    print(f"engram-lab benchmarks, mode={mode}, model={s['model']}")
+    # the window part builds its own model (model=scratch); the others run on the base model
+    model = s["model"] if BASE_PARTS & set(parts) else "scratch"
+    print(f"engram-lab benchmarks, mode={mode}, model={model}")
     if args.quick:
         print("  (quick: a smoke run of the same code on the tiny model; the targets are defined on SmolLM2)")
     for k, v in info.items():
         print(f"  {k}: {v}")
     start = time.perf_counter()
-    base, tok = load_model(s["model"])
-    frozen(base)
-    batch = train_batch(tok, 16)  # batch 16 of exact-match facts, plain prompts (~30 tokens with SmolLM2)
-    print(f"  train batch: {tuple(batch['input_ids'].shape)}", flush=True)
+    if BASE_PARTS & set(parts):
+        base, tok = load_model(s["model"])
+        frozen(base)
+        batch = train_batch(tok, 16)  # batch 16 of exact-match facts, plain prompts (~30 tokens with SmolLM2)
+        print(f"  train batch: {tuple(batch['input_ids'].shape)}", flush=True)
     rows = []
 
     def done(part: str, new: list) -> None:
@@ -90,11 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         done("throughput", bench_throughput.throughput(base, tok, s["train_n"], s["tp_batch"], s["tp_batches"]))
     if "generation" in parts:
         done("generation", bench_generation.generation(base, tok, args.gen_prompts, args.gen_tokens, s["gen_rounds"]))
+    if "window" in parts:
+        lengths = args.window_lengths or s["window_lengths"]
+        done("window", bench_window.window_scaling(lengths, rounds, s["window_attentions"]))
 
     total = time.perf_counter() - start
     table = format_table(rows)
     cmd = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    header = "\n".join([f"mode={mode}, model={s['model']}, total {total:.0f} s, peak RSS "
+    header = "\n".join([f"mode={mode}, model={model}, total {total:.0f} s, peak RSS "
                         f"{peak_rss_bytes() / 2**30:.2f} GiB, command: `{cmd.strip()}`", "",
                         *[f"- {k}: {v}" for k, v in info.items()], ""])
     print("\n== results ==\n" + header + "\n" + table)

@@ -48,6 +48,7 @@ from engram.config_rules import (
     validate_lora,
     validate_model,
     validate_optim,
+    validate_scratch,
     validate_sequential,
     validate_trainer,
 )
@@ -72,6 +73,9 @@ class ModelConfig:
     num_heads: int = 4
     intermediate_size: int = 128
     seed: int = 0
+    # model=scratch: sliding-window attention over this many tokens (each position sees itself and the window - 1
+    # before it); None = full causal attention
+    attention_window: int | None = None
 
 
 @dataclass
@@ -144,6 +148,10 @@ class DataConfig:
     num_facts: int = 32
     distraction_min: int = 300
     distraction_max: int = 500
+    fixed_facts: bool = True  # False: every example draws its own trigger -> words (in-context facts only)
+    # eval: num_eval examples at each of these exact distraction lengths (category distraction_<n>); None = the
+    # training range
+    eval_distractions: list[int] | None = None
 
 
 @dataclass
@@ -337,6 +345,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
     validate_data(typed.data)
+    validate_scratch(typed)
     check(is_int(typed.checkpoint.every_n_steps) and typed.checkpoint.every_n_steps >= 0,
           "checkpoint.every_n_steps", typed.checkpoint.every_n_steps, "must be >= 0 (0 = only at epoch ends)")
     validate_optim(typed.optim)

@@ -176,6 +176,35 @@ def validate_model(m: Any) -> None:
     if source_rules is not None:
         source_rules(m)
     one_of("model.dtype", m.dtype, DTYPES)
+    check(m.attention_window is None or from_scratch(m.name), "model.attention_window", m.attention_window,
+          f"is only built into model=scratch (model={m.name} keeps its own attention)")
+
+
+def check_decoder_shape(m: Any, source: str) -> None:
+    """The shape keys of a model built from config (model=tiny, model=scratch) and its seed."""
+    for key, low, high in (("hidden_size", 2, 4096), ("num_layers", 2, 128), ("num_heads", 1, 64),
+                           ("intermediate_size", 1, 16384)):
+        value = getattr(m, key)
+        check(low <= value <= high, f"model.{key}", value, f"must be in [{low}, {high}] for model={source}")
+    head_dim, rest = divmod(m.hidden_size, m.num_heads)
+    check(rest == 0 and head_dim % 2 == 0, "model.num_heads", m.num_heads,
+          f"must divide model.hidden_size ({m.hidden_size}) into an even head size")
+    check_seed("model.seed", m.seed)
+
+
+def from_scratch(model_name: str) -> bool:
+    """The model source builds a fresh model (model=scratch): every base weight trains, in every variant."""
+    return bool(registry.attribute("model", model_name, "from_scratch", False))
+
+
+def validate_scratch(cfg: Any) -> None:
+    """A model trained from scratch needs its data family's tokenizer, and has nothing for LoRA to adapt."""
+    if not from_scratch(cfg.model.name):
+        return
+    check(registry.attribute("family", cfg.data.family, "tokenizer") is not None, "data.family", cfg.data.family,
+          f"has no tokenizer of its own, which model={cfg.model.name} builds its vocabulary from (data=long_recall)")
+    check(not registry.get("variant", cfg.variant.name).lora, "variant.name", cfg.variant.name,
+          f"adds LoRA, but model={cfg.model.name} trains every weight from scratch (use baseline or engram)")
 
 
 def validate_lora(lora: Any, model_name: str) -> None:
@@ -222,6 +251,8 @@ def nothing_to_train(cfg: Any) -> bool:
     facts taught batch by batch (sequential.batch > 0 replaces the fit)."""
     if cfg.sequential.batch > 0:
         return True
+    if from_scratch(cfg.model.name):
+        return False
     variant = registry.get("variant", cfg.variant.name)
     if not (variant.lora or variant.engram):
         return cfg.variant.finetune == "none"

@@ -117,3 +117,24 @@ def test_word_tokenizer_gives_one_token_per_word():
     assert len(ids) == len(r["prompt"].split())
     assert tok.unk_token_id not in ids
     assert tok.decode(tok(" " + r["answer"], add_special_tokens=False)["input_ids"]) == r["answer"]
+
+
+def test_long_recall_eval_at_each_distraction_length():
+    s = build_splits(recall_cfg(num_eval=6, eval_distractions=[5, 50, 120]))
+    assert len(s["eval"]) == 18
+    for length in (5, 50, 120):
+        rows = [r for r in s["eval"] if r["category"] == lr.distraction_category(length)]
+        assert len(rows) == 6
+        assert all(len(lr.parse_example(r["prompt"])[2]) == length for r in rows)
+    assert all(300 <= len(lr.parse_example(r["prompt"])[2]) <= 500 for r in s["train"])  # training keeps its range
+
+
+def test_long_recall_fresh_facts_live_only_in_the_context():
+    s = build_splits(recall_cfg(fixed_facts=False, num_train=100))
+    firsts: dict[str, set[str]] = {}
+    for r in s["train"] + s["eval"]:
+        trigger, fact, _, final = lr.parse_example(r["prompt"])
+        assert trigger == final and r["answer"] == fact[0] and len(set(fact)) == 3
+        firsts.setdefault(trigger, set()).add(fact[0])
+    assert all(len(answers) > 1 for answers in firsts.values())  # one trigger, many answers: no fixed mapping
+    assert not any(r["seen"] for r in s["eval"])  # a fresh fact was never trained on

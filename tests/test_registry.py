@@ -159,7 +159,7 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
         assert names["address"] == ("fingerprint", "hashed", "written"), names
         assert names["variant"] == ("baseline", "combined", "engram", "lora"), names
         assert names["family"] == ("exact_match", "jsonl", "long_recall", "patterns"), names
-        assert names["model"] == ("hf", "smollm", "tiny"), names
+        assert names["model"] == ("hf", "scratch", "smollm", "tiny"), names
         loaded = [m for m in sys.modules if m == "torch" or m.startswith(("engram.memory", "engram.models"))]
         assert not loaded, loaded
     """)

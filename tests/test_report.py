@@ -169,3 +169,23 @@ def test_selectivity_columns_reach_the_table(tmp_path):
     write_report(df, tmp_path / "out", [tmp_path / "sweep"])
     text = (tmp_path / "out" / "report.md").read_text()
     assert "knock-out seen" in text and "memory on general" in text and "| 26.0% |" in text
+
+
+def test_recall_vs_distraction_curve(tmp_path):
+    """Jobs with data.eval_distractions (categories distraction_<n>) get recall_vs_distraction.png: one line per
+    job with its per-length recall, sorted by length, and the attention window marked; plus a table."""
+    arms = {"0": (["+arm=windowed"], {"distraction_50": 0.9, "distraction_300": 0.05, "distraction_100": 0.5}),
+            "1": (["+arm=windowed_engram"], {"distraction_50": 1.0, "distraction_300": 1.0, "distraction_100": 1.0}),
+            "2": (["+arm=full"], {"distraction_50": 1.0, "distraction_300": 0.8, "distraction_100": 0.9})}
+    for job, (overrides, recall) in arms.items():
+        per_category = {cat: {"n": 10, "correct": int(10 * v), "exact_match": v} for cat, v in recall.items()}
+        fake_job(tmp_path / "sweep" / job, ["model=scratch", "data=long_recall", *overrides],
+                 grid_metrics(1000, 100), per_category)
+    out = write_report(collect([tmp_path / "sweep"]), tmp_path / "out", [tmp_path / "sweep"])
+    drawn = out["plots"]["recall_vs_distraction.png"]
+    assert drawn["arm=windowed"] == [[50.0, 0.9], [100.0, 0.5], [300.0, 0.05]]
+    assert drawn["arm=windowed_engram"] == [[50.0, 1.0], [100.0, 1.0], [300.0, 1.0]]
+    assert set(drawn) == {"arm=windowed", "arm=windowed_engram", "arm=full"}  # the window line is not data
+    assert (tmp_path / "out" / "recall_vs_distraction.png").stat().st_size > 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| job | 50 | 100 | 300 |" in text and "| arm=windowed | 90.0% | 50.0% | 5.0% |" in text

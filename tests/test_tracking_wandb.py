@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import socket
 import struct
 import threading
@@ -128,3 +129,18 @@ def test_csv_logger_writes_step_and_gate_metrics(tmp_path: Path) -> None:
         columns = set(next(csv.reader(f)))
     assert {"train/loss_step", "train/tokens_per_s", "engram/layer1/gate_mean", "eval/exact_match"} <= columns
     assert (run_dir / "csv" / "hparams.yaml").is_file()
+
+
+def test_wandb_jobs_in_one_process_leave_the_environment_as_they_found_it(
+    tmp_path: Path, no_network: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multirun runs its jobs in one process: the first job's W&B run (Lightning sets WANDB_MODE=dryrun) must not
+    decide the next job's logger.mode or where its files go."""
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    for job in ("0", "1"):
+        cfg = tiny_cfg(tmp_path / job, "variant=baseline", "variant.finetune=full", "logger=wandb",
+                       "trainer.max_steps=1", "experiment_name=wb_multirun")
+        assert cfg.logger.mode == "offline"  # composed from the environment the previous job left
+        train(cfg)
+        assert len(list((tmp_path / job / "wandb").glob("offline-run-*"))) == 1
+        assert "WANDB_MODE" not in os.environ and "WANDB_DIR" not in os.environ

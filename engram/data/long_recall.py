@@ -7,6 +7,10 @@ word. A windowed model cannot see the fact from the trigger; a memory can learn 
 Records have the common shape: prompt `"K007 bako tumi lera . <distraction> . K007"`, answer `"bako"`, category
 `long_recall`, key `long_recall:K007`. With `eval_seen_fraction < 1` some facts occur only in eval (unseen): only
 in-context recall can answer those. "Tokens" here are words; `build_word_tokenizer` gives one token per word.
+
+`data.fixed_facts=false` draws a fresh trigger -> words for every example (the control: only the context holds the
+fact, so a memory of trigger n-grams cannot know it). `data.eval_distractions=[50, 100, ...]` builds `num_eval`
+eval examples at each exact distraction length, category `distraction_<n>`: recall as a function of distance.
 """
 
 from __future__ import annotations
@@ -73,10 +77,21 @@ def parse_example(prompt: str) -> tuple[str, list[str], list[str], str]:
     return tokens[0], tokens[1:first_sep], tokens[first_sep + 1 : -2], tokens[-1]
 
 
+def fresh_fact(words: list[str], r: Any) -> list[str]:
+    """A fact drawn for one example only (data.fixed_facts=false): nothing outside the context can know it."""
+    return r.sample(words, FACT_WORDS)
+
+
+def distraction_category(length: int) -> str:
+    """The eval category of examples with exactly `length` distraction words (data.eval_distractions)."""
+    return f"distraction_{length}"
+
+
 def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
     cfg = as_data_cfg(data_cfg)
     seed = int(cfg.seed)
     low, high = int(cfg.distraction_min), int(cfg.distraction_max)
+    fixed = bool(cfg.fixed_facts)
     words = vocabulary(int(cfg.vocab_size), seed)
     facts = make_facts(int(cfg.vocab_size), int(cfg.num_facts), seed)
     n_seen, n_unseen = eval_counts(int(cfg.num_eval), float(cfg.eval_seen_fraction))
@@ -90,17 +105,28 @@ def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
                           f"leaves no fact to train on with data.num_facts={len(order)}")
     unseen_facts, seen_facts = order[:n_unseen_facts], order[n_unseen_facts:]
 
-    def examples(pool: list[str], n: int, seen: bool, purpose: str) -> list[Record]:
+    def examples(pool: list[str], n: int, seen: bool, purpose: str, lengths: tuple[int, int] = (low, high),
+                 category: str = CATEGORY) -> list[Record]:
         r = rng(seed, "long_recall", purpose)
         out = []
-        for trig in itertools.islice(itertools.cycle(pool), n):  # every fact equally often
-            prompt = make_example(trig, facts[trig], words, low, high, r)
-            out.append(record(prompt, facts[trig][0], CATEGORY, f"{CATEGORY}:{trig}", seen))
+        for trig in itertools.islice(itertools.cycle(pool), n):  # every trigger equally often
+            fact = facts[trig] if fixed else fresh_fact(words, r)
+            prompt = make_example(trig, fact, words, *lengths, r)
+            # a fresh fact is never seen in training, whatever split its trigger is in
+            out.append(record(prompt, fact[0], category, f"{CATEGORY}:{trig}", seen and fixed))
         r.shuffle(out)
         return out
 
     train = examples(seen_facts, int(cfg.num_train), True, "train")
-    evals = examples(seen_facts, n_seen, True, "eval_seen") + examples(unseen_facts, n_unseen, False, "eval_unseen")
+    eval_lengths = cfg.eval_distractions
+    if eval_lengths:  # recall as a function of distance: the same facts at each exact length
+        evals = [rec for d in eval_lengths for rec in
+                 examples(seen_facts, n_seen, True, f"eval_seen_{d}", (int(d), int(d)), distraction_category(d))
+                 + examples(unseen_facts, n_unseen, False, f"eval_unseen_{d}", (int(d), int(d)),
+                            distraction_category(d))]
+    else:
+        evals = (examples(seen_facts, n_seen, True, "eval_seen")
+                 + examples(unseen_facts, n_unseen, False, "eval_unseen"))
     return {"train": train, "eval": evals}
 
 

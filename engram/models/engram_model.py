@@ -29,6 +29,7 @@ from transformers.cache_utils import Cache
 from engram import registry
 from engram.atomic import atomic_write_dir
 from engram.config import EngramConfig, validate_engram, validate_layers
+from engram.config_rules import from_scratch
 from engram.memory.budget import check_memory_budget
 from engram.memory.hashing import build_token_map
 from engram.memory.memory import EngramMemory
@@ -242,8 +243,12 @@ def load_run(run_dir: str | Path, **kwargs: Any) -> tuple[EngramModel, Any]:
     return EngramModel.from_pretrained(run_dir, model, tokenizer, **kwargs), tokenizer
 
 
+BASE_WEIGHTS_DIR = "model"  # a run dir's trained base weights (variant.finetune=full, model=scratch)
+
+
 def run_model_config(run_dir: Path) -> Any:
-    """The `model:` section of a run dir's .hydra/config.yaml (what load_model needs to rebuild the base)."""
+    """The `model:` section of a run dir's .hydra/config.yaml (what load_model needs to rebuild the base); for a
+    model trained from scratch, pointed at the run's trained weights (`model/`) and given its data section."""
     cfg_file = run_dir / ".hydra" / "config.yaml"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"engram: {run_dir} has no .hydra/config.yaml naming its base model; "
@@ -251,6 +256,12 @@ def run_model_config(run_dir: Path) -> Any:
     cfg = OmegaConf.load(cfg_file)
     if "model" not in cfg:
         raise ValueError(f"engram: {cfg_file} has no model: section")
+    if from_scratch(str(cfg.model.get("name"))):  # its vocabulary is the data's, its trained weights are the run's
+        trained = run_dir / BASE_WEIGHTS_DIR
+        if not (trained / "config.json").is_file():
+            raise FileNotFoundError(f"engram: {run_dir} trained model={cfg.model.name} but has no "
+                                    f"{BASE_WEIGHTS_DIR}/ with its weights")
+        return OmegaConf.merge(cfg.model, {"path": str(trained), "data": cfg.get("data")})
     return cfg.model
 
 

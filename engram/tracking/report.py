@@ -22,6 +22,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
+from engram.tracking.recall_curve import plot_recall_curve, recall_table
+from engram.tracking.recall_curve import read_curves as read_recall_curves
 from engram.tracking.run_dirs import find_job_dirs, metric_columns, read_run
 from engram.variants.common import wraps_engram
 
@@ -34,7 +36,7 @@ CONFIG_COLUMNS = {
     "experiment": "experiment_name", "variant": "variant.name", "model": "model.name", "data": "data.family",
     "num_train": "data.num_train", "num_eval": "data.num_eval", "table_size": "engram.table_size",
     "hash": "engram.hash", "address": "engram.address", "gate": "engram.gate", "gate_bias": "engram.gate_bias",
-    "layers": "engram.layers",
+    "layers": "engram.layers", "attention_window": "model.attention_window", "fixed_facts": "data.fixed_facts",
     "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed",
 }
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
@@ -126,7 +128,7 @@ def make_labels(df: pd.DataFrame) -> list[str]:
         parsed = dict(o.split("=", 1) for o in ov.split() if "=" in o)
         # engram.* settings mean nothing for a variant without memory
         used = [k for k in keys if k in parsed and (wraps_engram(variant) or not k.startswith("engram."))]
-        short = [f"{k.split('.')[-1]}={parsed[k]}" if k != "variant" else parsed[k] for k in used]
+        short = [f"{k.lstrip('+').split('.')[-1]}={parsed[k]}" if k != "variant" else parsed[k] for k in used]
         labels.append(", ".join(short) or Path(job).name)
     return labels
 
@@ -248,8 +250,19 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     drawn = plot_forgetting(read_curves(_job_dirs(ok)), out_dir / "forgetting.png")
     if drawn:
         plots["forgetting.png"] = drawn
+    windows = set(_numeric(ok, "attention_window").dropna()) if "attention_window" in ok else set()
+    drawn = plot_recall_curve(_recall_curves(ok), out_dir / "recall_vs_distraction.png",
+                              window=int(windows.pop()) if len(windows) == 1 else None)
+    if drawn:
+        plots["recall_vs_distraction.png"] = drawn
     (out_dir / "plots.json").write_text(json.dumps(plots, indent=1))
     return plots
+
+
+def _recall_curves(df: pd.DataFrame) -> dict[str, list[tuple[int, float]]]:
+    """Recall per distraction length of each job (data.eval_distractions), from its per-category columns."""
+    cats = [c for c in df.columns if c.startswith("cat/")]
+    return read_recall_curves({str(r["label"]): {c: r[c] for c in cats} for _, r in df.iterrows()})
 
 
 def _job_dirs(df: pd.DataFrame) -> list[tuple[str, Path]]:
@@ -325,6 +338,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
             md += ["## Exact match per category", ""]
             md += markdown_table(ok, ["label", *cats], ["label", *[c[4:] for c in cats]]) + [""]
         md += forgetting_table(read_curves(_job_dirs(ok)))
+        md += recall_table(_recall_curves(ok))
     if not failed.empty:
         md += ["## Failed jobs", ""] + markdown_table(failed, ["job", "overrides", "error"]) + [""]
     md += optuna_section(sources)

@@ -25,10 +25,20 @@ def run_tags(cfg: Any) -> list[str]:
     return tags + [str(t) for t in (cfg.logger.get("tags") or [])]
 
 
+WANDB_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_SILENT", "WANDB_CONSOLE", "WANDB_DISABLE_CODE")
+# The environment as it was before this process's current W&B run. A run changes it (this module, and Lightning's
+# WandbLogger sets WANDB_MODE=dryrun when offline); in a multirun the next job's config reads WANDB_MODE
+# (conf/logger/wandb.yaml) and its files belong in its own run dir, so finish() puts it back.
+_outer_env: dict[str, str | None] = {}
+
+
 def prepare_wandb_env(mode: str, run_dir: Path) -> None:
-    """Environment for a W&B run that stays local unless mode is online; set before wandb.init."""
+    """Environment for a W&B run that stays local unless mode is online; set before wandb.init and undone by
+    `restore_wandb_env` (finish() calls it)."""
+    if not _outer_env:
+        _outer_env.update({k: os.environ.get(k) for k in WANDB_ENV})
     os.environ["WANDB_MODE"] = mode
-    os.environ.setdefault("WANDB_DIR", str(run_dir))
+    os.environ["WANDB_DIR"] = _outer_env["WANDB_DIR"] or str(run_dir)
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")  # keep stdout to rich and Lightning
     os.environ.setdefault("WANDB_DISABLE_CODE", "true")
@@ -94,10 +104,21 @@ def log_final(
         run.log({**payload, "trainer/global_step": step})
 
 
+def restore_wandb_env() -> None:
+    """The W&B environment variables as they were before `prepare_wandb_env` (no-op when it did not run)."""
+    for key, value in _outer_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _outer_env.clear()
+
+
 def finish(loggers: list[Logger], exit_code: int = 0) -> None:
-    """Close the runs so the next multirun job starts a fresh one."""
+    """Close the runs so the next multirun job starts a fresh one (with the environment it started with)."""
     for lg in loggers:
         lg.finalize("success" if exit_code == 0 else "failed")
     if _wandb_loggers(loggers):
         if wandb.run is not None:
             wandb.finish(exit_code=exit_code)
+    restore_wandb_env()

@@ -20,12 +20,14 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from engram.atomic import atomic_write_dir
+from engram.config_rules import from_scratch
 from engram.data.datamodule import EngramDataModule
 from engram.data.jsonl import read_jsonl
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
+from engram.models.engram_model import BASE_WEIGHTS_DIR
 from engram.models.loading import load_model
-from engram.tracking.wandb import build_loggers, finish, log_final
+from engram.tracking.wandb import build_loggers, finish, log_final, restore_wandb_env
 from engram.training.callbacks import GateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
@@ -67,7 +69,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    model, tokenizer = load_model(cfg.model)
+    model, tokenizer = load_model(cfg.model, data=cfg.data)  # model=scratch builds its vocabulary from the data
     datamodule = EngramDataModule(cfg.data, tokenizer)
     # The untouched base model's answers to the general prompts (cached per base model) — before the variant.
     base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
@@ -181,9 +183,11 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
         path = run_dir / "lora_adapter"
         atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["lora"] = str(path)
-    if variant_spec(cfg.variant.name).full_finetune and cfg.variant.get("finetune") == "full":
-        path = run_dir / "model"
-        atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
+    full = variant_spec(cfg.variant.name).full_finetune and cfg.variant.get("finetune") == "full"
+    if full or from_scratch(cfg.model.name):  # trained base weights (a scratch model's beside its memory)
+        base = model.lm if has_engram(cfg.variant.name) else model
+        path = run_dir / BASE_WEIGHTS_DIR
+        atomic_write_dir(path, lambda tmp: base.save_pretrained(str(tmp)))
         saved["model"] = str(path)
     return saved
 
@@ -210,3 +214,4 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
 def _close_wandb(exit_code: int) -> None:
     if wandb.run is not None:  # a W&B run this job started
         wandb.finish(exit_code=exit_code)
+    restore_wandb_env()

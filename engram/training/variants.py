@@ -8,6 +8,7 @@ from typing import Any
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
+from engram.config_rules import from_scratch
 from engram.models.inject import add_engram, engram_param_groups, engram_parameters
 from engram.variants.common import variant_spec
 
@@ -20,7 +21,8 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
     """Wrap `model` for `cfg.variant.name` (peft PeftModel for LoRA, then EngramModel for the memory) and set
     requires_grad so exactly the right weights train."""
     variant = variant_spec(cfg.variant.name)
-    full = variant.full_finetune and cfg.variant.get("finetune", "none") == "full"
+    # a model built from scratch has nothing pretrained to keep: all of it trains, beside any memory
+    full = from_scratch(cfg.model.name) or (variant.full_finetune and cfg.variant.get("finetune", "none") == "full")
     for p in model.parameters():
         p.requires_grad_(full)
     if variant.lora:

@@ -9,4 +9,6 @@ Optional, beside `build` (engram/registry.py's `attribute`; a plugin sets them o
     generated = True     built from data.seed: num_train + num_eval are capped (False: read from files)
     from_files = False   True: no training records means data.path (not num_train) is to blame
     paraphrased = False  True: eval/consistency is reported (items asked in several phrasings)
+    tokenizer(data_cfg)  the family's own tokenizer (a transformers tokenizer), for models built from scratch
+                         on its vocabulary (model=scratch); absent = the family has none
 """

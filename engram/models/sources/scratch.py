@@ -1,0 +1,41 @@
+"""model=scratch: a small Mistral-shaped decoder trained from scratch on the data family's own tokenizer
+(engram/models/scratch.py), with `model.attention_window` as real sliding-window attention (null = full).
+
+Every base weight trains in every variant (`from_scratch`): there is nothing pretrained to keep frozen, so a memory
+trains together with the model it is attached to. `model.path` (set for a run dir's trained weights) loads them
+instead of building a fresh model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engram.config_rules import check as rule
+from engram.config_rules import check_decoder_shape
+from engram.models.scratch import build_scratch_model, load_scratch_model, scratch_tokenizer
+
+from_scratch = True  # engram/training/variants.py trains every base weight; LoRA variants are refused
+
+
+def check(m: Any) -> None:
+    check_decoder_shape(m, "scratch")
+    window = m.attention_window
+    rule(window is None or (isinstance(window, int) and not isinstance(window, bool) and window >= 1),
+         "model.attention_window", window, "must be null (full attention) or an integer >= 1")
+
+
+class Source:
+    @staticmethod
+    def shape(cfg: dict[str, Any]) -> tuple[int, int]:
+        return int(cfg.get("num_layers", 4)), int(cfg.get("hidden_size", 128))
+
+    @staticmethod
+    def load(cfg: dict[str, Any]) -> tuple[Any, Any]:
+        if not cfg.get("data"):
+            raise ValueError("model=scratch builds its vocabulary from the data config: load_model(cfg.model, "
+                             "data=cfg.data)")
+        tokenizer = scratch_tokenizer(cfg["data"])
+        if cfg.get("path"):  # trained weights (a run dir's model/, engram/models/engram_model.py run_model_config)
+            return load_scratch_model(cfg["path"]), tokenizer
+        ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id}
+        return build_scratch_model(cfg, len(tokenizer), ids), tokenizer
