@@ -145,6 +145,7 @@ class DataConfig:
     eval_batch_size: int = 32
     max_length: int = 256
     num_workers: int = 0
+    facts_per_id: int = 3  # entity, user_prefs: facts (attributes) per ID
     # long_recall
     vocab_size: int = 512
     num_facts: int = 32
