@@ -35,7 +35,7 @@ def plot_token_gates(rows: Sequence[GateRow], title: str, path: Path) -> Path:
         for piece, g, answer in zip(row.pieces[start:], row.gate[start:], row.answer[start:], strict=True):
             text = piece.replace("\n", "\u23ce") or " "
             width = 0.25 + 0.11 * len(text)
-            ax.add_patch(plt.Rectangle((x, -y - 0.35), width, 0.7, color=cmap(0.05 + 0.9 * min(max(g, 0.0), 1.0))))
+            ax.add_patch(plt.Rectangle((x, -y - 0.35), width, 0.7, color=cmap(0.9 * min(max(g, 0.0), 1.0))))
             ax.text(x + width / 2, -y, text, ha="center", va="center", fontsize=7,
                     color="white" if g > 0.6 else "black", fontweight="bold" if answer else "normal")
             if answer:
