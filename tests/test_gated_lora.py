@@ -173,3 +173,12 @@ def test_bad_gate_setting_is_one_line_and_exit_2(tmp_path):
                            f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("config error: variant.gate_width=0")
+
+
+def test_a_checkpoint_holds_the_adapter_and_the_gate(tmp_path):
+    register_configs()
+    cfg = tiny_cfg(tmp_path, "variant=gated_lora", "trainer.enable_checkpointing=true")
+    train(cfg)
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert any(k.startswith("model.gate.") for k in saved) and any("lora_B" in k for k in saved)
+    assert all(k.startswith("model.gate.") or "lora_" in k for k in saved)  # trainable weights only

@@ -13,8 +13,8 @@ Choices, and why:
     init) gives the base logits bit for bit, whatever the gate.
   - **Two forwards of one model**: the base logits come from the same PeftModel inside peft's
     `disable_adapter()` context (no second copy of the weights). The base forward runs without autograd (nothing
-    in it trains), so a training step costs one extra forward: about 4/3 of a LoRA step. Greedy decoding runs
-    both forwards at every token (engram/models/mixed_generation.py), about twice a LoRA model's decoding.
+    in it trains), so a training step costs one extra forward: 1.42x a LoRA step on SmolLM2. Greedy decoding runs
+    both forwards at every token (engram/models/mixed_generation.py): 2.02x (benchmarks/bench_gated_lora.py).
   - **The gate starts mostly closed** (output bias `gate_init_bias`, default −4: g ≈ 0.018), so a freshly added
     gated LoRA changes little even once the adapter has moved.
 
