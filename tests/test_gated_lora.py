@@ -182,3 +182,15 @@ def test_a_checkpoint_holds_the_adapter_and_the_gate(tmp_path):
     saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     assert any(k.startswith("model.gate.") for k in saved) and any("lora_B" in k for k in saved)
     assert all(k.startswith("model.gate.") or "lora_" in k for k in saved)  # trainable weights only
+
+
+def test_replay_kl_is_zero_for_a_fresh_gated_lora_and_trains_with_it(tiny_pair, tmp_path):
+    """train.replay_ratio: KL(base || mixture) on general prompts, 0 while LoRA's B is zero; a run logs it."""
+    from engram.training.replay import replay_kl
+
+    model, _, _, ids, mask = tiny_pair
+    before = model.last_gate
+    kl = replay_kl(model, {"input_ids": ids, "attention_mask": mask, "prompt_lengths": mask.sum(1)})
+    assert float(kl) == 0.0 and model.last_gate is before  # record=False: the step's gate statistics stay
+    metrics, _ = train(tiny_cfg(tmp_path, "variant=gated_lora", "train.replay_ratio=0.5"))
+    assert 0 <= metrics["train/replay_kl"] < float("inf")

@@ -74,17 +74,19 @@ class GatedLoRAModel(nn.Module):
 
     # ------------------------------------------------------------ calling the model
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                logits_to_keep: int | torch.Tensor = 0, **kwargs: Any) -> Any:
-        """The LoRA model's output with its logits mixed with the base's by the gate (other keywords pass through
-        to both forwards; `labels` is refused: the loss of the mixture is the caller's)."""
+                logits_to_keep: int | torch.Tensor = 0, record: bool = True, **kwargs: Any) -> Any:
+        """The LoRA model's output with its logits mixed with the base's by the gate, and the base's logits as
+        `base_logits` (other keywords pass through to both forwards; `labels` is refused: the loss of the mixture
+        is the caller's). `record=False` leaves `last_gate` alone (replay prompts: the step's statistics stay the
+        facts')."""
         if "labels" in kwargs:
             raise ValueError("gated LoRA: compute the loss from the returned logits (labels would score LoRA alone)")
         out, logits, _ = self.mixed(input_ids=input_ids, attention_mask=attention_mask,
-                                       logits_to_keep=logits_to_keep, **kwargs)
+                                    logits_to_keep=logits_to_keep, record=record, **kwargs)
         out.logits = logits
         return out
 
-    def mixed(self, **inputs: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    def mixed(self, record: bool = True, **inputs: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """(LoRA output, mixed logits, gate at the kept positions) of one call; records `last_gate`."""
         keep = inputs.pop("logits_to_keep", 0)
         base_inputs = dict(inputs)
@@ -93,10 +95,12 @@ class GatedLoRAModel(nn.Module):
             base = self.base_model(**base_inputs, **base_cache, logits_to_keep=keep, output_hidden_states=True)
         lora = self.base_model(**inputs, **lora_cache, logits_to_keep=keep)
         gate_all = self.gate(base.hidden_states[-1])  # [B, T]: every position (cheap), for the statistics
-        self.last_gate = gate_all.detach()
+        if record:
+            self.last_gate = gate_all.detach()
         gate = _kept(gate_all, keep, lora.logits.shape[1]).unsqueeze(-1).to(lora.logits.dtype)
         base_logits = base.logits.to(lora.logits.dtype)
         lora.base_output = base  # its cache, for the decoding loop
+        lora.base_logits = base_logits  # for the replay KL (engram/training/replay.py)
         return lora, base_logits + gate * (lora.logits - base_logits), gate.squeeze(-1)
 
     def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

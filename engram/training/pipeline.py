@@ -122,9 +122,9 @@ def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramD
 
 
 def replay_source(cfg: DictConfig, tokenizer: Any) -> ReplaySource | None:
-    """train.replay_ratio > 0 with a memory: round(ratio x data.batch_size) replay prompts per step."""
+    """train.replay_ratio > 0 with a memory or a gated LoRA: round(ratio x data.batch_size) replay prompts per step."""
     ratio = float(cfg.train.replay_ratio)
-    if ratio <= 0 or not has_engram(cfg.variant.name):
+    if ratio <= 0 or not (has_engram(cfg.variant.name) or variant_spec(cfg.variant.name).gated):
         return None
     per_step = max(1, round(ratio * int(cfg.data.batch_size)))
     return ReplaySource(tokenizer, int(cfg.train.replay_prompts), per_step, int(cfg.data.seed), cfg.data.prompt_format)
