@@ -59,6 +59,8 @@ __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "Logge
 
 
 FOUR_WAY = ("baseline", "lora", "engram", "combined")  # what evaluate.py compares by default
+# the order of comparison rows: the four above with gated_lora right after lora (what it gates)
+ROW_ORDER = ("baseline", "lora", "gated_lora", "engram", "combined")
 
 
 @dataclass
@@ -116,6 +118,10 @@ class EngramConfig:
 class VariantConfig:
     name: str = "engram"
     finetune: str = "none"  # baseline only: "none" (frozen) or "full"
+    # gated_lora only (engram/models/gated_lora.py): the gate MLP's width, and its output bias at init
+    # (-4: sigmoid = 0.018, the gate starts mostly closed)
+    gate_width: int = 64
+    gate_init_bias: float = -4.0
 
 
 @dataclass
@@ -143,6 +149,7 @@ class DataConfig:
     eval_batch_size: int = 32
     max_length: int = 256
     num_workers: int = 0
+    facts_per_id: int = 3  # entity, user_prefs: facts (attributes) per ID
     # long_recall
     vocab_size: int = 512
     num_facts: int = 32
@@ -342,6 +349,10 @@ def validate(cfg: DictConfig) -> DictConfig:
     validate_model(typed.model)
     known_kind("variant", "variant.name", typed.variant.name)
     one_of("variant.finetune", typed.variant.finetune, ("none", "full"))
+    check(is_int(typed.variant.gate_width) and 1 <= typed.variant.gate_width <= 65536, "variant.gate_width",
+          typed.variant.gate_width, "must be an integer in [1, 65536]")
+    check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
+          "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
     validate_data(typed.data)

@@ -21,12 +21,13 @@ from engram.data.jsonl import JsonlFormatError
 from engram.models.headers import (
     ENGRAM_FILE_FORMAT,
     ENGRAM_OLD_FORMATS,
+    GATE_FILE,
     HeaderError,
     engram_file,
     lightning_checkpoint_keys,
     safetensors_header,
 )
-from engram.variants.common import wraps_engram, wraps_lora
+from engram.variants.common import wraps_engram, wraps_gate, wraps_lora
 
 ENGRAM_FILE_FORMATS = (ENGRAM_FILE_FORMAT, *ENGRAM_OLD_FORMATS)  # old formats are converted on load
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
@@ -105,6 +106,8 @@ def check_run_dir(key: str, value: str) -> None:
         check_engram_file(key, value, engram_file(run_dir), "has no engram.safetensors (did the run finish?)")
     if wraps_lora(variant) and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
         raise ConfigError(key, value, "has no lora_adapter/adapter_config.json (did the run finish?)")
+    if wraps_gate(variant) and not (run_dir / GATE_FILE).is_file():
+        raise ConfigError(key, value, f"has no {GATE_FILE} (did the run finish?)")
 
 
 def check_evaluate_inputs(ev: Any) -> None:

@@ -43,6 +43,7 @@ RULES = {
     "lora": lambda n: _is_lora(n),
     "engram": lambda n: _is_engram(n),
     "combined": lambda n: _is_lora(n) or _is_engram(n),
+    "gated_lora": lambda n: _is_lora(n) or n.startswith("gate."),  # the adapter and its per-token gate
 }
 
 
@@ -57,7 +58,7 @@ def _base_weights_unchanged(model: torch.nn.Module) -> bool:
     return all(torch.equal(a.detach(), b.detach()) for a, b in pairs)
 
 
-@pytest.mark.parametrize("variant", ["baseline", "lora", "engram", "combined"])
+@pytest.mark.parametrize("variant", ["baseline", "lora", "gated_lora", "engram", "combined"])
 def test_variant_trains_its_own_weights_and_writes_results(variant: str, tmp_path: Path) -> None:
     cfg = tiny_cfg(tmp_path, f"variant={variant}")
     metrics, objects = train(cfg)
@@ -72,6 +73,8 @@ def test_variant_trains_its_own_weights_and_writes_results(variant: str, tmp_pat
         assert _base_weights_unchanged(model)
     if variant == "combined":
         assert any(map(_is_lora, names)) and any(map(_is_engram, names))
+    if variant == "gated_lora":
+        assert any(map(_is_lora, names)) and any(n.startswith("gate.") for n in names)
 
     result = json.loads((tmp_path / "eval.json").read_text())
     for key in ("eval/exact_match", "eval/exact_match_seen", "eval/exact_match_unseen", "eval/retention",
@@ -83,7 +86,8 @@ def test_variant_trains_its_own_weights_and_writes_results(variant: str, tmp_pat
     assert metrics["eval/exact_match"] == result["metrics"]["eval/exact_match"]
 
     assert (tmp_path / "engram.safetensors").is_file() == (variant in ("engram", "combined"))
-    assert (tmp_path / "lora_adapter" / "adapter_model.safetensors").is_file() == (variant in ("lora", "combined"))
+    adapter = tmp_path / "lora_adapter" / "adapter_model.safetensors"
+    assert adapter.is_file() == (variant in ("lora", "combined", "gated_lora"))
     if variant in ("engram", "combined"):
         assert any(k.startswith("engram/layer1/gate_mean") for k in metrics)
         saved = load_file(str(tmp_path / "engram.safetensors"))

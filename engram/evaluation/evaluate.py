@@ -19,17 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
 from engram import registry
-from engram.config import FOUR_WAY, validate
+from engram.config import FOUR_WAY, ROW_ORDER, validate
 from engram.data.datamodule import EngramDataModule
 from engram.evaluation.metrics import consistency_from_rows
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
 from engram.models.engram_model import EngramModel
+from engram.models.gated_lora import GatedLoRAModel
 from engram.models.loading import load_model
 from engram.models.params import count_parameters
 from engram.tracking.run_dirs import RunDir, find_job_dirs, metric_columns, read_config, read_run
 from engram.tracking.wandb import prepare_wandb_env
-from engram.variants.common import wraps_engram, wraps_lora
+from engram.variants.common import wraps_engram, wraps_gate, wraps_lora
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,9 @@ def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int)
 
 def write_comparison(runs: list[RunDir], out_dir: Path, title: str = "Four-way comparison",
                      check_split: bool = True) -> dict[str, Any]:
-    """comparison.json + comparison.md in out_dir, rows in the order baseline, lora, engram, combined."""
-    order = {v: i for i, v in enumerate(FOUR_WAY)}
+    """comparison.json + comparison.md in out_dir, rows in the order baseline, lora, gated_lora, engram, combined
+    (other variants after them)."""
+    order = {v: i for i, v in enumerate(ROW_ORDER)}
     runs = sorted(runs, key=lambda r: order.get(r.variant, len(order)))
     n = check_same_split(runs) if check_split else 0
     rows = [comparison_row(r) for r in runs]
@@ -169,6 +171,8 @@ def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) ->
 
 def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str, engram_path: Path | None) -> Any:
     """The trained pieces onto a freshly loaded base: LoRA adapter (peft) first, then the memory, as in training."""
+    if run_dir is not None and wraps_gate(variant):
+        return GatedLoRAModel.from_pretrained(run_dir, model)  # adapter + gate, eval mode
     if run_dir is not None and wraps_lora(variant):
         model = PeftModel.from_pretrained(model, str(run_dir / "lora_adapter"))
     if run_dir is not None and wraps_engram(variant):

@@ -1,7 +1,7 @@
 """The one evaluate-and-save path, shared by training (train.py) and re-evaluation (evaluate.py run_dir= /
 engram_path=): greedy eval of the eval split (+ the user's test file when data.test_path is set), retention of
 general answers, editing metrics (engram/evaluation/editing.py), patterns consistency, parameter counts and final
-gate statistics -> eval.json + eval.md (atomic)."""
+gate statistics (memories; a gated LoRA's gate/* and lora_gate_tokens.png) -> eval.json + eval.md (atomic)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ from engram import registry
 from engram.evaluation.editing import editing_metrics
 from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.generate_eval import evaluate_splits
+from engram.evaluation.lora_gate import lora_gate_metrics, save_gate_plot
 from engram.evaluation.metrics import consistency_from_rows
 from engram.evaluation.results import print_results, write_results
 from engram.evaluation.retention import measure_retention
 from engram.evaluation.selectivity import knockout_metrics, selectivity_metrics
+from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import engram_memories
 from engram.models.params import count_parameters
 
+LORA_GATE_PNG = "lora_gate_tokens.png"
 RETENTION_BATCH = 64  # all ~50 general prompts in one generate call: per-step overhead dominates on CPU
 
 
@@ -67,6 +70,12 @@ def evaluate_and_save(
         seen = [r for r in result.rows if r.get("seen")]
         metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
                                            int(cfg.data.max_length), taught))
+    if isinstance(model, GatedLoRAModel):  # where the per-token gate opens: gate/* and lora_gate_tokens.png
+        gate_metrics, groups = lora_gate_metrics(model, tokenizer, datamodule.eval_records, base_general,
+                                                 prompt_format=cfg.data.prompt_format,
+                                                 max_length=int(cfg.data.max_length), taught=taught)
+        metrics.update(gate_metrics)
+        save_gate_plot(tokenizer, groups, Path(run_dir) / LORA_GATE_PNG, title=f"{title}: gate per token")
     if registry.attribute("family", cfg.data.family, "paraphrased", False):
         metrics["eval/consistency"] = consistency_from_rows(result.rows)
     params = count_parameters(model)

@@ -20,6 +20,7 @@ from engram.config_rules import first_line
 _GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _GGUF_STRING, _GGUF_ARRAY = 8, 9
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the format's own limit
+GATE_FILE = "lora_gate.safetensors"  # a gated_lora run's gate (engram/models/gated_lora.py writes it)
 
 # engram.safetensors (engram/models/engram_file.py reads and writes it; its constants live here, torch-free, so that
 # input checks can recognise a memory file before any weights load)

@@ -62,6 +62,11 @@ def build_spec(project: str = PROJECT, entity: str | None = None, group: str | N
             _scatter("Final gate mean vs memory slots", "config:engram.table_size",
                      "summary:final/engram/layer1/gate_mean", log_x=True),
         ]},
+        {"name": "LoRA gate (variant=gated_lora)", "panels": [
+            _line("LoRA gate: answer vs prompt positions", "train/gate_answer_step", "train/gate_prompt_step"),
+            _bar("Final LoRA gate: seen / unseen answers, general prompts", "gate/answer_seen", "gate/answer_unseen",
+                 "gate/prompt_seen", "gate/general"),
+        ]},
         {"name": "Training", "panels": [
             _line("Loss", "train/loss_step", "val/loss"),
             _line("Learning rate", "train/lr", "train/lr_tables"),

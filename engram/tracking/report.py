@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +51,9 @@ HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", 
            "knockout_seen": "knock-out seen", "entering_facts": "memory on facts",
            "entering_general": "memory on general", "lost_rows": "facts with a lost row", "write_s": "write s",
            "efficacy_tf": "efficacy tf", "generalization": "paraphrase", "generalization_tf": "paraphrase tf",
-           "locality_tf": "locality tf"}
+           "locality_tf": "locality tf", "lora_gate_answer": "LoRA gate on answers",
+           "lora_gate_prompt": "LoRA gate on prompts", "lora_gate_general": "LoRA gate on general"}
+LORA_GATE_PNG = "lora_gate_tokens.png"  # what a gated_lora run draws (engram/evaluation/scoring.py)
 
 
 # ---------------------------------------------------------------- collecting
@@ -313,6 +317,18 @@ def memory_runs(df: pd.DataFrame) -> list[Path]:
         if not ok.empty else []
 
 
+def lora_gate_section(ok: pd.DataFrame, out_dir: Path) -> list[str]:
+    """gated_lora runs: their gate-per-token PNG copied next to report.md (lora_gate_<label>.png), one per run."""
+    md: list[str] = []
+    for label, job in (_job_dirs(ok) if not ok.empty else []):
+        png = job / LORA_GATE_PNG
+        if png.is_file():
+            name = f"lora_gate_{re.sub(r'[^A-Za-z0-9_.=-]+', '_', str(label))}.png"
+            shutil.copyfile(png, out_dir / name)
+            md += [f"![{label}: LoRA gate per token]({name})", ""]
+    return ["## Where the LoRA gate opens (gated_lora)", ""] + md if md else []
+
+
 def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] = (),
                  gallery: Gallery | None = None) -> dict[str, Any]:
     """results.csv, report.md and the PNGs in out_dir; returns {"csv", "markdown", "plots": {name: data}}.
@@ -330,7 +346,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
                 "exact_match_unseen", "eval_loss", "retention", "knockout_seen", "entering_facts",
                 "entering_general", "lost_rows", "efficacy_tf", "generalization", "generalization_tf",
                 "locality_tf", "consistency", "latency_ms", "trainable_params",
-                "gate_mean", "gate_open_frac", "write_s", "wall_s"]
+                "gate_mean", "gate_open_frac", "lora_gate_answer", "lora_gate_prompt", "lora_gate_general",
+                "write_s", "wall_s"]
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
         md += ["## Results", ""] + markdown_table(ok, cols, [HEADERS.get(c, c) for c in cols]) + [""]
         cats = sorted(c for c in ok.columns if c.startswith("cat/"))
@@ -344,6 +361,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
     md += optuna_section(sources)
     if plots:
         md += ["## Plots", ""] + [f"![{name[:-4]}]({name})" for name in plots] + [""]
+    md += lora_gate_section(ok, out_dir)
     runs = memory_runs(df)
     if gallery is not None and runs:
         md += gallery(runs, out_dir)

@@ -30,6 +30,8 @@ METRIC_COLUMNS = {
     # editing metrics (engram/evaluation/editing.py); efficacy = seen exact match, locality = retention
     "edit/efficacy_tf": "efficacy_tf", "edit/generalization": "generalization",
     "edit/generalization_tf": "generalization_tf", "edit/locality_tf": "locality_tf",
+    # a gated LoRA's gate (engram/evaluation/lora_gate.py): on answer / prompt positions of seen facts, on general
+    "gate/answer_seen": "lora_gate_answer", "gate/prompt_seen": "lora_gate_prompt", "gate/general": "lora_gate_general",
 }
 NOT_FINISHED = "no eval.json and no error recorded (killed, or still running)"
 

@@ -1,4 +1,5 @@
-"""Per-step measurements: lr, step time, tokens/s; for Engram variants the gate and slot statistics."""
+"""Per-step measurements: lr, step time, tokens/s; for Engram variants the gate and slot statistics; for gated_lora
+the LoRA gate on answer vs prompt positions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from engram.evaluation.gate_stats import collect_gate_stats, gate_histograms, reset_slot_usage
+from engram.evaluation.lora_gate import gate_split_means
 from engram.tracking.wandb import log_histograms
 
 
@@ -62,3 +64,18 @@ class GateStats(Callback):
         step = trainer.global_step
         if trainer.is_global_zero and (step % self.every_n_steps == 0 or step == 1):
             log_histograms(trainer.loggers, gate_histograms(model), step)
+
+
+class LoRAGateStats(Callback):
+    """gated_lora: `train/gate_answer` and `train/gate_prompt`, the mean gate of the step's forward at the positions
+    that predict an answer token and at the other real tokens (engram/evaluation/lora_gate.py)."""
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        gate = getattr(_unwrap(pl_module), "last_gate", None)
+        if gate is None:
+            return
+        means = gate_split_means(gate, batch["labels"], batch["attention_mask"])
+        pl_module.log_dict({f"train/{k}": v for k, v in means.items()}, on_step=True, on_epoch=True,
+                           batch_size=len(batch["input_ids"]))

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engram.models.engram_model import EngramModel
+from engram.models.gated_lora import GatedLoRAModel
 from engram.training.optim import build_optimizer, build_scheduler, split_trainable
 from engram.training.replay import ReplaySource, gate_penalty, off_answer_positions, replay_kl
 from engram.training.variants import engram_groups
@@ -75,7 +76,7 @@ class EngramLitModule(L.LightningModule):
             if penalty is not None:
                 self.log("train/gate_off_answer", penalty.detach(), on_step=True, batch_size=size)
                 loss = loss + self.gate_l1 * penalty
-        if self.replay is not None and isinstance(self.model, EngramModel):
+        if self.replay is not None and isinstance(self.model, EngramModel | GatedLoRAModel):
             replay = self.replay.batch(self.global_step, batch["input_ids"].device)
             kl = replay_kl(self.model, replay)
             self.log("train/replay_kl", kl.detach(), on_step=True, on_epoch=True, batch_size=size)

@@ -28,7 +28,7 @@ from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
 from engram.models.engram_model import BASE_WEIGHTS_DIR
 from engram.models.loading import load_model
 from engram.tracking.wandb import build_loggers, finish, log_final, restore_wandb_env
-from engram.training.callbacks import GateStats, StepStats
+from engram.training.callbacks import GateStats, LoRAGateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
 from engram.training.replay import ReplaySource
@@ -56,6 +56,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     callbacks: list[Callback] = [RichProgressBar(leave=True), StepStats()]
     if has_engram(cfg.variant.name):
         callbacks.append(GateStats(every_n_steps=int(cfg.trainer.get("log_every_n_steps", 5))))
+    if variant_spec(cfg.variant.name).gated:
+        callbacks.append(LoRAGateStats())
     if cfg.trainer.get("enable_checkpointing", True):
         every = int((cfg.get("checkpoint") or {}).get("every_n_steps", 0))
         callbacks.append(LastCheckpoint(run_dir / "checkpoints", every_n_steps=every))
@@ -122,9 +124,9 @@ def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramD
 
 
 def replay_source(cfg: DictConfig, tokenizer: Any) -> ReplaySource | None:
-    """train.replay_ratio > 0 with a memory: round(ratio x data.batch_size) replay prompts per step."""
+    """train.replay_ratio > 0 with a memory or a gated LoRA: round(ratio x data.batch_size) replay prompts per step."""
     ratio = float(cfg.train.replay_ratio)
-    if ratio <= 0 or not has_engram(cfg.variant.name):
+    if ratio <= 0 or not (has_engram(cfg.variant.name) or variant_spec(cfg.variant.name).gated):
         return None
     per_step = max(1, round(ratio * int(cfg.data.batch_size)))
     return ReplaySource(tokenizer, int(cfg.train.replay_prompts), per_step, int(cfg.data.seed), cfg.data.prompt_format)
@@ -172,12 +174,15 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
 
 
 def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
-    """engram.safetensors for the memory, lora_adapter/ (peft) for LoRA; the frozen base is never copied.
+    """engram.safetensors for the memory, lora_adapter/ (peft) for LoRA (+ lora_gate.safetensors for gated_lora);
+    the frozen base is never copied.
 
     Every one is written to a temp name and renamed into place, so a failed save keeps the previous version.
     """
     saved: dict[str, str] = {}
     if has_engram(cfg.variant.name):  # the EngramModel writes engram.safetensors (+ lora_adapter/ for combined)
+        saved.update({k: str(v) for k, v in model.save_pretrained(run_dir).items()})
+    elif variant_spec(cfg.variant.name).gated:  # lora_adapter/ + lora_gate.safetensors
         saved.update({k: str(v) for k, v in model.save_pretrained(run_dir).items()})
     elif variant_spec(cfg.variant.name).lora:
         path = run_dir / "lora_adapter"

@@ -5,7 +5,8 @@
   them); no answers are needed.
 - `replay_kl`: KL(base || model) of the next-token distributions at every real position of those prompts, where
   "base" is the same model with the memories switched off (and LoRA adapters disabled): the memory is pushed to
-  change nothing there.
+  change nothing there. For variant=gated_lora the base is the one the gate mixes in: the gate is pushed to stay
+  shut there (or the adapter to agree with the base).
 - `gate_penalty`: the mean memory entering (gate x share of heads the address let through) at positions that are
   not answer positions (train.replay prompts included), for engram.gate_l1.
 """
@@ -24,6 +25,7 @@ from engram.data.collate import pad
 from engram.data.formatting import encode_prompts, pad_id
 from engram.data.replay import replay_prompts
 from engram.models.engram_model import EngramModel
+from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import engram_memories
 
 
@@ -39,11 +41,16 @@ class ReplaySource:
                 "prompt_lengths": torch.tensor([len(p) for p in picked], device=device)}
 
 
-def replay_kl(model: EngramModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean KL(base || model) per real position of `batch` (the memories' contribution on general prompts)."""
-    with torch.no_grad(), model.memories_off(), _adapters_off(model.base_model):
-        base = F.log_softmax(model(**batch).logits.float(), -1)
-    now = F.log_softmax(model(**batch).logits.float(), -1)
+def replay_kl(model: EngramModel | GatedLoRAModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean KL(base || model) per real position of `batch` (the memories' or the gated adapter's contribution on
+    general prompts)."""
+    if isinstance(model, GatedLoRAModel):  # one call gives both: the mixture and the base it mixes in
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], record=False)
+        base, now = F.log_softmax(out.base_logits.float(), -1), F.log_softmax(out.logits.float(), -1)
+    else:
+        with torch.no_grad(), model.memories_off(), _adapters_off(model.base_model):
+            base = F.log_softmax(model(**batch).logits.float(), -1)
+        now = F.log_softmax(model(**batch).logits.float(), -1)
     kl = F.kl_div(now, base, log_target=True, reduction="none").sum(-1)  # KL(base || now) per position
     mask = batch["attention_mask"].to(kl.dtype)
     return (kl * mask).sum() / mask.sum().clamp_min(1)

@@ -1,5 +1,6 @@
-"""Wrap the base model as the variant declares (engram/variants/<name>.py: `lora`, `engram`, `full_finetune`) and set
-what trains: a LoRA adapter (peft) first, then an EngramModel around it."""
+"""Wrap the base model as the variant declares (engram/variants/<name>.py: `lora`, `gated`, `engram`,
+`full_finetune`) and set what trains: a LoRA adapter (peft) first, then its per-token gate (GatedLoRAModel) or an
+EngramModel around it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from engram.config_rules import from_scratch
+from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import add_engram, engram_param_groups, engram_parameters
 from engram.variants.common import variant_spec
 
@@ -34,6 +36,11 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)  # freezes everything but the adapters
+    if variant.gated:
+        if not variant.lora or variant.engram:
+            raise ValueError(f"variant {cfg.variant.name}: a gate needs a LoRA adapter and no memory")
+        model = GatedLoRAModel(model, width=int(cfg.variant.gate_width),
+                               init_bias=float(cfg.variant.gate_init_bias), seed=int(cfg.seed))  # gate trains
     if variant.engram:
         model = add_engram(model, cfg.engram, tokenizer=tokenizer)
         for p in engram_parameters(model):

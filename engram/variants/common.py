@@ -9,6 +9,7 @@ class VariantSpec:
     lora: bool = False  # a peft LoRA adapter (lora.*); only the adapter trains
     engram: bool = False  # an EngramModel (engram.*); the memory trains, in its own optimizer groups
     full_finetune: bool = False  # variant.finetune=full may train every base weight (a variant with no wrapper)
+    gated: bool = False  # with lora: a GatedLoRAModel mixes base and LoRA logits per token (variant.gate_*)
 
 
 def variant_spec(name: str) -> type[VariantSpec]:
@@ -19,6 +20,11 @@ def variant_spec(name: str) -> type[VariantSpec]:
 def wraps_engram(name: str) -> bool:
     """Variant `name` trains an Engram memory (False for a name no module declares, e.g. an old run dir's)."""
     return name in registry.names("variant") and bool(variant_spec(name).engram)
+
+
+def wraps_gate(name: str) -> bool:
+    """Variant `name` gates its LoRA adapter per token (False for a name no module declares)."""
+    return name in registry.names("variant") and bool(variant_spec(name).gated)
 
 
 def wraps_lora(name: str) -> bool:
