@@ -57,3 +57,27 @@ def test_bad_sequential_settings_fail_with_one_line(tmp_path: Path, overrides: t
         tiny_cfg(tmp_path, *overrides)
     assert str(e.value).startswith(f"config error: {key}=") and "\n" not in str(e.value)
 
+
+
+def test_the_forgetting_plot_and_table_show_finished_and_unfinished_curves(tmp_path: Path) -> None:
+    from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
+
+    def point(facts: int, recall: float) -> dict:
+        return {"batch": facts // 10, "facts": facts, "recall_all": recall, "recall_first": recall / 2,
+                "recall_latest": 1.0, "locality_tf": 0.5, "teach_s": 2.0}
+
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "lora").mkdir()
+    (tmp_path / "memory" / "sequential.json").write_text(json.dumps(
+        {"variant": "engram", "batch": 10, "batches": 2, "points": [point(10, 1.0), point(20, 1.0)]}))
+    (tmp_path / "lora" / "sequential.json").write_text(json.dumps(  # still running: 1 of 3 batches
+        {"variant": "lora", "batch": 10, "batches": 3, "points": [point(10, 0.6)]}))
+    curves = read_curves([("engram", tmp_path / "memory"), ("lora", tmp_path / "lora"), ("none", tmp_path)])
+    assert list(curves) == ["engram", "lora"]
+    drawn = plot_forgetting(curves, tmp_path / "forgetting.png")
+    assert (tmp_path / "forgetting.png").stat().st_size > 0
+    assert drawn["recall_all"] == {"engram": [[10.0, 1.0], [20.0, 1.0]], "lora": [[10.0, 0.6]]}
+    assert drawn["recall_first"]["lora"] == [[10.0, 0.3]]
+    table = "\n".join(forgetting_table(curves))
+    assert "| engram | engram | 10 | 2/2 | 20 | 100.0% | 50.0% | 50.0% | 4 | 0.20 |" in table
+    assert "| lora | lora | 10 | 1/3 | 10 | 60.0% |" in table

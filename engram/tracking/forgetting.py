@@ -53,12 +53,13 @@ def forgetting_table(curves: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown: per job, the last point and the total teaching time."""
     if not curves:
         return []
-    lines = ["## Sequential writing", "", "| job | variant | batch | facts | recall (all) | recall (first batch) | "
-             "locality tf | teach s | s/fact |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["## Sequential writing", "", "| job | variant | batch | batches done | facts | recall (all) | "
+             "recall (first batch) | locality tf | teach s | s/fact |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, curve in curves.items():
         last = curve["points"][-1]
         seconds = sum(p["teach_s"] for p in curve["points"])
-        lines.append(f"| {label} | {curve['variant']} | {curve['batch']} | {last['facts']} | "
+        done = f"{len(curve['points'])}/{curve.get('batches', len(curve['points']))}"
+        lines.append(f"| {label} | {curve['variant']} | {curve['batch']} | {done} | {last['facts']} | "
                      f"{100 * last['recall_all']:.1f}% | {100 * last['recall_first']:.1f}% | "
                      f"{100 * last['locality_tf']:.1f}% | {seconds:.0f} | {seconds / max(1, last['facts']):.2f} |")
     return [*lines, ""]

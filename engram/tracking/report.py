@@ -251,7 +251,8 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
                       "Seen vs unseen facts (and retention of general answers)", "share", out_dir / "seen_unseen.png")
     if drawn:
         plots["seen_unseen.png"] = drawn
-    drawn = plot_forgetting(read_curves(_job_dirs(ok)), out_dir / "forgetting.png")
+    # unfinished jobs too: sequential.json is rewritten after every batch, so a long run's curve so far is a result
+    drawn = plot_forgetting(read_curves(_job_dirs(df)), out_dir / "forgetting.png")
     if drawn:
         plots["forgetting.png"] = drawn
     windows = set(_numeric(ok, "attention_window").dropna()) if "attention_window" in ok else set()
@@ -354,8 +355,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
         if cats:
             md += ["## Exact match per category", ""]
             md += markdown_table(ok, ["label", *cats], ["label", *[c[4:] for c in cats]]) + [""]
-        md += forgetting_table(read_curves(_job_dirs(ok)))
         md += recall_table(_recall_curves(ok))
+    md += forgetting_table(read_curves(_job_dirs(df))) if not df.empty else []
     if not failed.empty:
         md += ["## Failed jobs", ""] + markdown_table(failed, ["job", "overrides", "error"]) + [""]
     md += optuna_section(sources)
