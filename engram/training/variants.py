@@ -24,7 +24,8 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
     requires_grad so exactly the right weights train."""
     variant = variant_spec(cfg.variant.name)
     # a model built from scratch has nothing pretrained to keep: all of it trains, beside any memory
-    full = from_scratch(cfg.model.name) or (variant.full_finetune and cfg.variant.get("finetune", "none") == "full")
+    scratch = "model" in cfg and from_scratch(cfg.model.name)  # a partial config (tests, plugins) may name none
+    full = scratch or (variant.full_finetune and cfg.variant.get("finetune", "none") == "full")
     for p in model.parameters():
         p.requires_grad_(full)
     if variant.lora:
