@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engram.data.collate import teacher_forced_batch
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
-from engram.evaluation.generate_eval import eval_mode, evaluate_generation
+from engram.evaluation.generate_eval import evaluate_generation, teacher_forced_batches
 from engram.evaluation.retention import general_pairs
 from engram.models.inject import engram_memories
 
@@ -52,21 +51,16 @@ def token_scores(model: Any, prompts: Sequence[Sequence[int]], answers: Sequence
     joined as training joins them. Changes nothing (eval mode: no address claims a row)."""
     scores = TokenScores([], [])
     wants_prompt_lengths = bool(engram_memories(model))  # span hashes need to know where the prompt ends
-    device = next(model.parameters()).device
-    with eval_mode(model):
-        for start in range(0, len(prompts), batch_size):
-            batch = teacher_forced_batch(prompts[start:start + batch_size], answers[start:start + batch_size],
-                                         max_length, pad_token_id)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            extra = {"prompt_lengths": batch["prompt_lengths"]} if wants_prompt_lengths else {}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
-            labels = batch["labels"][:, 1:]
-            counted = labels != -100
-            right = (logits[:, :-1].argmax(-1) == labels) & counted
-            for r, c in zip(right, counted, strict=True):
-                n = int(c.sum())
-                scores.token_accuracy.append(float(r.sum()) / n if n else float("nan"))
-                scores.exact.append(bool(n) and int(r.sum()) == n)
+    for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_token_id, batch_size):
+        extra = {"prompt_lengths": batch["prompt_lengths"]} if wants_prompt_lengths else {}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
+        labels = batch["labels"][:, 1:]
+        counted = labels != -100
+        right = (logits[:, :-1].argmax(-1) == labels) & counted
+        for r, c in zip(right, counted, strict=True):
+            n = int(c.sum())
+            scores.token_accuracy.append(float(r.sum()) / n if n else float("nan"))
+            scores.exact.append(bool(n) and int(r.sum()) == n)
     return scores
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from engram.data.collate import teacher_forced_batch
 from engram.evaluation.metrics import clean_generation, exact_match, summarize_rows
 
 
@@ -30,6 +31,19 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
+
+
+def teacher_forced_batches(model: torch.nn.Module, prompts: Sequence[Sequence[int]],
+                           answers: Sequence[Sequence[int]], max_length: int, pad_token_id: int,
+                           batch_size: int = 16) -> Iterator[dict[str, torch.Tensor]]:
+    """(prompt ids, answer ids) pairs joined as training joins them, `batch_size` at a time, on the model's device,
+    inside eval_mode (no gradients; addresses claim no rows). The caller runs the forward it needs."""
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        for start in range(0, len(prompts), batch_size):
+            batch = teacher_forced_batch(prompts[start:start + batch_size], answers[start:start + batch_size],
+                                         max_length, pad_token_id)
+            yield {k: v.to(device) for k, v in batch.items()}
 
 
 def progress_bar(disable: bool = False) -> Progress:

@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from engram.data.collate import teacher_forced_batch
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
-from engram.evaluation.generate_eval import eval_mode
+from engram.evaluation.generate_eval import teacher_forced_batches
 from engram.evaluation.retention import general_pairs
 from engram.tracking.token_gate_plot import GateRow, plot_token_gates
 
@@ -58,18 +57,13 @@ def token_gates(model: Any, prompts: Sequence[Sequence[int]], answers: Sequence[
                 max_length: int, pad_token_id: int, batch_size: int = BATCH) -> list[TokenGates]:
     """The gate at every token of each (prompt ids, answer ids) pair, joined as training joins them."""
     out: list[TokenGates] = []
-    device = next(model.parameters()).device
-    with eval_mode(model):
-        for start in range(0, len(prompts), batch_size):
-            batch = teacher_forced_batch(prompts[start:start + batch_size], answers[start:start + batch_size],
-                                         max_length, pad_token_id)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            gate, answer = model.last_gate, answer_positions(batch["labels"])
-            for row in range(len(batch["input_ids"])):
-                n = int(batch["attention_mask"][row].sum())  # right-padded: the real tokens come first
-                out.append(TokenGates(batch["input_ids"][row, :n].tolist(), gate[row, :n].float().tolist(),
-                                      answer[row, :n].tolist()))
+    for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_token_id, batch_size):
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        gate, answer = model.last_gate, answer_positions(batch["labels"])
+        for row in range(len(batch["input_ids"])):
+            n = int(batch["attention_mask"][row].sum())  # right-padded: the real tokens come first
+            out.append(TokenGates(batch["input_ids"][row, :n].tolist(), gate[row, :n].float().tolist(),
+                                  answer[row, :n].tolist()))
     return out
 
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import torch
 
-from engram.data.collate import teacher_forced_batch
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
-from engram.evaluation.generate_eval import eval_mode, evaluate_generation
+from engram.evaluation.generate_eval import evaluate_generation, teacher_forced_batches
 from engram.evaluation.retention import general_pairs
 from engram.models.inject import engram_memories
 
@@ -60,30 +59,20 @@ def selectivity_metrics(model: Any, tokenizer: Any, seen_rows: Sequence[dict[str
 
 def _mean_entering(model: Any, tokenizer: Any, prompts: list[list[int]], answers: list[list[int]],
                    max_length: int) -> tuple[float, list[bool]]:
-    """(mean memory entering over kept positions, per sequence: did every kept position get all its heads)."""
+    """(mean memory entering over kept positions, per sequence: did every kept position get all its heads).
+    Eval mode throughout: training mode would let addresses claim rows for these prompts."""
     memories = list(engram_memories(model).values())
-    totals = [0.0, 0]  # sum of memory entering, positions
+    entering, positions = 0.0, 0
     full: list[bool] = []
-    with eval_mode(model):  # training mode would let addresses claim rows for these prompts
-        for start in range(0, len(prompts), BATCH):
-            _one_batch(model, tokenizer, memories, prompts[start:start + BATCH], answers[start:start + BATCH],
-                       max_length, totals, full)
-    return (totals[0] / totals[1] if totals[1] else float("nan")), full
-
-
-def _one_batch(model: Any, tokenizer: Any, memories: list, prompts: list[list[int]], answers: list[list[int]],
-               max_length: int, totals: list[float], full: list[bool]) -> None:
-    """One teacher-forced forward: add up the memory entering and whether each sequence kept all its heads."""
-    device = next(model.parameters()).device
-    joined = teacher_forced_batch(prompts, answers, max_length, pad_id(tokenizer))
-    batch = {k: v.to(device) for k, v in joined.items()}
-    model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-          prompt_lengths=batch["prompt_lengths"])
-    intact = torch.ones(len(prompts), dtype=torch.bool, device=device)
-    for memory in memories:
-        g = memory.last_gate
-        if g is not None and g.numel():
-            totals[0] += float(g.sum())
-            totals[1] += g.numel()
-        intact &= memory.all_heads_passed()
-    full.extend(intact.tolist())
+    for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_id(tokenizer), BATCH):
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+              prompt_lengths=batch["prompt_lengths"])
+        intact = torch.ones(len(batch["input_ids"]), dtype=torch.bool, device=batch["input_ids"].device)
+        for memory in memories:
+            g = memory.last_gate
+            if g is not None and g.numel():
+                entering += float(g.sum())
+                positions += g.numel()
+            intact &= memory.all_heads_passed()
+        full.extend(intact.tolist())
+    return (entering / positions if positions else float("nan")), full
