@@ -43,12 +43,13 @@ from engram.models.engram_file import (
 )
 from engram.models.generation import EngramContext
 from engram.models.loading import load_model
+from engram.models.wrapper import ModelWrapper
 
 ADAPTER_DIR = "lora_adapter"  # where save_pretrained puts a peft adapter, as the training pipeline does
 ALREADY_INJECTED = "engram: the model already has Engram memories; call remove_engram(model) first"
 
 
-class EngramModel(nn.Module):
+class EngramModel(ModelWrapper):
     """`model` with Engram memories at `cfg.layers` (built here, seeded by `cfg.seed`). Freezes nothing."""
 
     def __init__(self, model: nn.Module, cfg: Any, tokenizer: Any = None) -> None:
@@ -221,16 +222,6 @@ class EngramModel(nn.Module):
             wrapped.requires_grad_(False)
             wrapped.eval()
         return wrapped
-
-    # ------------------------------------------------------------ delegation
-    def __getattr__(self, name: str) -> Any:
-        """Anything else (config, generation_config, device, ...) comes from the wrapped model, as in peft."""
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "base_model":  # not set yet (inside __init__): no recursion
-                raise
-            return getattr(self.base_model, name)
 
     def _check_attached(self) -> None:
         if not self._hooks:

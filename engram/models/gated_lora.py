@@ -38,6 +38,7 @@ from engram.atomic import atomic_write, atomic_write_dir
 from engram.models.engram_model import ADAPTER_DIR, causal_lm
 from engram.models.headers import GATE_FILE
 from engram.models.mixed_generation import greedy_mixed
+from engram.models.wrapper import ModelWrapper
 
 
 class LoRAGate(nn.Module):
@@ -55,7 +56,7 @@ class LoRAGate(nn.Module):
         return torch.sigmoid(self.outer(nn.functional.silu(self.inner(hidden)))).squeeze(-1)
 
 
-class GatedLoRAModel(nn.Module):
+class GatedLoRAModel(ModelWrapper):
     """`model` (a peft PeftModel with one LoRA adapter) mixed with its own base per token by a trained gate."""
 
     def __init__(self, model: nn.Module, width: int = 64, init_bias: float = -4.0, seed: int = 0) -> None:
@@ -143,15 +144,6 @@ class GatedLoRAModel(nn.Module):
         wrapped.requires_grad_(False)
         wrapped.eval()
         return wrapped
-
-    def __getattr__(self, name: str) -> Any:
-        """Anything else (config, generation_config, device, ...) comes from the wrapped model, as in peft."""
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "base_model":
-                raise
-            return getattr(self.base_model, name)
 
 
 def read_gate_sizes(path: Path) -> dict[str, int]:
