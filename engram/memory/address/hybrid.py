@@ -1,0 +1,57 @@
+"""address=hybrid: the hash rows (every looked-up row contributes, as address=hashed) plus the top-k rows of the
+same table found by content, for positions whose n-gram hashes to somewhere else.
+
+Content lookup (`ContentLookup`, built by the memory through `Address.retriever`): a query projection of the
+layer's hidden state (`engram.hybrid_key_dim` wide) searches product keys over the table's rows
+(engram/memory/product_keys.py: O(sqrt(rows) * d + k^2) per position, `engram.hybrid_topk` rows); the k rows are
+averaged with softmax weights over their scores (times a trained inverse temperature, 10 at the start) and added to
+every head's hash row with a per-head, per-dimension scale that starts at zero. So a freshly added hybrid memory
+gives exactly what the hashed one gives; the gate (engram.gate) then decides how much of the mix enters the
+residual, as for plain hash rows. The retrieved rows are the same `nn.Embedding` rows the hash reads (sparse
+gradients for the k rows); the query, the sub-keys, the temperature and the scale are dense weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from engram.memory.product_keys import ProductKeys
+
+INITIAL_TEMPERATURE = 10.0  # inverse temperature on scores in [-2, 2]: the best of k rows gets most of the weight
+
+
+class ContentLookup(nn.Module):
+    def __init__(self, hidden_size: int, row_dim: int, rows: int, heads: int, cfg: Any) -> None:
+        super().__init__()
+        self.topk = int(cfg.hybrid_topk)
+        self.query = nn.Linear(hidden_size, int(cfg.hybrid_key_dim), bias=False)
+        self.keys = ProductKeys(rows, int(cfg.hybrid_key_dim), seed=int(cfg.seed))
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(INITIAL_TEMPERATURE)))
+        self.scale = nn.Parameter(torch.zeros(heads, row_dim))  # zero: a fresh memory adds nothing by content
+        self.last_rows: torch.Tensor | None = None  # [B, T, k] the rows of the last forward, best first
+
+    def forward(self, h: torch.Tensor, table: nn.Embedding, keep: torch.Tensor) -> torch.Tensor:
+        """h [B, T, H] -> [B, T, heads, row_dim]: the content rows' weighted mean, scaled per head; 0 where not kept."""
+        scores, rows = self.keys.search(self.query(h), self.topk)
+        self.last_rows = rows.detach()
+        weights = torch.softmax(scores * self.log_temperature.exp(), dim=-1)
+        found = (weights.unsqueeze(-1) * table(rows).to(h.dtype)).sum(-2)  # [B, T, row_dim]
+        found = found * keep.unsqueeze(-1).to(found.dtype)
+        return found.unsqueeze(-2) * self.scale.to(found.dtype)
+
+
+class Address(nn.Module):
+    def __init__(self, rows: int, heads: int, cfg: Any) -> None:
+        super().__init__()
+        self.rows, self.heads, self.cfg = int(rows), int(heads), cfg
+
+    def forward(self, rows: torch.Tensor, keys: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        return torch.ones(rows.shape, dtype=torch.bool, device=rows.device)
+
+    def retriever(self, hidden_size: int, row_dim: int) -> ContentLookup:
+        """The content lookup over this table, for the memory to own (it needs the hidden size the memory knows)."""
+        return ContentLookup(hidden_size, row_dim, self.rows, self.heads, self.cfg)
