@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
 from engram import registry
-from engram.config import FOUR_WAY, ROW_ORDER, validate
+from engram.config import ROW_ORDER, validate
 from engram.data.datamodule import EngramDataModule
 from engram.evaluation.metrics import consistency_from_rows
 from engram.evaluation.retention import base_answers
@@ -133,8 +133,8 @@ def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int)
 
 def write_comparison(runs: list[RunDir], out_dir: Path, title: str = "Four-way comparison",
                      check_split: bool = True) -> dict[str, Any]:
-    """comparison.json + comparison.md in out_dir, rows in the order baseline, lora, gated_lora, engram, combined
-    (other variants after them)."""
+    """comparison.json + comparison.md in out_dir, rows in ROW_ORDER (baseline, lora, gated_lora, engram,
+    engram_hybrid, combined; other variants after them)."""
     order = {v: i for i, v in enumerate(ROW_ORDER)}
     runs = sorted(runs, key=lambda r: order.get(r.variant, len(order)))
     n = check_same_split(runs) if check_split else 0
@@ -239,7 +239,7 @@ def run(cfg: DictConfig, typed: DictConfig, train_variants: TrainVariants | None
     """What evaluate.py does with its config (`cfg`: raw, for the evaluate keys; `typed`: validated).
     `train_variants` trains the variants for four_way=true (the training layer's, given by evaluate.py)."""
     out = output_dir(cfg)
-    variants = [str(v) for v in (cfg.get("variants") or FOUR_WAY)]
+    variants = [str(v) for v in (cfg.get("variants") or ROW_ORDER)]
     known = registry.names("variant")
     unknown = [v for v in variants if v not in known]
     if unknown:
