@@ -132,13 +132,15 @@ def test_six_rows_in_order_in_evaluate_report_and_dashboard(tmp_path):
     assert section["rows"] == list(ROW_ORDER) and "six" in section["name"]
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["engram.hybrid_topk=0"], "engram.hybrid_topk=0"),
-    (["engram.table_size=16", "engram.hybrid_topk=32"], "engram.hybrid_topk=32"),
-    (["engram.hybrid_key_dim=7"], "engram.hybrid_key_dim=7"),
+@pytest.mark.parametrize(("script", "args", "needle"), [
+    ("train.py", ["engram=hybrid", "engram.hybrid_topk=0"], "engram.hybrid_topk=0"),
+    ("train.py", ["engram=hybrid", "engram.table_size=16", "engram.hybrid_topk=32"], "engram.hybrid_topk=32"),
+    ("train.py", ["variant=engram_hybrid", "engram.hybrid_key_dim=7"], "engram.hybrid_key_dim=7"),
+    # the comparison checks every row's config before training any: here only engram_hybrid's is bad
+    ("evaluate.py", ["four_way=true", "engram.hybrid_topk=0"], "engram.hybrid_topk=0"),
 ])
-def test_bad_hybrid_settings_are_one_line_and_exit_2(tmp_path, args, needle):
-    proc = subprocess.run([sys.executable, "train.py", "model=tiny", "engram=hybrid", *args,
-                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_bad_hybrid_settings_are_one_line_and_exit_2(tmp_path, script, args, needle):
+    proc = subprocess.run([sys.executable, script, "model=tiny", *args, f"hydra.run.dir={tmp_path}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"config error: {needle}"), proc.stderr
