@@ -59,8 +59,7 @@ __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "Logge
            "validate_engram", "validate_layers"]
 
 
-# the order of comparison rows, and what evaluate.py compares by default: each gated / hybrid form right after the
-# variant it extends (gated_lora after lora, engram_hybrid = engram with engram.address=hybrid after engram)
+# the comparison's rows in order (evaluate.py's default): gated_lora after lora, engram_hybrid after engram
 ROW_ORDER = ("baseline", "lora", "gated_lora", "engram", "engram_hybrid", "combined")
 
 
@@ -357,8 +356,7 @@ def validate(cfg: DictConfig) -> DictConfig:
           typed.variant.gate_width, "must be an integer in [1, 65536]")
     check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
           "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
-    fixed = getattr(registry.get("variant", typed.variant.name), "address", None)
-    if fixed:  # e.g. variant=engram_hybrid: the variant's own engram.address
+    if fixed := getattr(registry.get("variant", typed.variant.name), "address", None):  # e.g. engram_hybrid's
         typed.engram.address = fixed
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
@@ -388,9 +386,8 @@ def validate(cfg: DictConfig) -> DictConfig:
 
 
 def for_variant(cfg: DictConfig, variant: str) -> DictConfig:
-    """A validated copy of `cfg` for `variant` (what a comparison trains for each row): variant.name set, no full
-    fine-tuning, and the engram settings the variant fixes applied (variant=engram_hybrid: engram.address=hybrid).
-    ConfigError (one line) when the variant's settings do not fit the rest of the config."""
+    """A validated copy of `cfg` for one comparison row: variant.name set, no full fine-tuning, the variant's own
+    engram settings (engram_hybrid: engram.address=hybrid). ConfigError (one line) when they do not fit."""
     vcfg = copy.deepcopy(cfg)
     vcfg.variant.name = variant
     vcfg.variant.finetune = "none"

@@ -105,8 +105,7 @@ def load_job(job: Path) -> dict[str, Any]:
 
 
 def collect(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """All jobs under `paths` as one DataFrame (one row per job, in `comparison_order`); adds `label` = the
-    overrides that vary."""
+    """All jobs under `paths`, one row per job in `comparison_order`; adds `label` = the overrides that vary."""
     rows = [load_job(job) for job in find_job_dirs(paths)]
     df = pd.DataFrame(rows)
     if df.empty:
@@ -116,8 +115,7 @@ def collect(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def comparison_order(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows in the comparison's variant order (engram/config.py ROW_ORDER: baseline, lora, gated_lora, engram,
-    engram_hybrid, combined; other variants after them); jobs of one variant keep their order (a sweep's)."""
+    """Rows in ROW_ORDER of their variant (others after them); the jobs of one variant keep their (sweep) order."""
     rank = {v: i for i, v in enumerate(ROW_ORDER)}
     order = sorted(range(len(df)), key=lambda i: rank.get(df["variant"].iloc[i], len(rank)))
     return df.iloc[order].reset_index(drop=True)
