@@ -67,9 +67,7 @@ def test_generation_cached_equals_uncached_with_the_hybrid_address():
     batch = left_padded(tok)
     model = open_memory(model, tok, hash="deepseek", gate="context", address="hybrid", hybrid_topk=4,
                         hybrid_key_dim=16)
-    with torch.no_grad():
-        for memory in engram_memories(model).values():
-            memory.retrieval.scale.fill_(1.0)  # the content rows matter
+    assert all(memory.retrieval is not None for memory in engram_memories(model).values())
     assert torch.equal(greedy(model, batch, use_cache=True), greedy(model, batch, use_cache=False))
 
 

@@ -1,5 +1,5 @@
 """engram.address=hybrid (hash rows + rows found by product keys) and the six-row comparison: shapes and a fresh
-memory equal to the hashed one, a planted near-duplicate key found for a query that hashes elsewhere, the product-key
+zero memory that changes nothing, a planted near-duplicate key found for a query that hashes elsewhere, the product-key
 index against exhaustive search, a tiny-model train + evaluate, the row order everywhere, bad settings."""
 
 from __future__ import annotations
@@ -49,20 +49,24 @@ def test_product_keys_find_the_exhaustive_top_k(rows):
     assert torch.allclose(scores, full_scores, atol=1e-5)  # and the same k best scores
 
 
-def test_fresh_hybrid_memory_equals_the_hashed_one_and_has_the_shapes():
+def test_hybrid_shapes_and_a_fresh_zero_memory_changes_nothing():
     ids = ids_batch()
-    outs = {}
-    for address in ("hashed", "hybrid"):
-        model, tok = load_model("tiny")
-        torch.manual_seed(0)  # the same table and gate weights for both
-        model = add_engram(model, memory_cfg(address), tokenizer=tok)
-        with torch.no_grad():
-            outs[address] = model(ids).logits
-        memory = engram_memories(model)[1]
-    lookup = memory.retrieval
+    model, tok = load_model("tiny")
+    with torch.no_grad():
+        base = model(ids).logits
+    model = add_engram(model, memory_cfg("hybrid", init="zeros"), tokenizer=tok)
+    with torch.no_grad():
+        fresh = model(ids).logits
+    lookup = engram_memories(model)[1].retrieval
     assert lookup.last_rows.shape == (2, 10, 4) and lookup.scale.shape == (8, 8)  # (n-gram orders x heads) x row
-    assert not lookup.scale.detach().any()
-    assert torch.equal(outs["hashed"], outs["hybrid"])  # a fresh hybrid memory adds nothing by content
+    assert torch.equal(fresh, base)  # zero rows: neither the hash nor the content rows add anything
+    with torch.no_grad():
+        lookup.scale.zero_()  # without the content path the hybrid memory is the hashed one, weight for weight
+        engram_memories(model)[1].table.weight.normal_(std=0.5)
+        hybrid = model(ids).logits
+        engram_memories(model)[1].retrieval = None
+        hashed = model(ids).logits
+    assert torch.equal(hybrid, hashed) and not torch.equal(hybrid, base)
 
 
 def test_hybrid_retrieval_finds_a_planted_near_duplicate_row():
@@ -91,7 +95,6 @@ def test_hybrid_retrieval_finds_a_planted_near_duplicate_row():
         index.sub_keys[0, i] = q1 + 0.05 * q1.norm() * noise[0] / noise[0].norm()  # near, not equal
         index.sub_keys[1, j] = q2 + 0.05 * q2.norm() * noise[1] / noise[1].norm()
         memory.table.weight[target] = 1.0
-        lookup.scale.fill_(1.0)
         model(ids)
     assert int(lookup.last_rows[0, -1, 0]) == target and target not in hashed_rows
 
@@ -104,7 +107,7 @@ def test_hybrid_trains_evaluates_and_reloads_on_the_tiny_model(tmp_path):
     metrics, objects = train(cfg)
     assert metrics["eval/num_examples"] == 8 and "edit/generalization" in metrics
     lookup = engram_memories(objects["model"])[1].retrieval
-    assert lookup.scale.detach().abs().sum() > 0  # the content path trained
+    assert not torch.equal(lookup.scale.detach(), torch.ones_like(lookup.scale))  # the content path trained
     (run_dir / ".hydra").mkdir()
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     again = reevaluate_run(run_dir, tmp_path / "again")
