@@ -106,6 +106,7 @@ class EngramConfig:
     # address=hybrid: rows found by content per position (product keys over the table), and the query's width
     hybrid_topk: int = 8
     hybrid_key_dim: int = 64
+    hybrid_gain_init: float = 1.0  # the content rows' gain at the start (0: a fresh memory is the hashed one)
     init: str = "normal"
     init_std: float = 0.02
     lr_multiplier: float = 5.0

@@ -134,6 +134,7 @@ def validate_hybrid(e: Any, rows: int, prefix: str = "engram") -> None:
           f"must be <= engram.table_size ({rows}) and <= 1024")
     check(is_int(e.hybrid_key_dim) and 2 <= e.hybrid_key_dim <= 4096 and e.hybrid_key_dim % 2 == 0,
           f"{prefix}.hybrid_key_dim", e.hybrid_key_dim, "must be an even integer in [2, 4096] (two product-key halves)")
+    check(finite(e.hybrid_gain_init), f"{prefix}.hybrid_gain_init", e.hybrid_gain_init, "must be a finite number")
 
 
 FINAL_LAYER = "final"  # engram.layers entry: after the last decoder layer (the final norm's input)

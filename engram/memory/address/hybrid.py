@@ -5,10 +5,11 @@ Content lookup (`ContentLookup`, built by the memory through `Address.retriever`
 layer's hidden state (`engram.hybrid_key_dim` wide) searches product keys over the table's rows
 (engram/memory/product_keys.py: O(sqrt(rows) * d + k^2) per position, `engram.hybrid_topk` rows); the k rows are
 averaged with softmax weights over their scores (times a trained inverse temperature, 10 at the start) and added to
-every head's hash row with a trained per-head, per-dimension gain (1 at the start); the gate (engram.gate) then
+every head's hash row with a trained per-head, per-dimension gain (`engram.hybrid_gain_init`, 1); the gate then
 decides how much of the mix enters the residual, as for plain hash rows. A fresh memory changes nothing under the
 same conditions as a hashed one: zero rows (engram.init=zeros / prepopulate) or a closed gate. (A gain starting at
-zero made the content path inert: 20 steps of AdamW at lr 3e-3 moved it to at most 0.03 on SmolLM2, README.)
+zero, which makes a fresh memory exactly the hashed one, left the content path inert: 20 steps of AdamW at lr 3e-3
+moved it to at most 0.03 on SmolLM2, README.)
 The retrieved rows are the same `nn.Embedding` rows the hash reads (sparse gradients for the k rows); the query,
 the sub-keys, the temperature and the gain are dense weights.
 """
@@ -33,7 +34,7 @@ class ContentLookup(nn.Module):
         self.query = nn.Linear(hidden_size, int(cfg.hybrid_key_dim), bias=False)
         self.keys = ProductKeys(rows, int(cfg.hybrid_key_dim), seed=int(cfg.seed))
         self.log_temperature = nn.Parameter(torch.tensor(math.log(INITIAL_TEMPERATURE)))
-        self.scale = nn.Parameter(torch.ones(heads, row_dim))  # the gain of the content rows, per head
+        self.scale = nn.Parameter(torch.full((heads, row_dim), float(cfg.hybrid_gain_init)))  # the content rows' gain
         self.last_rows: torch.Tensor | None = None  # [B, T, k] the rows of the last forward, best first
 
     def forward(self, h: torch.Tensor, table: nn.Embedding, keep: torch.Tensor) -> torch.Tensor:
