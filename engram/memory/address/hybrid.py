@@ -1,5 +1,5 @@
 """address=hybrid: the hash rows (every looked-up row contributes, as address=hashed) plus the top-k rows of the
-same table found by content, for positions whose n-gram hashes to somewhere else.
+same table found by content, so a position also reaches rows its n-gram does not hash to.
 
 Content lookup (`ContentLookup`, built by the memory through `Address.retriever`): a query projection of the
 layer's hidden state (`engram.hybrid_key_dim` wide) searches product keys over the table's rows
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engram.memory.address.hashed import Address as HashedAddress
 from engram.memory.product_keys import ProductKeys
 
 INITIAL_TEMPERATURE = 10.0  # inverse temperature on scores in [-2, 2]: the best of k rows gets most of the weight
@@ -47,13 +48,12 @@ class ContentLookup(nn.Module):
         return found.unsqueeze(-2) * self.scale.to(found.dtype)
 
 
-class Address(nn.Module):
-    def __init__(self, rows: int, heads: int, cfg: Any) -> None:
-        super().__init__()
-        self.rows, self.heads, self.cfg = int(rows), int(heads), cfg
+class Address(HashedAddress):
+    """Every hash row passes (address=hashed's forward); `retriever` adds the content lookup."""
 
-    def forward(self, rows: torch.Tensor, keys: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        return torch.ones(rows.shape, dtype=torch.bool, device=rows.device)
+    def __init__(self, rows: int, heads: int, cfg: Any) -> None:
+        super().__init__(rows, heads, cfg)
+        self.rows, self.heads, self.cfg = int(rows), int(heads), cfg
 
     def retriever(self, hidden_size: int, row_dim: int) -> ContentLookup:
         """The content lookup over this table, for the memory to own (it needs the hidden size the memory knows)."""
