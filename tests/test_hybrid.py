@@ -148,3 +148,12 @@ def test_bad_hybrid_settings_are_one_line_and_exit_2(tmp_path, script, args, nee
                           capture_output=True, text=True, timeout=120)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"config error: {needle}"), proc.stderr
+
+
+def test_benchmark_quick_hybrid_part_runs(capsys):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import run
+
+    assert run.main(["--quick", "--only", "hybrid"]) == 0
+    out = capsys.readouterr().out
+    assert "product-key lookup time, 10,000 / 1,000 rows" in out and "model=none" in out
