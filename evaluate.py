@@ -1,6 +1,6 @@
-"""Evaluate trained variants: a four-way comparison on one eval split, or saved weights on any data family.
+"""Evaluate trained variants: a comparison on one eval split (six rows by default), or saved weights on any family.
 
-    python evaluate.py experiment=smoke four_way=true                 # train all four, then comparison.md
+    python evaluate.py experiment=smoke four_way=true                 # train the six, then comparison.md
     python evaluate.py multirun_dir=multirun/exact500/<date>          # compare finished runs
     python evaluate.py run_dir=outputs/default/<date>                 # score one run again from its weights
     python evaluate.py engram_path=outputs/default/<date>/engram.safetensors data=patterns

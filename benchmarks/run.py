@@ -4,6 +4,7 @@
     python benchmarks/run.py              # real SmolLM2-135M: the numbers in benchmarks/README.md
     python benchmarks/run.py --only table,hash --threads 1
     python benchmarks/run.py --only window      # windowed attention + Engram vs full attention, 512 -> 8k tokens
+    python benchmarks/run.py --only hybrid      # address=hybrid's product-key lookup vs scoring all rows, 10^3-10^6
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
 Exit status 0 even with FAILs (machines are noisy; the table is the result), 2 on bad arguments.
@@ -18,17 +19,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
-PARTS = ("table", "overhead", "throughput", "generation", "hash", "window")
-BASE_PARTS = set(PARTS) - {"window"}  # the parts measured on the base model (window builds its own)
+PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid")
+BASE_PARTS = set(PARTS) - {"window", "hybrid"}  # measured on the base model (window builds its own, hybrid none)
 
 # quick: tiny model, smaller tables, fewer steps; full: the settings on SmolLM2
 SETTINGS = {
     "quick": {"model": "tiny", "rows64": [10**3, 10**5, 10**6], "rows576": [10**3, 10**5], "rounds": 6,
               "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "gen_rounds": 3,
-              "window_lengths": [256, 512], "window_attentions": ("sdpa",)},
+              "window_lengths": [256, 512], "window_attentions": ("sdpa",), "hybrid_rows": [10**3, 10**4]},
     "full": {"model": "smollm", "rows64": [10**3, 10**5, 10**6, 10**7], "rows576": [10**3, 10**6], "rounds": 3,
              "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "gen_rounds": 3,
-             "window_lengths": [512, 1024, 2048, 4096, 8192], "window_attentions": ("sdpa", "flex_attention")},
+             "window_lengths": [512, 1024, 2048, 4096, 8192], "window_attentions": ("sdpa", "flex_attention"),
+             "hybrid_rows": [10**3, 10**4, 10**5, 10**6]},
 }
 
 
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import torch
 
-    from benchmarks import bench_generation, bench_throughput, bench_train, bench_window
+    from benchmarks import bench_generation, bench_hybrid, bench_throughput, bench_train, bench_window
     from benchmarks.common import format_table, frozen, machine_info, peak_rss_bytes, train_batch
     from engram.models import load_model
 
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only.split(",")
     info = machine_info(args.threads)
     # the window part builds its own model (model=scratch); the others run on the base model
-    model = s["model"] if BASE_PARTS & set(parts) else "scratch"
+    model = s["model"] if BASE_PARTS & set(parts) else "scratch" if "window" in parts else "none"
     print(f"engram-lab benchmarks, mode={mode}, model={model}")
     if args.quick:
         print("  (quick: a smoke run of the same code on the tiny model; the targets are defined on SmolLM2)")
@@ -102,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if "window" in parts:
         lengths = args.window_lengths or s["window_lengths"]
         done("window", bench_window.window_scaling(lengths, rounds, s["window_attentions"]))
+    if "hybrid" in parts:
+        done("hybrid", bench_hybrid.hybrid_scaling(s["hybrid_rows"], max(rounds, 5), s["warmup"]))
 
     total = time.perf_counter() - start
     table = format_table(rows)

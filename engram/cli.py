@@ -22,7 +22,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from engram import registry
-from engram.config import ConfigError, register_configs, validate, validate_evaluate_keys, validate_layers
+from engram.config import (
+    ConfigError,
+    for_variant,
+    register_configs,
+    validate,
+    validate_evaluate_keys,
+    validate_layers,
+)
 from engram.config_rules import one_line
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs
 from engram.memory.budget import check_memory_budget
@@ -135,6 +142,9 @@ def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
     check_checkpoint(typed.ckpt_path)
     if ev is not None:
         check_evaluate_inputs(ev)
+        if ev.four_way:  # every row's own config (e.g. engram_hybrid's address settings) before anything trains
+            for variant in ev.variants:
+                for_variant(typed, variant)
     check_budget(typed)  # last: the hash kind's layout imports torch (~2 s), so every cheap check fails first
     return typed
 

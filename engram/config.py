@@ -23,6 +23,7 @@ has no schema (its keys go straight to lightning.Trainer; engram/config_trainer.
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,9 +59,8 @@ __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "Logge
            "validate_engram", "validate_layers"]
 
 
-FOUR_WAY = ("baseline", "lora", "engram", "combined")  # what evaluate.py compares by default
-# the order of comparison rows: the four above with gated_lora right after lora (what it gates)
-ROW_ORDER = ("baseline", "lora", "gated_lora", "engram", "combined")
+# the comparison's rows in order (evaluate.py's default): gated_lora after lora, engram_hybrid after engram
+ROW_ORDER = ("baseline", "lora", "gated_lora", "engram", "engram_hybrid", "combined")
 
 
 @dataclass
@@ -103,6 +103,10 @@ class EngramConfig:
     gate_bias: float = 0.0
     hash: str = "deepseek"
     address: str = "hashed"
+    # address=hybrid: rows found by content per position (product keys over the table), and the query's width
+    hybrid_topk: int = 8
+    hybrid_key_dim: int = 64
+    hybrid_gain_init: float = 1.0  # the content rows' gain at the start (0: a fresh memory is the hashed one)
     init: str = "normal"
     init_std: float = 0.02
     lr_multiplier: float = 5.0
@@ -240,13 +244,13 @@ class TrainConfig:
 @dataclass
 class EvaluateConfig:
     """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). One of:
-    four_way=true                      train the `variants` on the same split, then compare
+    four_way=true                      train the `variants` (default: the six of ROW_ORDER) on one split, compare
     multirun_dir=... / run_dirs=[...]  compare finished runs (e.g. `train.py -m experiment=exact500`)
     run_dir=...                        score one trained run again from its saved weights
     engram_path=...                    a saved memory on a fresh base model (cfg.model), on any data family"""
 
     four_way: bool = False
-    variants: list[str] = field(default_factory=lambda: list(FOUR_WAY))
+    variants: list[str] = field(default_factory=lambda: list(ROW_ORDER))
     run_dirs: list[str] = field(default_factory=list)
     multirun_dir: str | None = None
     run_dir: str | None = None
@@ -353,6 +357,8 @@ def validate(cfg: DictConfig) -> DictConfig:
           typed.variant.gate_width, "must be an integer in [1, 65536]")
     check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
           "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
+    if fixed := getattr(registry.get("variant", typed.variant.name), "address", None):  # e.g. engram_hybrid's
+        typed.engram.address = fixed
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
     validate_data(typed.data)
@@ -378,6 +384,15 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(is_int(typed.eval_max_new_tokens) and 1 <= typed.eval_max_new_tokens <= 4096, "eval_max_new_tokens",
           typed.eval_max_new_tokens, "must be an integer in [1, 4096]")
     return typed
+
+
+def for_variant(cfg: DictConfig, variant: str) -> DictConfig:
+    """A validated copy of `cfg` for one comparison row: variant.name set, no full fine-tuning, the variant's own
+    engram settings (engram_hybrid: engram.address=hybrid). ConfigError (one line) when they do not fit."""
+    vcfg = copy.deepcopy(cfg)
+    vcfg.variant.name = variant
+    vcfg.variant.finetune = "none"
+    return validate(vcfg)
 
 
 def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:

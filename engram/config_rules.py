@@ -92,6 +92,8 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
             f"must be one int or one per n-gram order ({e.max_ngram - 1} for max_ngram={e.max_ngram})",
         )
     check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
+    if e.address == "hybrid":
+        validate_hybrid(e, min(sizes), prefix)
     one_of(f"{prefix}.init", e.init, INIT_KINDS)
     check(finite(e.gate_l1) and e.gate_l1 >= 0, f"{prefix}.gate_l1", e.gate_l1, "must be a number >= 0")
     p = getattr(e, "prepopulate", None)
@@ -122,6 +124,17 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
         for layer in layers:
             check((is_int(layer) and layer >= 0) or layer == FINAL_LAYER, f"{prefix}.layers", list(layers),
                   f'must hold integers >= 0 or "{FINAL_LAYER}"')
+
+
+def validate_hybrid(e: Any, rows: int, prefix: str = "engram") -> None:
+    """address=hybrid: k rows by content from a table of at least `rows` rows (any size: no square needed)."""
+    check(is_int(e.hybrid_topk) and e.hybrid_topk >= 1, f"{prefix}.hybrid_topk", e.hybrid_topk,
+          "must be an integer >= 1 (rows found by content per position)")
+    check(e.hybrid_topk <= min(rows, 1024), f"{prefix}.hybrid_topk", e.hybrid_topk,
+          f"must be <= engram.table_size ({rows}) and <= 1024")
+    check(is_int(e.hybrid_key_dim) and 2 <= e.hybrid_key_dim <= 4096 and e.hybrid_key_dim % 2 == 0,
+          f"{prefix}.hybrid_key_dim", e.hybrid_key_dim, "must be an even integer in [2, 4096] (two product-key halves)")
+    check(finite(e.hybrid_gain_init), f"{prefix}.hybrid_gain_init", e.hybrid_gain_init, "must be a finite number")
 
 
 FINAL_LAYER = "final"  # engram.layers entry: after the last decoder layer (the final norm's input)

@@ -1,5 +1,5 @@
-"""Four-way comparison and re-evaluation. The comparison-table tests use eval.json files written here; the smoke
-four-way trains the four variants for real on the tiny model, and the saved weights are then scored again."""
+"""The comparison and re-evaluation. The comparison-table tests use eval.json files written here; the smoke
+comparison trains the six variants for real on the tiny model, and the saved weights are then scored again."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from engram.config import validate
+from engram.config import ROW_ORDER, validate
 from engram.evaluation.evaluate import (
     EvaluateError,
     evaluate_model,
@@ -129,32 +129,35 @@ def test_nothing_to_evaluate_and_bad_paths(tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke_four_way(tmp_path_factory):
-    """`python evaluate.py experiment=smoke four_way=true`, in process: trains the four variants, compares them."""
+    """`python evaluate.py experiment=smoke four_way=true`, in process: trains the six variants, compares them."""
     out = tmp_path_factory.mktemp("four_way")
     cfg = composed("experiment=smoke", "four_way=true", f"output_dir={out}")
     return run(cfg, validate(cfg), train_variants), out
 
 
-def test_smoke_four_way_has_four_rows(smoke_four_way):
+def test_smoke_comparison_has_six_rows(smoke_four_way):
     result, out = smoke_four_way
     md = (out / "comparison.md").read_text()
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| Variant")]
-    assert [ln.split("|")[1].strip() for ln in rows] == ["baseline", "lora", "engram", "combined"]
+    assert [ln.split("|")[1].strip() for ln in rows] == list(ROW_ORDER)
     assert "failed" not in md
     by = {r["variant"]: r for r in result["rows"]}
-    assert all(r["num_examples"] == 8 for r in by.values())  # one split, checked across the four
+    assert all(r["num_examples"] == 8 for r in by.values())  # one split, checked across the six
     assert by["baseline"]["trainable_params"] == 0
     assert by["lora"]["trainable_params"] > 0 and by["engram"]["trainable_params"] > 0
     assert by["combined"]["trainable_params"] == by["lora"]["trainable_params"] + by["engram"]["trainable_params"]
     assert all(r["latency_ms"] > 0 and 0.0 <= r["retention"] <= 1.0 for r in by.values())
     assert by["baseline"]["retention"] == 1.0  # the frozen base answers exactly as itself
-    for v in ("baseline", "lora", "engram", "combined"):
+    for v in ROW_ORDER:
         assert (out / "runs" / v / "eval.json").is_file()
         assert OmegaConf.load(out / "runs" / v / ".hydra" / "config.yaml").variant.name == v
+    hybrid = OmegaConf.load(out / "runs" / "engram_hybrid" / ".hydra" / "config.yaml")
+    assert hybrid.engram.address == "hybrid"
+    assert by["engram_hybrid"]["trainable_params"] > by["engram"]["trainable_params"]  # + query, keys, scale
     from engram.tracking.report import collect
 
-    table = collect([out / "runs"])  # report.py works on a four-way's runs like on a multirun
-    assert sorted(table["label"]) == ["baseline", "combined", "engram", "lora"] and (table["status"] == "ok").all()
+    table = collect([out / "runs"])  # report.py works on a comparison's runs like on a multirun, in the same order
+    assert list(table["label"]) == list(ROW_ORDER) and (table["status"] == "ok").all()
 
 
 def test_duplicate_variants_get_told_apart(tmp_path):

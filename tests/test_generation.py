@@ -60,6 +60,17 @@ def test_generation_cached_equals_uncached(hash_, gate):
     assert min(len(set(r)) for r in cached.tolist()) > 1  # and not one repeated token
 
 
+def test_generation_cached_equals_uncached_with_the_hybrid_address():
+    """address=hybrid reads the hidden state of each new position only (no history), so caching changes nothing."""
+    model, tok = load_model("tiny")
+    lively(model)
+    batch = left_padded(tok)
+    model = open_memory(model, tok, hash="deepseek", gate="context", address="hybrid", hybrid_topk=4,
+                        hybrid_key_dim=16)
+    assert all(memory.retrieval is not None for memory in engram_memories(model).values())
+    assert torch.equal(greedy(model, batch, use_cache=True), greedy(model, batch, use_cache=False))
+
+
 def test_generation_history_resets_per_call_and_follows_the_batch():
     model, tok = load_model("tiny")
     model = open_memory(model, tok, hash="deepseek", gate="context")

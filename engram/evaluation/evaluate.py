@@ -1,7 +1,8 @@
-"""Four-way comparison (baseline / LoRA / Engram / combined on the same eval split) and re-evaluation of trained
-weights: a run dir, or a saved memory (`engram_path=`) put onto a fresh base model and scored on any data family.
+"""The comparison (up to six rows on the same eval split: baseline, LoRA, gated LoRA, Engram, hybrid Engram,
+combined; `ROW_ORDER`) and re-evaluation of trained weights: a run dir, or a saved memory (`engram_path=`) put onto
+a fresh base model and scored on any data family.
 
-Every mode ends in the same files: comparison.json + comparison.md (four-way) or eval.json + eval.md (one model).
+Every mode ends in the same files: comparison.json + comparison.md (comparison) or eval.json + eval.md (one model).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
 from engram import registry
-from engram.config import FOUR_WAY, ROW_ORDER, validate
+from engram.config import ROW_ORDER, validate
 from engram.data.datamodule import EngramDataModule
 from engram.evaluation.metrics import consistency_from_rows
 from engram.evaluation.retention import base_answers
@@ -131,10 +132,10 @@ def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int)
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(runs: list[RunDir], out_dir: Path, title: str = "Four-way comparison",
+def write_comparison(runs: list[RunDir], out_dir: Path, title: str = "Comparison",
                      check_split: bool = True) -> dict[str, Any]:
-    """comparison.json + comparison.md in out_dir, rows in the order baseline, lora, gated_lora, engram, combined
-    (other variants after them)."""
+    """comparison.json + comparison.md in out_dir, rows in ROW_ORDER (baseline, lora, gated_lora, engram,
+    engram_hybrid, combined; other variants after them)."""
     order = {v: i for i, v in enumerate(ROW_ORDER)}
     runs = sorted(runs, key=lambda r: order.get(r.variant, len(order)))
     n = check_same_split(runs) if check_split else 0
@@ -239,7 +240,7 @@ def run(cfg: DictConfig, typed: DictConfig, train_variants: TrainVariants | None
     """What evaluate.py does with its config (`cfg`: raw, for the evaluate keys; `typed`: validated).
     `train_variants` trains the variants for four_way=true (the training layer's, given by evaluate.py)."""
     out = output_dir(cfg)
-    variants = [str(v) for v in (cfg.get("variants") or FOUR_WAY)]
+    variants = [str(v) for v in (cfg.get("variants") or ROW_ORDER)]
     known = registry.names("variant")
     unknown = [v for v in variants if v not in known]
     if unknown:
@@ -269,8 +270,8 @@ def run(cfg: DictConfig, typed: DictConfig, train_variants: TrainVariants | None
         raise EvaluateError("evaluate: nothing to evaluate; give four_way=true, multirun_dir=..., run_dirs=[...], "
                             "run_dir=... or engram_path=...")
     info = next((r.result["info"] for r in runs if r.result), {})
-    title = (f"Four-way comparison: {info.get('experiment', typed.experiment_name)} · {info.get('model', '?')} · "
-             f"{info.get('data', '?')} ({info.get('num_train', '?')} train)")
+    title = (f"Comparison of {len(runs)} variants: {info.get('experiment', typed.experiment_name)} · "
+             f"{info.get('model', '?')} · {info.get('data', '?')} ({info.get('num_train', '?')} train)")
     result = write_comparison(runs, out, title, check_split=bool(cfg.get("check_split", True)))
     log_comparison_table(typed, result["rows"], out)
     print(result["markdown"].read_text())

@@ -7,7 +7,8 @@ Read top to bottom, one forward is:
      that predicts the first answer token on).
   2. look up: every head's table is a block of one `nn.Embedding` (`offsets` = where each head's block starts);
      deepseek/span concatenate the heads (each `dim // heads` wide), poc averages them (one shared table, `dim` wide).
-  3. address: the address kind (engram/memory/address/) masks the rows that may contribute (hashed: all), per head.
+  3. address: the address kind (engram/memory/address/) masks the rows that may contribute (hashed: all), per head;
+     an address with a `retriever` (hybrid) also adds rows of the same table found by the hidden state's content.
   4. gate: the gate kind (engram/memory/gates/) projects to the hidden size and scales by the gate.
 `EngramModel` (engram/models/engram_model.py) adds the result to the layer's input hidden state.
 """
@@ -49,6 +50,8 @@ class EngramMemory(nn.Module):
         self.register_buffer("hit_count", torch.zeros((), dtype=torch.long), persistent=False)
         self.gate: nn.Module = registry.get("gate", cfg.gate)(hidden_size, mem_dim, cfg)
         self.address: nn.Module = registry.get("address", getattr(cfg, "address", "hashed"))(rows, len(sizes), cfg)
+        retriever = getattr(self.address, "retriever", None)  # content lookup over the table (address=hybrid)
+        self.retrieval: nn.Module | None = retriever(hidden_size, head_dim) if retriever is not None else None
         self._last: Lookup | None = None
         self._passed_map: torch.Tensor | None = None  # [B, T] share of heads the address let through (last forward)
 
@@ -69,6 +72,8 @@ class EngramMemory(nn.Module):
         e = self.table(rows)  # [B, T, heads, head_dim]
         passed = self.address(rows, found.keys, found.keep)  # [B, T, heads]
         e = e * passed.unsqueeze(-1).to(e.dtype)
+        if self.retrieval is not None:
+            e = e + self.retrieval(h, self.table, found.keep).to(e.dtype)
         self._passed_map = passed.detach().float().mean(-1)
         e = e.mean(-2) if self.hasher.shared_table else e.flatten(-2)
         self._track(rows, found)

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engram.config import ROW_ORDER
+
 PROJECT = "engram-lab"
 DEFAULT_OUT = Path("dashboards")
 
@@ -37,8 +39,9 @@ def build_spec(project: str = PROJECT, entity: str | None = None, group: str | N
     them; `config:` / `summary:` prefixes say where a scalar lives."""
     em = "summary:eval/exact_match"
     sections = [
-        {"name": "Four-way comparison", "panels": [
+        {"name": "Comparison (six rows)", "rows": list(ROW_ORDER), "panels": [
             _bar("Exact match by variant", "eval/exact_match", "eval/exact_match_seen", "eval/exact_match_unseen"),
+            _bar("Paraphrases of trained facts", "paraphrase/exact_match_seen", "edit/generalization_tf"),
             _bar("Retention of general answers", "eval/retention"),
             _bar("Latency (ms/answer)", "eval/latency_ms"),
             _bar("Trainable parameters", "params/trainable"),

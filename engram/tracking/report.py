@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from engram.config import ROW_ORDER
 from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
 from engram.tracking.recall_curve import plot_recall_curve, recall_table
 from engram.tracking.recall_curve import read_curves as read_recall_curves
@@ -104,13 +105,20 @@ def load_job(job: Path) -> dict[str, Any]:
 
 
 def collect(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """All jobs under `paths` as one DataFrame (one row per job); adds `label` = the overrides that vary."""
+    """All jobs under `paths`, one row per job in `comparison_order`; adds `label` = the overrides that vary."""
     rows = [load_job(job) for job in find_job_dirs(paths)]
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     df.insert(0, "label", make_labels(df))
-    return df
+    return comparison_order(df)
+
+
+def comparison_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in ROW_ORDER of their variant (others after them); the jobs of one variant keep their (sweep) order."""
+    rank = {v: i for i, v in enumerate(ROW_ORDER)}
+    order = sorted(range(len(df)), key=lambda i: rank.get(df["variant"].iloc[i], len(rank)))
+    return df.iloc[order].reset_index(drop=True)
 
 
 def varying_override_keys(overrides: Sequence[str]) -> list[str]:

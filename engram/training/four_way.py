@@ -1,4 +1,5 @@
-"""Training side of evaluate.py's `four_way=true`: train + evaluate the four variants on one data config.
+"""Training side of evaluate.py's `four_way=true`: train + evaluate the variants (by default the six comparison
+rows) on one data config.
 
 It lives in training (not evaluation) so the flow stays one-way: evaluate.py passes `train_variants` to
 engram.evaluation.evaluate.run, which compares what it returns and never imports training itself.
@@ -6,12 +7,12 @@ engram.evaluation.evaluate.run, which compares what it returns and never imports
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from engram.config import for_variant
 from engram.tracking.run_dirs import RunDir, read_run
 from engram.training.pipeline import run_task
 
@@ -23,9 +24,7 @@ def train_variants(cfg: DictConfig, out_dir: Path, variants: list[str]) -> list[
     A variant that fails is recorded (FAILED.txt by the task wrapper) and the others still run."""
     runs = []
     for variant in variants:
-        vcfg = copy.deepcopy(cfg)
-        vcfg.variant.name = variant
-        vcfg.variant.finetune = "none"
+        vcfg = for_variant(cfg, variant)  # checked up front by evaluate.py (check_config), so it validates here
         vcfg.paths = {"output_dir": str(out_dir / variant)}
         hydra_dir = out_dir / variant / ".hydra"  # like a multirun job: report.py and run_dir= can read it
         hydra_dir.mkdir(parents=True, exist_ok=True)
@@ -34,7 +33,7 @@ def train_variants(cfg: DictConfig, out_dir: Path, variants: list[str]) -> list[
         log.info("four-way: training %s in %s", variant, out_dir / variant)
         try:
             run_task(vcfg)
-        except Exception as e:  # noqa: BLE001 - one failing variant must not hide the other three
+        except Exception as e:  # noqa: BLE001 - one failing variant must not hide the others
             log.error("four-way: %s failed: %s", variant, e)
         runs.append(read_run(out_dir / variant))
     return runs

@@ -10,6 +10,7 @@ class VariantSpec:
     engram: bool = False  # an EngramModel (engram.*); the memory trains, in its own optimizer groups
     full_finetune: bool = False  # variant.finetune=full may train every base weight (a variant with no wrapper)
     gated: bool = False  # with lora: a GatedLoRAModel mixes base and LoRA logits per token (variant.gate_*)
+    address: str | None = None  # with engram: the engram.address the variant fixes (engram_hybrid: hybrid)
 
 
 def variant_spec(name: str) -> type[VariantSpec]:
