@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from engram.compress.documents import Document, Question
+from engram.compress.extract import layer_states, token_ids
 from engram.compress.prompts import chat_prompt, encode
 from engram.compress.scoring import Item, answer_scores
 from engram.compress.session import Session
@@ -92,3 +94,21 @@ def with_retrieval(session: Session, docs: Sequence[Document], store: EngramStor
                     {**setting, "placement": placement, "inject_layer": inject_layer, "store_size": len(store)})
     row["retrieval_hit"] = sum(hits) / max(1, len(hits))
     return row
+
+
+def retrieval_hits(session: Session, docs: Sequence[Document], distractors: Sequence[Document],
+                   layers: Sequence[int]) -> dict[int, float]:
+    """Per key layer: the share of questions about `docs` whose nearest key (cosine, mean state at that layer) among
+    docs + distractors is their own document. Exact search in memory: what the store's cosine search returns."""
+    all_docs = [*docs, *distractors]
+    doc_states = session.doc_states(all_docs, layers, "retrieval keys")
+    pairs = qa_pairs(docs)
+    question_states = [layer_states(session.model, token_ids(session.tokenizer, q.question), layers)
+                       for _, q in pairs]
+    truth = torch.tensor([i for i, _ in pairs])
+    hits = {}
+    for layer in layers:
+        keys = F.normalize(torch.stack([s[layer].mean(dim=0) for s in doc_states]), dim=-1)
+        queries = F.normalize(torch.stack([s[layer].mean(dim=0) for s in question_states]), dim=-1)
+        hits[int(layer)] = float(((queries @ keys.T).argmax(dim=1) == truth).float().mean())
+    return hits

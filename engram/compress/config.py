@@ -59,6 +59,8 @@ def check_config(cfg: DictConfig, command: str) -> DictConfig:
             _layer(layer, "compress.sweep.layers", depth, depth - 1)
         for layer in c.sweep.head_layers:
             _layer(layer, "compress.sweep.head_layers", depth, depth - 1)
+        for layer in c.sweep.key_layers:
+            _layer(layer, "compress.sweep.key_layers", depth, depth)
         for k in c.sweep.ks:
             check(is_int(k) and k >= 1, "compress.sweep.ks", k, "must hold integers >= 1")
         for p in c.sweep.poolings:

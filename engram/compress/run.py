@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from engram.compress.conditions import full_context, no_context, with_engrams, with_retrieval
+from engram.compress.conditions import full_context, no_context, retrieval_hits, with_engrams, with_retrieval
 from engram.compress.documents import Document, biographies, read_documents, stdlib_documents
 from engram.compress.head import CompressionHead
 from engram.compress.head_training import HeadSettings, train_head
@@ -147,7 +147,9 @@ def evaluate(cfg: DictConfig, sweep: bool = False) -> dict[str, Any]:
                                  target, str(c.placement), c.batch_size))
         print(_progress_line(rows[-1]), flush=True)
     rows.append(_retrieval_row(session, cfg, out, docs, train_docs, heads.get((layer, int(c.k))), doc_tokens))
-    info = {"command": "sweep" if sweep else "eval", "model": session.model_id, "documents": len(docs),
+    key_hits = retrieval_hits(session, docs, train_docs, [int(x) for x in c.sweep.key_layers]) if sweep else {}
+    info = {"command": "sweep" if sweep else "eval", "retrieval_hit_by_key_layer": key_hits,
+            "model": session.model_id, "documents": len(docs),
             "questions": rows[0]["n"], "doc_tokens": doc_tokens, "runtime_s": time.perf_counter() - start,
             "head_losses": losses, "store_size": rows[-1].get("store_size")}
     path = write_results(out, rows, info)
