@@ -29,8 +29,8 @@ PROFESSIONS = ("cartographer", "glassblower", "actuary", "botanist", "locksmith"
                "hydrologist", "luthier", "translator")
 HOBBIES = ("falconry", "origami", "fencing", "beekeeping", "rowing", "calligraphy", "birdwatching", "pottery",
            "chess", "kayaking")
-STDLIB_MODULES = ("json", "csv", "heapq", "bisect", "shlex", "textwrap", "difflib", "fractions", "statistics",
-                  "zipfile")
+STDLIB_MODULES = ("json", "csv", "heapq", "difflib", "statistics", "argparse", "collections", "itertools", "sqlite3",
+                  "random", "re", "unittest")  # modules whose docstring says what the module is for (>= 600 chars)
 
 
 @dataclass(frozen=True)
