@@ -97,9 +97,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
 def ask(cfg: DictConfig, question: str) -> dict[str, Any]:
     store = EngramStore(str(cfg.store))
     spec = store.spec
-    session = open_session(cfg.model)
     if spec is None:
         raise ConfigError("store", cfg.store, "holds no engrams; build it first")
+    session = open_session(cfg.model)
     store.check(session.spec(spec.layer, spec.pooling, spec.key_layer))  # the same model: one line when it is not
     inject_layer = int(cfg.compress.inject_layer) if cfg.compress.inject_layer is not None else spec.layer
     found, distance = store.search(session.key(question, spec.key_layer), limit=1)[0]
@@ -127,7 +127,7 @@ def evaluate(cfg: DictConfig, sweep: bool = False) -> dict[str, Any]:
     layer, inject_layer, key_layer = layers_of(cfg)
     session = open_session(cfg.model)
     docs, train_docs = split_bios(cfg) if str(cfg.docs) == "bios" else (documents(cfg), [])
-    grid = _grid(cfg, layer) if sweep else [(layer, int(c.k), str(c.pooling))]
+    grid = _grid(cfg) if sweep else [(layer, int(c.k), str(c.pooling))]
     layers = {g[0] for g in grid} | {layer, key_layer}
     states = session.doc_states(docs, layers)
     doc_tokens = sum(s[layer].shape[0] for s in states) / len(states)
@@ -158,7 +158,7 @@ def evaluate(cfg: DictConfig, sweep: bool = False) -> dict[str, Any]:
             "rows": [{k: r[k] for k in ("condition", "layer", "k", "pooling", "exact_match")} for r in rows]}
 
 
-def _grid(cfg: DictConfig, layer: int) -> list[tuple[int, int, str]]:
+def _grid(cfg: DictConfig) -> list[tuple[int, int, str]]:
     s = cfg.compress.sweep
     return [(int(lay), int(k), str(p)) for lay in s.layers for p in s.poolings for k in s.ks
             if p != "head" or lay in s.head_layers]
