@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from engram.config import ConfigError, register_configs
+from engram.config import ConfigError, register_configs, schema_defaults
 from engram.config_rules import check, is_int
 from engram.models.loading import model_shape
 
@@ -21,8 +23,50 @@ PLACEMENTS = ("replace", "prefix")
 DOC_KINDS = ("bios", "stdlib")
 
 
+@dataclass
+class HeadConfig:
+    """The learned compression head (engram/compress/head.py) and its short training."""
+
+    steps: int = 30
+    batch_size: int = 4
+    lr: float = 0.003
+    rank: int = 64
+
+
+@dataclass
+class SweepConfig:
+    """`sweep`: every layer x k x pooling; the head only at head_layers (it trains once per layer and k)."""
+
+    layers: list[int] = field(default_factory=lambda: [2, 15, 28])
+    ks: list[int] = field(default_factory=lambda: [1, 4, 16])
+    poolings: list[str] = field(default_factory=lambda: ["mean", "attention", "head"])
+    head_layers: list[int] = field(default_factory=lambda: [15])
+    key_layers: list[int] = field(default_factory=lambda: [0, 2, 8, 15, 28])  # top-1 retrieval hit rate per layer
+
+
+@dataclass
+class CompressConfig:
+    """The schema (and the one home of the defaults) of the group conf/compress/."""
+
+    layer: int = 15  # hidden states at the input of decoder layer N (0 = the token embeddings); SmolLM2: 0..29
+    inject_layer: int | None = None  # decoder layer whose input receives the vectors; None = `layer`
+    k: int = 4  # engram vectors per document
+    pooling: str = "mean"  # mean | attention | head (trained on num_train_docs biographies)
+    placement: str = "replace"  # replace ([ENGRAM] where the document would stand) | prefix (before the chat)
+    # retrieval key = mean state of document / question at this layer (None = `layer`); 0 = the mean token
+    # embedding: names are in the embeddings, deeper mean states lose them (sweep: retrieval_hit_by_key_layer)
+    key_layer: int | None = 0
+    num_docs: int = 16  # biographies evaluated (and stored by build docs=bios)
+    num_train_docs: int = 48  # further biographies: the head's training set, and distractors in the eval store
+    batch_size: int = 16
+    max_new_tokens: int = 24  # ask: length of the generated answer
+    head: HeadConfig = field(default_factory=HeadConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+
 def compose_config(overrides: list[str]) -> DictConfig:
     register_configs()  # the model / logger group YAMLs extend the schemas stored there
+    ConfigStore.instance().store(group="schema/compress", name="compress", node=schema_defaults(CompressConfig))
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(CONFIG_NAME, overrides=overrides)
 
