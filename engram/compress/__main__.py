@@ -51,8 +51,12 @@ def run(argv: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     try:
-        result = run(list(sys.argv[1:] if argv is None else argv))
+        result = run(args)
     except ConfigError as e:
         exit_config_error(e)
         return 2
