@@ -8,6 +8,9 @@ import its own layer or any layer below, never one above:
     train.py, evaluate.py, report.py   entry points: may join any layers (evaluate.py hands training's
                                        four-way loop to evaluation as a callable)
     engram.write                       `python -m engram.write`: facts into a trained memory (entry point)
+    engram.compress                    `python -m engram.compress`: semantic-compression engrams (documents ->
+                                       k vectors -> LanceDB store -> [ENGRAM] injection); reads models, tracking,
+                                       cli and config, nothing imports it
     engram.demo                        demo.py's views (base vs memory, gate per token) and report.py's gate
                                        gallery: reads evaluation, models and tracking, nothing imports it
     engram.training                    Lightning module, variants, the train pipeline, four-way training
@@ -32,7 +35,7 @@ __version__ = "0.1.0"
 
 # The layer order above, top first; each entry is a set of peers (module prefixes under engram).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("engram.write", "engram.demo"),
+    ("engram.write", "engram.demo", "engram.compress"),
     ("engram.training",),
     ("engram.evaluation",),
     ("engram.tracking",),

@@ -21,7 +21,8 @@ from engram.config import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+# records of another root config say so in their header ("# Root: conf/compress.yaml"; tested with that root)
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml") if "\n# Root: conf/" not in p.read_text())
 REQUIRED = {"exact500", "exact5k", "table_sweep", "data_scale", "gate_bias", "hash_compare", "layer_placement",
             "smoke"}
 ALL_VARIANTS = ["baseline", "lora", "engram", "combined"]

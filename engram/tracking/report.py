@@ -24,6 +24,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from engram.config import ROW_ORDER
+from engram.tracking.compress_plots import read_results, write_compress_report
 from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
 from engram.tracking.recall_curve import plot_recall_curve, recall_table
 from engram.tracking.recall_curve import read_curves as read_recall_curves
@@ -386,13 +387,16 @@ def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None) -> i
     parser.add_argument("--no-gallery", action="store_true",
                         help="skip the gate heat maps (they load each memory run's model)")
     args = parser.parse_args(argv)
-    df = collect(args.paths)
-    if df.empty:
-        print(f"no job dirs (.hydra/config.yaml) under: {' '.join(args.paths)}")
-        return 1
     single = len(args.paths) == 1 and Path(args.paths[0]).is_dir()
     out = Path(args.out) if args.out else Path(args.paths[0]) if single else Path(
         "reports") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    df = collect(args.paths)
+    if df.empty:
+        compress_runs = read_results(args.paths)  # `python -m engram.compress eval|sweep` runs have no Hydra job dir
+        if compress_runs:
+            return write_compress_report(compress_runs, out, args.paths)
+        print(f"no job dirs (.hydra/config.yaml) under: {' '.join(args.paths)}")
+        return 1
     result = write_report(df, out, args.paths, None if args.no_gallery else gallery)
     n_failed = int((df["status"] != "ok").sum())
     print(f"{len(df)} jobs ({n_failed} failed) -> {result['markdown']}, {len(result['plots'])} plots, "

@@ -1,0 +1,68 @@
+"""`python -m engram.compress <build|ask|eval|sweep> [question] [key=value ...]` (Hydra overrides of conf/compress.yaml)
+
+    python -m engram.compress build docs=bios store=outputs/compress/store      # extract + store engrams
+    python -m engram.compress ask "Where did Talnav Raerler study?" store=outputs/compress/store
+    python -m engram.compress eval compress.layer=15 compress.k=4 compress.pooling=mean
+    python -m engram.compress sweep experiment=compress_sweep
+
+Prints one JSON object. Bad input (unknown command or key, a value out of range, a store of another model or layer)
+gives one line on stderr and exit 2, before any weights load where it can be known then; nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from engram.cli import check_group_choices, exit_config_error
+from engram.compress.config import COMMANDS, validated
+from engram.config import ConfigError
+
+USAGE = "usage: python -m engram.compress {" + "|".join(COMMANDS) + "} [question] [key=value ...]"
+
+
+def parse(argv: list[str]) -> tuple[str, str, list[str]]:
+    """(command, question, overrides); ConfigError on a malformed command line."""
+    if not argv or argv[0] not in COMMANDS:
+        raise ConfigError("command", argv[0] if argv else "(none)", f"is not a command; {USAGE}")
+    command, rest = argv[0], argv[1:]
+    words = [a for a in rest if "=" not in a]
+    overrides = [a for a in rest if "=" in a]
+    question = " ".join(words).strip()
+    if command == "ask" and not question:
+        raise ConfigError("question", "(none)", "is required: python -m engram.compress ask \"question\" store=<dir>")
+    if command != "ask" and words:
+        raise ConfigError("argument", " ".join(words), f"is not a key=value override; {USAGE}")
+    return command, question, overrides
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    command, question, overrides = parse(argv)
+    check_group_choices(overrides)
+    cfg = validated(overrides, command)
+    from engram.compress import run as commands  # lazy: torch and the model only after the config is known good
+
+    if command == "build":
+        return commands.build(cfg)
+    if command == "ask":
+        return commands.ask(cfg, question)
+    return commands.evaluate(cfg, sweep=command == "sweep")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    try:
+        result = run(args)
+    except ConfigError as e:
+        exit_config_error(e)
+        return 2
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

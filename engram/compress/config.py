@@ -1,0 +1,130 @@
+"""Composing and checking the compress config (conf/compress.yaml + conf/compress/): every bad value becomes one
+`config error: <key>=<value> <rule>` line before any weights load (torch-free, reads the model's config only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from engram.config import ConfigError, register_configs, schema_defaults
+from engram.config_rules import check, is_int
+from engram.models.loading import model_shape
+
+CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
+CONFIG_NAME = "compress"
+COMMANDS = ("build", "ask", "eval", "sweep")
+POOLINGS = ("mean", "attention", "head")  # identity is for tests (k = document length), not a config choice
+PLACEMENTS = ("replace", "prefix")
+DOC_KINDS = ("bios", "stdlib")
+
+
+@dataclass
+class HeadConfig:
+    """The learned compression head (engram/compress/head.py) and its short training."""
+
+    steps: int = 30
+    batch_size: int = 4
+    lr: float = 0.003
+    rank: int = 64
+
+
+@dataclass
+class SweepConfig:
+    """`sweep`: every layer x k x pooling; the head only at head_layers (it trains once per layer and k)."""
+
+    layers: list[int] = field(default_factory=lambda: [2, 15, 28])
+    ks: list[int] = field(default_factory=lambda: [1, 4, 16])
+    poolings: list[str] = field(default_factory=lambda: ["mean", "attention", "head"])
+    head_layers: list[int] = field(default_factory=lambda: [15])
+    key_layers: list[int] = field(default_factory=lambda: [0, 2, 8, 15, 28])  # top-1 retrieval hit rate per layer
+
+
+@dataclass
+class CompressConfig:
+    """The schema (and the one home of the defaults) of the group conf/compress/."""
+
+    layer: int = 15  # hidden states at the input of decoder layer N (0 = the token embeddings); SmolLM2: 0..29
+    inject_layer: int | None = None  # decoder layer whose input receives the vectors; None = `layer`
+    k: int = 4  # engram vectors per document
+    pooling: str = "mean"  # mean | attention | head (trained on num_train_docs biographies)
+    placement: str = "replace"  # replace ([ENGRAM] where the document would stand) | prefix (before the chat)
+    # retrieval key = mean state of document / question at this layer (None = `layer`); 0 = the mean token
+    # embedding: names are in the embeddings, deeper mean states lose them (sweep: retrieval_hit_by_key_layer)
+    key_layer: int | None = 0
+    num_docs: int = 16  # biographies evaluated (and stored by build docs=bios)
+    num_train_docs: int = 48  # further biographies: the head's training set, and distractors in the eval store
+    batch_size: int = 16
+    max_new_tokens: int = 24  # ask: length of the generated answer
+    head: HeadConfig = field(default_factory=HeadConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    register_configs()  # the model / logger group YAMLs extend the schemas stored there
+    ConfigStore.instance().store(group="schema/compress", name="compress", node=schema_defaults(CompressConfig))
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(CONFIG_NAME, overrides=overrides)
+
+
+def _positive(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    check(is_int(value) and value >= 1, key, value, "must be an integer >= 1")
+
+
+def _layer(value: Any, key: str, depth: int, top: int) -> None:
+    check(is_int(value) and 0 <= value <= top, key, value, f"must be a layer in 0..{top} (the model has {depth} "
+          "decoder layers; layer N = the input of decoder layer N)")
+
+
+def check_config(cfg: DictConfig, command: str) -> DictConfig:
+    """The config, or ConfigError naming the first bad key."""
+    c = cfg.compress
+    check(command in COMMANDS, "command", command, f"is not a command (one of: {', '.join(COMMANDS)})")
+    for key in ("compress.k", "compress.num_docs", "compress.num_train_docs", "compress.batch_size",
+                "compress.max_new_tokens", "compress.head.steps", "compress.head.batch_size", "compress.head.rank"):
+        _positive(cfg, key)
+    check(isinstance(c.head.lr, int | float) and c.head.lr > 0, "compress.head.lr", c.head.lr, "must be > 0")
+    check(c.pooling in POOLINGS, "compress.pooling", c.pooling, f"is not a pooling (one of: {', '.join(POOLINGS)})")
+    check(c.placement in PLACEMENTS, "compress.placement", c.placement,
+          f"is not a placement (one of: {', '.join(PLACEMENTS)})")
+    depth, _ = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
+    if command != "ask":  # ask takes the layers from the store it reads
+        _layer(c.layer, "compress.layer", depth, depth - 1)
+    for key in ("inject_layer", "key_layer"):
+        if c[key] is not None:
+            _layer(c[key], f"compress.{key}", depth, depth - 1 if key == "inject_layer" else depth)
+    if command == "sweep":
+        for layer in c.sweep.layers:
+            _layer(layer, "compress.sweep.layers", depth, depth - 1)
+        for layer in c.sweep.head_layers:
+            _layer(layer, "compress.sweep.head_layers", depth, depth - 1)
+        for layer in c.sweep.key_layers:
+            _layer(layer, "compress.sweep.key_layers", depth, depth)
+        for k in c.sweep.ks:
+            check(is_int(k) and k >= 1, "compress.sweep.ks", k, "must hold integers >= 1")
+        for p in c.sweep.poolings:
+            check(p in POOLINGS, "compress.sweep.poolings", p, f"is not a pooling (one of: {', '.join(POOLINGS)})")
+    docs = str(cfg.docs)
+    if docs not in DOC_KINDS:
+        check(Path(docs).is_file(), "docs", docs, f"is neither {' nor '.join(DOC_KINDS)} nor an existing JSONL file")
+    if command in ("eval", "sweep"):
+        check(docs != "stdlib", "docs", docs, "has no questions; eval and sweep need docs=bios or a JSONL with qa")
+    if command == "ask":
+        store = Path(str(cfg.store))
+        check((store / "engrams.lance").is_dir(), "store", cfg.store,
+              "holds no engrams; build it first: python -m engram.compress build docs=bios store=<dir>")
+    return cfg
+
+
+def validated(overrides: list[str], command: str) -> DictConfig:
+    try:
+        cfg = compose_config(overrides)
+    except Exception as e:  # noqa: BLE001 - whatever Hydra refuses, in one line
+        message = " ".join(line.strip() for line in str(e).splitlines()[:2]) or type(e).__name__
+        raise ConfigError("overrides", " ".join(overrides), f"do not compose: {message}") from None
+    return check_config(cfg, command)
