@@ -52,6 +52,7 @@ from engram.config_rules import (
     validate_sequential,
     validate_trainer,
 )
+from engram.config_scale import validate_storage
 
 __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
            "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
@@ -112,6 +113,13 @@ class EngramConfig:
     conv_kernel: int = 4
     prepopulate: PrepopulateConfig = field(default_factory=PrepopulateConfig)
     gate_l1: float = 0.0  # training: penalty on the memory entering at positions off the answer (and on replay)
+    # where the tables live (engram/memory/tables.py; not part of a saved memory's identity, see STORAGE_KEYS):
+    # offload=host keeps them outside the model (host RAM, or memory-mapped files in offload_dir) and gathers the
+    # looked-up rows each step; shard=rows splits their rows over the DDP processes
+    offload: str = "none"  # none | host
+    offload_dir: str | None = None  # offload=host: memory-map the tables (and Adam moments) to files here
+    offload_reuse: bool = False  # offload_dir: open the tables already in offload_dir instead of initialising them
+    shard: str = "none"  # none | rows
 
 
 @dataclass
@@ -354,6 +362,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
           "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
     validate_engram(typed.engram)
+    validate_storage(typed)
     validate_lora(typed.lora, typed.model.name)
     validate_data(typed.data)
     validate_scratch(typed)

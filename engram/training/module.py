@@ -19,6 +19,7 @@ from torch import nn
 
 from engram.models.engram_model import EngramModel
 from engram.models.gated_lora import GatedLoRAModel
+from engram.models.inject import host_tables
 from engram.training.optim import build_optimizer, build_scheduler, split_trainable
 from engram.training.replay import ReplaySource, gate_penalty, off_answer_positions, replay_kl
 from engram.training.variants import engram_groups
@@ -102,7 +103,8 @@ class EngramLitModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         tables, engram_dense = engram_groups(self.model, self.variant)
         groups = split_trainable(self.model, tables, engram_dense)
-        optimizer = build_optimizer(groups, self.optim_cfg, self.lr_multiplier, self.sparse_tables)
+        optimizer = build_optimizer(groups, self.optim_cfg, self.lr_multiplier, self.sparse_tables,
+                                    host_tables(self.model))
         if optimizer is None:
             return None
         total = self.trainer.estimated_stepping_batches
@@ -130,7 +132,9 @@ class EngramLitModule(L.LightningModule):
         keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         memories = getattr(self.model, "memories", None)
         if isinstance(memories, nn.Module):
-            keep |= {f"model.memories.{n}" for n in memories.state_dict() if ".address." in f".{n}"}
+            # offloaded tables (engram.offload=host) are no parameters but train: their rows are saved too
+            keep |= {f"model.memories.{n}" for n in memories.state_dict()
+                     if ".address." in f".{n}" or n.endswith(".table.weight")}
         return keep
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
