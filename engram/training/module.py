@@ -16,7 +16,9 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from engram.memory.shard import shard_tables, unshard_tables
 from engram.models.engram_model import EngramModel
 from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import host_tables
@@ -42,6 +44,7 @@ class EngramLitModule(L.LightningModule):
         self.optim_cfg = dict(optim_cfg or {})
         self.lr_multiplier = float(engram_cfg.get("lr_multiplier", 1.0)) if engram_cfg is not None else 1.0
         self.sparse_tables = bool(engram_cfg.get("sparse", False)) if engram_cfg is not None else False
+        self.shard_rows = engram_cfg is not None and engram_cfg.get("shard", "none") == "rows"
         self.strict_loading = False  # checkpoints carry the trainable weights only (see on_save_checkpoint)
         self.model.train()  # see on_fit_start; set here too so Lightning's model summary reports train mode
 
@@ -52,6 +55,17 @@ class EngramLitModule(L.LightningModule):
     def on_fit_start(self) -> None:
         # load_model returns eval-mode models; LoRA dropout must train. The frozen base has no dropout of its own.
         self.model.train()
+
+    def configure_model(self) -> None:
+        """engram.shard=rows: once the DDP processes exist (before DDP wraps the model), keep only this process's
+        rows of every table (engram/memory/shard.py) and tell DDP not to synchronise those shards."""
+        if self.shard_rows and torch.distributed.is_initialized():
+            names = [f"model.{n}" for n in shard_tables(self.model)]
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, names)
+
+    def on_fit_end(self) -> None:
+        if self.shard_rows and torch.distributed.is_initialized():
+            unshard_tables(self.model)  # every process: evaluation and engram.safetensors see the whole table
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy over answer tokens (labels != -100), as the HF causal-LM loss computes it.
