@@ -29,8 +29,8 @@ TOLERANCE = 1e-4
 
 
 def process_memory_limit() -> tuple[int, str]:
-    """(bytes of RAM this process may still use, where that number comes from): MemAvailable, or the memory limit of
-    its cgroup (v1 or v2) minus what the cgroup uses, when that is lower."""
+    """(bytes of RAM this process may use, where that number comes from): MemAvailable, or the memory limit of its
+    cgroup (v1 or v2: the process's own memory and the page cache of its files together), when that is lower."""
     from engram.memory.budget import available_memory_bytes
 
     best, source = available_memory_bytes() or 0, "MemAvailable"
@@ -43,20 +43,17 @@ def process_memory_limit() -> tuple[int, str]:
         candidates = []
         if "memory" in controllers.split(","):
             root = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            candidates.append((root / "memory.limit_in_bytes", root / "memory.usage_in_bytes"))
+            candidates.append(root / "memory.limit_in_bytes")
         if controllers == "":
-            root = Path("/sys/fs/cgroup") / path.lstrip("/")
-            candidates.append((root / "memory.max", root / "memory.current"))
-        for limit_file, usage_file in candidates:
+            candidates.append(Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.max")
+        for limit_file in candidates:
             try:
                 limit_text = limit_file.read_text().strip()
-                if limit_text == "max" or int(limit_text) >= 1 << 60:
-                    continue
-                free = int(limit_text) - int(usage_file.read_text())
+                limit = int(limit_text) if limit_text != "max" else 1 << 62
             except (OSError, ValueError):
                 continue
-            if free < best:
-                best, source = free, f"cgroup memory limit {int(limit_text) / GIB:.1f} GiB"
+            if limit < best:
+                best, source = limit, "its cgroup's memory limit"
     return best, source
 
 
@@ -129,6 +126,7 @@ def scaling(tok: Any, base: Any, pool: list[dict], rows_list: list[int], rounds:
     configs = {"in-memory": _engram_cfg(small)}
     for rows in rows_list:
         configs[f"offload {rows:.0e}"] = _engram_cfg(rows, offload="host", offload_dir=str(directory / f"{rows}"))
+    limit, source = process_memory_limit()
     steps = {name: _CycledStep(add_engram(shared_clone(base), cfg, tok), pool, cfg) for name, cfg in configs.items()}
     big_dir = directory / f"{big}"
     file_bytes = sum(p.stat().st_size for p in big_dir.glob("*.weight.f32"))
@@ -138,7 +136,6 @@ def scaling(tok: Any, base: Any, pool: list[dict], rows_list: list[int], rounds:
         for _ in pool:
             step()
     times = interleaved(dict(steps), rounds, warmup=0)
-    limit, source = process_memory_limit()
     out = [Row(f"offload step, {name}", spread(t)) for name, t in times.items()]
     t_small, t_big = median(times[f"offload {small:.0e}"]), median(times[f"offload {big:.0e}"])
     out.append(check(f"offload step time rows {big:.0e} / {small:.0e} (memory-mapped)",

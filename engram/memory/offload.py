@@ -25,10 +25,10 @@ table does (engram.safetensors and checkpoints are unchanged; a table larger tha
 from __future__ import annotations
 
 import json
+import mmap
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -73,7 +73,7 @@ class HostTable(nn.Module):
         self.rows, self.dim = int(rows), int(dim)
         self.directory = None if directory is None else Path(directory)
         self.name = name
-        self._arrays: list[np.memmap] = []
+        self._maps: list[mmap.mmap] = []
         self.weight = self._array("weight", reuse)
         self.exp_avg = self._array("exp_avg", reuse)
         self.exp_avg_sq = self._array("exp_avg_sq", reuse)
@@ -113,9 +113,15 @@ class HostTable(nn.Module):
                 found = path.stat().st_size if path.is_file() else "no file"
                 raise ValueError(f"engram.offload_reuse: {path} should hold {self.rows} x {self.dim} float32 "
                                  f"({expected} bytes), found {found}")
-        array = np.memmap(path, dtype=np.float32, mode="r+" if reuse else "w+", shape=shape)  # w+: a sparse file
-        self._arrays.append(array)
-        return torch.from_numpy(array)
+        size = self.rows * self.dim * 4
+        with open(path, "r+b" if reuse else "w+b") as f:
+            f.truncate(size)  # a new file is sparse: disk is used only for pages that get written
+            mapped = mmap.mmap(f.fileno(), size)
+        # rows are looked up at random: no read-around (the default pulls ~32 neighbouring pages per fault, which
+        # fills the page cache with rows nobody asked for once the file is larger than the RAM)
+        mapped.madvise(mmap.MADV_RANDOM)
+        self._maps.append(mapped)
+        return torch.frombuffer(mapped, dtype=torch.float32).view(shape)
 
     def _read_step(self) -> int:
         meta = self.directory / f"{self.name}.json" if self.directory is not None else None
@@ -123,8 +129,8 @@ class HostTable(nn.Module):
 
     def flush(self) -> None:
         """Write the memory-mapped pages (and the Adam step count) to the files; nothing to do in host RAM."""
-        for array in self._arrays:
-            array.flush()
+        for mapped in self._maps:
+            mapped.flush()
         if self.directory is not None:
             meta = {"rows": self.rows, "dim": self.dim, "step": self.step}
             (self.directory / f"{self.name}.json").write_text(json.dumps(meta))
