@@ -81,7 +81,7 @@ class EngramMemory(nn.Module):
 
         def rows() -> torch.Tensor:
             found = self.lookup(ids, mask, prompt_lengths, ids.shape[1])
-            return torch.unique((found.slots + self.offsets).reshape(-1)).cpu()
+            return torch.unique((found.slots + self.offsets.to(found.slots.device)).reshape(-1)).cpu()
 
         prefetch(rows)
 
