@@ -362,7 +362,6 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
           "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
     validate_engram(typed.engram)
-    validate_storage(typed)
     validate_lora(typed.lora, typed.model.name)
     validate_data(typed.data)
     validate_scratch(typed)
@@ -373,6 +372,7 @@ def validate(cfg: DictConfig) -> DictConfig:
           typed.engram.lr_multiplier, f"times optim.lr ({typed.optim.lr}) overflows float32 (the tables' lr)")
     validate_sequential(typed)  # before the trainer: sequential.batch > 0 lets trainer.max_epochs be 0
     validate_trainer(typed)
+    validate_storage(typed)  # after the trainer's own keys: it counts the processes the trainer starts
     t = typed.train
     check(finite(t.replay_ratio) and 0 <= t.replay_ratio <= 16, "train.replay_ratio", t.replay_ratio,
           "must be a number in [0, 16] (replay prompts per fact example)")

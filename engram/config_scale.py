@@ -17,7 +17,14 @@ STORAGE_KEYS = ("offload", "offload_dir", "offload_reuse", "shard")
 
 def process_count(trainer: Any) -> int | None:
     """Processes a Lightning trainer config starts (devices x num_nodes); None when it cannot be known up front
-    (devices="auto" or "-1" on an accelerator other than the CPU)."""
+    (devices="auto" or "-1" on an accelerator other than the CPU, or a value the trainer rules would refuse)."""
+    try:
+        return _process_count(trainer)
+    except (TypeError, ValueError):
+        return None
+
+
+def _process_count(trainer: Any) -> int | None:
     get = trainer.get
     devices, nodes = get("devices", "auto"), get("num_nodes", 1)
     if isinstance(devices, str):
@@ -51,8 +58,9 @@ def validate_storage(cfg: Any) -> None:
               "looked-up rows)")
         check(e.init != "prepopulate", "engram.offload", e.offload, "cannot be combined with "
               "engram.init=prepopulate yet (writing facts optimises the table as a parameter)")
-        check(processes == 1, "engram.offload", e.offload, f"runs in one process, but trainer starts {processes}; "
-              "to spread a table over processes use engram.shard=rows")
+        check(processes == 1, "engram.offload", e.offload, f"runs in one process, but the trainer starts "
+              f"{processes or 'an unknown number of'} (set trainer.devices=1; to spread a table over processes use "
+              "engram.shard=rows)")
     if e.shard == "rows":
         check(e.offload == "none", "engram.shard", e.shard, "cannot be combined with engram.offload=host yet")
         check(bool(e.sparse), "engram.shard", e.shard, "needs engram.sparse=true (each shard trains with SparseAdam)")
