@@ -164,3 +164,23 @@ def test_bad_storage_setting_exits_2_before_torch_loads(tmp_path: Path) -> None:
     from tests.test_bad_inputs import assert_one_line_exit_2
 
     assert_one_line_exit_2(tmp_path, "train.py", ["engram.shard=rows"], "engram.shard=rows needs a multi-process")
+
+
+def test_resumed_offloaded_run_ends_like_a_resumed_in_memory_run(tmp_path: Path) -> None:
+    """A checkpoint of a memory-mapped run holds its rows and both moments: 2 steps, then a resumed run to 4 steps,
+    ends where the same in-memory procedure ends (a lost moment or row would move the rows by ~1e-2)."""
+    from engram.training.pipeline import train
+    from tests._training_utils import tiny_cfg
+
+    def run(name: str, *overrides: str) -> object:
+        cfg = tiny_cfg(tmp_path / name, "variant=engram", "trainer.max_epochs=5", *overrides)
+        return train(cfg)[1]["model"].memory(1).table
+
+    ends = {}
+    for where in ("ram", "file"):
+        offload = [] if where == "ram" else ["engram.offload=host", f"engram.offload_dir={tmp_path / where}"]
+        run(f"{where}-first", "trainer.max_steps=2", "trainer.enable_checkpointing=true", *offload)
+        ckpt = tmp_path / f"{where}-first" / "checkpoints" / "last.ckpt"
+        ends[where] = run(f"{where}-resumed", "trainer.max_steps=4", f"ckpt_path={ckpt}", *offload)
+    assert isinstance(ends["file"], HostTable) and ends["file"].step == 4
+    torch.testing.assert_close(ends["file"].weight, ends["ram"].weight.detach(), rtol=1e-4, atol=1e-5)
