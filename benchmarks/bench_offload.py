@@ -120,6 +120,7 @@ def scaling(tok: Any, base: Any, pool: list[dict], rows_list: list[int], rounds:
             beyond_ram: bool = True) -> list[Row]:
     """Memory-mapped step time at each size, the largest vs the smallest; in-memory at the smallest for the cost of
     offloading; the RAM situation of the largest (a target when `beyond_ram`, else information)."""
+    from engram.memory.budget import MemoryBudgetError
     from engram.models.inject import add_engram
 
     small, big = rows_list[0], rows_list[-1]
@@ -127,7 +128,11 @@ def scaling(tok: Any, base: Any, pool: list[dict], rows_list: list[int], rounds:
     for rows in rows_list:
         configs[f"offload {rows:.0e}"] = _engram_cfg(rows, offload="host", offload_dir=str(directory / f"{rows}"))
     limit, source = process_memory_limit()
-    steps = {name: _CycledStep(add_engram(shared_clone(base), cfg, tok), pool, cfg) for name, cfg in configs.items()}
+    try:
+        steps = {name: _CycledStep(add_engram(shared_clone(base), cfg, tok), pool, cfg)
+                 for name, cfg in configs.items()}
+    except MemoryBudgetError as e:  # e.g. --offload-gib beyond the free disk
+        return [Row(f"offload step, rows {big:.0e}", "refused", note=str(e))]
     big_dir = directory / f"{big}"
     file_bytes = sum(p.stat().st_size for p in big_dir.glob("*.weight.f32"))
     _drop_from_page_cache(big_dir)
