@@ -85,8 +85,8 @@ def equality(base: Any, tok: Any, batches: list[dict], directory: Path) -> list[
     moved = float((rows["file"] - add_engram(shared_clone(base), cfg, tok).memory(1).table.weight).abs().max())
     worst = max(d_logits, d_rows)
     hits = models["file"].memory(1).table.prefetcher.hits
-    return [Row("offload == in-memory outputs", f"max abs difference {d_logits:.1e} (logits), {d_rows:.1e} (rows)", worst,
-                f"<= {TOLERANCE:g}", worst <= TOLERANCE and moved > 0,
+    measured = f"max abs difference {d_logits:.1e} (logits), {d_rows:.1e} (rows)"
+    return [Row("offload == in-memory outputs", measured, worst, f"<= {TOLERANCE:g}", worst <= TOLERANCE and moved > 0,
                 note=f"{len(batches)} training steps on the same batches, memory-mapped table vs nn.Embedding + "
                      f"SparseAdam (rows moved by up to {moved:.2f}); {hits} of {len(batches) - 1} batches served "
                      "from the prefetch")]

@@ -49,8 +49,9 @@ def shard(steps: int = 4) -> list[Row]:
     loss = "train/loss" if "train/loss" in m_whole else scored[0]
     t_whole, t_split = m_whole["time/train_s"], m_split["time/train_s"]
     return [
-        Row("sharded == unsharded outputs (2 gloo processes)", f"max abs difference over all saved tensors {worst:.1e}", worst,
-            f"<= {TOLERANCE:g}", bool(worst <= TOLERANCE and not differ),
+        Row("sharded == unsharded outputs (2 gloo processes)",
+            f"max abs difference over all saved tensors {worst:.1e}", worst, f"<= {TOLERANCE:g}",
+            bool(worst <= TOLERANCE and not differ),
             note=f"trainer=ddp_sim, tiny model, {steps} steps; {len(scored)} metrics compared, differing: "
                  f"{differ or 'none'} ({loss} {m_whole[loss]:.6f} vs {m_split[loss]:.6f}); each process held "
                  f"{(rows + 1) // 2:,} of {rows:,} rows"),
