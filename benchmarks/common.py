@@ -154,6 +154,7 @@ class TrainStep:
         self, model: nn.Module, variant: str, batch: dict[str, torch.Tensor], engram_cfg: dict | None = None,
         optim_cfg: dict | None = None, stats: bool = False,
     ) -> None:
+        from engram.models.inject import host_tables
         from engram.training.module import EngramLitModule
         from engram.training.optim import build_optimizer, split_trainable
         from engram.training.variants import engram_groups
@@ -167,7 +168,7 @@ class TrainStep:
             p.requires_grad_(True)
         groups = split_trainable(model, tables, dense)
         self.optimizer = build_optimizer(groups, optim_cfg, float(ecfg.get("lr_multiplier", 1.0)),
-                                         bool(ecfg.get("sparse", True)))
+                                         bool(ecfg.get("sparse", True)), host_tables(model))
         model.train()
 
     def __call__(self, batch: dict[str, torch.Tensor] | None = None) -> None:

@@ -5,6 +5,7 @@
     python benchmarks/run.py --only table,hash --threads 1
     python benchmarks/run.py --only window      # windowed attention + Engram vs full attention, 512 -> 8k tokens
     python benchmarks/run.py --only hybrid      # address=hybrid's product-key lookup vs scoring all rows, 10^3-10^6
+    python benchmarks/run.py --only offload,shard   # tables offloaded to host / memory-mapped files; row-sharded
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
 Exit status 0 even with FAILs (machines are noisy; the table is the result), 2 on bad arguments.
@@ -19,18 +20,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
-PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid")
-BASE_PARTS = set(PARTS) - {"window", "hybrid"}  # measured on the base model (window builds its own, hybrid none)
+PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid", "offload", "shard")
+# measured on the base model (window builds its own model, shard runs the pipeline, hybrid needs none)
+BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard"}
 
 # quick: tiny model, smaller tables, fewer steps; full: the settings on SmolLM2
 SETTINGS = {
     "quick": {"model": "tiny", "rows64": [10**3, 10**5, 10**6], "rows576": [10**3, 10**5], "rounds": 6,
               "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "gen_rounds": 3,
-              "window_lengths": [256, 512], "window_attentions": ("sdpa",), "hybrid_rows": [10**3, 10**4]},
+              "window_lengths": [256, 512], "window_attentions": ("sdpa",), "hybrid_rows": [10**3, 10**4],
+              "offload_rows": [10**3, 10**5], "offload_steps": 3, "offload_rounds": 6, "shard_steps": 2},
     "full": {"model": "smollm", "rows64": [10**3, 10**5, 10**6, 10**7], "rows576": [10**3, 10**6], "rounds": 3,
              "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "gen_rounds": 3,
              "window_lengths": [512, 1024, 2048, 4096, 8192], "window_attentions": ("sdpa", "flex_attention"),
-             "hybrid_rows": [10**3, 10**4, 10**5, 10**6]},
+             "hybrid_rows": [10**3, 10**4, 10**5, 10**6],
+             "offload_rows": [10**3, 10**7], "offload_steps": 3, "offload_rounds": 30, "shard_steps": 4},
 }
 
 
@@ -46,6 +50,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--window-lengths", type=lambda v: [int(x) for x in v.split(",")], default=None,
                     help="window: sequence lengths, comma list (default 512,...,8192; quick 256,512)")
+    ap.add_argument("--offload-gib", type=float, default=None,
+                    help="offload: size of the largest memory-mapped table in GiB (default: 10^7 rows = 2.4 GiB; "
+                         "run under a memory limit below it to test a table larger than the RAM, see README)")
+    ap.add_argument("--offload-dir", default=None, help="offload: where the table files go (default: the temp dir)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = ap.parse_args(argv)
     unknown = set(args.only.split(",")) - set(PARTS)
@@ -58,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import torch
 
-    from benchmarks import bench_generation, bench_hybrid, bench_throughput, bench_train, bench_window
+    from benchmarks import (
+        bench_generation,
+        bench_hybrid,
+        bench_offload,
+        bench_shard,
+        bench_throughput,
+        bench_train,
+        bench_window,
+    )
     from benchmarks.common import format_table, frozen, machine_info, peak_rss_bytes, train_batch
     from engram.models import load_model
 
@@ -69,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or s["rounds"]
     parts = args.only.split(",")
     info = machine_info(args.threads)
-    # the window part builds its own model (model=scratch); the others run on the base model
-    model = s["model"] if BASE_PARTS & set(parts) else "scratch" if "window" in parts else "none"
+    # window builds its own model (model=scratch), shard trains the tiny one, hybrid needs none; the rest: the base
+    own = "scratch" if "window" in parts else "tiny" if "shard" in parts else "none"
+    model = s["model"] if BASE_PARTS & set(parts) else own
     print(f"engram-lab benchmarks, mode={mode}, model={model}")
     if args.quick:
         print("  (quick: a smoke run of the same code on the tiny model; the targets are defined on SmolLM2)")
@@ -106,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         done("window", bench_window.window_scaling(lengths, rounds, s["window_attentions"]))
     if "hybrid" in parts:
         done("hybrid", bench_hybrid.hybrid_scaling(s["hybrid_rows"], max(rounds, 5), s["warmup"]))
+    if "offload" in parts:
+        offload_rows = list(s["offload_rows"])
+        if args.offload_gib:
+            offload_rows[-1] = int(args.offload_gib * 2**30 / (64 * 4))
+        done("offload", bench_offload.offload(base, tok, offload_rows, s["offload_rounds"], s["offload_steps"],
+                                              args.offload_dir, beyond_ram=not args.quick))
+    if "shard" in parts:
+        done("shard", bench_shard.shard(s["shard_steps"]))
 
     total = time.perf_counter() - start
     table = format_table(rows)

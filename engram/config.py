@@ -53,6 +53,7 @@ from engram.config_rules import (
     validate_sequential,
     validate_trainer,
 )
+from engram.config_scale import validate_storage
 
 __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
            "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
@@ -116,6 +117,13 @@ class EngramConfig:
     conv_kernel: int = 4
     prepopulate: PrepopulateConfig = field(default_factory=PrepopulateConfig)
     gate_l1: float = 0.0  # training: penalty on the memory entering at positions off the answer (and on replay)
+    # where the tables live (engram/memory/tables.py; not part of a saved memory's identity, see STORAGE_KEYS):
+    # offload=host keeps them outside the model (host RAM, or memory-mapped files in offload_dir) and gathers the
+    # looked-up rows each step; shard=rows splits their rows over the DDP processes
+    offload: str = "none"  # none | host
+    offload_dir: str | None = None  # offload=host: memory-map the tables (and Adam moments) to files here
+    offload_reuse: bool = False  # offload_dir: open the tables already in offload_dir instead of initialising them
+    shard: str = "none"  # none | rows
 
 
 @dataclass
@@ -370,6 +378,7 @@ def validate(cfg: DictConfig) -> DictConfig:
           typed.engram.lr_multiplier, f"times optim.lr ({typed.optim.lr}) overflows float32 (the tables' lr)")
     validate_sequential(typed)  # before the trainer: sequential.batch > 0 lets trainer.max_epochs be 0
     validate_trainer(typed)
+    validate_storage(typed)  # after the trainer's own keys: it counts the processes the trainer starts
     t = typed.train
     check(finite(t.replay_ratio) and 0 <= t.replay_ratio <= 16, "train.replay_ratio", t.replay_ratio,
           "must be a number in [0, 16] (replay prompts per fact example)")

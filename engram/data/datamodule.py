@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -62,6 +62,7 @@ class EngramDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self._train_loader: ResumableDataLoader | None = None
         self._train_resume: dict[str, int] | None = None  # from a checkpoint, for the next train loader
+        self.lookahead: Callable[[Any], None] | None = None  # see ResumableDataLoader.lookahead
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
@@ -113,6 +114,7 @@ class EngramDataModule(L.LightningDataModule):
             collate_fn=TrainCollator(pad_id(self.tokenizer)),
             num_workers=int(self.cfg.num_workers),
         )
+        loader.lookahead = self.lookahead
         if self._train_resume is not None:
             loader.load_state_dict(self._train_resume)
             self._train_resume = None

@@ -10,7 +10,7 @@ next batch instead of replaying the epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,9 @@ class ResumableDataLoader(DataLoader):
     """
 
     _served = 0  # batches handed out by the current pass
+    # called with each batch as it leaves the loader, before the trainer runs it (Lightning already holds the next
+    # batch while a step runs): an offloaded memory starts gathering its table rows (EngramModel.prefetch)
+    lookahead: Callable[[Any], None] | None = None
     _resume: tuple[int, int] | None = None  # (epoch, batches to skip), set by load_state_dict
 
     def _epoch(self) -> int:
@@ -69,6 +72,8 @@ class ResumableDataLoader(DataLoader):
             next(batches)
         for batch in batches:
             self._served += 1
+            if self.lookahead is not None:
+                self.lookahead(batch)
             yield batch
 
     def state_dict(self) -> dict[str, int]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from engram import registry
@@ -89,12 +91,41 @@ def available_memory_bytes() -> int | None:
         return None
 
 
+def free_disk_bytes(directory: str | Path) -> int:
+    """Free bytes on the file system that holds `directory` (or its nearest existing parent)."""
+    path = Path(directory).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_disk_budget(cfg: Any, need: EngramBytes) -> None:
+    """engram.offload_dir: the tables and both Adam moments are files there, so they need disk, not RAM (the moments
+    start sparse, but may fill). Raise `MemoryBudgetError` (one line) when they would not fit."""
+    if getattr(cfg, "offload_reuse", False):
+        return  # the files exist already
+    files = need.tables + need.optimizer
+    free = free_disk_bytes(cfg.offload_dir)
+    if files > free:
+        raise MemoryBudgetError(
+            "engram.table_size", cfg.table_size,
+            f"needs ~{files / GIB:.1f} GiB of disk in engram.offload_dir={cfg.offload_dir} (table + Adam moments, "
+            f"{need.layers} layer(s) x {need.rows:,} rows x {need.row_dim} floats) but only {free / GIB:.1f} GiB is "
+            "free; use a smaller engram.table_size or another engram.offload_dir",
+        )
+
+
 def check_memory_budget(cfg: Any, layers: int, hidden_size: int, dtype_bytes: int = 4) -> EngramBytes:
     """Raise `MemoryBudgetError` (one line, names engram.table_size) when the estimate exceeds the available RAM.
 
     `ENGRAM_MEMORY_LIMIT_GB` overrides the available RAM (e.g. to keep room for other jobs on a shared machine).
+    Memory-mapped tables (engram.offload=host with engram.offload_dir) are checked against the free disk instead;
+    only their small dense parts count against the RAM (the page cache holds what fits of the files).
     """
     need = estimate_engram_bytes(cfg, layers, hidden_size, dtype_bytes)
+    if getattr(cfg, "offload", "none") == "host" and getattr(cfg, "offload_dir", None):
+        check_disk_budget(cfg, need)
+        need = replace(need, tables=0, optimizer=0)
     limit = os.environ.get("ENGRAM_MEMORY_LIMIT_GB")
     avail = int(float(limit) * GIB) if limit else available_memory_bytes()
     if avail is not None and need.total > avail:

@@ -5,7 +5,8 @@ Read top to bottom, one forward is:
      `engram.models.generation`) into one slot and one key per head for each new position; `keep` marks the
      positions that get memory (not padding; for hash=span only positions >= prompt_length - 1, i.e. from the one
      that predicts the first answer token on).
-  2. look up: every head's table is a block of one `nn.Embedding` (`offsets` = where each head's block starts);
+  2. look up: every head's table is a block of one table (`offsets` = where each head's block starts; an
+     `nn.Embedding`, or offloaded to host memory / a file: engram/memory/tables.py);
      deepseek/span concatenate the heads (each `dim // heads` wide), poc averages them (one shared table, `dim` wide).
   3. address: the address kind (engram/memory/address/) masks the rows that may contribute (hashed: all), per head;
      an address with a `retriever` (hybrid) also adds rows of the same table found by the hidden state's content.
@@ -22,6 +23,7 @@ from torch import nn
 
 from engram import registry
 from engram.memory.hashing import Lookup
+from engram.memory.tables import build_table
 
 
 class EngramMemory(nn.Module):
@@ -38,11 +40,7 @@ class EngramMemory(nn.Module):
             head_dim = max(1, int(cfg.dim) // int(cfg.heads))
             rows, offsets = sum(sizes), [sum(sizes[:i]) for i in range(len(sizes))]
             mem_dim = head_dim * len(sizes)
-        self.table = nn.Embedding(rows, head_dim, sparse=bool(cfg.sparse))
-        if cfg.init == "normal":
-            nn.init.normal_(self.table.weight, std=float(cfg.init_std))
-        else:  # zeros, or prepopulate: zero rows that engram/training/writing.py then writes facts into
-            nn.init.zeros_(self.table.weight)
+        self.table: nn.Module = build_table(cfg, self.layer, rows, head_dim)  # nn.Embedding, or offloaded
         # derived from the config, so not saved: offsets of the head blocks, rows hit since reset_slot_usage()
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=False)
         self.register_buffer("hits", torch.zeros(rows, dtype=torch.bool), persistent=False)
@@ -78,6 +76,19 @@ class EngramMemory(nn.Module):
         e = e.mean(-2) if self.hasher.shared_table else e.flatten(-2)
         self._track(rows, found)
         return self.gate(h, e.to(h.dtype), found.keep, cache)
+
+    def prefetch(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor) -> None:
+        """An offloaded table (engram.offload=host) starts gathering, on a worker thread, the rows a coming forward
+        on these ids will read (same arguments as `forward`, all positions new); a no-op for in-memory tables."""
+        prefetch = getattr(self.table, "prefetch", None)
+        if prefetch is None:
+            return
+
+        def rows() -> torch.Tensor:
+            found = self.lookup(ids, mask, prompt_lengths, ids.shape[1])
+            return torch.unique((found.slots + self.offsets.to(found.slots.device)).reshape(-1)).cpu()
+
+        prefetch(rows)
 
     def lookup(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int) -> Lookup:
         """Slots, keys [B, T, heads] and keep [B, T] for the T newest ids (the hash kind decides all three)."""

@@ -8,7 +8,7 @@ that differs; safetensors never unpickles, so a file from elsewhere cannot run c
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from safetensors import safe_open
 
 from engram.atomic import atomic_write
 from engram.config import ConfigError, EngramConfig, PrepopulateConfig
+from engram.config_scale import STORAGE_KEYS
 from engram.models.headers import ENGRAM_FILE_FORMAT, ENGRAM_FILE_NAME, ENGRAM_OLD_FORMATS, engram_file
 
 FILE_FORMAT, OLD_FORMATS, FILE_NAME = ENGRAM_FILE_FORMAT, ENGRAM_OLD_FORMATS, ENGRAM_FILE_NAME
@@ -77,7 +78,9 @@ def write_engram_file(path: str | Path, tensors: dict[str, torch.Tensor], spec: 
 
 def read_engram_config(path: str | Path) -> EngramConfig:
     """The engram config stored in a file written by `write_engram_file` (to rebuild the model before loading)."""
-    return as_engram_config(json.loads(_read_metadata(engram_file(path))["engram_config"]))
+    cfg = as_engram_config(json.loads(_read_metadata(engram_file(path))["engram_config"]))
+    # where the training run kept its tables (offloaded files, shards) is not part of the memory: it loads in RAM
+    return replace(cfg, **{key: getattr(EngramConfig(), key) for key in STORAGE_KEYS})
 
 
 def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,19 @@ class EngramModel(ModelWrapper):
             kwargs["attention_mask"] = attention_mask
         with self.context.generation(input_ids.shape[1], prompt_lengths):
             return self.base_model.generate(input_ids=input_ids, **kwargs)
+
+    def prefetch(self, batch: Mapping[str, torch.Tensor]) -> None:
+        """engram.offload=host: start gathering, on a worker thread, the table rows a training batch (input_ids,
+        attention_mask, prompt_lengths) will look up, so its forward finds them ready (engram/memory/prefetch.py).
+        The data loader calls this as it hands the batch out; a no-op for in-memory tables."""
+        ids, prompt_lengths = batch["input_ids"], batch.get("prompt_lengths")
+        if prompt_lengths is None:
+            return
+        mask = batch.get("attention_mask")
+        mask = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
+        ids = torch.where(mask, ids, torch.full_like(ids, self.context.pad_id))  # as the id hook records them
+        for layer in self.spec.layers:
+            self.memory(layer).prefetch(ids, mask, prompt_lengths)
 
     # ------------------------------------------------------------ the parts
     def get_base_model(self) -> nn.Module:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from engram.memory.memory import EngramMemory
+from engram.memory.offload import HostTable
 from engram.models.engram_file import (  # noqa: F401 - re-exported: the names callers import from here
     FILE_FORMAT,
     STRUCTURAL_KEYS,
@@ -62,9 +63,15 @@ def engram_param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     """{"tables": the nn.Embedding weights, "dense": every other engram parameter} (optimiser param groups)."""
     tables, dense = [], []
     for memory in engram_memories(model).values():
-        tables.append(memory.table.weight)
+        if isinstance(memory.table.weight, nn.Parameter):  # offloaded tables step with HostSparseAdam instead
+            tables.append(memory.table.weight)
         dense += [p for name, p in memory.named_parameters() if not name.startswith("table.")]
     return {"tables": tables, "dense": dense}
+
+
+def host_tables(model: nn.Module) -> list[HostTable]:
+    """The offloaded tables (engram.offload=host) inside `model`; they train with HostSparseAdam."""
+    return [m.table for m in engram_memories(model).values() if isinstance(m.table, HostTable)]
 
 
 def engram_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

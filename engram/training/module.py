@@ -16,9 +16,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from engram.memory.shard import shard_tables, unshard_tables
 from engram.models.engram_model import EngramModel
 from engram.models.gated_lora import GatedLoRAModel
+from engram.models.inject import host_tables
 from engram.training.optim import build_optimizer, build_scheduler, split_trainable
 from engram.training.replay import ReplaySource, gate_penalty, off_answer_positions, replay_kl
 from engram.training.variants import engram_groups
@@ -41,6 +44,7 @@ class EngramLitModule(L.LightningModule):
         self.optim_cfg = dict(optim_cfg or {})
         self.lr_multiplier = float(engram_cfg.get("lr_multiplier", 1.0)) if engram_cfg is not None else 1.0
         self.sparse_tables = bool(engram_cfg.get("sparse", False)) if engram_cfg is not None else False
+        self.shard_rows = engram_cfg is not None and engram_cfg.get("shard", "none") == "rows"
         self.strict_loading = False  # checkpoints carry the trainable weights only (see on_save_checkpoint)
         self.model.train()  # see on_fit_start; set here too so Lightning's model summary reports train mode
 
@@ -51,6 +55,17 @@ class EngramLitModule(L.LightningModule):
     def on_fit_start(self) -> None:
         # load_model returns eval-mode models; LoRA dropout must train. The frozen base has no dropout of its own.
         self.model.train()
+
+    def configure_model(self) -> None:
+        """engram.shard=rows: once the DDP processes exist (before DDP wraps the model), keep only this process's
+        rows of every table (engram/memory/shard.py) and tell DDP not to synchronise those shards."""
+        if self.shard_rows and torch.distributed.is_initialized():
+            names = [f"model.{n}" for n in shard_tables(self.model)]
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, names)
+
+    def on_fit_end(self) -> None:
+        if self.shard_rows and torch.distributed.is_initialized():
+            unshard_tables(self.model)  # every process: evaluation and engram.safetensors see the whole table
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy over answer tokens (labels != -100), as the HF causal-LM loss computes it.
@@ -102,7 +117,8 @@ class EngramLitModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         tables, engram_dense = engram_groups(self.model, self.variant)
         groups = split_trainable(self.model, tables, engram_dense)
-        optimizer = build_optimizer(groups, self.optim_cfg, self.lr_multiplier, self.sparse_tables)
+        optimizer = build_optimizer(groups, self.optim_cfg, self.lr_multiplier, self.sparse_tables,
+                                    host_tables(self.model))
         if optimizer is None:
             return None
         total = self.trainer.estimated_stepping_batches
@@ -130,7 +146,9 @@ class EngramLitModule(L.LightningModule):
         keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         memories = getattr(self.model, "memories", None)
         if isinstance(memories, nn.Module):
-            keep |= {f"model.memories.{n}" for n in memories.state_dict() if ".address." in f".{n}"}
+            # offloaded tables (engram.offload=host) are no parameters but train: their rows are saved too
+            keep |= {f"model.memories.{n}" for n in memories.state_dict()
+                     if ".address." in f".{n}" or n.endswith(".table.weight")}
         return keep
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -10,11 +10,14 @@ scales each group from its own base lr).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from engram.memory.offload import HostTable
+from engram.training.host_optim import HostSparseAdam
 
 
 class CombinedOptimizer(torch.optim.Optimizer):
@@ -78,9 +81,11 @@ def split_trainable(
 
 
 def build_optimizer(
-    groups: dict[str, list[nn.Parameter]], optim_cfg: Any, lr_multiplier: float = 1.0, sparse_tables: bool = True
+    groups: dict[str, list[nn.Parameter]], optim_cfg: Any, lr_multiplier: float = 1.0, sparse_tables: bool = True,
+    host_tables: Sequence[HostTable] = (),
 ) -> torch.optim.Optimizer | None:
-    """One optimizer over the trainable groups (None when nothing trains)."""
+    """One optimizer over the trainable groups (None when nothing trains). `host_tables`: offloaded tables
+    (engram.offload=host, not parameters), stepped by HostSparseAdam at the tables' lr."""
     lr = float(optim_cfg.get("lr", 1e-3))
     wd = float(optim_cfg.get("weight_decay", 0.0))
     betas = tuple(float(b) for b in optim_cfg.get("betas", (0.9, 0.999)))
@@ -103,6 +108,8 @@ def build_optimizer(
         optimizers.append(torch.optim.AdamW(dense_groups, lr=lr, betas=betas, eps=eps, weight_decay=wd))
     if tables_group is not None:
         optimizers.append(torch.optim.SparseAdam([tables_group], lr=table_lr, betas=betas, eps=eps))
+    if host_tables:
+        optimizers.append(HostSparseAdam(host_tables, lr=table_lr, betas=betas, eps=eps))
     if not optimizers:
         return None
     return optimizers[0] if len(optimizers) == 1 else CombinedOptimizer(optimizers)

@@ -81,6 +81,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None,
                              replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight))
 
+    if has_engram(cfg.variant.name) and cfg.engram.offload == "host":  # gather the next batch's rows meanwhile
+        datamodule.lookahead = model.prefetch
     callbacks = build_callbacks(cfg, run_dir)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
