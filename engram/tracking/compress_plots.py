@@ -12,6 +12,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from engram.tracking.figures import finish_axes, line_data, save_figure
+
 RESULT_FILE = "compress.json"  # written by engram/compress/results.py (which tracking must not import)
 METRICS = (("exact_match", "exact match"), ("token_accuracy", "answer-token accuracy"))
 KEEP = 0.8
@@ -49,13 +51,10 @@ def plot_accuracy_vs_k(result: dict[str, Any], path: Path) -> dict[str, Any]:
                 ax.axhline(value, color="black", linestyle=style, label=label)
         ax.set_xscale("log", base=2)
         ax.set(xlabel="k (engram vectors per document)", ylabel="share", title=title, ylim=(-0.02, 1.02))
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        drawn[key] = {str(ln.get_label()): [[float(x), float(y)] for x, y in ln.get_xydata()] for ln in ax.get_lines()}
+        finish_axes(ax, fontsize=7)
+        drawn[key] = line_data(ax)
     fig.suptitle("Semantic-compression engrams: accuracy against k")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return drawn
 
 
@@ -74,11 +73,8 @@ def plot_ratio_vs_accuracy(result: dict[str, Any], path: Path) -> dict[str, Any]
     ax.set_xscale("log")
     ax.set(xlabel="compression ratio (document tokens / k; full context = 1)", ylabel="share", ylim=(-0.02, 1.02),
            title="Accuracy against compression")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_axes(ax)
+    save_figure(fig, path)
     return drawn
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from engram.tracking.figures import finish_axes, line_data, save_figure
+
 CURVE_FILE = "sequential.json"  # written by engram/training/sequential.py (which tracking must not import)
 PANELS = (("recall_all", "recall of all facts taught so far"), ("recall_first", "recall of the first batch"),
           ("locality_tf", "locality (teacher-forced)"))
@@ -38,14 +40,10 @@ def plot_forgetting(curves: dict[str, dict[str, Any]], path: Path) -> dict[str, 
             ys = [p[key] for p in curve["points"]]
             ax.plot(xs, ys, marker="o", label=label)
         ax.set(xlabel="facts taught", ylabel="share", title=title, ylim=(-0.02, 1.02))
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        drawn[key] = {str(line.get_label()): [[float(x), float(y)] for x, y in line.get_xydata()]
-                      for line in ax.get_lines()}
+        finish_axes(ax)
+        drawn[key] = line_data(ax)
     fig.suptitle("Sequential writing: what is still recalled, and what is unchanged")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return drawn
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from engram.tracking.figures import finish_axes, line_data, save_figure
+
 PREFIX = "cat/"  # report.py's per-category columns
 CATEGORY = re.compile(r"^distraction_(\d+)$")  # engram.data.long_recall.distraction_category (data is not imported)
 
@@ -39,16 +41,13 @@ def plot_recall_curve(curves: dict[str, list[tuple[int, float]]], path: Path,
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, points in curves.items():
         ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
-    drawn = {str(line.get_label()): [[float(x), float(y)] for x, y in line.get_xydata()] for line in ax.get_lines()}
+    drawn = line_data(ax)
     if window:
         ax.axvline(window, color="grey", linestyle="--", linewidth=1, label=f"attention window ({window})")
     ax.set(xlabel="distraction words between the fact and the question", ylabel="recall (exact match)",
            title="Long-term recall vs distance", ylim=(-0.02, 1.02))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_axes(ax)
+    save_figure(fig, path)
     return drawn
 
 

@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 
 from engram.config import ROW_ORDER
 from engram.tracking.compress_plots import read_results, write_compress_report
+from engram.tracking.figures import finish_axes, line_data, save_figure
 from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
 from engram.tracking.recall_curve import plot_recall_curve, recall_table
 from engram.tracking.recall_curve import read_curves as read_recall_curves
@@ -157,11 +158,6 @@ def _numeric(df: pd.DataFrame, col: str) -> pd.Series:
     return pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(dtype=float)
 
 
-def _line_data(ax: Any) -> dict[str, list[list[float]]]:
-    """What the axes actually draw: {legend label: [[x, y], ...]} read back from the matplotlib lines."""
-    return {str(line.get_label()): [[float(x), float(y)] for x, y in line.get_xydata()] for line in ax.get_lines()}
-
-
 def _bar_data(ax: Any) -> dict[str, list[float]]:
     return {str(c.get_label()): [float(p.get_height()) for p in c.patches] for c in ax.containers}
 
@@ -193,14 +189,11 @@ def plot_lines(df: pd.DataFrame, x: str, ys: Sequence[str], series: str | None, 
         if logx:
             ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel=y.replace("_", " "), title=title if len(ys) == 1 else y.replace("_", " "))
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        drawn[y] = _line_data(ax)
+        finish_axes(ax)
+        drawn[y] = line_data(ax)
     if len(ys) > 1:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return drawn
 
 
@@ -220,9 +213,7 @@ def plot_bars(df: pd.DataFrame, cols: Sequence[str], col_names: Sequence[str], t
     ax.set_xticks(xs, names, rotation=30 if len(cols) > 4 else 0, ha="right" if len(cols) > 4 else "center")
     ax.set(ylabel=ylabel, title=title, ylim=(0, 1.05))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return {"groups": names, "bars": _bar_data(ax)}
 
 
