@@ -130,6 +130,7 @@ class LoraConfig:
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    layers: list[int] | None = None  # decoder layers that get adapters (None: all; -2 = second from the top)
 
 
 @dataclass
@@ -192,13 +193,17 @@ class OptimConfig:
 
 @dataclass
 class RetentionTrainingConfig:
-    """`train.*`: retention-aware training (engram/training/replay.py)."""
+    """`train.*`: retention-aware training (engram/training/replay.py) and the frozen-prefix activation cache."""
 
     # replay prompts per fact example in every step (0 = off): generated general prompts (never the retention
     # prompts), scored by KL from the frozen base model's next-token distribution with the memories switched off
     replay_ratio: float = 0.0
     replay_weight: float = 1.0  # weight of that KL in the loss
     replay_prompts: int = 512  # how many replay prompts are generated (data.seed picks them)
+    # the frozen layers below the lowest trainable one run once per training example, then come from a cache
+    # (engram/training/prefix_cache.py; exact, only faster); off when the embeddings train
+    prefix_cache: bool = True
+    prefix_cache_gb: float = 4.0  # RAM for cached activations; examples beyond it run the frozen layers every step
 
 
 @dataclass
@@ -371,6 +376,8 @@ def validate(cfg: DictConfig) -> DictConfig:
           "must be a number >= 0")
     check(is_int(t.replay_prompts) and t.replay_prompts >= 1, "train.replay_prompts", t.replay_prompts,
           "must be an integer >= 1")
+    check(finite(t.prefix_cache_gb) and t.prefix_cache_gb >= 0, "train.prefix_cache_gb", t.prefix_cache_gb,
+          "must be a number >= 0")
     one_of("logger.name", typed.logger.name, LOGGER_NAMES)
     check(typed.logger.mode in ("offline", "online", "disabled"), "logger.mode", typed.logger.mode,
           "is not one of offline, online, disabled")

@@ -32,6 +32,8 @@ from tqdm.auto import tqdm
 from engram.data.collate import teacher_forced_batch
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.models.engram_model import EngramModel
+from engram.models.layer_runner import final_states
+from engram.training.prefix_cache import PrefixCache
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,12 @@ def write_facts(
     batch_size: int = 64,
     max_length: int = 256,
     progress: bool = True,
+    prefix: PrefixCache | None = None,
 ) -> WriteSummary:
-    """Write `facts` (dicts with "prompt" and "answer") into `model`'s memory tables; returns what was written."""
+    """Write `facts` (dicts with "prompt" and "answer") into `model`'s memory tables; returns what was written.
+    `prefix`: the training run's frozen-prefix cache (the base's states come from it, and stay in it for training)."""
     return _run(model, tokenizer, facts, prompt_format, steps, lr, margin, batch_size, max_length,
-                progress, "writing facts")
+                progress, "writing facts", prefix)
 
 
 def recall_of(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], *, prompt_format: str = "chat",
@@ -71,11 +75,12 @@ def recall_of(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]
     """Share of `facts` whose every answer token is the model's argmax under teacher forcing (what greedy
     generation reproduces exactly). Changes nothing: no row is claimed or moved."""
     return _run(model, tokenizer, facts, prompt_format, 0, 0.0, 0.0, batch_size, max_length, progress,
-                "checking facts").recall
+                "checking facts", None).recall
 
 
 def _run(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], prompt_format: str, steps: int,
-         lr: float, margin: float, batch_size: int, max_length: int, progress: bool, desc: str) -> WriteSummary:
+         lr: float, margin: float, batch_size: int, max_length: int, progress: bool, desc: str,
+         prefix: PrefixCache | None) -> WriteSummary:
     if not isinstance(model, EngramModel):
         raise TypeError("engram: writing facts needs an EngramModel (the memories to write into)")
     t0 = time.perf_counter()
@@ -86,7 +91,7 @@ def _run(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], pr
     try:
         for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
             encoded = _encode(tokenizer, batch, prompt_format, max_length)
-            n_steps, ok = _write_batch(model, encoded, steps, lr, margin)
+            n_steps, ok = _write_batch(model, encoded, steps, lr, margin, prefix)
             total_steps += n_steps
             written += ok
     finally:
@@ -102,7 +107,8 @@ def _encode(tokenizer: Any, batch: Sequence[dict[str, Any]], prompt_format: str,
     return teacher_forced_batch(prompts, answers, max_length, pad_id(tokenizer))
 
 
-def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin: float) -> tuple[int, int]:
+def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin: float,
+                 prefix: PrefixCache | None) -> tuple[int, int]:
     """Optimise the rows of one batch; returns (steps taken, facts written)."""
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
@@ -112,7 +118,10 @@ def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin:
     tables = [m.table.weight for m in model.memories.values()]
     sparse = all(m.table.sparse for m in model.memories.values())
     claim = steps > 0  # only a write claims rows; a check leaves every record as it is
-    logits_at = _fast_logits(model, batch, claim) if _all_final(model) else _full_logits(model, batch, claim)
+    if _all_final(model):
+        logits_at = _fast_logits(model, batch, claim, prefix)
+    else:
+        logits_at = _full_logits(model, batch, claim)
     optimiser = _row_optimiser(tables, lr, sparse) if claim else None
     active = torch.ones_like(targets, dtype=torch.bool)
     taken = 0
@@ -138,19 +147,12 @@ def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin:
     return taken, int(per_fact.sum())
 
 
-def _fast_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _fast_logits(model: EngramModel, batch: dict, claim: bool,
+                 prefix: PrefixCache | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Memory at "final": the base's last hidden state is computed once; a step is memory + norm + head."""
     lm = model.lm
     memory = next(iter(model.memories.values()))
-    captured: list[torch.Tensor] = []
-    handle = lm.model.norm.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
-    try:
-        with torch.no_grad(), model.memories_off():
-            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                  prompt_lengths=batch["prompt_lengths"], logits_to_keep=1)
-    finally:
-        handle.remove()
-    h = captured[-1]
+    h = _base_final_states(model, batch, prefix)
     mask = batch["attention_mask"].bool()
     ids = torch.where(mask, batch["input_ids"], torch.full_like(batch["input_ids"], model.context.pad_id))
     if claim:
@@ -168,6 +170,22 @@ def _fast_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torc
             return lm.lm_head(lm.model.norm(x))
 
     return logits_at
+
+
+def _base_final_states(model: EngramModel, batch: dict, prefix: PrefixCache | None) -> torch.Tensor:
+    """The final norm's input without the memory: from the prefix cache (+ the layers above it) when given, else
+    from one forward."""
+    ids, mask, lengths = batch["input_ids"], batch["attention_mask"], batch["prompt_lengths"]
+    with torch.no_grad(), model.memories_off():
+        if prefix is not None:
+            return final_states(model, prefix.hidden(ids, mask), ids, mask, lengths, prefix.depth)
+        captured: list[torch.Tensor] = []
+        handle = model.lm.model.norm.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
+        try:
+            model(input_ids=ids, attention_mask=mask, prompt_lengths=lengths, logits_to_keep=1)
+        finally:
+            handle.remove()
+    return captured[-1]
 
 
 def _full_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
