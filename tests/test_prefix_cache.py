@@ -129,3 +129,16 @@ def test_switching_the_cache_off_trains_the_same_weights_and_evaluates_the_same(
         torch.testing.assert_close(w, w_off[name], rtol=1e-4, atol=1e-5, msg=name)
     for key in ("eval/exact_match", "eval/retention", "edit/locality"):
         assert m_on[key] == m_off[key]
+
+
+def test_the_shared_prompt_prefix_runs_once_and_gives_the_same_states() -> None:
+    model, tok = recall_model()
+    batch = tiny_batch(tok, 6)
+    full = PrefixCache(model).hidden(batch["input_ids"], batch["attention_mask"])
+    cache = PrefixCache(model)
+    lengths = batch["attention_mask"].sum(1).tolist()
+    cache.fill([row[:n].tolist() for row, n in zip(batch["input_ids"], lengths, strict=True)], batch_size=4)
+    assert cache.shared is not None and len(cache.shared) >= 2  # the chat template's opening
+    assert cache.misses == 6 and len(cache.entries) == 6
+    torch.testing.assert_close(cache.hidden(batch["input_ids"], batch["attention_mask"]), full, rtol=1e-5, atol=1e-5)
+    assert cache.hits == 6

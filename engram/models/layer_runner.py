@@ -10,36 +10,74 @@ attention never looks forward). Nothing is replaced or patched: hooks registered
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache, DynamicCache
 from transformers.masking_utils import create_causal_mask
 
 from engram.models.engram_model import EngramModel, causal_lm
 
 
 def run_layers(lm: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor | None,
-               layers: Sequence[nn.Module]) -> torch.Tensor:
-    """`hidden` [B, T, H] (positions 0..T-1) through `layers`, with the model's causal mask and rotary embedding."""
+               layers: Sequence[nn.Module], cache: Cache | None = None) -> torch.Tensor:
+    """`hidden` [B, T, H] through `layers`, with the model's causal mask and rotary embedding; positions start
+    after what `cache` (a KV cache of these layers, extended in place) holds, else at 0."""
     if not len(layers):
         return hidden
-    position_ids = torch.arange(hidden.shape[1], device=hidden.device)[None]
-    mask = create_causal_mask(config=lm.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None,
+    start = cache.get_seq_length() if cache is not None else 0
+    position_ids = torch.arange(start, start + hidden.shape[1], device=hidden.device)[None]
+    mask = create_causal_mask(config=lm.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=cache,
                               position_ids=position_ids)
     position_embeddings = lm.model.rotary_emb(hidden, position_ids=position_ids)
     for layer in layers:
-        hidden = layer(hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=position_embeddings)
+        hidden = layer(hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=position_embeddings,
+                       cache=cache, use_cache=cache is not None)
     return hidden
 
 
-def bottom_hidden(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                  depth: int) -> torch.Tensor:
-    """The hidden states entering decoder layer `depth` (`depth` = number of layers: the final norm's input)."""
+class SharedPrefix:
+    """Token ids every sequence starts with (a chat template's system prompt: 24 of SmolLM2's ~47 tokens per
+    exact-match fact), run through layers[:depth] once; `bottom_hidden` then runs only the rest of each sequence,
+    attending to this prefix's keys and values."""
+
+    def __init__(self, model: nn.Module, ids: Sequence[int], depth: int) -> None:
+        lm = causal_lm(model)
+        self.ids = torch.tensor(list(ids), dtype=torch.long)
+        self.cache = DynamicCache(config=lm.config)
+        with torch.no_grad():
+            embedded = lm.model.embed_tokens(self.ids.to(lm.device)[None])
+            self.hidden = run_layers(lm, embedded, None, lm.model.layers[:depth], self.cache)[0]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def starts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> bool:
+        """Whether every row begins with the prefix and has at least one real token after it."""
+        n = len(self)
+        return (input_ids.shape[1] > n and bool((input_ids[:, :n].cpu() == self.ids).all())
+                and bool(attention_mask[:, : n + 1].all()))
+
+    def expanded(self, rows: int) -> Cache:
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
+def bottom_hidden(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, depth: int,
+                  shared: SharedPrefix | None = None) -> torch.Tensor:
+    """The hidden states entering decoder layer `depth` (`depth` = number of layers: the final norm's input); with
+    `shared` (a prefix every row starts with) only the positions after it are computed."""
     lm = causal_lm(model)
-    hidden = lm.model.embed_tokens(input_ids)
-    return run_layers(lm, hidden, attention_mask, lm.model.layers[:depth])
+    if shared is None or attention_mask is None or not shared.starts(input_ids, attention_mask):
+        return run_layers(lm, lm.model.embed_tokens(input_ids), attention_mask, lm.model.layers[:depth])
+    n, rows = len(shared), input_ids.shape[0]
+    rest = run_layers(lm, lm.model.embed_tokens(input_ids[:, n:]), attention_mask, lm.model.layers[:depth],
+                      shared.expanded(rows))
+    return torch.cat([shared.hidden.expand(rows, -1, -1), rest], 1)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from engram.models.engram_model import EngramModel, causal_lm
-from engram.models.layer_runner import bottom_hidden
+from engram.models.layer_runner import SharedPrefix, bottom_hidden
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class PrefixCache:
         self.entries: dict[bytes, torch.Tensor] = {}
         self.bytes = 0
         self.hits = self.misses = 0
+        self.shared: SharedPrefix | None = None  # set by fill(): the ids every training sequence starts with
 
     def check(self) -> None:
         """Refuse once a weight below the cache point trains (the cached activations would be stale)."""
@@ -97,7 +98,8 @@ class PrefixCache:
             rows = torch.tensor(missing, device=input_ids.device)
             width = int(lengths[rows].max())
             with torch.no_grad():
-                states = bottom_hidden(self.model, input_ids[rows, :width], attention_mask[rows, :width], self.depth)
+                states = bottom_hidden(self.model, input_ids[rows, :width], attention_mask[rows, :width], self.depth,
+                                       self.shared)
             for j, i in enumerate(missing):
                 fresh[i] = states[j, : int(lengths[i])]
                 self._store(keys[i], fresh[i])
@@ -116,6 +118,9 @@ class PrefixCache:
         device = next(self.model.parameters()).device
         todo = sorted({tuple(s) for s in sequences if len(s)}, key=len)
         todo = [s for s in todo if torch.tensor(s).numpy().tobytes() not in self.entries]
+        common = _common_prefix(todo)
+        if self.shared is None and common >= 2:
+            self.shared = SharedPrefix(self.model, todo[0][:common], self.depth)
         batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
         for batch in tqdm(batches, desc=f"prefix cache (layers 0-{self.depth - 1})", unit="batch",
                           disable=not progress):
@@ -135,6 +140,16 @@ class PrefixCache:
             return
         self.entries[key] = state.detach().clone()
         self.bytes += size
+
+
+def _common_prefix(sequences: Sequence[Sequence[int]]) -> int:
+    """How many leading ids all `sequences` share, leaving each at least one id of its own."""
+    if len(sequences) < 2:
+        return 0
+    first, n = sequences[0], min(len(s) for s in sequences) - 1
+    for s in sequences[1:]:
+        n = next((i for i in range(n) if s[i] != first[i]), n)
+    return max(n, 0)
 
 
 def build_prefix_cache(model: nn.Module, enabled: bool, max_gb: float) -> PrefixCache | None:
