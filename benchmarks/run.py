@@ -4,6 +4,7 @@
     python benchmarks/run.py              # real SmolLM2-135M: the numbers in benchmarks/README.md
     python benchmarks/run.py --only table,hash --threads 1
     python benchmarks/run.py --only window      # windowed attention + Engram vs full attention, 512 -> 8k tokens
+    python benchmarks/run.py --only exact5k     # experiment=exact5k_fast's four variants vs one hour (~1 h)
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
 Exit status 0 even with FAILs (machines are noisy; the table is the result), 2 on bad arguments.
@@ -18,16 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
-PARTS = ("table", "overhead", "throughput", "generation", "hash", "window")
-BASE_PARTS = set(PARTS) - {"window"}  # the parts measured on the base model (window builds its own)
+PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "exact5k")
+BASE_PARTS = set(PARTS) - {"window", "exact5k"}  # the parts measured on the base model (the others build their own)
 
 # quick: tiny model, smaller tables, fewer steps; full: the settings on SmolLM2
 SETTINGS = {
     "quick": {"model": "tiny", "rows64": [10**3, 10**5, 10**6], "rows576": [10**3, 10**5], "rounds": 6,
-              "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "gen_rounds": 3,
+              "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "recipe_n": 32, "gen_rounds": 3,
               "window_lengths": [256, 512], "window_attentions": ("sdpa",)},
     "full": {"model": "smollm", "rows64": [10**3, 10**5, 10**6, 10**7], "rows576": [10**3, 10**6], "rounds": 3,
-             "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "gen_rounds": 3,
+             "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "recipe_n": 128, "gen_rounds": 3,
              "window_lengths": [512, 1024, 2048, 4096, 8192], "window_attentions": ("sdpa", "flex_attention")},
 }
 
@@ -44,6 +45,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--window-lengths", type=lambda v: [int(x) for x in v.split(",")], default=None,
                     help="window: sequence lengths, comma list (default 512,...,8192; quick 256,512)")
+    ap.add_argument("--exact5k-dir", type=Path, default=None,
+                    help="exact5k: read this finished `experiment=exact5k_fast` sweep instead of running it")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = ap.parse_args(argv)
     unknown = set(args.only.split(",")) - set(PARTS)
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import torch
 
-    from benchmarks import bench_generation, bench_throughput, bench_train, bench_window
+    from benchmarks import bench_exact5k, bench_generation, bench_throughput, bench_train, bench_window
     from benchmarks.common import format_table, frozen, machine_info, peak_rss_bytes, train_batch
     from engram.models import load_model
 
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only.split(",")
     info = machine_info(args.threads)
     # the window part builds its own model (model=scratch); the others run on the base model
-    model = s["model"] if BASE_PARTS & set(parts) else "scratch"
+    model = s["model"] if BASE_PARTS & set(parts) else "scratch" if "window" in parts else "smollm"
     print(f"engram-lab benchmarks, mode={mode}, model={model}")
     if args.quick:
         print("  (quick: a smoke run of the same code on the tiny model; the targets are defined on SmolLM2)")
@@ -96,12 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead" in parts:
         done("overhead", bench_train.overhead(base, tok, batch, 5000, rounds, s["warmup"]))
     if "throughput" in parts:
-        done("throughput", bench_throughput.throughput(base, tok, s["train_n"], s["tp_batch"], s["tp_batches"]))
+        done("throughput", bench_throughput.throughput(base, tok, s["train_n"], s["tp_batch"], s["tp_batches"],
+                                                       s["recipe_n"]))
     if "generation" in parts:
         done("generation", bench_generation.generation(base, tok, args.gen_prompts, args.gen_tokens, s["gen_rounds"]))
     if "window" in parts:
         lengths = args.window_lengths or s["window_lengths"]
         done("window", bench_window.window_scaling(lengths, rounds, s["window_attentions"]))
+    if "exact5k" in parts:
+        done("exact5k", bench_exact5k.exact5k(args.quick, args.exact5k_dir))
 
     total = time.perf_counter() - start
     table = format_table(rows)
