@@ -89,6 +89,9 @@ class PrepopulateConfig:
     steps: int = 60  # at most this many optimiser steps per batch of facts
     lr: float = 0.3
     margin: float = 3.0  # logits by which every answer token must lead before a fact counts as written
+    # > 0: steps score the target + this many strongest rivals, the whole vocabulary only to check (memory at final;
+    # engram/training/writing.py: _shortlist_steps); 0: every step scores the whole vocabulary
+    shortlist: int = 0
     batch_size: int = 64
 
 

@@ -138,7 +138,8 @@ def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramD
         facts = datamodule.train_records
     summary = write_facts(model, tokenizer, facts, prompt_format=cfg.data.prompt_format, steps=int(p.steps),
                           lr=float(p.lr), margin=float(p.margin), batch_size=int(p.batch_size),
-                          max_length=int(cfg.data.max_length), prefix=prefix)
+                          max_length=int(cfg.data.max_length), prefix=prefix,
+                          shortlist=int(p.get("shortlist", 0)))
     log.info("prepopulated %d/%d facts in %.0f s", summary.written, summary.facts, summary.seconds)
     return summary
 

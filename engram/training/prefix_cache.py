@@ -160,8 +160,9 @@ def build_prefix_cache(model: nn.Module, enabled: bool, max_gb: float) -> Prefix
     if depth <= 0:
         log.info("prefix cache off: a weight at the embeddings (or outside the decoder layers) trains")
         return None
-    log.info("prefix cache on: layers 0-%d are frozen; training runs layers %d-%d from cached activations",
-             depth - 1, depth, len(causal_lm(model).model.layers) - 1)
+    top = len(causal_lm(model).model.layers)
+    runs = f"layers {depth}-{top - 1} + norm + head" if depth < top else "norm + head (+ memory)"
+    log.info("prefix cache on: layers 0-%d are frozen; training steps run %s from cached activations", depth - 1, runs)
     return PrefixCache(model, depth, max_gb * 2**30)
 
 
