@@ -59,9 +59,13 @@ def cache_depth(model: nn.Module) -> int:
     return depth
 
 
+def _key(ids: torch.Tensor) -> bytes:
+    """One example's cache key: its real token ids (int64 bytes)."""
+    return ids.detach().cpu().long().numpy().tobytes()
+
+
 def _keys(input_ids: torch.Tensor, lengths: torch.Tensor) -> list[bytes]:
-    ids = input_ids.detach().cpu()
-    return [ids[i, : int(n)].numpy().tobytes() for i, n in enumerate(lengths.tolist())]
+    return [_key(input_ids[i, : int(n)]) for i, n in enumerate(lengths.tolist())]
 
 
 class PrefixCache:
@@ -117,7 +121,7 @@ class PrefixCache:
         of nearly equal length (little padding)."""
         device = next(self.model.parameters()).device
         todo = sorted({tuple(s) for s in sequences if len(s)}, key=len)
-        todo = [s for s in todo if torch.tensor(s).numpy().tobytes() not in self.entries]
+        todo = [s for s in todo if _key(torch.tensor(s)) not in self.entries]
         common = _common_prefix(todo)
         if self.shared is None and common >= 2:
             self.shared = SharedPrefix(self.model, todo[0][:common], self.depth)
