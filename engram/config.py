@@ -89,9 +89,7 @@ class PrepopulateConfig:
     steps: int = 60  # at most this many optimiser steps per batch of facts
     lr: float = 0.3
     margin: float = 3.0  # logits by which every answer token must lead before a fact counts as written
-    # > 0: steps score the target + this many strongest rivals, the whole vocabulary only to check (memory at final;
-    # engram/training/writing.py: _shortlist_steps); 0: every step scores the whole vocabulary
-    shortlist: int = 0
+    shortlist: int = 0  # > 0: steps score the target + this many top rivals, the vocabulary only checks (writing.py)
     batch_size: int = 64
 
 
@@ -203,9 +201,7 @@ class RetentionTrainingConfig:
     replay_ratio: float = 0.0
     replay_weight: float = 1.0  # weight of that KL in the loss
     replay_prompts: int = 512  # how many replay prompts are generated (data.seed picks them)
-    # the frozen layers below the lowest trainable one run once per training example, then come from a cache
-    # (engram/training/prefix_cache.py; exact, only faster); off when the embeddings train
-    prefix_cache: bool = True
+    prefix_cache: bool = True  # frozen layers below the lowest trainable one run once per example (prefix_cache.py)
     prefix_cache_gb: float = 4.0  # RAM for cached activations; examples beyond it run the frozen layers every step
 
 
