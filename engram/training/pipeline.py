@@ -88,7 +88,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
                         logger=loggers or False, default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
-    objects = {"cfg": cfg, "model": model, "prepopulated": prepopulated, "tokenizer": tokenizer,
+    objects = {"cfg": cfg, "model": model, "prepopulated": prepopulated, "prefix_cache": prefix, "tokenizer": tokenizer,
                "datamodule": datamodule, "module": module,
                "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
 
@@ -102,6 +102,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     train_seconds = time.perf_counter() - t_fit
     module.prefix_cache = None  # evaluation runs the full model; free the cached activations
+    if prefix is not None:
+        prefix.entries.clear()
 
     metrics: dict[str, float] = {}
     if trainer.is_global_zero:  # under strategy=ddp every rank runs this far; one evaluates and saves
@@ -118,9 +120,8 @@ def prefix_cache(cfg: DictConfig, model: Any, datamodule: EngramDataModule) -> P
         return None
     cache = build_prefix_cache(model, bool(cfg.train.prefix_cache), float(cfg.train.prefix_cache_gb))
     if cache is not None:
-        t0 = time.perf_counter()
         cache.fill(train_sequences(datamodule), batch_size=int(cfg.data.eval_batch_size))
-        log.info("prefix cache filled in %.0f s", time.perf_counter() - t0)
+        log.info("prefix cache filled in %.0f s", cache.fill_seconds)
     return cache
 
 
@@ -177,6 +178,8 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     def save_and_time(metrics: dict[str, float], info: dict[str, Any]) -> None:
         info["artifacts"] = objects["artifacts"] = save_weights(cfg, model, run_dir)
         metrics["time/train_s"] = train_seconds
+        if objects.get("prefix_cache") is not None:
+            metrics["time/prefix_cache_s"] = objects["prefix_cache"].fill_seconds
         if objects.get("prepopulated") is not None:
             written = objects["prepopulated"]
             metrics["time/prepopulate_s"] = written.seconds

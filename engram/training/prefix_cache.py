@@ -17,6 +17,7 @@ Evaluation and generation never use it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,6 +82,7 @@ class PrefixCache:
         self.bytes = 0
         self.hits = self.misses = 0
         self.shared: SharedPrefix | None = None  # set by fill(): the ids every training sequence starts with
+        self.fill_seconds = 0.0  # time spent in fill()
 
     def check(self) -> None:
         """Refuse once a weight below the cache point trains (the cached activations would be stale)."""
@@ -119,6 +121,7 @@ class PrefixCache:
     def fill(self, sequences: Sequence[Sequence[int]], batch_size: int = 32, progress: bool = True) -> None:
         """Compute the states of `sequences` (token ids) in a pre-pass, shortest first so batches hold sequences
         of nearly equal length (little padding)."""
+        t0 = time.perf_counter()
         device = next(self.model.parameters()).device
         todo = sorted({tuple(s) for s in sequences if len(s)}, key=len)
         todo = [s for s in todo if _key(torch.tensor(s)) not in self.entries]
@@ -135,6 +138,7 @@ class PrefixCache:
                 ids[i, : len(s)] = torch.tensor(s, device=device)
                 mask[i, : len(s)] = 1
             self.hidden(ids, mask)
+        self.fill_seconds += time.perf_counter() - t0
         log.info("prefix cache: %d examples, %.2f GiB, states entering layer %d", len(self.entries),
                  self.bytes / 2**30, self.depth)
 
