@@ -9,7 +9,7 @@ same split -- the frozen-prefix cache filled once (shared chat prefix once, shor
 (engram=recall, prepopulate), then `epochs` epochs of steps from the cache with answer-only logits; examples/s =
 n x epochs / all of it. Information rows: the old comparison (the same poc table with sparse tables, dynamic padding,
 answer-only loss; no cache possible with a memory at every layer), LoRA on the top two layers from the cache, and
-the recipe as before issue 19 (train.prefix_cache=false, engram.prepopulate.shortlist=0: the full-vocabulary write).
+the recipe as before issue 19 (train.prefix_cache=false).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from engram.training.prefix_cache import PrefixCache
 RECALL = {"hash": "answer", "address": "fingerprint", "gate": "direct", "layers": ["final"], "table_size": 100_000,
           "init": "prepopulate"}  # experiment=exact5k_fast's memory (dim: the model's hidden size)
 EPOCHS = 2  # experiment=exact5k_fast's epochs
-SHORTLIST = 64  # experiment=exact5k_fast's engram.prepopulate.shortlist
 
 SEED_LENGTH = 512
 POC = {"hash": "poc", "table_size": 5000, "heads": 4, "dim": 576, "max_ngram": 2, "gate": "mlp", "gate_bias": -5.0,
@@ -78,8 +77,8 @@ def _batches(tok: Any, num_train: int, batch_size: int, n_batches: int) -> list[
 
 def recipe_run(model: Any, tok: Any, variant: str, batches: list[dict[str, torch.Tensor]], records: list[dict],
                epochs: int, cached: bool) -> float:
-    """Seconds for a whole training run: cache fill (if `cached`), the write (if the memory is prepopulated; with
-    the recipe's shortlist if `cached`), then `epochs` epochs of optimizer steps over `batches`."""
+    """Seconds for a whole training run: cache fill (if `cached`), the write (if the memory is prepopulated), then
+    `epochs` epochs of optimizer steps over `batches`."""
     from engram.training.prefix_cache import build_prefix_cache
     from engram.training.writing import write_facts
 
@@ -90,8 +89,8 @@ def recipe_run(model: Any, tok: Any, variant: str, batches: list[dict[str, torch
         cache.fill([row[:n].tolist() for b, ns in zip(batches, lengths, strict=True)
                     for row, n in zip(b["input_ids"], ns, strict=True)], progress=False)
     ecfg = {**RECALL, "sparse": True, "lr_multiplier": 5.0} if variant == "engram" else {}
-    if variant == "engram":  # the recipe writes with a shortlist of 64 rivals; before issue 19: whole vocabulary
-        write_facts(model, tok, records, prefix=cache, shortlist=SHORTLIST if cached else 0, progress=False)
+    if variant == "engram":
+        write_facts(model, tok, records, prefix=cache, progress=False)
     step = TrainStep(model, variant, batches[0], ecfg, {"lr": 3e-3}, prefix_cache=cache)
     for _ in range(epochs):
         for batch in batches:
@@ -111,7 +110,7 @@ def cached_recipes(base: Any, tok: Any, num_train: int, n: int, seed_eps: float)
     hidden = int(base.config.hidden_size)
     depth = int(base.config.num_hidden_layers)
     rows = []
-    for name, cached in (("ours: exact5k_fast engram", True), ("same, no cache, full-vocabulary write", False)):
+    for name, cached in (("ours: exact5k_fast engram", True), ("same, train.prefix_cache=false", False)):
         model = add_engram(shared_clone(base), {**RECALL, "dim": hidden}, tok)
         seconds = recipe_run(model, tok, "engram", batches, records, EPOCHS, cached)
         eps = n * EPOCHS / seconds

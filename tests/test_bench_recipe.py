@@ -18,7 +18,7 @@ def test_quick_mode_prints_the_recipe_and_exact5k_rows(capsys: pytest.CaptureFix
     assert run.main(["--quick", "--only", "throughput,exact5k"]) == 0
     out = capsys.readouterr().out
     assert "3 ours: exact5k_fast engram / seed" in out and ">= 50" in out
-    assert "3 same, no cache, full-vocabulary write / seed" in out
+    assert "3 same, train.prefix_cache=false / seed" in out
     assert "7 exact5k_fast, four variants" in out and "skipped in --quick" in out
 
 
