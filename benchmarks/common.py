@@ -152,7 +152,7 @@ class TrainStep:
 
     def __init__(
         self, model: nn.Module, variant: str, batch: dict[str, torch.Tensor], engram_cfg: dict | None = None,
-        optim_cfg: dict | None = None, stats: bool = False,
+        optim_cfg: dict | None = None, stats: bool = False, prefix_cache: Any = None,
     ) -> None:
         from engram.models.inject import host_tables
         from engram.training.module import EngramLitModule
@@ -162,7 +162,8 @@ class TrainStep:
         self.model, self.batch, self.stats = model, batch, stats
         optim_cfg = optim_cfg or {"lr": 1e-3}
         ecfg = engram_cfg or {}
-        self.module = EngramLitModule(model, variant, optim_cfg, ecfg if variant != "baseline" else None)
+        self.module = EngramLitModule(model, variant, optim_cfg, ecfg if variant != "baseline" else None,
+                                      prefix_cache=prefix_cache)
         tables, dense = engram_groups(model, variant)
         for p in tables + dense:
             p.requires_grad_(True)

@@ -6,6 +6,7 @@
     python benchmarks/run.py --only window      # windowed attention + Engram vs full attention, 512 -> 8k tokens
     python benchmarks/run.py --only hybrid      # address=hybrid's product-key lookup vs scoring all rows, 10^3-10^6
     python benchmarks/run.py --only offload,shard   # tables offloaded to host / memory-mapped files; row-sharded
+    python benchmarks/run.py --only exact5k     # experiment=exact5k_fast's four variants vs one hour (~1 h)
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
 Exit status 0 even with FAILs (machines are noisy; the table is the result), 2 on bad arguments.
@@ -20,18 +21,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
-PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid", "offload", "shard")
-# measured on the base model (window builds its own model, shard runs the pipeline, hybrid needs none)
-BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard"}
+PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid", "offload", "shard", "exact5k")
+# measured on the base model (window builds its own model, shard and exact5k run the pipeline, hybrid needs none)
+BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard", "exact5k"}
 
 # quick: tiny model, smaller tables, fewer steps; full: the settings on SmolLM2
 SETTINGS = {
     "quick": {"model": "tiny", "rows64": [10**3, 10**5, 10**6], "rows576": [10**3, 10**5], "rounds": 6,
-              "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "gen_rounds": 3,
+              "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "recipe_n": 16, "gen_rounds": 3,
               "window_lengths": [256, 512], "window_attentions": ("sdpa",), "hybrid_rows": [10**3, 10**4],
               "offload_rows": [10**3, 10**5], "offload_steps": 3, "offload_rounds": 6, "shard_steps": 2},
     "full": {"model": "smollm", "rows64": [10**3, 10**5, 10**6, 10**7], "rows576": [10**3, 10**6], "rounds": 3,
-             "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "gen_rounds": 3,
+             "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "recipe_n": 128, "gen_rounds": 3,
              "window_lengths": [512, 1024, 2048, 4096, 8192], "window_attentions": ("sdpa", "flex_attention"),
              "hybrid_rows": [10**3, 10**4, 10**5, 10**6],
              "offload_rows": [10**3, 10**7], "offload_steps": 3, "offload_rounds": 30, "shard_steps": 4},
@@ -54,6 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="offload: size of the largest memory-mapped table in GiB (default: 10^7 rows = 2.4 GiB; "
                          "run under a memory limit below it to test a table larger than the RAM, see README)")
     ap.add_argument("--offload-dir", default=None, help="offload: where the table files go (default: the temp dir)")
+    ap.add_argument("--exact5k-dir", type=Path, default=None,
+                    help="exact5k: read this finished `experiment=exact5k_fast` sweep instead of running it")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = ap.parse_args(argv)
     unknown = set(args.only.split(",")) - set(PARTS)
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks import (
+        bench_exact5k,
         bench_generation,
         bench_hybrid,
         bench_offload,
@@ -85,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or s["rounds"]
     parts = args.only.split(",")
     info = machine_info(args.threads)
-    # window builds its own model (model=scratch), shard trains the tiny one, hybrid needs none; the rest: the base
+    # window builds its own model (model=scratch), shard trains the tiny one, exact5k runs train.py, hybrid needs none
     own = "scratch" if "window" in parts else "tiny" if "shard" in parts else "none"
+    own = s["model"] if "exact5k" in parts else own
     model = s["model"] if BASE_PARTS & set(parts) else own
     print(f"engram-lab benchmarks, mode={mode}, model={model}")
     if args.quick:
@@ -115,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead" in parts:
         done("overhead", bench_train.overhead(base, tok, batch, 5000, rounds, s["warmup"]))
     if "throughput" in parts:
-        done("throughput", bench_throughput.throughput(base, tok, s["train_n"], s["tp_batch"], s["tp_batches"]))
+        done("throughput", bench_throughput.throughput(base, tok, s["train_n"], s["tp_batch"], s["tp_batches"],
+                                                       s["recipe_n"]))
     if "generation" in parts:
         done("generation", bench_generation.generation(base, tok, args.gen_prompts, args.gen_tokens, s["gen_rounds"]))
     if "window" in parts:
@@ -131,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                                               args.offload_dir, beyond_ram=not args.quick))
     if "shard" in parts:
         done("shard", bench_shard.shard(s["shard_steps"]))
+    if "exact5k" in parts:
+        done("exact5k", bench_exact5k.exact5k(args.quick, args.exact5k_dir))
 
     total = time.perf_counter() - start
     table = format_table(rows)

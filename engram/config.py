@@ -90,6 +90,7 @@ class PrepopulateConfig:
     steps: int = 60  # at most this many optimiser steps per batch of facts
     lr: float = 0.3
     margin: float = 3.0  # logits by which every answer token must lead before a fact counts as written
+    shortlist: int = 0  # > 0: steps score the target + this many top rivals, the vocabulary only checks (writing.py)
     batch_size: int = 64
 
 
@@ -142,6 +143,7 @@ class LoraConfig:
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    layers: list[int] | None = None  # decoder layers that get adapters (None: all; -2 = second from the top)
 
 
 @dataclass
@@ -204,13 +206,15 @@ class OptimConfig:
 
 @dataclass
 class RetentionTrainingConfig:
-    """`train.*`: retention-aware training (engram/training/replay.py)."""
+    """`train.*`: retention-aware training (engram/training/replay.py) and the frozen-prefix activation cache."""
 
     # replay prompts per fact example in every step (0 = off): generated general prompts (never the retention
     # prompts), scored by KL from the frozen base model's next-token distribution with the memories switched off
     replay_ratio: float = 0.0
     replay_weight: float = 1.0  # weight of that KL in the loss
     replay_prompts: int = 512  # how many replay prompts are generated (data.seed picks them)
+    prefix_cache: bool = True  # frozen layers below the lowest trainable one run once per example (prefix_cache.py)
+    prefix_cache_gb: float = 4.0  # RAM for cached activations; examples beyond it run the frozen layers every step
 
 
 @dataclass
@@ -386,6 +390,8 @@ def validate(cfg: DictConfig) -> DictConfig:
           "must be a number >= 0")
     check(is_int(t.replay_prompts) and t.replay_prompts >= 1, "train.replay_prompts", t.replay_prompts,
           "must be an integer >= 1")
+    check(finite(t.prefix_cache_gb) and t.prefix_cache_gb >= 0, "train.prefix_cache_gb", t.prefix_cache_gb,
+          "must be a number >= 0")
     one_of("logger.name", typed.logger.name, LOGGER_NAMES)
     check(typed.logger.mode in ("offline", "online", "disabled"), "logger.mode", typed.logger.mode,
           "is not one of offline, online, disabled")

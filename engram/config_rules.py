@@ -103,6 +103,9 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
               "must be an integer >= 1")
         check(finite(p.lr) and p.lr > 0, f"{prefix}.prepopulate.lr", p.lr, "must be a number > 0")
         check(finite(p.margin) and p.margin >= 0, f"{prefix}.prepopulate.margin", p.margin, "must be a number >= 0")
+        shortlist = getattr(p, "shortlist", 0)
+        check(is_int(shortlist) and shortlist >= 0, f"{prefix}.prepopulate.shortlist",
+              shortlist, "must be an integer >= 0 (0: score the whole vocabulary every step)")
     check(
         isinstance(e.gate_bias, int | float) and not isinstance(e.gate_bias, bool) and math.isfinite(e.gate_bias),
         f"{prefix}.gate_bias",

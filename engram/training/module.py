@@ -22,7 +22,9 @@ from engram.memory.shard import shard_tables, unshard_tables
 from engram.models.engram_model import EngramModel
 from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import host_tables
+from engram.models.layer_runner import top_logits
 from engram.training.optim import build_optimizer, build_scheduler, split_trainable
+from engram.training.prefix_cache import PrefixCache
 from engram.training.replay import ReplaySource, gate_penalty, off_answer_positions, replay_kl
 from engram.training.variants import engram_groups
 
@@ -33,10 +35,13 @@ class NonFiniteLossError(RuntimeError):
 
 class EngramLitModule(L.LightningModule):
     def __init__(self, model: nn.Module, variant: str, optim_cfg: Any, engram_cfg: Any = None,
-                 replay: ReplaySource | None = None, replay_weight: float = 1.0) -> None:
+                 replay: ReplaySource | None = None, replay_weight: float = 1.0,
+                 prefix_cache: PrefixCache | None = None) -> None:
         """`replay`: general prompts scored by KL to the base each step (train.replay_ratio); `engram_cfg.gate_l1`:
-        penalty on the memory entering off the answer positions (engram/training/replay.py)."""
+        penalty on the memory entering off the answer positions (engram/training/replay.py). `prefix_cache`: the
+        training steps run only the layers above the frozen prefix (engram/training/prefix_cache.py)."""
         super().__init__()
+        self.prefix_cache = prefix_cache
         self.replay, self.replay_weight = replay, float(replay_weight)
         self.gate_l1 = float(engram_cfg.get("gate_l1", 0.0)) if engram_cfg is not None else 0.0
         self.model = model
@@ -73,6 +78,8 @@ class EngramLitModule(L.LightningModule):
         Only positions from the shortest prompt on get logits: every earlier position predicts a prompt token
         (label -100), and the lm_head over a ~49k vocabulary is about a fifth of SmolLM2's forward cost.
         """
+        if self.prefix_cache is not None:
+            return self._cached_loss(batch)
         labels = batch["labels"]
         start = max(int(batch["prompt_lengths"].min()) - 1, 0)
         keep = torch.arange(start, labels.shape[1] - 1, device=labels.device)
@@ -82,6 +89,18 @@ class EngramLitModule(L.LightningModule):
         logits = self.model(**kwargs).logits
         targets = labels[:, start + 1 :]
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+    def _cached_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The same loss from the cached states entering the lowest trainable layer, logits at answer positions
+        only."""
+        assert self.prefix_cache is not None
+        ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        answer = labels[:, 1:] != -100  # position t predicts token t + 1
+        rows, cols = answer.nonzero(as_tuple=True)
+        hidden = self.prefix_cache.hidden(ids, mask)
+        logits = top_logits(self.model, hidden, ids, mask, batch["prompt_lengths"], self.prefix_cache.depth, rows,
+                            cols)
+        return F.cross_entropy(logits.float(), labels[:, 1:][answer])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self(batch)

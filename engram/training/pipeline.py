@@ -31,6 +31,7 @@ from engram.tracking.wandb import build_loggers, finish, log_final, restore_wand
 from engram.training.callbacks import GateStats, LoRAGateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
+from engram.training.prefix_cache import PrefixCache, build_prefix_cache, train_sequences
 from engram.training.replay import ReplaySource
 from engram.training.sequential import teach_sequentially
 from engram.training.variants import apply_variant, has_engram
@@ -77,9 +78,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
     model = apply_variant(model, cfg, tokenizer)
     sequential = int(cfg.sequential.batch) > 0  # facts taught batch by batch instead of prepopulation + fit
-    prepopulated = None if sequential else prepopulate(cfg, model, tokenizer, datamodule)
+    prefix = None if sequential else prefix_cache(cfg, model, datamodule)
+    prepopulated = None if sequential else prepopulate(cfg, model, tokenizer, datamodule, prefix)
     module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None,
-                             replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight))
+                             replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight),
+                             prefix_cache=prefix)
 
     if has_engram(cfg.variant.name) and cfg.engram.offload == "host":  # gather the next batch's rows meanwhile
         datamodule.lookahead = model.prefetch
@@ -87,7 +90,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
                         logger=loggers or False, default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
-    objects = {"cfg": cfg, "model": model, "prepopulated": prepopulated, "tokenizer": tokenizer,
+    objects = {"cfg": cfg, "model": model, "prepopulated": prepopulated, "prefix_cache": prefix, "tokenizer": tokenizer,
                "datamodule": datamodule, "module": module,
                "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
 
@@ -100,6 +103,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         log.info("variant %s trains nothing; evaluating the frozen model", cfg.variant.name)
         trainer.validate(module, datamodule=datamodule, verbose=False)
     train_seconds = time.perf_counter() - t_fit
+    module.prefix_cache = None  # evaluation runs the full model; free the cached activations
+    if prefix is not None:
+        prefix.entries.clear()
 
     metrics: dict[str, float] = {}
     if trainer.is_global_zero:  # under strategy=ddp every rank runs this far; one evaluates and saves
@@ -107,9 +113,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     return metrics, objects
 
 
-def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramDataModule) -> WriteSummary | None:
+def prefix_cache(cfg: DictConfig, model: Any, datamodule: EngramDataModule) -> PrefixCache | None:
+    """train.prefix_cache: when the layers below the lowest trainable one are frozen and something will train,
+    their activations for the training split are computed once here (shortest first) and reused every epoch."""
+    trains = any(p.requires_grad for p in model.parameters()) and cfg.trainer.get("max_epochs") != 0
+    writes = has_engram(cfg.variant.name) and cfg.engram.init == "prepopulate"
+    if not (trains or writes):
+        return None
+    cache = build_prefix_cache(model, bool(cfg.train.prefix_cache), float(cfg.train.prefix_cache_gb))
+    if cache is not None:
+        cache.fill(train_sequences(datamodule), batch_size=int(cfg.data.eval_batch_size))
+        log.info("prefix cache filled in %.0f s", cache.fill_seconds)
+    return cache
+
+
+def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramDataModule,
+                prefix: PrefixCache | None = None) -> WriteSummary | None:
     """engram.init=prepopulate: write the facts of engram.prepopulate.path (default: this run's training facts)
-    into the zero-initialised table before the first epoch."""
+    into the zero-initialised table before the first epoch (the base's states from `prefix` when given)."""
     if not (has_engram(cfg.variant.name) and cfg.engram.init == "prepopulate"):
         return None
     p = cfg.engram.prepopulate
@@ -120,7 +141,8 @@ def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramD
         facts = datamodule.train_records
     summary = write_facts(model, tokenizer, facts, prompt_format=cfg.data.prompt_format, steps=int(p.steps),
                           lr=float(p.lr), margin=float(p.margin), batch_size=int(p.batch_size),
-                          max_length=int(cfg.data.max_length))
+                          max_length=int(cfg.data.max_length), prefix=prefix,
+                          shortlist=int(p.get("shortlist", 0)))
     log.info("prepopulated %d/%d facts in %.0f s", summary.written, summary.facts, summary.seconds)
     return summary
 
@@ -158,6 +180,8 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     def save_and_time(metrics: dict[str, float], info: dict[str, Any]) -> None:
         info["artifacts"] = objects["artifacts"] = save_weights(cfg, model, run_dir)
         metrics["time/train_s"] = train_seconds
+        if objects.get("prefix_cache") is not None:
+            metrics["time/prefix_cache_s"] = objects["prefix_cache"].fill_seconds
         if objects.get("prepopulated") is not None:
             written = objects["prepopulated"]
             metrics["time/prepopulate_s"] = written.seconds

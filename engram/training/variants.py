@@ -9,7 +9,7 @@ from typing import Any
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from engram.config_rules import from_scratch
+from engram.config_rules import ConfigError, from_scratch
 from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import add_engram, engram_param_groups, engram_parameters
 from engram.variants.common import variant_spec
@@ -34,6 +34,7 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
             lora_alpha=int(cfg.lora.alpha),
             lora_dropout=float(cfg.lora.dropout),
             target_modules=list(cfg.lora.target_modules),
+            layers_to_transform=lora_layers(cfg.lora.get("layers"), int(model.config.num_hidden_layers)),
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)  # freezes everything but the adapters
@@ -47,6 +48,18 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
         for p in engram_parameters(model):
             p.requires_grad_(True)
     return model
+
+
+def lora_layers(layers: Any, depth: int) -> list[int] | None:
+    """`lora.layers` as peft's `layers_to_transform`: absolute indices (negative ones count from the top), or None
+    for every layer. Adapters on the top layers only leave a frozen prefix (engram/training/prefix_cache.py)."""
+    if layers is None:
+        return None
+    resolved = sorted({int(i) + depth if int(i) < 0 else int(i) for i in layers})
+    if not resolved or resolved[0] < 0 or resolved[-1] >= depth:
+        raise ConfigError("lora.layers", list(layers), f"must name decoder layers of the model (0..{depth - 1}, "
+                          f"or -1..-{depth})")
+    return resolved
 
 
 def trainable_names(model: nn.Module) -> list[str]:

@@ -32,8 +32,11 @@ from tqdm.auto import tqdm
 from engram.data.collate import teacher_forced_batch
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.models.engram_model import EngramModel
+from engram.models.layer_runner import final_states
+from engram.training.prefix_cache import PrefixCache
 
 log = logging.getLogger(__name__)
+LogitsAt = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (answer mask, active positions) -> [N, V] or [N, H]
 
 
 @dataclass
@@ -60,10 +63,14 @@ def write_facts(
     batch_size: int = 64,
     max_length: int = 256,
     progress: bool = True,
+    prefix: PrefixCache | None = None,
+    shortlist: int = 0,
 ) -> WriteSummary:
-    """Write `facts` (dicts with "prompt" and "answer") into `model`'s memory tables; returns what was written."""
+    """Write `facts` (dicts with "prompt" and "answer") into `model`'s memory tables; returns what was written.
+    `prefix`: the training run's frozen-prefix cache (the base's states come from it, and stay in it for training).
+    `shortlist` > 0: steps score only the target and that many rivals (see `_shortlist_steps`; memory at "final")."""
     return _run(model, tokenizer, facts, prompt_format, steps, lr, margin, batch_size, max_length,
-                progress, "writing facts")
+                progress, "writing facts", prefix, shortlist)
 
 
 def recall_of(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], *, prompt_format: str = "chat",
@@ -71,11 +78,12 @@ def recall_of(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]
     """Share of `facts` whose every answer token is the model's argmax under teacher forcing (what greedy
     generation reproduces exactly). Changes nothing: no row is claimed or moved."""
     return _run(model, tokenizer, facts, prompt_format, 0, 0.0, 0.0, batch_size, max_length, progress,
-                "checking facts").recall
+                "checking facts", None, 0).recall
 
 
 def _run(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], prompt_format: str, steps: int,
-         lr: float, margin: float, batch_size: int, max_length: int, progress: bool, desc: str) -> WriteSummary:
+         lr: float, margin: float, batch_size: int, max_length: int, progress: bool, desc: str,
+         prefix: PrefixCache | None, shortlist: int) -> WriteSummary:
     if not isinstance(model, EngramModel):
         raise TypeError("engram: writing facts needs an EngramModel (the memories to write into)")
     t0 = time.perf_counter()
@@ -86,7 +94,7 @@ def _run(model: EngramModel, tokenizer: Any, facts: Sequence[dict[str, Any]], pr
     try:
         for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
             encoded = _encode(tokenizer, batch, prompt_format, max_length)
-            n_steps, ok = _write_batch(model, encoded, steps, lr, margin)
+            n_steps, ok = _write_batch(model, encoded, steps, lr, margin, prefix, shortlist)
             total_steps += n_steps
             written += ok
     finally:
@@ -102,7 +110,8 @@ def _encode(tokenizer: Any, batch: Sequence[dict[str, Any]], prompt_format: str,
     return teacher_forced_batch(prompts, answers, max_length, pad_id(tokenizer))
 
 
-def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin: float) -> tuple[int, int]:
+def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin: float,
+                 prefix: PrefixCache | None, shortlist: int) -> tuple[int, int]:
     """Optimise the rows of one batch; returns (steps taken, facts written)."""
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
@@ -112,24 +121,18 @@ def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin:
     tables = [m.table.weight for m in model.memories.values()]
     sparse = all(m.table.sparse for m in model.memories.values())
     claim = steps > 0  # only a write claims rows; a check leaves every record as it is
-    logits_at = _fast_logits(model, batch, claim) if _all_final(model) else _full_logits(model, batch, claim)
+    states_at = _fast_states(model, batch, claim, prefix) if _all_final(model) else None
+    head = model.lm.lm_head
+    logits_at = _full_logits(model, batch, claim) if states_at is None else \
+        (lambda answer, active: head(states_at(answer, active)))
     optimiser = _row_optimiser(tables, lr, sparse) if claim else None
+    if optimiser is not None and shortlist > 0 and states_at is not None:
+        taken = _shortlist_steps(states_at, head, answer, targets, optimiser, tables, steps, margin, shortlist)
+    elif optimiser is not None:
+        taken = _full_steps(logits_at, answer, targets, optimiser, tables, steps, margin)
+    else:
+        taken = 0
     active = torch.ones_like(targets, dtype=torch.bool)
-    taken = 0
-    for _ in range(steps):
-        logits = logits_at(answer, active)
-        gap = _margin(logits, targets[active])
-        below = gap <= margin
-        if not below.any():
-            break
-        loss = F.cross_entropy(logits[below], targets[active][below], reduction="sum") / targets.numel()
-        assert optimiser is not None
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        _drop_untouched_rows(tables)
-        optimiser.step()
-        taken += 1
-        active[active.clone()] = below  # finished positions leave the loss
     with torch.no_grad():
         correct = _margin(logits_at(answer, torch.ones_like(active)), targets) > 0
     per_fact = torch.ones(answer.shape[0], dtype=torch.bool, device=device)
@@ -138,19 +141,68 @@ def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin:
     return taken, int(per_fact.sum())
 
 
-def _fast_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Memory at "final": the base's last hidden state is computed once; a step is memory + norm + head."""
+def _full_steps(logits_at: LogitsAt, answer: torch.Tensor, targets: torch.Tensor, optimiser: torch.optim.Optimizer,
+                tables: list[nn.Parameter], steps: int, margin: float) -> int:
+    """Adam steps on the cross-entropy over the whole vocabulary at the positions still below the margin."""
+    active = torch.ones_like(targets, dtype=torch.bool)
+    taken = 0
+    for _ in range(steps):
+        logits = logits_at(answer, active)
+        below = _margin(logits, targets[active]) <= margin
+        if not below.any():
+            break
+        loss = F.cross_entropy(logits[below], targets[active][below], reduction="sum") / targets.numel()
+        _step(optimiser, loss, tables)
+        taken += 1
+        active[active.clone()] = below  # finished positions leave the loss
+    return taken
+
+
+def _shortlist_steps(states_at: LogitsAt, head: nn.Linear, answer: torch.Tensor, targets: torch.Tensor,
+                     optimiser: torch.optim.Optimizer, tables: list[nn.Parameter], steps: int, margin: float,
+                     shortlist: int) -> int:
+    """engram.prepopulate.shortlist=K: the same goal (every answer token leads the whole vocabulary by `margin`),
+    reached with the LM head evaluated on the target and its K strongest rivals only. Each round scores the full
+    vocabulary once (no gradient), picks the rivals of every position still below the margin, and takes Adam steps
+    on the cross-entropy over those K + 1 logits until they lead by `margin` + 1; rounds repeat until the full check
+    passes or `steps` run out. A step costs K + 1 head rows instead of the vocabulary's (49 152 in SmolLM2)."""
+    every = torch.ones_like(targets, dtype=torch.bool)
+    taken = 0
+    while taken < steps:
+        with torch.no_grad():
+            full = head(states_at(answer, every))
+            active = _margin(full, targets) <= margin
+            if not active.any():
+                break
+            rivals = full[active].scatter(1, targets[active, None], float("-inf")).topk(shortlist, 1).indices
+            candidates = torch.cat([targets[active, None], rivals], 1)  # the target is column 0
+        weight = head.weight[candidates]  # [N, K + 1, H]
+        bias = head.bias[candidates] if head.bias is not None else None
+        zeros = torch.zeros(len(candidates), dtype=torch.long, device=candidates.device)
+        while taken < steps:
+            logits = torch.einsum("nh,nkh->nk", states_at(answer, active), weight)
+            logits = logits + bias if bias is not None else logits
+            below = _margin(logits, zeros) <= margin + 1.0
+            if not below.any():
+                break
+            _step(optimiser, F.cross_entropy(logits[below], zeros[below], reduction="sum") / targets.numel(), tables)
+            taken += 1
+    return taken
+
+
+def _step(optimiser: torch.optim.Optimizer, loss: torch.Tensor, tables: list[nn.Parameter]) -> None:
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    _drop_untouched_rows(tables)
+    optimiser.step()
+
+
+def _fast_states(model: EngramModel, batch: dict, claim: bool, prefix: PrefixCache | None) -> LogitsAt:
+    """Memory at "final": the base's last hidden state is computed once; a step is memory + norm (+ the head,
+    applied by the caller): the normed states at the answer positions."""
     lm = model.lm
     memory = next(iter(model.memories.values()))
-    captured: list[torch.Tensor] = []
-    handle = lm.model.norm.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
-    try:
-        with torch.no_grad(), model.memories_off():
-            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                  prompt_lengths=batch["prompt_lengths"], logits_to_keep=1)
-    finally:
-        handle.remove()
-    h = captured[-1]
+    h = _base_final_states(model, batch, prefix)
     mask = batch["attention_mask"].bool()
     ids = torch.where(mask, batch["input_ids"], torch.full_like(batch["input_ids"], model.context.pad_id))
     if claim:
@@ -160,17 +212,33 @@ def _fast_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torc
         finally:
             memory.eval()
 
-    def logits_at(answer: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        # the knock-out holds here too: inside model.memories_off() this is the base model's logits
+    def states_at(answer: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        # the knock-out holds here too: inside model.memories_off() these are the base model's states
         x = h + memory(h, ids, mask, batch["prompt_lengths"]) if model.context.memories_on else h
         x = x[:, :-1][answer][active]
         with model.memories_off():  # the norm carries the memory's own hook; x already holds the memory
-            return lm.lm_head(lm.model.norm(x))
+            return lm.model.norm(x)
 
-    return logits_at
+    return states_at
 
 
-def _full_logits(model: EngramModel, batch: dict, claim: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _base_final_states(model: EngramModel, batch: dict, prefix: PrefixCache | None) -> torch.Tensor:
+    """The final norm's input without the memory: from the prefix cache (+ the layers above it) when given, else
+    from one forward."""
+    ids, mask, lengths = batch["input_ids"], batch["attention_mask"], batch["prompt_lengths"]
+    with torch.no_grad(), model.memories_off():
+        if prefix is not None:
+            return final_states(model, prefix.hidden(ids, mask), ids, mask, lengths, prefix.depth)
+        captured: list[torch.Tensor] = []
+        handle = model.lm.model.norm.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
+        try:
+            model(input_ids=ids, attention_mask=mask, prompt_lengths=lengths, logits_to_keep=1)
+        finally:
+            handle.remove()
+    return captured[-1]
+
+
+def _full_logits(model: EngramModel, batch: dict, claim: bool) -> LogitsAt:
     """Any layer: every step is a full teacher-forced forward (the first in training mode, to claim rows)."""
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "prompt_lengths")}
     if claim:

@@ -1,0 +1,37 @@
+"""Benchmarks of issue 19 in quick mode: target 3 (the exact5k_fast recipe vs the seed, >= 50x) and target 10 (the
+exact5k_fast record vs one hour) print their rows; target 10 reads a finished sweep."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` is a top-level directory
+
+
+def test_quick_mode_prints_the_recipe_and_exact5k_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import run
+
+    assert run.main(["--quick", "--only", "throughput,exact5k"]) == 0
+    out = capsys.readouterr().out
+    assert "3 ours: exact5k_fast engram / seed" in out and ">= 50" in out
+    assert "3 same, train.prefix_cache=false / seed" in out
+    assert "10 exact5k_fast, four variants" in out and "skipped in --quick" in out
+
+
+def test_the_exact5k_row_reads_a_finished_sweep(tmp_path: Path) -> None:
+    from benchmarks.bench_exact5k import exact5k
+
+    times = {"combined": 1500.0, "engram": 1000.0, "lora": 900.0, "baseline": 300.0}
+    for i, (variant, seconds) in enumerate(times.items()):
+        (tmp_path / str(i)).mkdir()
+        metrics = {"time/total_s": seconds, "eval/exact_match_seen": 1.0, "eval/exact_match_unseen": 0.0,
+                   "eval/retention": 1.0}
+        (tmp_path / str(i) / "eval.json").write_text(json.dumps({"info": {"variant": variant}, "metrics": metrics}))
+    rows = exact5k(quick=True, sweep_dir=tmp_path)
+    total = rows[-1]
+    assert total.passed is True and total.measured == "1900 s"  # workers: 1500 + 300 and 1000 + 900
+    assert [r.target for r in rows[:4]] == [f"7 {v}" for v in times]
