@@ -22,8 +22,9 @@ import its own layer or any layer below, never one above:
                                        model headers and data files, so they sit above models and data)
     engram.models, engram.data         base models + Engram injection; the data families
     engram.memory                      hashes, addresses, gates (one module per kind), memory tables, the budget
-    engram.config, config_rules, config_trainer, config_scale, atomic, lazy, registry, variants   the schema
-                                       and its rules (config_scale: where the tables live, offload / shard);
+    engram.config, config_rules, config_merge, config_trainer, config_scale, atomic, lazy, registry, variants
+                                       the schema and its rules (config_merge: typing a config on its schema;
+                                       config_scale: where the tables live, offload / shard);
                                        atomic file writes; lazy package attributes; the kind registries (they
                                        import a kind's module by dotted name only on `get`, so a kind package
                                        above, e.g. engram.memory.hashes, is not an import up the flow at
@@ -43,8 +44,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.cli", "engram.inputs"),
     ("engram.models", "engram.data"),
     ("engram.memory",),
-    ("engram.config", "engram.config_rules", "engram.config_trainer", "engram.config_scale", "engram.atomic",
-     "engram.lazy", "engram.registry", "engram.variants"),
+    ("engram.config", "engram.config_rules", "engram.config_merge", "engram.config_trainer", "engram.config_scale",
+     "engram.atomic", "engram.lazy", "engram.registry", "engram.variants"),
 )
 
 _LAZY = {

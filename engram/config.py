@@ -24,14 +24,13 @@ has no schema (its keys go straight to lightning.Trainer; engram/config_trainer.
 from __future__ import annotations
 
 import copy
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from engram import registry
+from engram.config_merge import typed_config
 from engram.config_rules import (
     FLOAT32_MAX,
     LOGGER_NAMES,
@@ -51,6 +50,7 @@ from engram.config_rules import (
     validate_optim,
     validate_scratch,
     validate_sequential,
+    validate_train,
     validate_trainer,
 )
 from engram.config_scale import validate_storage
@@ -301,50 +301,6 @@ def register_configs() -> None:
 # ---------------------------------------------------------------- validation
 
 
-@functools.cache
-def _schema(schema_cls: type) -> DictConfig:
-    """The schema as a config, built once (~20 ms); merge copies it, so it is never changed."""
-    return OmegaConf.structured(schema_cls)
-
-
-def _typed(cfg: DictConfig, schema_cls: type = TrainConfig) -> DictConfig:
-    """Merge onto the schema so wrong types fail with the full key (e.g. engram.table_size=abc)."""
-    schema = _schema(schema_cls)
-    for key in ("experiment_name", "task_name"):  # other values interpolate them: name them, not their users
-        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False) if isinstance(cfg, DictConfig) else None
-        check(value is None or isinstance(value, str | int | float), key, value, "must be a string")
-    try:
-        plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    except OmegaConfBaseException as e:  # e.g. a value `${nope}` that points nowhere
-        raise ConfigError(getattr(e, "full_key", None) or "config", None,
-                          f"cannot be resolved ({first_line(e)})") from None
-    plain.pop("hydra", None)
-    known = {k: v for k, v in plain.items() if k in schema}
-    try:
-        merged = OmegaConf.merge(schema, known)
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or _bad_key(schema, known)
-        value = getattr(e, "value", None) if getattr(e, "full_key", None) else OmegaConf.select(
-            OmegaConf.create(known), key, default=None)
-        raise ConfigError(key, value, f"has the wrong type or is unknown ({first_line(e)})") from None
-    return merged
-
-
-def _bad_key(schema: DictConfig, values: dict[str, Any], prefix: str = "") -> str:
-    """The key a failed merge tripped on, when OmegaConf does not say (e.g. a mapping where a list belongs)."""
-    for k, v in values.items():
-        try:
-            OmegaConf.merge(schema, {k: v})
-        except OmegaConfBaseException:
-            sub = schema.get(k) if k in schema else None
-            if isinstance(v, dict) and OmegaConf.is_dict(sub):
-                return _bad_key(sub, v, f"{prefix}{k}.")
-            return f"{prefix}{k}"
-    return prefix.rstrip(".") or "config"
-
-
-
-
 def load_plugins(cfg: DictConfig) -> None:
     """Import the modules `plugins` names (each registers its kinds in engram/registry.py) before any name is
     checked; one config line if one cannot be imported."""
@@ -361,7 +317,7 @@ def load_plugins(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> DictConfig:
     """Check a composed config; returns it typed. Raises ConfigError (one line) on the first problem."""
     load_plugins(cfg)
-    typed = _typed(cfg)
+    typed = typed_config(cfg, TrainConfig)
     validate_model(typed.model)
     known_kind("variant", "variant.name", typed.variant.name)
     one_of("variant.finetune", typed.variant.finetune, ("none", "full"))
@@ -383,15 +339,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     validate_sequential(typed)  # before the trainer: sequential.batch > 0 lets trainer.max_epochs be 0
     validate_trainer(typed)
     validate_storage(typed)  # after the trainer's own keys: it counts the processes the trainer starts
-    t = typed.train
-    check(finite(t.replay_ratio) and 0 <= t.replay_ratio <= 16, "train.replay_ratio", t.replay_ratio,
-          "must be a number in [0, 16] (replay prompts per fact example)")
-    check(finite(t.replay_weight) and t.replay_weight >= 0, "train.replay_weight", t.replay_weight,
-          "must be a number >= 0")
-    check(is_int(t.replay_prompts) and t.replay_prompts >= 1, "train.replay_prompts", t.replay_prompts,
-          "must be an integer >= 1")
-    check(finite(t.prefix_cache_gb) and t.prefix_cache_gb >= 0, "train.prefix_cache_gb", t.prefix_cache_gb,
-          "must be a number >= 0")
+    validate_train(typed.train)
     one_of("logger.name", typed.logger.name, LOGGER_NAMES)
     check(typed.logger.mode in ("offline", "online", "disabled"), "logger.mode", typed.logger.mode,
           "is not one of offline, online, disabled")
@@ -413,7 +361,7 @@ def for_variant(cfg: DictConfig, variant: str) -> DictConfig:
 def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:
     """The keys evaluate.yaml adds, typed on EvaluateConfig (their files are checked in engram/inputs.py)."""
     keys = [k for k in EvaluateConfig.__dataclass_fields__ if k in cfg]
-    typed = _typed(OmegaConf.masked_copy(cfg, keys), EvaluateConfig)
+    typed = typed_config(OmegaConf.masked_copy(cfg, keys), EvaluateConfig)
     known = registry.names("variant")
     bad = [v for v in typed.variants if v not in known]
     check(not bad and len(typed.variants) > 0, "variants", list(typed.variants),

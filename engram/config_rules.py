@@ -253,6 +253,18 @@ def validate_optim(o: Any) -> None:
            "must be in [0, 1]")
 
 
+def validate_train(t: Any) -> None:
+    """`train.*`: replay (retention-aware training) and the frozen-prefix cache."""
+    check(finite(t.replay_ratio) and 0 <= t.replay_ratio <= 16, "train.replay_ratio", t.replay_ratio,
+          "must be a number in [0, 16] (replay prompts per fact example)")
+    check(finite(t.replay_weight) and t.replay_weight >= 0, "train.replay_weight", t.replay_weight,
+          "must be a number >= 0")
+    check(is_int(t.replay_prompts) and t.replay_prompts >= 1, "train.replay_prompts", t.replay_prompts,
+          "must be an integer >= 1")
+    check(finite(t.prefix_cache_gb) and t.prefix_cache_gb >= 0, "train.prefix_cache_gb", t.prefix_cache_gb,
+          "must be a number >= 0")
+
+
 def validate_sequential(cfg: Any) -> None:
     s = cfg.sequential
     check(is_int(s.batch) and s.batch >= 0, "sequential.batch", s.batch, "must be an integer >= 0 (0 = off)")
