@@ -22,6 +22,13 @@ def test_tiny_model_is_small_and_deterministic():
     assert model_num_layers({"name": "tiny", "num_layers": 3}) == 3
 
 
+def test_tiny_model_honours_model_dtype_with_the_same_weights():
+    model, _ = load_model("tiny")
+    double, _ = load_model({"name": "tiny", "dtype": "float64"})
+    assert {p.dtype for p in double.parameters()} == {torch.float64}
+    assert torch.equal(double.lm_head.weight.float(), model.lm_head.weight)
+
+
 def test_tiny_tokenizer_round_trips_and_has_chat_template():
     _, tok = load_model("tiny")
     text = "What is the capital of France? Paris."

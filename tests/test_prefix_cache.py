@@ -142,3 +142,22 @@ def test_the_shared_prompt_prefix_runs_once_and_gives_the_same_states() -> None:
     assert cache.misses == 6 and len(cache.entries) == 6
     torch.testing.assert_close(cache.hidden(batch["input_ids"], batch["attention_mask"]), full, rtol=1e-5, atol=1e-5)
     assert cache.hits == 6
+
+
+def test_states_computed_before_the_trainer_converts_the_model_are_recomputed_in_its_new_dtype() -> None:
+    """The pipeline fills the cache before Lightning applies trainer.precision (64-true converts the model to
+    float64): the steps must then see float64 states, as the full forward computes them, not the float32 ones."""
+    model, tok = recall_model()
+    batch = tiny_batch(tok)
+    cache = build_prefix_cache(model, True, 1.0)
+    assert cache is not None
+    pairs = zip(batch["input_ids"], batch["attention_mask"], strict=True)
+    cache.fill([ids[mask.bool()].tolist() for ids, mask in pairs], progress=False)
+    stored = len(cache.entries)
+    assert stored and next(iter(cache.entries.values())).dtype == torch.float32
+    model.double()
+    ref = EngramLitModule(model, "engram", {"lr": 1e-3})(batch)
+    loss = EngramLitModule(model, "engram", {"lr": 1e-3}, prefix_cache=cache)(batch)
+    assert cache.misses == 2 * stored  # every entry computed again, in float64
+    assert all(state.dtype == torch.float64 for state in cache.entries.values())
+    torch.testing.assert_close(loss, ref, rtol=1e-7, atol=1e-7)  # (float32 states: the float64 layers raise)

@@ -252,7 +252,7 @@ def build_tiny_model(cfg: dict[str, Any]) -> Any:
         torch.manual_seed(int(cfg.get("seed", 0)))
         model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tok.pad_token_id
-    return model.eval()
+    return model.to(getattr(torch, cfg.get("dtype") or "float32")).eval()  # drawn in float32: same weights
 
 
 # ---------------------------------------------------------------- helpers

@@ -10,6 +10,8 @@ states of frozen, dropout-free layers depend on nothing else.
 `cache_depth(model)` finds the point: the lowest layer holding a parameter that trains, a memory, or a dropout that
 is active in training; 0 (no cache) if an embedding or anything outside the decoder trains (a gated LoRA's gate).
 The cache re-checks that point on every use and refuses (`PrefixCacheError`) once something below it trains.
+Entries belong to the dtype and device the frozen layers had when they were computed: when the trainer converts the
+model afterwards (trainer.precision=64-true or bf16-true, a GPU), they are dropped and recomputed in the new one.
 Entries beyond `max_bytes` are not stored (those examples run the bottom layers every time: slower, still exact).
 Evaluation and generation never use it.
 """
@@ -83,6 +85,26 @@ class PrefixCache:
         self.hits = self.misses = 0
         self.shared: SharedPrefix | None = None  # set by fill(): the ids every training sequence starts with
         self.fill_seconds = 0.0  # time spent in fill()
+        self.computed_in = self._frozen_kind()
+
+    def _frozen_kind(self) -> tuple[torch.dtype, torch.device]:
+        """The dtype and device the frozen layers compute in now."""
+        weight = next(causal_lm(self.model).model.layers[0].parameters())
+        return weight.dtype, weight.device
+
+    def _follow_model(self) -> None:
+        """Drop states computed in another dtype or on another device than the frozen layers' current ones (the
+        trainer converts the model after `fill`): the steps must see what the full forward would compute."""
+        now = self._frozen_kind()
+        if now == self.computed_in:
+            return
+        log.info("prefix cache: the model now computes in %s on %s (was %s on %s); recomputing its %d entries",
+                 *now, *self.computed_in, len(self.entries))
+        self.entries.clear()
+        self.bytes = 0
+        if self.shared is not None:
+            self.shared = SharedPrefix(self.model, self.shared.ids.tolist(), self.depth)
+        self.computed_in = now
 
     def check(self) -> None:
         """Refuse once a weight below the cache point trains (the cached activations would be stale)."""
@@ -96,6 +118,7 @@ class PrefixCache:
         """[B, T, H] states entering layer `depth` for a right-padded batch (zeros at padding), computing and
         storing the examples not cached yet."""
         self.check()
+        self._follow_model()
         lengths = attention_mask.sum(1)
         keys = _keys(input_ids, lengths)
         missing = [i for i, k in enumerate(keys) if k not in self.entries]
