@@ -7,16 +7,22 @@
   of the table's size shows), a pool of batches cycled as epochs do (the rows a data set uses stay in the page cache
   while the rest of the file stays on disk), the next batch's rows prefetched; the largest table's files are compared
   with the RAM this process may use (MemAvailable, or its cgroup's memory limit when lower). The first pass over the
-  pool after dropping the files from the page cache is reported too (every row read from disk);
+  pool after dropping the files from the page cache is reported too (every row read from disk). In full mode, when
+  the largest table would fit in that RAM, this part runs in a child process confined by a memory cgroup to 2/3 of
+  the table (benchmarks/memory_cgroup.py), where the machine lets us make one;
 - offload step / in-memory step at the same small size (what gathering and the host Adam cost).
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +30,11 @@ import torch
 
 from benchmarks.bench_train import DEEPSEEK_64, _rows_to_table_size
 from benchmarks.common import GIB, Row, TrainStep, check, interleaved, median, peak_rss_bytes, shared_clone, spread
+from benchmarks.memory_cgroup import MemoryCgroup
 
 TOLERANCE = 1e-4
+CONFINE_FRACTION = 2 / 3  # the confined child may use this share of the largest table's size
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def process_memory_limit() -> tuple[int, str]:
@@ -168,16 +177,55 @@ def offload(base: Any, tok: Any, rows_list: list[int], rounds: int, equality_ste
             directory: str | None = None, beyond_ram: bool = True) -> list[Row]:
     """Both parts; the table files go to a temporary directory (under `directory` if given), deleted at the end.
     `beyond_ram`: the largest table is meant to exceed the RAM this process may use (full mode)."""
-    from benchmarks.common import frozen, train_batch
-    from engram.models import load_model
+    from benchmarks.common import train_batch
 
     work = Path(tempfile.mkdtemp(prefix="engram-offload-", dir=directory))
     try:
         batches = [train_batch(tok, 8, num_train=8 * equality_steps, offset=8 * i) for i in range(equality_steps)]
         rows = equality(base, tok, batches, work / "equality")
-        tiny, tiny_tok = load_model("tiny")
-        frozen(tiny)
-        pool = [train_batch(tiny_tok, 16, num_train=128, offset=16 * i) for i in range(8)]
-        return rows + scaling(tiny_tok, tiny, pool, rows_list, rounds, work / "scaling", beyond_ram)
+        return rows + scaling_beyond_ram(rows_list, rounds, work / "scaling", beyond_ram)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def scaling_beyond_ram(rows_list: list[int], rounds: int, directory: Path, beyond_ram: bool) -> list[Row]:
+    """`tiny_scaling`, in a memory-confined child process when the largest table would otherwise fit in RAM."""
+    table_bytes = rows_list[-1] * (DEEPSEEK_64["dim"] // DEEPSEEK_64["heads"]) * 4  # float32 rows of one head
+    if beyond_ram and table_bytes < process_memory_limit()[0]:
+        cgroup = MemoryCgroup.make(int(table_bytes * CONFINE_FRACTION))
+        if cgroup is not None:
+            try:
+                return _confined(cgroup, rows_list, rounds, directory)
+            finally:
+                cgroup.remove()
+    return tiny_scaling(rows_list, rounds, directory, beyond_ram)
+
+
+def tiny_scaling(rows_list: list[int], rounds: int, directory: Path, beyond_ram: bool) -> list[Row]:
+    from benchmarks.common import frozen, train_batch
+    from engram.models import load_model
+
+    tiny, tiny_tok = load_model("tiny")
+    frozen(tiny)
+    pool = [train_batch(tiny_tok, 16, num_train=128, offset=16 * i) for i in range(8)]
+    return scaling(tiny_tok, tiny, pool, rows_list, rounds, directory, beyond_ram)
+
+
+def _confined(cgroup: MemoryCgroup, rows_list: list[int], rounds: int, directory: Path) -> list[Row]:
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / "rows.json"
+    args = json.dumps({"rows_list": rows_list, "rounds": rounds, "directory": str(directory), "out": str(out)})
+    subprocess.run([sys.executable, "-m", "benchmarks.bench_offload", args], cwd=ROOT, check=True,
+                   preexec_fn=cgroup.join)
+    rows = [Row(**r) for r in json.loads(out.read_text())]
+    confined = f"; the step rows ran in a child process in a memory cgroup of {cgroup.limit_bytes / GIB:.2f} GiB"
+    for row in rows:
+        if row.target.startswith("offload table file"):
+            row.note += confined
+    return rows
+
+
+if __name__ == "__main__":  # the confined child of `_confined`
+    job = json.loads(sys.argv[1])
+    found = tiny_scaling(job["rows_list"], job["rounds"], Path(job["directory"]), beyond_ram=True)
+    Path(job["out"]).write_text(json.dumps([asdict(r) for r in found]))
