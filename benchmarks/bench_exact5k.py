@@ -1,4 +1,4 @@
-"""Target 7 (issue 19): the exact5k record's four variants (5 000 facts) within an hour on this CPU.
+"""Target 10 (issue 19): the exact5k record's four variants (5 000 facts) within an hour on this CPU.
 
 Runs `python train.py -m experiment=exact5k_fast logger=csv` as a subprocess (two jobs at a time, one torch thread
 each: the record's own launcher settings) and prints the wall time of the whole sweep against 3 600 s, then each

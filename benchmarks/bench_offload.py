@@ -34,6 +34,7 @@ from benchmarks.memory_cgroup import MemoryCgroup
 
 TOLERANCE = 1e-4
 CONFINE_FRACTION = 2 / 3  # the confined child may use this share of the largest table's size
+ROW_BYTES = DEEPSEEK_64["dim"] // DEEPSEEK_64["heads"] * 4  # one float32 row of one head's table (64 floats)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -190,7 +191,7 @@ def offload(base: Any, tok: Any, rows_list: list[int], rounds: int, equality_ste
 
 def scaling_beyond_ram(rows_list: list[int], rounds: int, directory: Path, beyond_ram: bool) -> list[Row]:
     """`tiny_scaling`, in a memory-confined child process when the largest table would otherwise fit in RAM."""
-    table_bytes = rows_list[-1] * (DEEPSEEK_64["dim"] // DEEPSEEK_64["heads"]) * 4  # float32 rows of one head
+    table_bytes = rows_list[-1] * ROW_BYTES
     if beyond_ram and table_bytes < process_memory_limit()[0]:
         cgroup = MemoryCgroup.make(int(table_bytes * CONFINE_FRACTION))
         if cgroup is not None:

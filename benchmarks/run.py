@@ -53,7 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="window: sequence lengths, comma list (default 512,...,8192; quick 256,512)")
     ap.add_argument("--offload-gib", type=float, default=None,
                     help="offload: size of the largest memory-mapped table in GiB (default: 10^7 rows = 2.4 GiB; "
-                         "run under a memory limit below it to test a table larger than the RAM, see README)")
+                         "full mode confines that part to a memory limit below it where it can, see benchmarks/README)")
     ap.add_argument("--offload-dir", default=None, help="offload: where the table files go (default: the temp dir)")
     ap.add_argument("--exact5k-dir", type=Path, default=None,
                     help="exact5k: read this finished `experiment=exact5k_fast` sweep instead of running it")
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if "offload" in parts:
         offload_rows = list(s["offload_rows"])
         if args.offload_gib:
-            offload_rows[-1] = int(args.offload_gib * 2**30 / (64 * 4))
+            offload_rows[-1] = int(args.offload_gib * 2**30 / bench_offload.ROW_BYTES)
         done("offload", bench_offload.offload(base, tok, offload_rows, s["offload_rounds"], s["offload_steps"],
                                               args.offload_dir, beyond_ram=not args.quick))
     if "shard" in parts:
