@@ -13,8 +13,6 @@ import math
 
 import torch
 
-POOLINGS = ("mean", "attention", "head", "identity")
-
 
 def chunk_bounds(length: int, k: int) -> list[tuple[int, int]]:
     """[start, end) of k contiguous chunks covering `length` positions; ValueError when k is not in 1..length."""

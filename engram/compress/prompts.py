@@ -16,7 +16,6 @@ from typing import Any
 from engram.compress.inject import ENGRAM_TOKEN
 
 SYSTEM = "Answer from the given text."
-PLACEMENTS = ("replace", "prefix")
 
 
 @dataclass(frozen=True)

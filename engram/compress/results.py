@@ -10,10 +10,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from engram.atomic import atomic_write_text
+from engram.tracking.compress_plots import KEEP, RESULT_FILE, TABLE_FILE  # what report.py reads
 from engram.tracking.wandb import build_loggers, finish, log_final
-
-RESULT_FILE = "compress.json"  # what report.py reads (engram/tracking/compress_plots.py)
-KEEP = 0.8  # "keeps the accuracy": at least this share of full-context exact match
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -56,7 +54,7 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     lines += ["", f"{info['questions']} questions about {info['documents']} documents "
               f"({info['doc_tokens']:.1f} tokens each on average), model {info['model']}; "
               f"runtime {info['runtime_s']:.0f} s.",
-              "Best compression ratio keeping >= 80% of full-context exact match: "
+              f"Best compression ratio keeping >= {KEEP:.0%} of full-context exact match: "
               + (f"{kept['compression_ratio']:.1f}x (layer {kept['layer']}, k={kept['k']}, {kept['pooling']}: "
                  f"{100 * kept['exact_match']:.1f}%)" if kept else "none of the engram settings reaches it.")]
     return "\n".join(lines) + "\n"
@@ -66,7 +64,7 @@ def write_results(run_dir: Path, rows: list[dict[str, Any]], info: dict[str, Any
     public = [{k: v for k, v in r.items() if k != "correct"} for r in rows]
     info = {**info, "summary": summary(rows)}
     atomic_write_text(run_dir / RESULT_FILE, json.dumps({"info": info, "rows": public}, indent=1))
-    atomic_write_text(run_dir / "compress.md", markdown(public, info))
+    atomic_write_text(run_dir / TABLE_FILE, markdown(public, info))
     return run_dir / RESULT_FILE
 
 

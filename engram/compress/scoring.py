@@ -16,6 +16,8 @@ from torch import nn
 
 from engram.compress.inject import EngramInjector
 from engram.compress.prompts import Encoded
+from engram.data.collate import mask as padding_mask
+from engram.data.collate import pad
 
 
 @dataclass(frozen=True)
@@ -24,21 +26,11 @@ class Item:
     vectors: torch.Tensor | None = None  # [k, d] for the placeholders of this prompt
 
 
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and attention mask ([B, T])."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
-
-
 def forward_logits(model: nn.Module, items: Sequence[Item], injector: EngramInjector | None,
                    pad_id: int) -> torch.Tensor:
     """[B, T, V] logits of a right-padded batch, with each item's vectors injected (when it has any)."""
-    ids, mask = pad_batch([it.encoded.ids for it in items], pad_id)
+    seqs = [it.encoded.ids for it in items]
+    ids, mask = pad(seqs, pad_id), padding_mask(seqs)
     with_vectors = [it.vectors for it in items if it.vectors is not None]
     if not with_vectors:
         return model(input_ids=ids, attention_mask=mask, use_cache=False).logits

@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt
 from engram.tracking.figures import finish_axes, line_data, save_figure
 
 RESULT_FILE = "compress.json"  # written by engram/compress/results.py (which tracking must not import)
+TABLE_FILE = "compress.md"  # the markdown table beside it
 METRICS = (("exact_match", "exact match"), ("token_accuracy", "answer-token accuracy"))
-KEEP = 0.8
+KEEP = 0.8  # "keeps the accuracy": at least this share of full-context exact match
 
 
 def read_results(paths: Iterable[str | Path]) -> dict[str, dict[str, Any]]:
@@ -85,7 +86,7 @@ def compress_section(results: dict[str, dict[str, Any]], out_dir: Path) -> tuple
     for i, (run, result) in enumerate(results.items()):
         suffix = "" if len(results) == 1 else f"_{i}"
         lines += [f"## Semantic-compression engrams (`{Path(run).name}`)", ""]
-        md = Path(run) / "compress.md"
+        md = Path(run) / TABLE_FILE
         lines += [md.read_text() if md.is_file() else "", ""]
         hits = result.get("info", {}).get("retrieval_hit_by_key_layer") or {}
         if hits:
