@@ -97,11 +97,13 @@ def _memories(model: nn.Module) -> list[nn.Module]:
 def shard_tables(model: nn.Module, group: dist.ProcessGroup | None = None) -> list[str]:
     """Replace every memory's `nn.Embedding` table in `model` by this process's `ShardedTable`. Returns the
     parameter names (in `model`) of the shards, which DDP must not synchronise."""
+    shards = set()
     for memory in _memories(model):
         if isinstance(memory.table, nn.Embedding):
             memory.table = ShardedTable(memory.table.weight, group)
-    return [name for name, p in model.named_parameters() if any(p is m.table.weight for m in _memories(model)
-                                                                  if isinstance(m.table, ShardedTable))]
+        if isinstance(memory.table, ShardedTable):
+            shards.add(id(memory.table.weight))
+    return [name for name, p in model.named_parameters() if id(p) in shards]
 
 
 def unshard_tables(model: nn.Module) -> None:

@@ -132,9 +132,8 @@ def _write_batch(model: EngramModel, batch: dict, steps: int, lr: float, margin:
         taken = _full_steps(logits_at, answer, targets, optimiser, tables, steps, margin)
     else:
         taken = 0
-    active = torch.ones_like(targets, dtype=torch.bool)
     with torch.no_grad():
-        correct = _margin(logits_at(answer, torch.ones_like(active)), targets) > 0
+        correct = _margin(logits_at(answer, torch.ones_like(targets, dtype=torch.bool)), targets) > 0
     per_fact = torch.ones(answer.shape[0], dtype=torch.bool, device=device)
     rows = answer.nonzero()[:, 0]
     per_fact.scatter_reduce_(0, rows, correct, reduce="amin")
