@@ -137,6 +137,8 @@ def test_train_with_offloaded_tables_prefetches_and_saves(tmp_path: Path) -> Non
     saved = load_file(str(tmp_path / "run" / "engram.safetensors"))["layers.1.table.weight"]
     assert torch.equal(saved, table.weight)
     assert bool(table.exp_avg.abs().sum() > 0)  # the moments trained in the file
+    again = HostTable(table.rows, table.dim, directory=tmp_path / "tables", name=table.name, reuse=True)
+    assert again.step == 3 and torch.equal(again.weight, table.weight)  # engram.offload_reuse resumes at step 3
 
 
 @pytest.mark.parametrize(("overrides", "needle"), [

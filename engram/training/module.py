@@ -71,6 +71,8 @@ class EngramLitModule(L.LightningModule):
     def on_fit_end(self) -> None:
         if self.shard_rows and torch.distributed.is_initialized():
             unshard_tables(self.model)  # every process: evaluation and engram.safetensors see the whole table
+        for table in host_tables(self.model):  # memory-mapped rows and the Adam step count, for engram.offload_reuse
+            table.flush()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy over answer tokens (labels != -100), as the HF causal-LM loss computes it.
