@@ -114,6 +114,9 @@ class EngramConfig:
     lr_multiplier: float = 5.0
     sparse: bool = True
     seed: int = 0
+    # hash=deepseek control: hash fixed random ids of each position instead of its tokens (no n-gram identity);
+    # table_size=1 is the other control (one row per head)
+    key_shuffle: bool = False
     compress_vocab: bool = True
     conv_kernel: int = 4
     prepopulate: PrepopulateConfig = field(default_factory=PrepopulateConfig)
@@ -173,6 +176,12 @@ class DataConfig:
     # eval: num_eval examples at each of these exact distraction lengths (category distraction_<n>); None = the
     # training range
     eval_distractions: list[int] | None = None
+    # text (language modelling, engram/data/families/text.py): the built-in corpus when data.path is not given,
+    # tokens per packed block, training tokens (None = the whole training split), tokens scored per eval split
+    corpus: str = "python_stdlib"
+    block_size: int = 256
+    num_tokens: int | None = None
+    eval_tokens: int = 32768
 
 
 @dataclass
@@ -330,6 +339,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
     validate_data(typed.data)
+    if run_rules := registry.attribute("family", typed.data.family, "check_run"):  # the family's rules on the run
+        run_rules(typed)
     validate_scratch(typed)
     check(is_int(typed.checkpoint.every_n_steps) and typed.checkpoint.every_n_steps >= 0,
           "checkpoint.every_n_steps", typed.checkpoint.every_n_steps, "must be >= 0 (0 = only at epoch ends)")

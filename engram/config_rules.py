@@ -77,7 +77,12 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
     for s in sizes:
         check(is_int(s) and s > 0, f"{prefix}.table_size", e.table_size, "must be a positive integer")
     check(is_int(e.heads) and e.heads >= 1, f"{prefix}.heads", e.heads, "must be an integer >= 1")
-    check(e.heads <= min(sizes), f"{prefix}.heads", e.heads, f"must be <= engram.table_size ({min(sizes)})")
+    capacity_one = min(sizes) == 1 and e.hash == "deepseek"  # the control: one row per head
+    check(capacity_one or e.heads <= min(sizes), f"{prefix}.heads", e.heads,
+          f"must be <= engram.table_size ({min(sizes)})")
+    check(isinstance(e.key_shuffle, bool), f"{prefix}.key_shuffle", e.key_shuffle, "must be true or false")
+    check(not e.key_shuffle or e.hash == "deepseek", f"{prefix}.key_shuffle", e.key_shuffle,
+          f"is a control of the n-gram hash (engram.hash=deepseek), not of hash={e.hash}")
     check(not is_int(e.dim) or e.heads <= e.dim, f"{prefix}.heads", e.heads,
           f"must be <= engram.dim ({e.dim}): each head's rows are dim // heads wide")
     check(is_int(e.max_ngram) and 2 <= e.max_ngram <= 16, f"{prefix}.max_ngram", e.max_ngram,
@@ -180,7 +185,8 @@ def validate_data(d: Any) -> None:
     family_rules = registry.attribute("family", d.family, "check")  # the family's own rules (torch-free)
     if family_rules is not None:
         family_rules(d)
-    for key in ("path", "valid_path", "test_path"):
+    own_paths = registry.attribute("family", d.family, "checks_own_paths", False)  # text: a directory or a glob
+    for key in ("valid_path", "test_path") if own_paths else ("path", "valid_path", "test_path"):
         p = getattr(d, key)
         if p:
             check(Path(os.path.expanduser(p)).is_file(), f"data.{key}", p, "does not exist or is not a file")

@@ -27,6 +27,7 @@ from engram.config import ROW_ORDER
 from engram.tracking.compress_plots import read_results, write_compress_report
 from engram.tracking.figures import finish_axes, line_data, save_figure
 from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
+from engram.tracking.lm_report import is_lm, lm_section
 from engram.tracking.recall_curve import plot_recall_curve, recall_table
 from engram.tracking.recall_curve import read_curves as read_recall_curves
 from engram.tracking.run_dirs import find_job_dirs, metric_columns, read_run
@@ -42,7 +43,8 @@ CONFIG_COLUMNS = {
     "num_train": "data.num_train", "num_eval": "data.num_eval", "table_size": "engram.table_size",
     "hash": "engram.hash", "address": "engram.address", "gate": "engram.gate", "gate_bias": "engram.gate_bias",
     "layers": "engram.layers", "attention_window": "model.attention_window", "fixed_facts": "data.fixed_facts",
-    "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed",
+    "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed", "num_tokens": "data.num_tokens",
+    "key_shuffle": "engram.key_shuffle",
 }
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
           "gate_open_frac", "slot_utilisation", "collision_rate")
@@ -314,6 +316,7 @@ def optuna_section(sources: Sequence[str | Path]) -> list[str]:
 def memory_runs(df: pd.DataFrame) -> list[Path]:
     """The finished jobs of memory variants (what the gate gallery draws)."""
     ok = _ok(df)
+    ok = ok[~is_lm(ok)] if not ok.empty else ok  # the gallery asks facts; a text run has none
     return [Path(job) for job, variant in zip(ok["job"], ok["variant"], strict=True) if wraps_engram(variant)] \
         if not ok.empty else []
 
@@ -342,6 +345,10 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
           + ", ".join(f"`{s}`" for s in sources), "",
           f"{len(df)} jobs: {len(ok)} finished, {len(failed)} failed. All values are from each job's eval.json "
           "(greedy decoding, exact match after stripping whitespace); full table in `results.csv`.", ""]
+    lm_lines, lm_plots = lm_section(ok, out_dir, markdown_table)
+    md += lm_lines
+    plots.update(lm_plots)
+    ok = ok[~is_lm(ok)] if not ok.empty else ok  # the fact table and its plots are for fact runs
     if not ok.empty:
         cols = ["label", "variant", "table_size", "num_train", "exact_match", "exact_match_seen",
                 "exact_match_unseen", "eval_loss", "retention", "knockout_seen", "entering_facts",

@@ -32,6 +32,9 @@ METRIC_COLUMNS = {
     "edit/generalization_tf": "generalization_tf", "edit/locality_tf": "locality_tf",
     # a gated LoRA's gate (engram/evaluation/lora_gate.py): on answer / prompt positions of seen facts, on general
     "gate/answer_seen": "lora_gate_answer", "gate/prompt_seen": "lora_gate_prompt", "gate/general": "lora_gate_general",
+    # language modelling (engram/evaluation/lm_eval.py)
+    **{f"lm/{m}": f"lm_{m}" for m in ("loss", "ppl", "bpb", "loss_base", "ppl_base", "bpb_base", "ppl_change",
+                                      "loss_knockout", "ppl_knockout", "tokens_per_s")},
 }
 NOT_FINISHED = "no eval.json and no error recorded (killed, or still running)"
 

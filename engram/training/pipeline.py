@@ -19,10 +19,14 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from engram import registry
 from engram.atomic import atomic_write_dir
 from engram.config_rules import from_scratch
 from engram.data.datamodule import EngramDataModule
 from engram.data.jsonl import read_jsonl
+from engram.data.text_blocks import TextDataModule
+from engram.evaluation.lm_eval import evaluate_text
+from engram.evaluation.perplexity import LMScore, score_blocks
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
 from engram.models.engram_model import BASE_WEIGHTS_DIR
@@ -73,12 +77,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     model, tokenizer = load_model(cfg.model, data=cfg.data)  # model=scratch builds its vocabulary from the data
-    datamodule = EngramDataModule(cfg.data, tokenizer)
-    # The untouched base model's answers to the general prompts (cached per base model) — before the variant.
-    base_general = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
+    text = language_model(cfg)
+    datamodule = TextDataModule(cfg.data, tokenizer) if text else EngramDataModule(cfg.data, tokenizer)
+    # Before the variant: the untouched base model's answers to the general prompts (cached per base model), or
+    # for a language model its perplexity on the test split.
+    base_general = [] if text else base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
+    base_score = frozen_base_score(cfg, model, datamodule) if text else None
     model = apply_variant(model, cfg, tokenizer)
     sequential = int(cfg.sequential.batch) > 0  # facts taught batch by batch instead of prepopulation + fit
-    prefix = None if sequential else prefix_cache(cfg, model, datamodule)
+    prefix = None if sequential or text else prefix_cache(cfg, model, datamodule)
     prepopulated = None if sequential else prepopulate(cfg, model, tokenizer, datamodule, prefix)
     module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None,
                              replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight),
@@ -90,7 +97,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
                         logger=loggers or False, default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
-    objects = {"cfg": cfg, "model": model, "prepopulated": prepopulated, "prefix_cache": prefix, "tokenizer": tokenizer,
+    objects = {"cfg": cfg, "model": model, "base_score": base_score, "prepopulated": prepopulated,
+               "prefix_cache": prefix, "tokenizer": tokenizer,
                "datamodule": datamodule, "module": module,
                "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
 
@@ -101,7 +109,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path))
     else:  # frozen baseline: nothing to fit, the eval loss still tells where it starts
         log.info("variant %s trains nothing; evaluating the frozen model", cfg.variant.name)
-        trainer.validate(module, datamodule=datamodule, verbose=False)
+        if not text:  # a language model's frozen base is scored on the test split already
+            trainer.validate(module, datamodule=datamodule, verbose=False)
     train_seconds = time.perf_counter() - t_fit
     module.prefix_cache = None  # evaluation runs the full model; free the cached activations
     if prefix is not None:
@@ -111,6 +120,19 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if trainer.is_global_zero:  # under strategy=ddp every rank runs this far; one evaluates and saves
         metrics = evaluate_and_log(cfg, objects, base_general, train_seconds, t_start)
     return metrics, objects
+
+
+def language_model(cfg: DictConfig) -> bool:
+    """data=text (a family with `language_model = True`): packed text blocks, next-token loss everywhere, perplexity."""
+    return bool(registry.attribute("family", cfg.data.family, "language_model", False))
+
+
+def frozen_base_score(cfg: DictConfig, model: Any, datamodule: TextDataModule) -> LMScore | None:
+    """The untouched base model's LM score on the test split (lm/ppl_base); None for a model built from scratch,
+    whose base is random."""
+    if from_scratch(cfg.model.name):
+        return None
+    return score_blocks(model, datamodule.loader("test"), desc="perplexity (base)")
 
 
 def prefix_cache(cfg: DictConfig, model: Any, datamodule: EngramDataModule) -> PrefixCache | None:
@@ -170,7 +192,9 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     """The shared evaluate-and-save path (eval.json + eval.md), with the weights saved and the timings added before
     the files are written; then the final metrics go to the loggers."""
     model, trainer, run_dir = objects["model"], objects["trainer"], objects["run_dir"]
-    num_train = len(objects["datamodule"].train_records)  # what was trained on (data.num_train may be a cap)
+    text = isinstance(objects["datamodule"], TextDataModule)
+    # what was trained on (data.num_train may be a cap): facts, or tokens of text
+    num_train = objects["datamodule"].num_train_tokens if text else len(objects["datamodule"].train_records)
     info = {
         "variant": cfg.variant.name, "model": cfg.model.name, "data": cfg.data.family,
         "num_train": num_train, "table_size": cfg.engram.table_size if has_engram(cfg.variant.name) else None,
@@ -188,10 +212,15 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
             metrics["prepopulate/recall"] = written.recall
         metrics["time/total_s"] = time.perf_counter() - t_start
 
-    outcome = evaluate_and_save(
-        model, objects["tokenizer"], objects["datamodule"], cfg, run_dir, info, base_general,
-        title=f"{cfg.variant.name} · {cfg.model.name} · {cfg.data.family} ({num_train} train)",
-        metrics=trainer_metrics(trainer), before_write=save_and_time)
+    unit = "tokens" if text else "train"
+    title = f"{cfg.variant.name} · {cfg.model.name} · {cfg.data.family} ({num_train} {unit})"
+    if text:
+        outcome = evaluate_text(model, objects["datamodule"], cfg, run_dir, info, objects["base_score"], title=title,
+                                metrics=trainer_metrics(trainer), before_write=save_and_time)
+    else:
+        outcome = evaluate_and_save(model, objects["tokenizer"], objects["datamodule"], cfg, run_dir, info,
+                                    base_general, title=title, metrics=trainer_metrics(trainer),
+                                    before_write=save_and_time)
     objects["rows"], objects["retention_rows"], objects["test_rows"] = (
         outcome.rows, outcome.retention_rows, outcome.test_rows)
     log_final(objects["loggers"], outcome.metrics, outcome.rows, trainer.global_step, outcome.retention_rows)

@@ -3,6 +3,11 @@
 Optional vocabulary compression, per-layer odd multipliers from `numpy.random.default_rng(seed + 10007 * layer)`,
 `mix_n = XOR_{k<n} (x_{t-k} * m_k)` (int64, wrapping; positions before the start read the pad id) for
 n = 2..max_ngram, and `mix_n % P` for one distinct prime P per head (orders outer, heads inner).
+
+Two controls for language-model claims (is it the table's n-gram memory that helps, or the parameters around it?):
+`engram.table_size=1` gives every head exactly one row (every n-gram reads the same vector), and
+`engram.key_shuffle=true` hashes fixed random ids of each position instead of its tokens (the same tables, heads,
+gate and conv, but no n-gram identity in the keys).
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import torch
 
 from engram.memory.budget import requested_sizes
 from engram.memory.hashing import LAYER_PRIME, DeviceCache, Lookup, assign_primes
+
+SHUFFLE_SEED = 7919  # the key_shuffle ids' own stream, apart from the multipliers'
+SHUFFLE_PERIOD = 1 << 16  # positions beyond this reuse the ids from the start
 
 
 class NgramHasher:
@@ -32,6 +40,7 @@ class NgramHasher:
         pad_id: int,
         seed: int,
         token_map: torch.Tensor | np.ndarray | None = None,
+        key_shuffle: bool = False,
     ) -> None:
         self.max_ngram, self.heads, self.layers = int(max_ngram), int(heads), [int(x) for x in layers]
         sizes = [int(table_size)] * (max_ngram - 1) if isinstance(table_size, int) else [int(s) for s in table_size]
@@ -50,12 +59,19 @@ class NgramHasher:
             for layer in self.layers
         }
         self.primes = assign_primes(self.layers, sizes, self.heads)
+        for layer in self.layers:  # the capacity-1 control: one row per head, not the smallest prime
+            self.primes[layer] = [[1] * self.heads if size == 1 else p for size, p in zip(sizes, self.primes[layer],
+                                                                                           strict=True)]
+        self.key_shuffle = bool(key_shuffle)
         consts: dict[str, torch.Tensor] = {}
         for layer in self.layers:
             consts[f"m{layer}"] = self.multipliers[layer]
             consts[f"p{layer}"] = torch.tensor(self.head_sizes(layer), dtype=torch.long)
         if self.token_map is not None:
             consts["map"] = self.token_map
+        if self.key_shuffle:  # fixed random ids per position (the key_shuffle control)
+            draw = torch.Generator().manual_seed(int(seed) + SHUFFLE_SEED)
+            consts["position_ids"] = torch.randint(0, self.vocab_size, (SHUFFLE_PERIOD,), generator=draw)
         self._consts = DeviceCache(**consts)
 
     def head_sizes(self, layer: int) -> list[int]:
@@ -68,9 +84,14 @@ class NgramHasher:
         table = self._consts.on(x.device)["map"]
         return torch.where(x >= 0, table[x.clamp_min(0)], x)  # the demo leaves negative ids alone
 
-    def _mixes(self, input_ids: torch.Tensor, layer: int) -> list[torch.Tensor]:
-        """`mix_n` for n = 2..max_ngram, each LongTensor[B, T] (int64 products wrap, as numpy's)."""
+    def _mixes(self, input_ids: torch.Tensor, layer: int, first_position: int = 0) -> list[torch.Tensor]:
+        """`mix_n` for n = 2..max_ngram, each LongTensor[B, T] (int64 products wrap, as numpy's). `first_position`:
+        the position of input_ids[:, 0] in the sequence (only key_shuffle reads it)."""
         x = self.compress(input_ids)
+        if self.key_shuffle:
+            table = self._consts.on(x.device)["position_ids"]
+            positions = torch.arange(first_position, first_position + x.shape[-1], device=x.device) % SHUFFLE_PERIOD
+            x = table[positions].expand_as(x)
         m = self._consts.on(x.device)[f"m{int(layer)}"]
         padded = torch.nn.functional.pad(x, (self.max_ngram - 1, 0), value=self.pad_id)
         T = x.shape[-1]
@@ -101,7 +122,8 @@ class NgramHasher:
     def lookup(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int,
                layer: int) -> Lookup:
         # n-grams read the previous max_ngram - 1 ids, so that window suffices
-        mixes = [m[:, -new:] for m in self._mixes(ids[:, -(new + self.max_ngram - 1):], layer)]
+        first = max(0, ids.shape[1] - new - self.max_ngram + 1)
+        mixes = [m[:, -new:] for m in self._mixes(ids[:, first:], layer, first)]
         keys = torch.stack(mixes, dim=-1).repeat_interleave(self.heads, dim=-1)  # one column per head
         return Lookup(self.slots(mixes, layer), keys, mask[:, -new:].bool())
 
@@ -111,7 +133,8 @@ class Hash(NgramHasher):
 
     def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
                  token_map: torch.Tensor | None = None) -> None:
-        super().__init__(vocab_size, cfg.table_size, cfg.max_ngram, cfg.heads, layers, pad_id, cfg.seed, token_map)
+        super().__init__(vocab_size, cfg.table_size, cfg.max_ngram, cfg.heads, layers, pad_id, cfg.seed, token_map,
+                         key_shuffle=bool(getattr(cfg, "key_shuffle", False)))
 
     @staticmethod
     def table_sizes(cfg: Any) -> list[int]:

@@ -1,0 +1,187 @@
+"""data=text: plain text for language modelling, split by document (no document in two splits).
+
+The documents come from `data.path` (a text file, a directory of them, or a glob; fewer than 20 files are cut at
+blank lines into sections of at least 2 000 characters, which are then the documents) or, without a path, from
+`data.corpus=python_stdlib`: the prose of Python's own documentation (`pydoc_data.topics`, one document per topic)
+and the source files of the standard library (one document per module; tests, idlelib and site-packages left
+out). Both ship with every Python, so nothing is fetched; the corpus follows the running Python version, which
+eval.json records.
+
+A record is one document: `{"prompt": "", "answer": <text>, "category": <source>, "key": <name>, "seen": ...}`.
+engram/data/text_blocks.py tokenises the documents of each split and packs them into `data.block_size` blocks.
+Which split a document falls in depends only on its name (a hash), so adding documents never moves another one.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+from engram.config_rules import ConfigError
+from engram.config_rules import check as rule
+from engram.data.records import Record, record
+
+__all__ = ["CORPORA", "build", "check", "check_run", "documents", "language_model", "split_of"]
+
+generated = False  # read from files: data.num_train / num_eval do not apply (data.num_tokens caps training)
+from_files = True
+language_model = True  # batches are packed token blocks and the metrics are perplexity (engram/training/lm.py)
+checks_own_paths = True  # data.path may be a directory or a glob, not only a file
+
+CORPORA = ("python_stdlib",)
+SKIPPED_PARTS = {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__", "pydoc_data"}
+SNIFF_BYTES = 8192
+MIN_FILES = 20  # fewer files than this: each is cut into sections (below) so every split gets documents
+SECTION_CHARS = 2000
+
+
+def sections(text: str) -> list[str]:
+    """A text cut at blank lines into consecutive sections of at least SECTION_CHARS characters (the last may be
+    shorter); nothing is dropped or reordered."""
+    out, current = [], ""
+    for paragraph in re.split(r"(?<=\n)\s*\n", text):
+        current += paragraph + "\n"
+        if len(current) >= SECTION_CHARS:
+            out.append(current)
+            current = ""
+    if current.strip():
+        out.append(current)
+    return out
+
+
+def check(d: Any) -> None:
+    rule(d.corpus in CORPORA, "data.corpus", d.corpus, f"is not one of {', '.join(CORPORA)}")
+    rule(isinstance(d.block_size, int) and 8 <= d.block_size <= 65536, "data.block_size", d.block_size,
+         "must be an integer in [8, 65536]")
+    rule(d.num_tokens is None or (isinstance(d.num_tokens, int) and d.num_tokens >= d.block_size), "data.num_tokens",
+         d.num_tokens, f"must be null (the whole training split) or an integer >= data.block_size ({d.block_size})")
+    rule(isinstance(d.eval_tokens, int) and d.eval_tokens >= d.block_size, "data.eval_tokens", d.eval_tokens,
+         f"must be an integer >= data.block_size ({d.block_size})")
+    rule(0.0 < d.split_fraction < 0.5, "data.split_fraction", d.split_fraction,
+         "must be in (0, 0.5) for data=text (that share of documents each for validation and test)")
+    if d.path:
+        text_files(str(d.path))  # raises ConfigError naming the path or the bad file
+
+
+PROMPT_KEYED_HASHES = ("answer", "span")  # they key on the prompt, and text has none
+
+
+def check_run(cfg: Any) -> None:
+    """What a language-model run cannot combine with (the whole config, after the groups' own checks)."""
+    rule(cfg.sequential.batch == 0, "sequential.batch", cfg.sequential.batch, "teaches facts; data=text has none")
+    rule(cfg.train.replay_ratio == 0, "train.replay_ratio", cfg.train.replay_ratio,
+         "replays general prompts beside facts; data=text has none")
+    if cfg.variant.name in ("engram", "combined", "engram_hybrid"):
+        rule(cfg.engram.init != "prepopulate", "engram.init", cfg.engram.init,
+             "writes facts before training; data=text has none (use engram=deepseek, the paper's memory)")
+        rule(cfg.engram.hash not in PROMPT_KEYED_HASHES, "engram.hash", cfg.engram.hash,
+             "keys on the prompt; data=text has none (use engram=deepseek, the paper's n-gram keys)")
+
+
+def text_files(path: str) -> list[Path]:
+    """The files `data.path` names (a file, a directory searched recursively, or a glob), sorted; each checked
+    to be readable UTF-8 text. ConfigError (one line, naming the file) otherwise."""
+    expanded = os.path.expanduser(path)
+    if Path(expanded).is_dir():
+        files = sorted(p for p in Path(expanded).rglob("*") if p.is_file() and not _hidden(p, Path(expanded)))
+    elif Path(expanded).is_file():
+        files = [Path(expanded)]
+    else:
+        files = sorted(Path(p) for p in glob.glob(expanded, recursive=True) if Path(p).is_file())
+    if not files:
+        raise ConfigError("data.path", path, "names no file (a text file, a directory of them, or a glob)")
+    for f in files:
+        try:
+            head = _head(f)
+        except OSError as e:
+            raise ConfigError("data.path", path, f"cannot read {f}: {e.strerror or e}") from None
+        if b"\x00" in head:
+            raise ConfigError("data.path", path, f"{f} is binary, not text (a NUL byte in its first 8 KiB)")
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if e.start < len(head) - 4:  # a character cut at the sniff boundary is fine
+                raise ConfigError("data.path", path, f"{f} is not UTF-8 text (byte {e.start})") from None
+    if all(f.stat().st_size == 0 for f in files):
+        raise ConfigError("data.path", path, "holds only empty files: no text to train on")
+    return files
+
+
+def _head(f: Path) -> bytes:
+    with f.open("rb") as fh:
+        return fh.read(SNIFF_BYTES)
+
+
+def _hidden(p: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in p.relative_to(root).parts)
+
+
+def documents(d: Any) -> list[tuple[str, str, str]]:
+    """(name, source, text) of every non-empty document, sorted by name."""
+    if d.path:
+        files = text_files(str(d.path))
+        root = Path(os.path.expanduser(str(d.path)))
+        out = []
+        for f in files:
+            try:
+                text = f.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError("data.path", d.path, f"cannot read {f} as UTF-8 text ({e})") from None
+            name = str(f.relative_to(root)) if root.is_dir() else f.name
+            out.append((name, "file", text))
+        if len(out) < MIN_FILES:  # too few files to split by file: their sections are the documents
+            out = [(f"{name}#{i:05d}", source, part) for name, source, text in out
+                   for i, part in enumerate(sections(text))]
+        return sorted((doc for doc in out if doc[2].strip()), key=lambda doc: doc[0])
+    return python_stdlib()
+
+
+def python_stdlib() -> list[tuple[str, str, str]]:
+    """Python's documentation topics (prose) and standard-library modules (code), as shipped with this Python."""
+    from pydoc_data.topics import topics  # ships with every CPython
+
+    docs = [(f"pydoc/{name}", "docs", text) for name, text in topics.items()]
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root)
+        if SKIPPED_PARTS.intersection(rel.parts) or any(p.startswith("test_") for p in rel.parts):
+            continue
+        try:
+            docs.append((f"stdlib/{rel.as_posix()}", "code", f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):  # a module in another encoding is rare; skip it, not the corpus
+            continue
+    return sorted((doc for doc in docs if doc[2].strip()), key=lambda doc: doc[0])
+
+
+def split_of(name: str, fraction: float, seed: int) -> str:
+    """"test", "eval" (validation) or "train" for a document, from a hash of its name and data.seed."""
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") / 2**64
+    return "test" if u < fraction else "eval" if u < 2 * fraction else "train"
+
+
+def build(d: Any) -> dict[str, list[Record]]:
+    """Every document in exactly one of train / eval / test."""
+    splits: dict[str, list[Record]] = {"train": [], "eval": [], "test": []}
+    for name, source, text in documents(d):
+        split = split_of(name, float(d.split_fraction), int(d.seed))
+        splits[split].append(record("", text, source, name, split == "train"))
+    for split, docs in splits.items():
+        if not docs:
+            where = d.path or f"data.corpus={d.corpus}"
+            raise ConfigError("data.path" if d.path else "data.corpus", where,
+                              f"has too few documents for a {split} split (each document goes to one split; "
+                              f"{sum(len(v) for v in splits.values())} found)")
+    return splits
+
+
+def corpus_info(d: Any, splits: dict[str, list[Record]]) -> dict[str, Any]:
+    """What eval.json records about the corpus: where it came from, the documents per split, and a fingerprint."""
+    names = hashlib.sha256("\n".join(r["key"] for s in ("train", "eval", "test") for r in splits[s]).encode())
+    return {"source": str(d.path) if d.path else d.corpus, "python": sys.version.split()[0],
+            "documents": {s: len(v) for s, v in splits.items()}, "fingerprint": names.hexdigest()[:16]}

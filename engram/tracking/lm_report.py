@@ -1,0 +1,103 @@
+"""The language-modelling part of a sweep report (data=text runs): the perplexity table with its controls, and held-out
+loss against memory slots (log scale) with the fitted log-linear slope, and against training tokens.
+
+The paper (arXiv 2601.07372) finds validation loss falling log-linearly with the number of slots; `fit_log_slope`
+gives the slope of test loss per decade of slots (least squares), which `loss_vs_slots.png` draws over the points.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from engram.tracking.figures import finish_axes, line_data, save_figure
+from engram.variants.common import wraps_engram
+
+LM_COLUMNS = ("label", "variant", "table_size", "key_shuffle", "num_tokens", "lm_ppl", "lm_bpb", "lm_ppl_base",
+              "lm_ppl_change", "lm_ppl_knockout", "lm_loss", "trainable_params", "lm_tokens_per_s", "wall_s")
+LM_HEADERS = {"label": "arm", "table_size": "slots per head", "key_shuffle": "shuffled keys",
+              "num_tokens": "train tokens", "lm_ppl": "test ppl", "lm_bpb": "bits/byte", "lm_ppl_base": "base ppl",
+              "lm_ppl_change": "vs base", "lm_ppl_knockout": "memory off ppl", "lm_loss": "test loss",
+              "trainable_params": "trainable params", "lm_tokens_per_s": "scoring tokens/s", "wall_s": "wall s"}
+# the differences between arms are small: more digits than the report's general 3 significant ones
+PRECISE = {"lm_ppl": "{:.3f}", "lm_ppl_base": "{:.3f}", "lm_ppl_knockout": "{:.3f}", "lm_bpb": "{:.4f}",
+           "lm_loss": "{:.4f}", "lm_ppl_change": "{:+.2%}"}
+
+
+def is_lm(df: pd.DataFrame) -> pd.Series:
+    return df["data"].eq("text") if "data" in df else pd.Series(False, index=df.index)
+
+
+def fit_log_slope(slots: np.ndarray, loss: np.ndarray) -> tuple[float, float] | None:
+    """(slope per decade of slots, intercept) of loss = a * log10(slots) + b; None with fewer than two slot sizes."""
+    if len(np.unique(slots)) < 2:
+        return None
+    a, b = np.polyfit(np.log10(slots.astype(float)), loss.astype(float), 1)
+    return float(a), float(b)
+
+
+def plot_loss_vs(df: pd.DataFrame, x: str, xlabel: str, path: Path, fit: bool) -> dict[str, Any] | None:
+    """Test loss against `x` (log scale) for the memory runs, the frozen base's loss as a dashed line, and with
+    `fit` the least-squares log-linear line and its slope in the legend."""
+    runs = df.assign(_x=pd.to_numeric(df[x], errors="coerce"), _y=pd.to_numeric(df["lm_loss"], errors="coerce"))
+    runs = runs.dropna(subset=["_x", "_y"])
+    if runs["_x"].nunique() < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    mean = runs.groupby("_x")["_y"].mean()
+    ax.plot(mean.index, mean.values, marker="o", label="memory (test loss)")
+    if fit and (line := fit_log_slope(runs["_x"].to_numpy(), runs["_y"].to_numpy())) is not None:
+        xs = np.logspace(math.log10(mean.index.min()), math.log10(mean.index.max()), 20)
+        ax.plot(xs, line[0] * np.log10(xs) + line[1], linestyle=":",
+                label=f"fit: {line[0]:+.4f} nats per 10x slots")
+    base = pd.to_numeric(df.get("lm_loss_base", pd.Series(dtype=float)), errors="coerce").dropna()
+    if not base.empty:
+        ax.axhline(float(base.mean()), color="grey", linestyle="--", label="frozen base")
+    ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel="test loss (nats per token)", title=f"Held-out loss vs {xlabel}")
+    finish_axes(ax)
+    drawn = line_data(ax)
+    save_figure(fig, path)
+    return drawn
+
+
+def lm_section(df: pd.DataFrame, out_dir: Path,
+               table: Any) -> tuple[list[str], dict[str, Any]]:
+    """report.md lines and {png name: drawn data} for the finished data=text jobs of `df` (`table`: the report's
+    markdown_table)."""
+    ok = df[is_lm(df)] if not df.empty else df
+    if ok.empty:
+        return [], {}
+    ok = ok.copy()
+    no_memory = ~ok["variant"].map(wraps_engram)
+    for col in ("table_size", "key_shuffle"):  # memory settings mean nothing for a run without memory
+        if col in ok:
+            ok[col] = ok[col].astype(object).where(~no_memory, None)
+    cols = [c for c in LM_COLUMNS if c in ok and ok[c].notna().any()]
+    shown = ok.assign(**{col: [fmt.format(float(v)) if pd.notna(v) else None for v in ok[col]]
+                         for col, fmt in PRECISE.items() if col in ok})
+    md = ["## Language modelling (test split)", "",
+          "Perplexity and bits per UTF-8 byte on the test documents (never trained on); base = the untouched model "
+          "on the same blocks; memory off = the trained memory switched off.", ""]
+    md += table(shown, cols, [LM_HEADERS.get(c, c) for c in cols]) + [""]
+    plots: dict[str, Any] = {}
+    memory = ok[pd.to_numeric(ok.get("table_size"), errors="coerce").notna()] if "table_size" in ok else ok.iloc[:0]
+    if "key_shuffle" in memory:
+        memory = memory[memory["key_shuffle"].astype(str) != "True"]
+    for name, x, xlabel, fit in (("loss_vs_slots.png", "table_size", "memory slots per head", True),
+                                 ("loss_vs_tokens.png", "num_tokens", "training tokens", False)):
+        if x in memory and memory[x].nunique() > 1:
+            drawn = plot_loss_vs(memory, x, xlabel, out_dir / name, fit)
+            if drawn:
+                plots[name] = drawn
+    if "loss_vs_slots.png" in plots:
+        rows = memory.dropna(subset=["table_size", "lm_loss"])
+        slope = fit_log_slope(pd.to_numeric(rows["table_size"]).to_numpy(), pd.to_numeric(rows["lm_loss"]).to_numpy())
+        if slope is not None:
+            md += [f"Fitted slope: {slope[0]:+.4f} nats of test loss per 10x slots.", ""]
+    return md, plots

@@ -1,0 +1,128 @@
+"""Language modelling on the tiny model: perplexity against a hand computation, the two controls' lookups, a fresh
+memory that changes nothing, an end-to-end data=text run with its metric names, and the report's slots fit."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engram import add_engram
+from engram.data.text_blocks import collate_blocks
+from engram.evaluation.perplexity import score_blocks
+from engram.models import load_model
+from engram.models.inject import engram_memories
+from engram.tracking.lm_report import fit_log_slope, lm_section
+from engram.tracking.report import markdown_table
+from tests._training_utils import tiny_cfg
+from tests.test_lm_data import write_corpus
+
+TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox naps."
+
+
+def deepseek(**kw):
+    return {"table_size": 97, "heads": 2, "dim": 16, "max_ngram": 3, "layers": [1], "hash": "deepseek",
+            "gate": "context", "seed": 0, **kw}
+
+
+def test_perplexity_equals_a_hand_computed_value():
+    model, tok = load_model("tiny")
+    ids = tok(TEXT, add_special_tokens=False)["input_ids"][:12]
+    blocks = [ids[:6], ids[6:12]]
+    batch = collate_blocks([{"input_ids": torch.tensor(b), "num_bytes": torch.tensor(len(tok.decode(b[1:]).encode()))}
+                            for b in blocks])
+    score = score_blocks(model, [batch])
+    # by hand: each position's log-softmax, one token at a time, in float64
+    nll, n_bytes = 0.0, 0
+    with torch.no_grad():
+        for b in blocks:
+            logits = model(torch.tensor([b])).logits[0].double()
+            for t in range(len(b) - 1):
+                row = logits[t]
+                nll += float(torch.logsumexp(row, 0) - row[b[t + 1]])
+            n_bytes += len(tok.decode(b[1:]).encode("utf-8"))
+    assert score.tokens == 10 and score.num_bytes == n_bytes
+    assert score.loss == pytest.approx(nll / 10, rel=1e-5)
+    assert score.ppl == pytest.approx(math.exp(nll / 10), rel=1e-5)
+    assert score.bpb == pytest.approx(nll / math.log(2) / n_bytes, rel=1e-5)
+
+
+def lookups(model, ids):
+    memory = engram_memories(model)[1]
+    found = memory.lookup(ids, torch.ones_like(ids), torch.zeros(len(ids), dtype=torch.long), ids.shape[1])
+    return found.slots
+
+
+def test_capacity_one_control_reads_one_row_per_head():
+    model, tok = load_model("tiny")
+    model = add_engram(model, deepseek(table_size=1), tokenizer=tok)
+    memory = engram_memories(model)[1]
+    assert memory.table.weight.shape[0] == 2 * 2  # two orders x two heads, one row each
+    ids = torch.randint(4, 2000, (3, 20), generator=torch.Generator().manual_seed(0))
+    assert (lookups(model, ids) == 0).all()
+    model, tok = load_model("tiny")
+    normal = add_engram(model, deepseek(), tokenizer=tok)
+    assert lookups(normal, ids).unique().numel() > 10  # without the control the n-grams spread over the rows
+
+
+def test_shuffled_keys_ignore_the_tokens_and_follow_the_position():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randint(4, 2000, (1, 24), generator=g), torch.randint(4, 2000, (1, 24), generator=g)
+    model, tok = load_model("tiny")
+    shuffled = add_engram(model, deepseek(key_shuffle=True), tokenizer=tok)
+    assert torch.equal(lookups(shuffled, a), lookups(shuffled, b))  # other text, same rows
+    assert lookups(shuffled, a)[0, :, 0].unique().numel() > 10  # but not one row for all positions
+    # the last position looked up alone (as cached decoding does) reads what the whole sequence gave it
+    memory = engram_memories(shuffled)[1]
+    last = memory.lookup(a, torch.ones_like(a), torch.zeros(1, dtype=torch.long), 1).slots
+    assert torch.equal(last[0, -1], lookups(shuffled, a)[0, -1])
+    model, tok = load_model("tiny")
+    plain = add_engram(model, deepseek(), tokenizer=tok)
+    assert not torch.equal(lookups(plain, a), lookups(plain, b))
+
+
+def test_fresh_zero_initialised_memory_changes_nothing():
+    model, tok = load_model("tiny")
+    ids = torch.randint(4, 2000, (2, 16), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        base = model(ids).logits
+        fresh = add_engram(model, deepseek(init="zeros"), tokenizer=tok)(ids).logits
+    assert torch.equal(fresh, base)
+
+
+def test_text_run_writes_the_language_model_metrics(tmp_path):
+    from engram.training.pipeline import train
+
+    corpus = write_corpus(tmp_path / "corpus", 40, words=120)
+    cfg = tiny_cfg(tmp_path / "run", "data=text", f"data.path={corpus}", "data.block_size=32",
+                   "data.num_tokens=256", "data.eval_tokens=128", "engram.init=zeros")
+    metrics, objects = train(cfg)
+    for key in ("lm/loss", "lm/ppl", "lm/bpb", "lm/ppl_base", "lm/loss_base", "lm/bpb_base", "lm/ppl_knockout",
+                "lm/tokens_per_s"):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    assert metrics["lm/ppl"] == pytest.approx(math.exp(metrics["lm/loss"]))
+    # the memory off is the frozen base (engram variant): the same blocks, the same score
+    assert metrics["lm/ppl_knockout"] == pytest.approx(metrics["lm/ppl_base"], rel=1e-6)
+    saved = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert saved["metrics"]["lm/bpb"] == pytest.approx(metrics["lm/bpb"])
+    assert saved["info"]["corpus"]["documents"]["train"] > 0 and saved["info"]["num_train"] == 256
+
+
+def test_slots_fit_recovers_a_log_linear_slope_and_the_report_draws_it(tmp_path):
+    slots = np.array([1e3, 1e4, 1e5, 1e6])
+    loss = 3.0 - 0.05 * np.log10(slots)
+    slope, intercept = fit_log_slope(slots, loss)
+    assert slope == pytest.approx(-0.05) and intercept == pytest.approx(3.0)
+    df = pd.DataFrame({"label": [f"table_size={int(s)}" for s in slots], "variant": "engram", "data": "text",
+                       "table_size": slots.astype(int), "lm_loss": loss, "lm_ppl": np.exp(loss),
+                       "lm_loss_base": 3.2, "status": "ok"})
+    md, plots = lm_section(df, tmp_path, markdown_table)
+    assert "loss_vs_slots.png" in plots and (tmp_path / "loss_vs_slots.png").is_file()
+    assert any("-0.0500 nats" in line for line in md)
+    drawn = plots["loss_vs_slots.png"]["memory (test loss)"]
+    assert [p[1] for p in drawn] == pytest.approx(list(loss))
