@@ -1,4 +1,4 @@
-"""data=text: documents split by document (disjoint, stable), packed blocks, and bad corpus input as one line + exit 2."""
+"""data=text: documents split by document (disjoint, stable), packed blocks, bad corpus input as one line + exit 2."""
 
 from __future__ import annotations
 

@@ -158,7 +158,8 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
         assert names["gate"] == ("context", "direct", "mlp"), names
         assert names["address"] == ("fingerprint", "hashed", "hybrid", "written"), names
         assert names["variant"] == ("baseline", "combined", "engram", "engram_hybrid", "gated_lora", "lora"), names
-        assert names["family"] == ("entity", "exact_match", "jsonl", "long_recall", "patterns", "user_prefs"), names
+        families = ("entity", "exact_match", "jsonl", "long_recall", "patterns", "text", "user_prefs")
+        assert names["family"] == families, names
         assert names["model"] == ("hf", "scratch", "smollm", "tiny"), names
         loaded = [m for m in sys.modules if m == "torch" or m.startswith(("engram.memory", "engram.models"))]
         assert not loaded, loaded
