@@ -15,7 +15,6 @@ from pathlib import Path
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
-from engram.cli import check_group_choices
 from engram.config import ConfigError, register_configs, validate
 from engram.config_rules import first_line
 from engram.data import build_splits
@@ -44,8 +43,8 @@ def compose(overrides: list[str]):  # -> DictConfig
 
 
 def composed(overrides: list[str]):  # -> DictConfig
-    """compose(), with whatever Hydra refuses (a key without `+` that does not exist, bad syntax) as ConfigError."""
-    check_group_choices(overrides)
+    """compose(), with whatever Hydra refuses (a key without `+` that does not exist, an unknown group option, bad
+    syntax) as ConfigError (engram.cli's finer checks sit above data in engram.LAYERS)."""
     try:
         return compose(overrides)
     except Exception as e:  # noqa: BLE001 - Hydra's errors are multi-line; one line here
