@@ -8,7 +8,7 @@
 import sys
 
 from engram.demo.gallery import gate_gallery
-from engram.tracking.report import main
+from engram.tracking.report_cli import main
 
 if __name__ == "__main__":
     sys.exit(main(gallery=gate_gallery))  # the entry point joins the layers: tracking never imports the demo

@@ -19,7 +19,8 @@ import its own layer or any layer below, never one above:
     engram.tracking                    W&B loggers, the run-dir reader, the sweep report: used by training and
                                        evaluation, so it sits below both and imports neither
     engram.cli, engram.inputs          command-line and input-file checks before any weights load (they read
-                                       model headers and data files, so they sit above models and data)
+                                       model headers and data files, so they sit above models and data);
+                                       cli_args: argparse with one-line errors (report.py, demo.py)
     engram.models, engram.data         base models + Engram injection; the data families
     engram.memory                      hashes, addresses, gates (one module per kind), memory tables, the budget
     engram.config, config_rules, config_merge, config_trainer, config_scale, atomic, lazy, registry, variants
@@ -41,7 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.training",),
     ("engram.evaluation",),
     ("engram.tracking",),
-    ("engram.cli", "engram.inputs"),
+    ("engram.cli", "engram.inputs", "engram.cli_args"),
     ("engram.models", "engram.data"),
     ("engram.memory",),
     ("engram.config", "engram.config_rules", "engram.config_merge", "engram.config_trainer", "engram.config_scale",

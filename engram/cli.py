@@ -7,6 +7,7 @@ stderr and exit 2, before any weights load (HYDRA_FULL_ERROR=1 adds the tracebac
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import runpy
 import sys
@@ -19,24 +20,28 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from engram import registry
 from engram.config import (
+    EVALUATE_KEYS,
     ConfigError,
+    TrainConfig,
     for_variant,
     register_configs,
     validate,
     validate_evaluate_keys,
     validate_layers,
 )
+from engram.config_merge import check_known
 from engram.config_rules import one_line
-from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs
+from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs, describe_splits
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
 
 register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
 
+log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
                   "hparams_search")
@@ -102,7 +107,7 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
     try:
         overrides = _first_job([a for a in argv if a not in HYDRA_FLAGS], multirun=any(a in HYDRA_FLAGS for a in argv))
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            compose(config_name, overrides=overrides, return_hydra_config=True)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     except Exception as e:  # noqa: BLE001 - whatever Hydra refuses, in one line
         lines = []
         for line in str(e).splitlines():
@@ -111,6 +116,12 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
             lines.append(line.strip())
         message = " ".join(x for x in lines if x) or type(e).__name__
         exit_config_error(f"config error: the command line does not compose: {message}")
+        return
+    try:  # here too, not only in the job: a multirun with an unknown key is refused before any job starts
+        check_known(OmegaConf.to_container(cfg, resolve=False), TrainConfig,
+                    EVALUATE_KEYS if config_name == "evaluate" else ())
+    except ConfigError as e:
+        exit_config_error(e)
 
 
 def _first_job(overrides: list[str], multirun: bool) -> list[str]:
@@ -129,16 +140,22 @@ def _first_job(overrides: list[str], multirun: bool) -> list[str]:
 
 
 def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
-    """Validate a composed config and the files and model it names; the typed config, or ConfigError.
+    """Validate a composed config and the files and model it names; the typed config, or ConfigError."""
+    return checked_config(cfg, evaluate)[0]
+
+
+def checked_config(cfg: DictConfig, evaluate: bool = False) -> tuple[DictConfig, str | None]:
+    """check_config's typed config, and the line saying how many facts the run teaches and scores (None when it
+    teaches nothing: evaluate.py without four_way).
 
     Cheap checks first: values (no I/O), then the model's config.json / GGUF header, the accelerator, the data
     (built as the run will build it), a checkpoint and, for evaluate.py, the run dirs and memory file.
     """
-    typed = validate(cfg)
+    typed = validate(cfg, EVALUATE_KEYS if evaluate else ())  # a root key of neither schema is refused
     ev = validate_evaluate_keys(cfg) if evaluate else None
     check_model(typed)
     check_accelerator(typed.trainer)
-    check_data(typed.data)
+    splits = check_data(typed.data)
     check_checkpoint(typed.ckpt_path)
     if ev is not None:
         check_evaluate_inputs(ev)
@@ -146,13 +163,17 @@ def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
             for variant in ev.variants:
                 for_variant(typed, variant)
     check_budget(typed)  # last: the hash kind's layout imports torch (~2 s), so every cheap check fails first
-    return typed
+    return typed, describe_splits(typed.data, splits) if ev is None or ev.four_way else None
 
 
 def validated_or_exit(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
-    """The typed, validated config; on a bad value print `config error: key=value rule` and exit 2."""
+    """The typed, validated config; on a bad value print `config error: key=value rule` and exit 2. A run that
+    teaches logs first how many facts it teaches and holds out (from the splits the check built)."""
     try:
-        return check_config(cfg, evaluate)
+        typed, data_line = checked_config(cfg, evaluate)
+        if data_line:
+            log.info(data_line)
+        return typed
     except ConfigError as e:
         if in_multirun():  # one bad job of a sweep: record it and let Hydra run the others
             note_job_failure(str(e))

@@ -283,6 +283,7 @@ class EvaluateConfig:
     output_dir: str | None = None
 
 
+EVALUATE_KEYS = tuple(EvaluateConfig.__dataclass_fields__)  # evaluate.yaml's root keys beside train.yaml's
 SCHEMAS: dict[str, type] = {"model": ModelConfig, "engram": EngramConfig, "variant": VariantConfig,
                             "lora": LoraConfig, "data": DataConfig, "logger": LoggerConfig, "optim": OptimConfig}
 ROOT_GROUPS = ("model", "engram", "variant", "lora", "data", "logger", "optim", "trainer")  # chosen in train.yaml
@@ -323,10 +324,12 @@ def load_plugins(cfg: DictConfig) -> None:
             raise ConfigError("plugins", module, f"cannot be imported ({first_line(e)})") from None
 
 
-def validate(cfg: DictConfig) -> DictConfig:
-    """Check a composed config; returns it typed. Raises ConfigError (one line) on the first problem."""
+def validate(cfg: DictConfig, root_extra: tuple[str, ...] | None = None) -> DictConfig:
+    """Check a composed config; returns it typed. Raises ConfigError (one line) on the first problem.
+    `root_extra`: given for a command line (every root key must then be TrainConfig's or one of these); None for
+    a saved run config, whose unknown root keys are dropped (config_merge.typed_config)."""
     load_plugins(cfg)
-    typed = typed_config(cfg, TrainConfig)
+    typed = typed_config(cfg, TrainConfig, root_extra)
     validate_model(typed.model)
     known_kind("variant", "variant.name", typed.variant.name)
     one_of("variant.finetune", typed.variant.finetune, ("none", "full"))

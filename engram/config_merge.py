@@ -3,7 +3,10 @@ full key (engram/config.py's `validate` and evaluate.py's keys use it)."""
 
 from __future__ import annotations
 
+import difflib
 import functools
+from collections.abc import Collection, Mapping
+from dataclasses import is_dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,8 +21,10 @@ def _schema(schema_cls: type) -> DictConfig:
     return OmegaConf.structured(schema_cls)
 
 
-def typed_config(cfg: DictConfig, schema_cls: type) -> DictConfig:
-    """Merge onto the schema so wrong types fail with the full key (e.g. engram.table_size=abc)."""
+def typed_config(cfg: DictConfig, schema_cls: type, root_extra: Collection[str] | None = None) -> DictConfig:
+    """Merge onto the schema so wrong types fail with the full key (e.g. engram.table_size=abc). A key the schema
+    does not have is refused at any depth below the root; at the root only when `root_extra` is given (the keys
+    another schema owns, e.g. evaluate.py's), since a saved run config may carry keys of an older version."""
     schema = _schema(schema_cls)
     for key in ("experiment_name", "task_name"):  # other values interpolate them: name them, not their users
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False) if isinstance(cfg, DictConfig) else None
@@ -31,6 +36,7 @@ def typed_config(cfg: DictConfig, schema_cls: type) -> DictConfig:
                           f"cannot be resolved ({first_line(e)})") from None
     plain.pop("hydra", None)
     known = {k: v for k, v in plain.items() if k in schema}
+    check_known(plain if root_extra is not None else known, schema_cls, root_extra or ())
     try:
         merged = OmegaConf.merge(schema, known)
     except OmegaConfBaseException as e:
@@ -52,3 +58,29 @@ def _bad_key(schema: DictConfig, values: dict[str, Any], prefix: str = "") -> st
                 return _bad_key(sub, v, f"{prefix}{k}.")
             return f"{prefix}{k}"
     return prefix.rstrip(".") or "config"
+
+
+def check_known(values: Mapping[str, Any], schema_cls: type, extra: Collection[str] = ()) -> None:
+    """ConfigError naming the first key of `values` that the schema lacks (a typo, or a `+key=` override would
+    otherwise be dropped or merged silently). `extra`: root keys another schema owns; `hydra` is Hydra's."""
+    found = unknown_key({k: v for k, v in values.items() if k not in (*extra, "hydra")}, _schema(schema_cls))
+    if found is None:
+        return
+    key, value, options = found
+    parent = key.rpartition(".")[0]
+    close = difflib.get_close_matches(key.rpartition(".")[2], options, n=3)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise ConfigError(key, value, f"is not a config key{f' of {parent}' if parent else ''}{hint}")
+
+
+def unknown_key(values: Mapping[str, Any], schema: DictConfig, prefix: str = "") -> tuple[str, Any, list[str]] | None:
+    """(full key, value, the keys there are) of the first key the schema lacks, at any depth; None when all are
+    known. Schema nodes typed Any or dict (trainer, paths) are open: their keys are checked elsewhere or free."""
+    for key, value in values.items():
+        if key not in schema:
+            return f"{prefix}{key}", value, [str(k) for k in schema]
+        if isinstance(value, Mapping) and is_dataclass(OmegaConf.get_type(schema, key)):
+            found = unknown_key(value, schema[key], f"{prefix}{key}.")
+            if found is not None:
+                return found
+    return None

@@ -57,6 +57,21 @@ def check_data(data: Any) -> dict[str, list[dict[str, Any]]]:
     return splits
 
 
+def describe_splits(data: Any, splits: dict[str, list[dict[str, Any]]]) -> str:
+    """The run's first line about its data: how many facts are taught, how many scored and where they come from."""
+    n_eval, n_seen = len(splits["eval"]), sum(bool(r.get("seen")) for r in splits["eval"])
+    source = ""
+    if registry.attribute("family", data.family, "from_files", False):
+        source = ("data.valid_path" if data.valid_path else "data.test_path; every fact of data.path is taught"
+                  if data.test_path else f"{float(data.split_fraction):.0%} of data.path (data.split_fraction), "
+                  "not taught")
+        source = f"; eval: {source}"
+    test = splits.get("test")
+    extra = f"; test file: {len(test)} scored apart" if test is not None and test != splits["eval"] else ""
+    return (f"data={data.family}: {len(splits['train'])} facts taught, {n_eval} for evaluation ({n_eval - n_seen} "
+            f"held out, {n_seen} taught){source}{extra}")
+
+
 def check_checkpoint(ckpt_path: str | None) -> None:
     """`ckpt_path` is a Lightning checkpoint (read from its pickle without running it), or one of Lightning's
     keywords (last, best, ...), or a remote URL (checked by Lightning)."""

@@ -34,6 +34,9 @@ DEFAULTS: dict[str, str] = {"model": "", "steps": "60", "lr": "0.3", "margin": "
 
 def parse(argv: list[str]) -> tuple[Path, dict[str, str]]:
     """(facts file, keys); ConfigError (one line) on anything malformed. Imports no torch."""
+    option = next((a for a in argv if a.startswith("-") and len(a) > 1), None)
+    if option is not None:  # engram.write takes no options (--help is answered in main)
+        raise ConfigError("option", option, f"is not an option of engram.write; {USAGE}")
     positional = [a for a in argv if "=" not in a]
     keys = dict(DEFAULTS)
     for arg in (a for a in argv if "=" in a):
@@ -80,8 +83,12 @@ def run(facts_path: Path, keys: dict[str, str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return 0
     try:
-        facts_path, keys = parse(list(sys.argv[1:] if argv is None else argv))
+        facts_path, keys = parse(args)
         read_jsonl(facts_path)  # a bad line fails here, before any weights load
         if keys["old"]:
             read_jsonl(keys["old"])

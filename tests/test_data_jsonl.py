@@ -123,7 +123,8 @@ def test_non_utf8_line_is_named_by_file_and_line(tmp_path):
 
 
 def test_user_test_file_is_scored_next_to_the_eval_split(tmp_path, capsys):
-    """data.test_path on the tiny model: the test file gets test/ metrics, seen/unseen by key against the training
+    """data.test_path without a valid file on the tiny model: every training fact is taught (split_fraction is not
+    carved out), the test file is the eval split and gets test/ metrics, seen/unseen by key against the training
     keys, its own rows in eval.json and eval.md; the title counts the facts trained, not data.num_train's cap."""
     from engram.training.pipeline import train
     from tests._training_utils import tiny_cfg
@@ -137,18 +138,56 @@ def test_user_test_file_is_scored_next_to_the_eval_split(tmp_path, capsys):
     metrics, objects = train(cfg)
 
     train_keys = {r["key"] for r in objects["datamodule"].train_records}
-    assert len(train_keys) == 18  # 10% of 20 went to the eval split
+    assert len(train_keys) == 20  # all of them: the test file is the held-out part
     expected_seen = len({f"k{i}" for i in range(15, 25)} & train_keys)
     assert metrics["test/num_examples"] == 10 and metrics["test/num_seen"] == expected_seen
     assert metrics["test/num_unseen"] == 10 - expected_seen and "test/exact_match" in metrics
-    assert metrics["eval/num_examples"] == 2  # the eval split stays what it was
+    assert metrics["eval/num_examples"] == 10 and metrics["eval/exact_match"] == metrics["test/exact_match"]
 
     result = json.loads((run_dir / "eval.json").read_text())
-    assert result["info"]["num_train"] == 18
-    assert len(result["examples"]) == 2 and len(result["test_examples"]) == 10
+    assert result["info"]["num_train"] == 20
+    assert len(result["examples"]) == 10 and len(result["test_examples"]) == 10
     assert [r["seen"] for r in result["test_examples"]] == [f"k{i}" in train_keys for i in range(15, 25)]
     assert result["metrics"]["test/exact_match"] == metrics["test/exact_match"]
     md = (run_dir / "eval.md").read_text()
     assert "Test file (data.test_path)" in md and "test file exact match (10)" in md
     out = capsys.readouterr().out
-    assert "jsonl (18 train)" in out and "100000000" not in out
+    assert "jsonl (20 train)" in out and "100000000" not in out
+
+
+def facts_and_test_file(tmp_path, n_train=400, test_keys=range(380, 430)):
+    train, test = tmp_path / "facts.jsonl", tmp_path / "test.jsonl"
+    train.write_text("\n".join(msg(f"What is code {i}?", f"C{i}", key=f"k{i}") for i in range(n_train)) + "\n")
+    test.write_text("\n".join(msg(f"Code {i}, please?", f"C{i}", key=f"k{i}") for i in test_keys) + "\n")
+    return train, test
+
+
+def test_test_file_without_valid_file_teaches_every_fact(tmp_path):
+    """data.test_path and no data.valid_path: all 400 facts are taught, the test file is the eval split (and the
+    test split); split_fraction is carved out only when neither file is given."""
+    train, test = facts_and_test_file(tmp_path)
+    s = build_splits({"family": "jsonl", "path": str(train), "test_path": str(test), "split_fraction": 0.1})
+    assert len(s["train"]) == 400 and [r["prompt"] for r in s["train"]] == [f"What is code {i}?" for i in range(400)]
+    assert s["eval"] == s["test"] and len(s["eval"]) == 50
+    assert [r["seen"] for r in s["eval"]] == [i < 400 for i in range(380, 430)]
+    carved = build_splits({"family": "jsonl", "path": str(train), "split_fraction": 0.1})
+    assert (len(carved["train"]), len(carved["eval"])) == (360, 40) and "test" not in carved
+    with_valid = build_splits({"family": "jsonl", "path": str(train), "valid_path": str(test), "test_path": str(test)})
+    assert len(with_valid["train"]) == 400 and len(with_valid["eval"]) == 50
+
+
+def test_startup_line_says_how_many_facts_are_taught_and_held_out(tmp_path, caplog):
+    """train.py's first log line (validated_or_exit, before any weights load) counts the taught and held-out facts."""
+    from engram.cli import validated_or_exit
+
+    train, test = facts_and_test_file(tmp_path)
+    lines = {}
+    for name, extra in (("test", [f"data.test_path={test}"]), ("carved", [])):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="engram.cli"):
+            validated_or_exit(compose(["model=tiny", "data=jsonl", f"data.path={train}", *extra]))
+        lines[name] = [r.getMessage() for r in caplog.records if r.name == "engram.cli"]
+    assert lines["test"] == ["data=jsonl: 400 facts taught, 50 for evaluation (30 held out, 20 taught); eval: "
+                             "data.test_path; every fact of data.path is taught"]
+    assert lines["carved"] == ["data=jsonl: 360 facts taught, 40 for evaluation (40 held out, 0 taught); eval: 10% of "
+                               "data.path (data.split_fraction), not taught"]

@@ -26,8 +26,8 @@ from engram.demo.heat import HOT, heat_hex, visible
 from engram.demo.page import render_page
 from engram.demo.session import DemoRun, load_demo
 from engram.demo.terminal import comparison_view
-from engram.tracking.report import main as report_main
 from engram.tracking.report import write_report
+from engram.tracking.report_cli import main as report_main
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TOKENS = 12
@@ -203,7 +203,7 @@ def test_bad_input_is_one_line_and_exit_2(case: str, run, tmp_path: Path) -> Non
         "no_memory": ([f"run_dir={baseline}"], "has no saved memory"),
         "unreadable_prompts": ([f"run_dir={run_dir}", "--prompts", str(binary)], "is not UTF-8"),
         "empty_prompts": ([f"run_dir={run_dir}", "--prompts", str(tmp_path / "empty.txt")], "holds no prompt"),
-        "unknown_key": (["run=x"], "is not one of run_dir=..., engram_path=..."),
+        "unknown_key": (["run=x"], "config error: run=x is not a key of demo.py"),
         "no_default_run": ([], "holds no finished run with a memory"),
         "engram_path_outside_a_run": ([f"engram_path={loose}"], "is not inside a run dir"),
     }[case]

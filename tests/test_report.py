@@ -143,9 +143,14 @@ def test_report_cli(grid):
 
 
 def test_report_on_nothing(tmp_path, capsys):
-    from engram.tracking.report import main
+    from engram.tracking.report_cli import main
 
-    assert main([str(tmp_path / "nothing")]) == 1 and "no job dirs" in capsys.readouterr().out
+    assert main([str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err == f"report.py: {tmp_path / 'nothing'} does not exist (give a multirun dir, a run " \
+                                      "dir or a glob)\n"
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err == f"report.py: no job dirs (.hydra/config.yaml) under: {tmp_path / 'empty'}\n"
 
 
 def test_optuna_best_trial_in_report(grid, tmp_path):

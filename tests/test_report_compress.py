@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engram.tracking.report import main
+from engram.tracking.report_cli import main
 
 
 def row(condition: str, exact: float, k: int | None = None, layer: int | None = None,

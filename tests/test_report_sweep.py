@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engram.tracking.report import collect
-from engram.tracking.report import main as report_main
+from engram.tracking.report_cli import main as report_main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model=tiny", "trainer=debug", "logger=none", "variant=engram", "engram.dim=32", "eval_max_new_tokens=4",

@@ -20,13 +20,34 @@ from engram.compress.config import COMMANDS, validated
 from engram.config import ConfigError
 
 USAGE = "usage: python -m engram.compress {" + "|".join(COMMANDS) + "} [question] [key=value ...]"
+COMMAND_HELP = {  # `python -m engram.compress <command> --help`
+    "build": "usage: python -m engram.compress build [docs=bios|stdlib|FILE.jsonl] [store=DIR] [key=value ...]\n"
+             "Extract k engram vectors per document and store them (LanceDB) for `ask`.",
+    "ask": "usage: python -m engram.compress ask QUESTION [store=DIR] [key=value ...]\n"
+           "Retrieve the closest stored document's engrams and answer QUESTION with them in place of the text.",
+    "eval": "usage: python -m engram.compress eval [compress.layer=N compress.k=K compress.pooling=P ...]\n"
+            "Full context vs k engrams vs nothing vs retrieval, one setting; writes compress.json/.md in out=.",
+    "sweep": "usage: python -m engram.compress sweep [experiment=compress_sweep] [key=value ...]\n"
+             "Every layer x k x pooling of compress.sweep.*; writes one row per setting.",
+}
+HELP_FLAGS = ("-h", "--help")
+
+
+def flag(arg: str) -> bool:
+    """`-x` / `--xx`: an option, not a word of a question (a negative number like -5 stays a word)."""
+    return arg.startswith("-") and len(arg) > 1 and not arg[1].isdigit() and arg != "--"
 
 
 def parse(argv: list[str]) -> tuple[str, str, list[str]]:
-    """(command, question, overrides); ConfigError on a malformed command line."""
+    """(command, question, overrides); ConfigError on a malformed command line (an unknown flag included: it
+    would otherwise become a word of the question)."""
     if not argv or argv[0] not in COMMANDS:
         raise ConfigError("command", argv[0] if argv else "(none)", f"is not a command; {USAGE}")
     command, rest = argv[0], argv[1:]
+    bad = next((a for a in rest if flag(a)), None)
+    if bad is not None:
+        raise ConfigError("option", bad, f"is not an option of engram.compress {command} (it takes key=value "
+                          "overrides of conf/compress.yaml; see --help)")
     words = [a for a in rest if "=" not in a]
     overrides = [a for a in rest if "=" in a]
     question = " ".join(words).strip()
@@ -52,8 +73,8 @@ def run(argv: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] in (["-h"], ["--help"]):
-        print(__doc__)
+    if any(a in HELP_FLAGS for a in args):
+        print(COMMAND_HELP[args[0]] if args[0] in COMMAND_HELP else __doc__)
         return 0
     try:
         result = run(args)

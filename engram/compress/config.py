@@ -11,7 +11,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from engram.config import ConfigError, register_configs, schema_defaults
+from engram.config import ConfigError, LoggerConfig, ModelConfig, register_configs, schema_defaults
+from engram.config_merge import check_known
 from engram.config_rules import check, is_int
 from engram.models.loading import model_shape
 
@@ -64,6 +65,21 @@ class CompressConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
+@dataclass
+class CompressRootConfig:
+    """The keys conf/compress.yaml composes, for the unknown-key check only (their defaults live in that YAML and in
+    the group schemas)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    experiment_name: Any = None
+    seed: Any = None
+    docs: Any = None
+    store: Any = None
+    out: Any = None
+
+
 def compose_config(overrides: list[str]) -> DictConfig:
     register_configs()  # the model / logger group YAMLs extend the schemas stored there
     ConfigStore.instance().store(group="schema/compress", name="compress", node=schema_defaults(CompressConfig))
@@ -83,6 +99,7 @@ def _layer(value: Any, key: str, depth: int, top: int) -> None:
 
 def check_config(cfg: DictConfig, command: str) -> DictConfig:
     """The config, or ConfigError naming the first bad key."""
+    check_known(OmegaConf.to_container(cfg, resolve=False), CompressRootConfig)  # `+compress.nosuch=1` too
     c = cfg.compress
     check(command in COMMANDS, "command", command, f"is not a command (one of: {', '.join(COMMANDS)})")
     for key in ("compress.k", "compress.num_docs", "compress.num_train_docs", "compress.batch_size",

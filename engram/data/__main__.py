@@ -16,6 +16,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
 from engram.config import ConfigError, register_configs, validate
+from engram.config_rules import first_line
 from engram.data import build_splits
 from engram.data.jsonl import JsonlFormatError, write_jsonl
 
@@ -41,9 +42,18 @@ def compose(overrides: list[str]):  # -> DictConfig
         return hydra_compose(config_name="train", overrides=overrides)
 
 
+def composed(overrides: list[str]):  # -> DictConfig
+    """compose(), with whatever Hydra refuses (a key without `+` that does not exist, an unknown group option, bad
+    syntax) as ConfigError (engram.cli's finer checks sit above data in engram.LAYERS)."""
+    try:
+        return compose(overrides)
+    except Exception as e:  # noqa: BLE001 - Hydra's errors are multi-line; one line here
+        raise ConfigError("overrides", " ".join(overrides), f"do not compose: {first_line(e)}") from None
+
+
 def export(overrides: list[str], out: str | Path) -> tuple[Path, Path, int, int]:
     """Write train to `out` and eval to `<stem>.valid.jsonl`; returns (train path, valid path, n_train, n_eval)."""
-    cfg = validate(compose(overrides))
+    cfg = validate(composed(overrides), root_extra=())  # root_extra: an unknown root key is refused too
     splits = build_splits(cfg.data)
     out = Path(out)
     valid = valid_path_for(out)
@@ -52,8 +62,15 @@ def export(overrides: list[str], out: str | Path) -> tuple[Path, Path, int, int]
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return 0
     if not args or args[0] != "export":
-        print(USAGE, file=sys.stderr)
+        print(f"config error: command={args[0] if args else '(none)'} is not a command; {USAGE}", file=sys.stderr)
+        return 2
+    option = next((a for a in args[1:] if a.startswith("-") and len(a) > 1), None)
+    if option is not None:
+        print(f"config error: option={option} is not an option of engram.data export; {USAGE}", file=sys.stderr)
         return 2
     outs = [a.split("=", 1)[1] for a in args[1:] if a.startswith("out=")]
     overrides = [a for a in args[1:] if not a.startswith("out=")]

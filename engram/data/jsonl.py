@@ -9,9 +9,12 @@ wordings of the prompt with the same answer: those of the eval records become th
 `engram.data.build_splits`; no eval record with paraphrases -> no such split). Export writes them for the eval
 records of exact_match, so its files read back with the same paraphrase split.
 
-Splits: `data.path` is the training file; eval comes from `data.valid_path`, or else a seeded `data.split_fraction`
-of `data.path`. `data.test_path` (optional) adds a "test" split. Blank lines are skipped; any other bad line raises
-`JsonlFormatError` naming `file:line: reason`.
+Splits: `data.path` is the training file. The eval split is, in this order of preference:
+  `data.valid_path`                   the valid file (a `data.test_path` is then scored apart as the "test" split);
+  `data.test_path`                    without a valid file, the test file: EVERY fact of `data.path` is taught and
+                                      the test file is both the eval split and the "test" split (decoded once);
+  neither                             a seeded `data.split_fraction` of `data.path`, which is then not taught.
+Blank lines are skipped; any other bad line raises `JsonlFormatError` naming `file:line: reason`.
 """
 
 from __future__ import annotations
@@ -131,8 +134,11 @@ def build_jsonl(data_cfg: Any) -> dict[str, list[Record]]:
     """train / eval (/ test) records from the files (see the module doc); eval records keep their paraphrases."""
     cfg = as_data_cfg(data_cfg)
     train = read_jsonl(cfg.path)
+    tests = read_jsonl(cfg.test_path) if cfg.test_path else None
     if cfg.valid_path:
         evals = read_jsonl(cfg.valid_path)
+    elif tests is not None:  # the user's test file is the held-out part: carving more out would untrain facts
+        evals = tests
     else:  # seeded split of the one file; at least one eval item when a fraction is asked for
         train = list(train)
         rng(cfg.seed, "jsonl", "split").shuffle(train)
@@ -143,6 +149,6 @@ def build_jsonl(data_cfg: Any) -> dict[str, list[Record]]:
     train = train[: int(cfg.num_train)]
     keys = {r["key"] for r in train}
     splits = {"train": train, "eval": mark_seen(evals[: int(cfg.num_eval)], keys)}
-    if cfg.test_path:
-        splits["test"] = mark_seen(read_jsonl(cfg.test_path), keys)
+    if tests is not None:
+        splits["test"] = mark_seen(tests, keys)
     return splits

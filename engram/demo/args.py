@@ -3,10 +3,10 @@ HTML page goes. Each problem is one ConfigError (demo.py prints it as one line a
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from engram.cli_args import OneLineParser
 from engram.config_rules import ConfigError
 from engram.inputs import check_engram_file, check_run_dir
 from engram.models.headers import engram_file
@@ -25,8 +25,8 @@ class DemoArgs:
     max_new_tokens: int | None
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> OneLineParser:
+    p = OneLineParser(
         prog="demo.py", description="Base model vs memory, side by side, each token tinted by its gate.",
         epilog="default run: the newest run dir under outputs/default/ (what `make run` writes)")
     p.add_argument("settings", nargs="*", metavar="run_dir=DIR | engram_path=FILE",
@@ -44,8 +44,10 @@ def parse(argv: list[str]) -> DemoArgs:
     given = {}
     for item in args.settings:
         key, sep, value = item.partition("=")
-        if not sep or key not in KEYS:
+        if not sep:
             raise ConfigError("demo", item, f"is not one of {', '.join(k + '=...' for k in KEYS)}")
+        if key not in KEYS:  # the key named, like train.py's unknown keys
+            raise ConfigError(key, value, f"is not a key of demo.py (one of {', '.join(k + '=...' for k in KEYS)})")
         given[key] = value
     if len(given) > 1:
         raise ConfigError("demo", " ".join(args.settings), "gives both run_dir and engram_path; give one")

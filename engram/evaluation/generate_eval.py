@@ -178,9 +178,14 @@ def evaluate_splits(model: Any, tokenizer: Any, dm: Any, batch_size: int, max_ne
     prefix and its rows are kept apart in `result.test_rows`. Seen/unseen comes from the records (by key)."""
     result = evaluate_generation(model, tokenizer, dm.generation_batches(batch_size), max_new_tokens,
                                  total=len(dm.eval_records))
-    if "test" in dm.splits:
+    if "test" not in dm.splits:
+        return result
+    if dm.splits["test"] == dm.eval_records:  # jsonl without a valid file: the test file is the eval split
+        test = EvalResult({**summarize_rows(result.rows, "test"), "test/latency_ms": result.metrics["eval/latency_ms"]},
+                          result.rows)  # the same prompts: decoded once
+    else:
         test = evaluate_generation(model, tokenizer, dm.generation_batches(batch_size, split="test"), max_new_tokens,
                                    total=len(dm.splits["test"]), prefix="test")
-        result.metrics.update(test.metrics)
-        result.test_rows = test.rows
+    result.metrics.update(test.metrics)
+    result.test_rows = test.rows
     return result

@@ -7,7 +7,6 @@ without eval.json is listed as failed, with the last line of its FAILED.txt when
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -24,7 +23,6 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from engram.config import ROW_ORDER
-from engram.tracking.compress_plots import read_results, write_compress_report
 from engram.tracking.figures import finish_axes, line_data, save_figure
 from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
 from engram.tracking.lm_report import is_lm, lm_section
@@ -375,28 +373,3 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
         md += gallery(runs, out_dir)
     (out_dir / "report.md").write_text("\n".join(md))
     return {"csv": out_dir / "results.csv", "markdown": out_dir / "report.md", "plots": plots}
-
-
-def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None) -> int:
-    """`gallery`: see write_report (report.py passes the demo's; --no-gallery skips it)."""
-    parser = argparse.ArgumentParser(prog="report.py", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="multirun/<experiment>/<date>, a run dir, or a glob")
-    parser.add_argument("--out", help="where report.md/PNGs go (default: the single path given, else reports/<now>)")
-    parser.add_argument("--no-gallery", action="store_true",
-                        help="skip the gate heat maps (they load each memory run's model)")
-    args = parser.parse_args(argv)
-    single = len(args.paths) == 1 and Path(args.paths[0]).is_dir()
-    out = Path(args.out) if args.out else Path(args.paths[0]) if single else Path(
-        "reports") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
-    df = collect(args.paths)
-    if df.empty:
-        compress_runs = read_results(args.paths)  # `python -m engram.compress eval|sweep` runs have no Hydra job dir
-        if compress_runs:
-            return write_compress_report(compress_runs, out, args.paths)
-        print(f"no job dirs (.hydra/config.yaml) under: {' '.join(args.paths)}")
-        return 1
-    result = write_report(df, out, args.paths, None if args.no_gallery else gallery)
-    n_failed = int((df["status"] != "ok").sum())
-    print(f"{len(df)} jobs ({n_failed} failed) -> {result['markdown']}, {len(result['plots'])} plots, "
-          f"{result['csv']}")
-    return 0
