@@ -13,6 +13,7 @@ import torch
 
 from engram import add_engram
 from engram.data.text_blocks import collate_blocks
+from engram.evaluation.gate_classes import BigramCounts, GateByClass, bucket_of, classify, token_texts
 from engram.evaluation.perplexity import score_blocks
 from engram.models import load_model
 from engram.models.inject import engram_memories
@@ -125,3 +126,36 @@ def test_slots_fit_recovers_a_log_linear_slope_and_the_report_draws_it(tmp_path)
     assert any("-0.0500 nats" in line for line in md)
     drawn = plots["loss_vs_slots.png"]["memory (test loss)"]
     assert [p[1] for p in drawn] == pytest.approx(list(loss))
+
+
+def test_token_classes_and_bigram_counts():
+    texts = ["def", " get", "_item", "(", " Paris", " of", " 42", " ", "x"]
+    assert classify(texts) == ["function_word", "word_start", "inside_word", "punctuation", "name_start",
+                               "function_word", "number", "whitespace", "word_start"]
+    counts = BigramCounts(torch.tensor([[1, 2, 3, 1, 2]]), vocab=10)
+    assert counts.of(torch.tensor([[5, 1, 2, 3]])).tolist() == [[-1, 0, 2, 1]]
+    assert [bucket_of(c) for c in (0, 1, 9, 10, 99, 100, 5000)] == ["0", "1-9", "1-9", "10-99", "10-99", "100+",
+                                                                    "100+"]
+
+
+def test_gate_by_class_averages_the_memorys_own_gate_record():
+    model, tok = load_model("tiny")
+    model = add_engram(model, deepseek(gate_bias=1.0, init_std=1.0), tokenizer=tok)
+    ids = torch.tensor([tok("The cat of Bob_Smith sat. The cat ran 42 times.", add_special_tokens=False)["input_ids"]])
+    by_class = GateByClass(model, tok, BigramCounts(ids, len(tok)))
+    with torch.no_grad():
+        model(ids)
+    by_class({"input_ids": ids})
+    gate = engram_memories(model)[1].entering()[0]
+    classes = classify(token_texts(tok, ids[0].tolist()))
+    metrics = by_class.metrics()
+    for c in set(classes):
+        expected = float(gate[[i for i, k in enumerate(classes) if k == c]].mean())
+        assert metrics[f"gate_class/layer1/{c}"] == pytest.approx(expected, rel=1e-6)
+        assert metrics[f"gate_class/share/{c}"] == pytest.approx(classes.count(c) / len(classes))
+    assert gate.std() > 0  # the classes differ, so a mix-up of positions would show
+    freq = BigramCounts(ids[:, :6], len(tok)).of(ids)[0]  # counted on the first six tokens only
+    by_freq = GateByClass(model, tok, BigramCounts(ids[:, :6], len(tok)))
+    by_freq({"input_ids": ids})
+    unseen = [t for t in range(1, ids.shape[1]) if freq[t] == 0]
+    assert unseen and by_freq.metrics()["gate_freq/layer1/0"] == pytest.approx(float(gate[unseen].mean()), rel=1e-6)

@@ -17,12 +17,16 @@ from rich.console import Console
 from rich.table import Table
 
 from engram.atomic import atomic_write_text
+from engram.evaluation.gate_classes import BigramCounts, GateByClass
 from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.perplexity import LMScore, score_blocks
 from engram.evaluation.results import write_results
 from engram.evaluation.scoring import EvalOutcome
 from engram.models.inject import engram_memories
 from engram.models.params import count_parameters
+from engram.tracking.token_gate_plot import GateRow, plot_token_gates
+
+GATE_PNG = "gate_tokens.png"  # the memory's gate over the first test tokens
 
 SUMMARY = (("perplexity", "lm/ppl", "{:.3f}"), ("bits per byte", "lm/bpb", "{:.4f}"),
            ("base perplexity", "lm/ppl_base", "{:.3f}"), ("knock-out perplexity", "lm/ppl_knockout", "{:.3f}"),
@@ -38,7 +42,10 @@ def evaluate_text(model: Any, datamodule: Any, cfg: Any, run_dir: Path, info: di
     metrics = dict(metrics or {})
     counts = count_parameters(model)
     unchanged = base is not None and counts["trainable"] == 0 and not engram_memories(model)
-    test = base if unchanged else score_blocks(model, datamodule.loader("test"), desc="perplexity (test)")
+    by_class = GateByClass(model, datamodule.tokenizer, training_bigrams(datamodule)) if engram_memories(model) \
+        else None
+    test = base if unchanged else score_blocks(model, datamodule.loader("test"), desc="perplexity (test)",
+                                               after_batch=by_class)
     metrics.update(test.metrics())
     metrics["lm/tokens_per_s"] = test.tokens_per_s
     metrics["lm/tokens"] = float(test.tokens)
@@ -50,6 +57,11 @@ def evaluate_text(model: Any, datamodule: Any, cfg: Any, run_dir: Path, info: di
             metrics.update(score_blocks(model, datamodule.loader("test"), desc="perplexity (knock-out)")
                            .metrics(suffix="_knockout"))
         metrics.update(collect_gate_stats(model))
+        metrics.update(by_class.metrics())
+        if by_class.examples:
+            rows = [GateRow(f"test block {i}", pieces, gate, [False] * len(gate))
+                    for i, (pieces, gate) in enumerate(by_class.examples)]
+            plot_token_gates(rows, f"{title}: memory gate per token (test text)", Path(run_dir) / GATE_PNG)
     metrics["params/trainable"], metrics["params/total"] = float(counts["trainable"]), float(counts["total"])
     info = {**info, "corpus": datamodule.corpus}
     if before_write is not None:
@@ -60,9 +72,21 @@ def evaluate_text(model: Any, datamodule: Any, cfg: Any, run_dir: Path, info: di
     return EvalOutcome(metrics)
 
 
+def training_bigrams(datamodule: Any) -> BigramCounts:
+    """Bigram counts of the training blocks (the frequency buckets of the gate statistics)."""
+    blocks = datamodule.datasets["train"][:]["input_ids"]
+    return BigramCounts(blocks, len(datamodule.tokenizer))
+
+
 def summary_markdown(title: str, info: dict[str, Any], metrics: dict[str, float]) -> str:
     lines = [f"# {title}", "", *[f"- {k}: {v}" for k, v in info.items()], "", "| metric | value |", "|---|---|"]
     lines += [f"| {label} | {fmt.format(metrics[key])} |" for label, key, fmt in SUMMARY if key in metrics]
+    gates = [k for k in metrics if k.startswith(("gate_class/", "gate_freq/"))]
+    if gates:
+        lines += ["", "Mean gate on the test text by token class and by training-bigram count "
+                  "(engram/evaluation/gate_classes.py); share = fraction of test tokens:", "",
+                  "| statistic | value |", "|---|---|"]
+        lines += [f"| {k} | {metrics[k]:.4f} |" for k in gates]
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +59,10 @@ def block_nll(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_blocks(model: Any, batches: Iterable[dict[str, torch.Tensor]], desc: str = "perplexity") -> LMScore:
-    """The LM score of `model` over every block of `batches` (eval mode for the pass, restored after)."""
+def score_blocks(model: Any, batches: Iterable[dict[str, torch.Tensor]], desc: str = "perplexity",
+                 after_batch: Callable[[dict[str, torch.Tensor]], None] | None = None) -> LMScore:
+    """The LM score of `model` over every block of `batches` (eval mode for the pass, restored after).
+    `after_batch(batch)` runs after each forward (e.g. to read the memories' gate records)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -70,6 +72,8 @@ def score_blocks(model: Any, batches: Iterable[dict[str, torch.Tensor]], desc: s
         for batch in tqdm(batches, desc=desc, leave=False, disable=None):
             batch = {k: v.to(device) for k, v in batch.items()}
             nll += float(block_nll(model, batch))
+            if after_batch is not None:
+                after_batch(batch)
             tokens += int(batch["input_ids"][:, 1:].numel())
             num_bytes += int(batch["num_bytes"].sum())
     finally:
