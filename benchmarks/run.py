@@ -7,6 +7,7 @@
     python benchmarks/run.py --only hybrid      # address=hybrid's product-key lookup vs scoring all rows, 10^3-10^6
     python benchmarks/run.py --only offload,shard   # tables offloaded to host / memory-mapped files; row-sharded
     python benchmarks/run.py --only exact5k     # experiment=exact5k_fast's four variants vs one hour (~1 h)
+    python benchmarks/run.py --only lm          # data=text: a training step with the memory at layer 1 vs the base
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
 Exit status 0 even with FAILs (machines are noisy; the table is the result), 2 on bad arguments.
@@ -21,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
-PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid", "offload", "shard", "exact5k")
+PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid", "offload", "shard", "exact5k",
+         "lm")
 # measured on the base model (window builds its own model, shard and exact5k run the pipeline, hybrid needs none)
 BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard", "exact5k"}
 
@@ -30,12 +32,14 @@ SETTINGS = {
     "quick": {"model": "tiny", "rows64": [10**3, 10**5, 10**6], "rows576": [10**3, 10**5], "rounds": 6,
               "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "recipe_n": 16, "gen_rounds": 3,
               "window_lengths": [256, 512], "window_attentions": ("sdpa",), "hybrid_rows": [10**3, 10**4],
-              "offload_rows": [10**3, 10**5], "offload_steps": 3, "offload_rounds": 6, "shard_steps": 2},
+              "offload_rows": [10**3, 10**5], "offload_steps": 3, "offload_rounds": 6, "shard_steps": 2,
+              "lm_block": 64, "lm_blocks": 2},
     "full": {"model": "smollm", "rows64": [10**3, 10**5, 10**6, 10**7], "rows576": [10**3, 10**6], "rounds": 3,
              "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "recipe_n": 128, "gen_rounds": 3,
              "window_lengths": [512, 1024, 2048, 4096, 8192], "window_attentions": ("sdpa", "flex_attention"),
              "hybrid_rows": [10**3, 10**4, 10**5, 10**6],
-             "offload_rows": [10**3, 10**7], "offload_steps": 3, "offload_rounds": 30, "shard_steps": 4},
+             "offload_rows": [10**3, 10**7], "offload_steps": 3, "offload_rounds": 30, "shard_steps": 4,
+             "lm_block": 256, "lm_blocks": 4},
 }
 
 
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_exact5k,
         bench_generation,
         bench_hybrid,
+        bench_lm,
         bench_offload,
         bench_shard,
         bench_throughput,
@@ -137,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                                               args.offload_dir, beyond_ram=not args.quick))
     if "shard" in parts:
         done("shard", bench_shard.shard(s["shard_steps"]))
+    if "lm" in parts:
+        done("lm", bench_lm.lm_speed(base, tok, s["lm_block"], s["lm_blocks"], 20000, rounds, s["warmup"]))
     if "exact5k" in parts:
         done("exact5k", bench_exact5k.exact5k(args.quick, args.exact5k_dir))
 

@@ -159,3 +159,11 @@ def test_gate_by_class_averages_the_memorys_own_gate_record():
     by_freq({"input_ids": ids})
     unseen = [t for t in range(1, ids.shape[1]) if freq[t] == 0]
     assert unseen and by_freq.metrics()["gate_freq/layer1/0"] == pytest.approx(float(gate[unseen].mean()), rel=1e-6)
+
+
+def test_benchmark_row_measures_memory_training_against_the_frozen_base(capsys):
+    from benchmarks import run
+
+    assert run.main(["--quick", "--only", "lm"]) == 0
+    out = capsys.readouterr().out
+    assert "11 lm frozen base fwd+bwd (128 tokens)" in out and "11 lm engram[1] training tokens/s / frozen base" in out
