@@ -112,6 +112,21 @@ def test_text_run_writes_the_language_model_metrics(tmp_path):
     assert saved["metrics"]["lm/bpb"] == pytest.approx(metrics["lm/bpb"])
     assert saved["info"]["corpus"]["documents"]["train"] > 0 and saved["info"]["num_train"] == 256
 
+    # evaluate.py's path: the saved memory scored again, on another corpus given through data.path
+    from engram.evaluation.evaluate import evaluate_model
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(30):
+        (other / f"note_{i}.md").write_text(f"# Note {i}\n" + "Zeta eta theta, iota kappa. " * 20)
+    cfg.data.path = str(other)
+    evaluate_model(cfg, tmp_path / "again", run_dir=tmp_path / "run", variant="engram")
+    again = json.loads((tmp_path / "again" / "eval.json").read_text())
+    assert again["info"]["evaluated_from"] == str(tmp_path / "run")
+    assert again["info"]["corpus"]["source"] == str(other)
+    assert again["metrics"]["lm/ppl_base"] != pytest.approx(metrics["lm/ppl_base"])
+    assert again["metrics"]["lm/ppl_knockout"] == pytest.approx(again["metrics"]["lm/ppl_base"], rel=1e-6)
+
 
 def test_slots_fit_recovers_a_log_linear_slope_and_the_report_draws_it(tmp_path):
     slots = np.array([1e3, 1e4, 1e5, 1e6])

@@ -22,7 +22,10 @@ from peft import PeftModel
 from engram import registry
 from engram.config import ROW_ORDER, validate
 from engram.data.datamodule import EngramDataModule
+from engram.data.text_blocks import TextDataModule
+from engram.evaluation.lm_eval import evaluate_text
 from engram.evaluation.metrics import consistency_from_rows
+from engram.evaluation.perplexity import score_blocks
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
 from engram.models.engram_model import EngramModel
@@ -188,6 +191,8 @@ def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant
                    engram_path: Path | None = None) -> dict[str, float]:
     """Load the base model of cfg.model, add the saved weights, score it on cfg.data; eval.json + eval.md."""
     model, tokenizer = load_model(cfg.model)
+    if registry.attribute("family", cfg.data.family, "language_model", False):
+        return evaluate_text_model(cfg, out_dir, model, tokenizer, run_dir, variant, engram_path)
     base = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
     base_params = count_parameters(model)["total"]  # params/trainable: what training added (nothing trains here)
     model = load_weights(model, tokenizer, run_dir, variant, engram_path)
@@ -198,6 +203,18 @@ def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant
     outcome = evaluate_and_save(model, tokenizer, dm, cfg, out_dir, info, base, base_params=base_params,
                                 title=f"{variant} from {run_dir or engram_path} on {cfg.data.family}")
     return outcome.metrics
+
+
+def evaluate_text_model(cfg: Any, out_dir: Path, model: Any, tokenizer: Any, run_dir: Path | None, variant: str,
+                        engram_path: Path | None) -> dict[str, float]:
+    """evaluate_model for data=text: perplexity of the base, then of the saved weights, on cfg.data's test split."""
+    dm = TextDataModule(cfg.data, tokenizer)
+    base = score_blocks(model, dm.loader("test"), desc="perplexity (base)")
+    model = load_weights(model, tokenizer, run_dir, variant, engram_path)
+    info = {"variant": variant, "model": cfg.model.name, "data": cfg.data.family, "num_train": dm.num_train_tokens,
+            "experiment": cfg.experiment_name, "evaluated_from": str(run_dir or engram_path)}
+    title = f"{variant} from {run_dir or engram_path} on {cfg.data.path or cfg.data.corpus}"
+    return evaluate_text(model, dm, cfg, out_dir, info, base, title=title, unchanged=variant == "baseline").metrics
 
 
 def run_config(run_dir: Path) -> DictConfig:

@@ -35,13 +35,13 @@ SUMMARY = (("perplexity", "lm/ppl", "{:.3f}"), ("bits per byte", "lm/bpb", "{:.4
 
 
 def evaluate_text(model: Any, datamodule: Any, cfg: Any, run_dir: Path, info: dict[str, Any], base: LMScore | None,
-                  *, title: str, metrics: dict[str, float] | None = None,
+                  *, title: str, metrics: dict[str, float] | None = None, unchanged: bool = False,
                   before_write: Callable[[dict[str, float], dict[str, Any]], None] | None = None) -> EvalOutcome:
-    """Score `model` on the test split, write eval.json + eval.md, print the summary. A model that trains nothing
-    reuses `base` (the same weights on the same blocks)."""
+    """Score `model` on the test split, write eval.json + eval.md, print the summary. `unchanged`: `model` is the
+    base itself (a frozen baseline), so its score is `base` (the same weights on the same blocks)."""
     metrics = dict(metrics or {})
     counts = count_parameters(model)
-    unchanged = base is not None and counts["trainable"] == 0 and not engram_memories(model)
+    unchanged = unchanged and base is not None
     by_class = GateByClass(model, datamodule.tokenizer, training_bigrams(datamodule)) if engram_memories(model) \
         else None
     test = base if unchanged else score_blocks(model, datamodule.loader("test"), desc="perplexity (test)",

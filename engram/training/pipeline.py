@@ -216,7 +216,8 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     title = f"{cfg.variant.name} · {cfg.model.name} · {cfg.data.family} ({num_train} {unit})"
     if text:
         outcome = evaluate_text(model, objects["datamodule"], cfg, run_dir, info, objects["base_score"], title=title,
-                                metrics=trainer_metrics(trainer), before_write=save_and_time)
+                                metrics=trainer_metrics(trainer), unchanged=not objects["module"].has_trainable,
+                                before_write=save_and_time)
     else:
         outcome = evaluate_and_save(model, objects["tokenizer"], objects["datamodule"], cfg, run_dir, info,
                                     base_general, title=title, metrics=trainer_metrics(trainer),

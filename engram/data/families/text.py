@@ -73,7 +73,10 @@ PROMPT_KEYED_HASHES = ("answer", "span")  # they key on the prompt, and text has
 
 
 def check_run(cfg: Any) -> None:
-    """What a language-model run cannot combine with (the whole config, after the groups' own checks)."""
+    """What a language-model training run cannot combine with (the whole config, after the groups' own checks).
+    evaluate.py scores saved weights, whose own config was checked when they were trained."""
+    if cfg.task_name == "evaluate":
+        return
     rule(cfg.sequential.batch == 0, "sequential.batch", cfg.sequential.batch, "teaches facts; data=text has none")
     rule(cfg.train.replay_ratio == 0, "train.replay_ratio", cfg.train.replay_ratio,
          "replays general prompts beside facts; data=text has none")
