@@ -1,7 +1,8 @@
 """data=text: plain text for language modelling, split by document (no document in two splits).
 
-The documents come from `data.path` (a text file, a directory of them, or a glob; fewer than 20 files are cut at
-blank lines into sections of at least 2 000 characters, which are then the documents) or, without a path, from
+The documents come from `data.path` (a text file, a directory of them, or a glob; fewer than 20 files, or files
+that leave a split empty, are cut at blank lines into sections of at least 2 000 characters, which are then the
+documents) or, without a path, from
 `data.corpus=python_stdlib`: the prose of Python's own documentation (`pydoc_data.topics`, one document per topic)
 and the source files of the standard library (one document per module; tests, idlelib and site-packages left
 out). Both ship with every Python, so nothing is fetched; the corpus follows the running Python version, which
@@ -125,8 +126,9 @@ def _hidden(p: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in p.relative_to(root).parts)
 
 
-def documents(d: Any) -> list[tuple[str, str, str]]:
-    """(name, source, text) of every non-empty document, sorted by name."""
+def documents(d: Any, by_section: bool = False) -> list[tuple[str, str, str]]:
+    """(name, source, text) of every non-empty document, sorted by name. `by_section`: cut every file into sections
+    (as for fewer than MIN_FILES files)."""
     if d.path:
         files = text_files(str(d.path))
         root = Path(os.path.expanduser(str(d.path)))
@@ -138,7 +140,7 @@ def documents(d: Any) -> list[tuple[str, str, str]]:
                 raise ConfigError("data.path", d.path, f"cannot read {f} as UTF-8 text ({e})") from None
             name = str(f.relative_to(root)) if root.is_dir() else f.name
             out.append((name, "file", text))
-        if len(out) < MIN_FILES:  # too few files to split by file: their sections are the documents
+        if by_section or len(out) < MIN_FILES:  # too few files to split by file: their sections are the documents
             out = [(f"{name}#{i:05d}", source, part) for name, source, text in out
                    for i, part in enumerate(sections(text))]
         return sorted((doc for doc in out if doc[2].strip()), key=lambda doc: doc[0])
@@ -169,17 +171,25 @@ def split_of(name: str, fraction: float, seed: int) -> str:
 
 
 def build(d: Any) -> dict[str, list[Record]]:
-    """Every document in exactly one of train / eval / test."""
-    splits: dict[str, list[Record]] = {"train": [], "eval": [], "test": []}
-    for name, source, text in documents(d):
-        split = split_of(name, float(d.split_fraction), int(d.seed))
-        splits[split].append(record("", text, source, name, split == "train"))
+    """Every document in exactly one of train / eval / test. When files as documents leave a split empty, the files'
+    sections are the documents instead."""
+    splits = assign_splits(documents(d), d)
+    if d.path and not all(splits.values()):
+        splits = assign_splits(documents(d, by_section=True), d)
     for split, docs in splits.items():
         if not docs:
             where = d.path or f"data.corpus={d.corpus}"
             raise ConfigError("data.path" if d.path else "data.corpus", where,
                               f"has too few documents for a {split} split (each document goes to one split; "
                               f"{sum(len(v) for v in splits.values())} found)")
+    return splits
+
+
+def assign_splits(docs: list[tuple[str, str, str]], d: Any) -> dict[str, list[Record]]:
+    splits: dict[str, list[Record]] = {"train": [], "eval": [], "test": []}
+    for name, source, text in docs:
+        split = split_of(name, float(d.split_fraction), int(d.seed))
+        splits[split].append(record("", text, source, name, split == "train"))
     return splits
 
 
