@@ -106,6 +106,10 @@ def test_text_run_writes_the_language_model_metrics(tmp_path):
                 "lm/tokens_per_s"):
         assert key in metrics and math.isfinite(metrics[key]), key
     assert metrics["lm/ppl"] == pytest.approx(math.exp(metrics["lm/loss"]))
+    # the gate by token class: per training step (logged) and on the test text (eval.json)
+    assert any(k.startswith("train/gate_class/layer1/") for k in metrics)
+    assert "gate_class/layer1/inside_word" in metrics and "gate_class/share/punctuation" in metrics
+    assert (tmp_path / "run" / "gate_tokens.png").is_file()
     # the memory off is the frozen base (engram variant): the same blocks, the same score
     assert metrics["lm/ppl_knockout"] == pytest.approx(metrics["lm/ppl_base"], rel=1e-6)
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())

@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from engram.evaluation.gate_classes import GateByClass
 from engram.evaluation.gate_stats import collect_gate_stats, gate_histograms, reset_slot_usage
 from engram.evaluation.lora_gate import gate_split_means
 from engram.tracking.wandb import log_histograms
@@ -47,10 +48,13 @@ class StepStats(Callback):
 
 
 class GateStats(Callback):
-    """Engram gate mean/std/fraction open, slot utilisation and collision rate per layer; gate histograms."""
+    """Engram gate mean/std/fraction open, slot utilisation and collision rate per layer; gate histograms. With a
+    `tokenizer` (language-model runs) also the step's mean gate per token class (`train/gate_class/...`,
+    engram/evaluation/gate_classes.py)."""
 
-    def __init__(self, every_n_steps: int = 5) -> None:
+    def __init__(self, every_n_steps: int = 5, tokenizer: Any = None) -> None:
         self.every_n_steps = max(1, int(every_n_steps))
+        self.tokenizer = tokenizer
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         reset_slot_usage(_unwrap(pl_module))
@@ -61,6 +65,11 @@ class GateStats(Callback):
         # Scalars every step (Lightning sends them to the loggers every log_every_n_steps); histograms are heavier.
         model = _unwrap(pl_module)
         pl_module.log_dict(collect_gate_stats(model), on_step=True, on_epoch=False, batch_size=len(batch["input_ids"]))
+        if self.tokenizer is not None:
+            by_class = GateByClass(model, self.tokenizer, None)
+            by_class(batch)
+            pl_module.log_dict({f"train/{k}": v for k, v in by_class.metrics().items() if "/share/" not in k},
+                               on_step=True, on_epoch=False, batch_size=len(batch["input_ids"]))
         step = trainer.global_step
         if trainer.is_global_zero and (step % self.every_n_steps == 0 or step == 1):
             log_histograms(trainer.loggers, gate_histograms(model), step)

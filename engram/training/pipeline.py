@@ -57,10 +57,11 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
     return Path("outputs") / cfg.experiment_name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+def build_callbacks(cfg: DictConfig, run_dir: Path, tokenizer: Any = None) -> list[Callback]:
+    """`tokenizer`: given for language-model runs, whose gate statistics are also logged per token class."""
     callbacks: list[Callback] = [RichProgressBar(leave=True), StepStats()]
     if has_engram(cfg.variant.name):
-        callbacks.append(GateStats(every_n_steps=int(cfg.trainer.get("log_every_n_steps", 5))))
+        callbacks.append(GateStats(every_n_steps=int(cfg.trainer.get("log_every_n_steps", 5)), tokenizer=tokenizer))
     if variant_spec(cfg.variant.name).gated:
         callbacks.append(LoRAGateStats())
     if cfg.trainer.get("enable_checkpointing", True):
@@ -93,7 +94,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     if has_engram(cfg.variant.name) and cfg.engram.offload == "host":  # gather the next batch's rows meanwhile
         datamodule.lookahead = model.prefetch
-    callbacks = build_callbacks(cfg, run_dir)
+    callbacks = build_callbacks(cfg, run_dir, tokenizer if text else None)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
                         logger=loggers or False, default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
