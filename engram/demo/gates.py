@@ -7,6 +7,9 @@ position t shapes the prediction of token t + 1, so with hash=answer the last pr
 the first answer token) and so does every answer token but the last. For the memory's answer it is read from one
 teacher-forced forward over prompt + answer, with the prompt length generation used, so the keys are the ones
 greedy decoding looked up.
+
+A language-model run (data=text) trained on raw text, not chat: its prompts are encoded as plain text (RAW_TEXT),
+without any template, and both models continue them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import torch
 from engram.data.formatting import encode_prompts
 from engram.evaluation.generate_eval import eval_mode, greedy_ids
 from engram.models.engram_model import EngramModel
+
+RAW_TEXT = "text"  # the demo's prompt format of data=text runs: the prompt's own tokens, continued as written
 
 
 @dataclass
@@ -50,15 +55,24 @@ class Comparison:
 def compare(model: EngramModel, tokenizer: Any, prompt: str, prompt_format: str = "chat", max_new_tokens: int = 24,
             label: str = "") -> Comparison:
     """Both answers to `prompt` (greedy) and the gate of every token of prompt + memory answer."""
-    ids = encode_prompts(tokenizer, [prompt], prompt_format)[0]
+    ids = encode_prompt(tokenizer, prompt, prompt_format)
     with model.memories_off():  # the same weights, the memories add nothing: the base model
         base = answer_ids(model, tokenizer, ids, max_new_tokens)
     answer = answer_ids(model, tokenizer, ids, max_new_tokens)
     gates = read_gates(model, ids + answer, len(ids))
-    start = display_start(tokenizer, ids, prompt)
+    start = 0 if prompt_format == RAW_TEXT else display_start(tokenizer, ids, prompt)  # raw text: no template
     tokens = [piece(tokenizer, i) for i in (ids + answer)[start:]]
     trace = TokenGates(tokens, len(ids) - start, {layer: values[start:] for layer, values in gates.items()})
     return Comparison(prompt, _decode(tokenizer, base), _decode(tokenizer, answer), trace, label)
+
+
+def encode_prompt(tokenizer: Any, prompt: str, prompt_format: str) -> list[int]:
+    """The prompt's ids as generation starts from them: the run's format (chat, plain) or, for RAW_TEXT, the text's
+    own tokens as the packed training blocks held them (no special tokens added)."""
+    if prompt_format != RAW_TEXT:
+        return encode_prompts(tokenizer, [prompt], prompt_format)[0]
+    ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    return ids or [int(tokenizer.eos_token_id)]  # nothing to continue: start where a document starts (after eos)
 
 
 def answer_ids(model: EngramModel, tokenizer: Any, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
