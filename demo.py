@@ -5,6 +5,9 @@
     python demo.py --prompts prompts.txt                   # no questions asked (recordings)
     python demo.py --html demo.html                        # one self-contained HTML page (trained facts + general
                                                            # prompts, or --prompts)
+
+A language-model run (data=text) has no facts: its examples are openings of held-out test documents, and every
+prompt is continued as raw text (no chat template) by the base model and by the memory model.
 """
 
 import sys
@@ -39,7 +42,8 @@ def main(argv: list[str]) -> None:
     console = Console()
     if args.html:
         shown = [run.ask(p, label) for p, label in (prompts or example_prompts(run))]
-        write_page(args.html, shown, run.layer_names(), run.summary, f"Engram demo: {args.source.name}")
+        write_page(args.html, shown, run.layer_names(), run.summary, f"Engram demo: {args.source.name}",
+                   run.language_model)
         console.print(f"wrote {args.html} ({len(shown)} prompts)")
     elif prompts:
         show_prompts(run, console, prompts, layer)

@@ -3,7 +3,8 @@ the run's config summary, a legend, and per prompt both answers side by side and
 much memory entered, one row per memory layer.
 
 Every token is a `<span class="tok">` with `data-layer` and `data-gate` (the value, 3 decimals) next to its
-tint, so a test (or a reader's devtools) can check what the colour says.
+tint, so a test (or a reader's devtools) can check what the colour says. A text run's prompts are openings of
+held-out documents, continued (not answered) by both models.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #1a1a1a;
        background: #ffffff; max-width: 1200px; }
 h1 { font-size: 22px; margin-bottom: 4px; }
-h2 { font-size: 16px; margin: 0 0 8px 0; }
+h2 { font-size: 16px; margin: 0 0 8px 0; white-space: pre-wrap; }
 .note { color: #555; font-size: 13px; }
 table.summary td { padding: 1px 12px 1px 0; font-size: 13px; }
 table.summary td:first-child { font-weight: 600; }
@@ -76,18 +77,23 @@ def comparison_section(c: Comparison, layer_names: dict[int, str]) -> str:
 </section>"""
 
 
+ANSWERED = "Each prompt answered greedily"
+CONTINUED = "Each text continued greedily (raw text, no chat template)"
+
+
 def render_page(comparisons: Sequence[Comparison], layer_names: dict[int, str], summary: dict[str, str],
-                title: str = "Engram demo") -> str:
-    """The whole page as one string."""
+                title: str = "Engram demo", language_model: bool = False) -> str:
+    """The whole page as one string (`language_model`: a text run's, whose prompts are continued as raw text)."""
     stops = ", ".join(heat_hex(v / 4) for v in range(5))
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in summary.items())
     sections = "\n".join(comparison_section(c, layer_names) for c in comparisons)
+    how = CONTINUED if language_model else ANSWERED
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE % stops}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p class="note">Each prompt answered greedily by the base model (the same weights with the memories switched off)
+<p class="note">{how} by the base model (the same weights with the memories switched off)
 and with the memory. A token's tint is how much memory entered at that position (gate &times; share of heads
 whose rows the address let through); memory at a position shapes the <em>next</em> token.</p>
 <table class="summary">{rows}</table>
@@ -98,7 +104,7 @@ whose rows the address let through); memory at a position shapes the <em>next</e
 
 
 def write_page(path: Path, comparisons: Sequence[Comparison], layer_names: dict[int, str],
-               summary: dict[str, str], title: str = "Engram demo") -> Path:
-    text = render_page(comparisons, layer_names, summary, title)
+               summary: dict[str, str], title: str = "Engram demo", language_model: bool = False) -> Path:
+    text = render_page(comparisons, layer_names, summary, title, language_model)
     atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))  # the page says utf-8
     return Path(path)

@@ -1,5 +1,6 @@
 """The terminal view (rich): the base model's and the memory model's answers side by side, every prompt and answer
-token tinted by how much memory entered there (one memory layer at a time), and the interactive session."""
+token tinted by how much memory entered there (one memory layer at a time), and the interactive session. A text
+run's examples are held-out openings and what is typed is continued as raw text (DemoRun.prompt_format)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from engram.demo.session import DemoRun
 
 HELP = ("type a question, a number for a trained fact, ':layer <n|final>' to show another memory layer, "
         "':facts' to list the facts again, ':q' to quit")
+TEXT_HELP = ("type text for both models to continue, a number for a held-out opening, ':layer <n|final>' to show "
+             "another memory layer, ':facts' to list the openings again, ':q' to quit")
 N_EXAMPLES = 8
 
 
@@ -50,13 +53,17 @@ def comparison_view(c: Comparison, layer: int, layer_label: str) -> RenderableTy
 
 
 def intro(run: DemoRun) -> RenderableType:
-    """The run's config summary, the legend and the trained facts offered as examples."""
+    """The run's config summary, the legend and the examples offered: trained facts, or held-out openings (with how
+    the document really goes on, dim)."""
     summary = Table.grid(padding=(0, 2))
     for key, value in run.summary.items():
         summary.add_row(Text(key, style="bold"), Text(value))
-    facts = Table(title="trained facts (type the number)", show_header=False, box=None)
-    for i, fact in enumerate(run.facts[:N_EXAMPLES], 1):
-        facts.add_row(str(i), str(fact["prompt"]), Text(str(fact["answer"]), style="dim"))
+    facts = Table(title=f"{run.example_label}s (type the number)", show_header=False, box=None)
+    for i, fact in enumerate(run.examples[:N_EXAMPLES], 1):
+        prompt, answer = str(fact["prompt"]), str(fact["answer"])
+        if run.language_model:  # multi-line text: one line each, newlines shown as the page shows them
+            prompt, answer = visible(prompt), visible(answer[:60]) + "\u2026" * (len(answer) > 60)
+        facts.add_row(str(i), prompt, Text(answer, style="dim"))
     layers = ", ".join(run.layer_names().values())
     return Group(Panel(summary, title=f"Engram demo: {run.source}", title_align="left"), legend(),
                  Text(f"memory layers: {layers}"), facts)
@@ -72,7 +79,7 @@ def show_prompts(run: DemoRun, console: Console, prompts: Iterable[tuple[str, st
 def interactive(run: DemoRun, console: Console, layer: int) -> None:
     """Read prompts until ':q' or end of input; a number asks trained fact n."""
     console.print(intro(run))
-    console.print(Text(HELP, style="dim"))
+    console.print(Text(TEXT_HELP if run.language_model else HELP, style="dim"))
     while True:
         try:
             line = console.input("[bold]prompt> [/]").strip()
@@ -86,9 +93,9 @@ def interactive(run: DemoRun, console: Console, layer: int) -> None:
             console.print(intro(run))
         elif line.startswith(":layer"):
             layer = _pick_layer(run, line.split(maxsplit=1)[-1], layer, console)
-        elif line.isdigit() and 1 <= int(line) <= min(len(run.facts), N_EXAMPLES):
-            fact = run.facts[int(line) - 1]
-            console.print(comparison_view(run.ask(str(fact["prompt"]), "trained fact"), layer,
+        elif line.isdigit() and 1 <= int(line) <= min(len(run.examples), N_EXAMPLES):
+            fact = run.examples[int(line) - 1]
+            console.print(comparison_view(run.ask(str(fact["prompt"]), run.example_label), layer,
                                           run.layer_names()[layer]))
         else:
             console.print(comparison_view(run.ask(line), layer, run.layer_names()[layer]))
