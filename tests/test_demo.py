@@ -24,7 +24,7 @@ from engram.demo.gallery import gate_gallery
 from engram.demo.gates import answer_ids, read_gates
 from engram.demo.heat import HOT, heat_hex, visible
 from engram.demo.page import render_page
-from engram.demo.session import DemoRun, load_demo
+from engram.demo.session import DemoRun, example_prompts, load_demo
 from engram.demo.terminal import comparison_view
 from engram.tracking.report import write_report
 from engram.tracking.report_cli import main as report_main
@@ -141,6 +141,18 @@ def test_html_page_is_self_contained_and_carries_the_gate_of_every_token(demo: D
     assert hot == len(demo.tokenizer(fact["answer"], add_special_tokens=False)["input_ids"]) + 1
     assert heat_hex(1.0) == "#{:02x}{:02x}{:02x}".format(*HOT) and heat_hex(1.0) in page
     assert "rows per head" in page and "fingerprint" in page  # the run's config summary
+
+
+def test_a_fact_run_keeps_its_trained_fact_labels_and_chat_prompts(demo: DemoRun, run) -> None:
+    """What a text run changes (tests/test_demo_text.py) leaves a fact run as it was."""
+    shown = example_prompts(demo)
+    assert shown == [(f["prompt"], "trained fact") for f in demo.facts[:3]] + [(p, "general") for p, _ in shown[3:]]
+    assert len(shown) == 5 and demo.prompt_format == "chat"
+    c = demo.ask(run[1][0]["prompt"], "trained fact")
+    assert "<|im_start|>" in "".join(p for p, _ in c.trace.prompt(demo.layers[0]))  # the template is still there
+    page = render_page([c], demo.layer_names(), demo.summary)
+    assert '<span class="label">trained fact</span>' in page and "held-out text" not in page
+    assert "Each prompt answered greedily" in page and "facts trained" in page and "tokens trained" not in page
 
 
 # ---------------------------------------------------------------- report.py's gallery
