@@ -15,10 +15,11 @@ from omegaconf import OmegaConf
 
 from engram.data import build_splits
 from engram.demo.page import render_page
-from engram.demo.session import TEXT_LABEL, DemoRun, example_prompts, load_demo
+from engram.demo.session import DemoRun, example_prompts, load_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TOKENS = 6
+TEXT_LABEL = "held-out text"  # what the page and the terminal call a text run's examples
 CHAT_MARKERS = ("<|im_start|>", "<|im_end|>", "user\n", "assistant")
 WORDS = ("river stone lantern harbour meadow copper violet thunder orchard glacier compass velvet ember summit "
          "willow quartz falcon pebble canyon marble").split()
@@ -77,7 +78,7 @@ def test_the_examples_are_openings_of_held_out_documents(demo: DemoRun, text_run
 def test_text_prompts_are_continued_as_raw_text_without_the_chat_template(demo: DemoRun) -> None:
     assert getattr(demo.tokenizer, "chat_template", None)  # the tokenizer has one: leaving it out is the point
     layer = demo.layers[0]
-    for prompt in (demo.examples[0]["prompt"], "Why is the sky blue?"):
+    for prompt in (example_prompts(demo)[0][0], "Why is the sky blue?"):
         c = demo.ask(prompt)
         shown = "".join(p for p, _ in c.trace.prompt(layer))
         assert shown == prompt  # the whole prompt, its own tokens, nothing around it
@@ -89,10 +90,9 @@ def test_text_prompts_are_continued_as_raw_text_without_the_chat_template(demo: 
 
 def test_the_page_labels_held_out_text_and_summarises_the_corpus(demo: DemoRun, text_run) -> None:
     shown = [demo.ask(p, label) for p, label in example_prompts(demo, 2, 1)]
-    page = render_page(shown, demo.layer_names(), demo.summary, language_model=True)
+    page = render_page(shown, demo.layer_names(), demo.summary)
     assert page.count(f'<span class="label">{TEXT_LABEL}</span>') == 2 and "trained fact" not in page
     assert not any(m in page for m in ("&lt;|im_start|&gt;", "&lt;|im_end|&gt;"))
-    assert "continued greedily (raw text" in page
     summary = demo.summary
     assert summary["data"] == "text" and summary["corpus"] == str(text_run[0].parent / "corpus")
     assert summary["tokens trained"] == "256" and "facts trained" not in summary
@@ -106,7 +106,7 @@ def test_demo_py_writes_a_text_page_and_continues_typed_text(text_run, tmp_path:
     assert done.returncode == 0, done.stderr[-2000:]
     page = out.read_text()
     assert page.count(f'<span class="label">{TEXT_LABEL}</span>') == 3 and "trained fact" not in page
-    assert "&lt;|im_start|&gt;" not in page
+    assert "&lt;|im_start|&gt;" not in page and "continued greedily (raw text" in page
     done = demo_py(f"run_dir={run_dir}", "--max-new-tokens", str(NEW_TOKENS), stdin="1\nriver stone\n:q\n")
     assert done.returncode == 0, done.stderr[-2000:]
     text = done.stdout
