@@ -7,6 +7,7 @@ are the openings of held-out (test-split) documents, continued as raw text (no c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -128,10 +129,15 @@ def text_summary(cfg: Any, info: dict[str, Any]) -> dict[str, str]:
 
 
 def openings(tokenizer: Any, records: list[dict[str, Any]], n: int = N_OPENINGS) -> list[dict[str, Any]]:
-    """The openings of the first `n` documents of `records` (the test split: never trained on), each cut at a
-    whitespace so the models continue from a word's end; "answer" is how the document really goes on."""
+    """The openings of the first `n` documents of `records` (the test split: never trained on), the sources taken in
+    turn (stdlib: prose and code), each cut at a whitespace so the models continue from a word's end; "answer" is
+    how the document really goes on."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_source.setdefault(str(r.get("category", "")), []).append(r)
+    mixed = [r for turn in zip_longest(*by_source.values()) for r in turn if r is not None]
     out = []
-    for r in records[:n]:
+    for r in mixed[:n]:
         text = str(r["answer"])  # a text record's document is its answer (its prompt is "")
         ids = tokenizer(text[: 20 * OPENING_TOKENS[1]], add_special_tokens=False)["input_ids"]
         shortest = len(tokenizer.decode(ids[: OPENING_TOKENS[0]]))
