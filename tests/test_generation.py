@@ -26,6 +26,7 @@ def lively(model):
 def open_memory(model, tok, **kw):
     base = dict(table_size=257, heads=2, dim=32, max_ngram=3, layers="all", seed=1, gate_bias=1.0, init_std=0.5)
     cfg = {**base, **kw}
+    torch.manual_seed(0)  # the rows and gates come from the global RNG, whose state differs from run to run
     model = add_engram(model, cfg, tokenizer=tok)
     with torch.no_grad():
         for memory in engram_memories(model).values():
