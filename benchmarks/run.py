@@ -7,6 +7,7 @@
     python benchmarks/run.py --only hybrid      # address=hybrid's product-key lookup vs scoring all rows, 10^3-10^6
     python benchmarks/run.py --only offload,shard   # tables offloaded to host / memory-mapped files; row-sharded
     python benchmarks/run.py --only exact5k     # experiment=exact5k_fast's four variants vs one hour (~1 h)
+    python benchmarks/run.py --only data        # 20 000 exact-match records; loading the model again
     python benchmarks/run.py --only lm          # data=text: a training step with the memory at layer 1 vs the base
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
@@ -23,9 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
 PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid", "offload", "shard", "exact5k",
-         "lm")
-# measured on the base model (window builds its own model, shard and exact5k run the pipeline, hybrid needs none)
-BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard", "exact5k"}
+         "data", "lm")
+# measured on the base model (window builds its own model, shard and exact5k run the pipeline, hybrid needs none,
+# data loads the model itself)
+BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard", "exact5k", "data"}
 
 # quick: tiny model, smaller tables, fewer steps; full: the settings on SmolLM2
 SETTINGS = {
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks import (
+        bench_data,
         bench_exact5k,
         bench_generation,
         bench_hybrid,
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(args.threads)
     # window builds its own model (model=scratch), shard trains the tiny one, exact5k runs train.py, hybrid needs none
     own = "scratch" if "window" in parts else "tiny" if "shard" in parts else "none"
-    own = s["model"] if "exact5k" in parts else own
+    own = s["model"] if {"exact5k", "data"} & set(parts) else own
     model = s["model"] if BASE_PARTS & set(parts) else own
     print(f"engram-lab benchmarks, mode={mode}, model={model}")
     if args.quick:
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         done("lm", bench_lm.lm_speed(base, tok, s["lm_block"], s["lm_blocks"], 20000, rounds, s["warmup"]))
     if "exact5k" in parts:
         done("exact5k", bench_exact5k.exact5k(args.quick, args.exact5k_dir))
+    if "data" in parts:
+        done("data", bench_data.data_speed(s["model"], min(rounds, 3)))
 
     total = time.perf_counter() - start
     table = format_table(rows)

