@@ -52,7 +52,7 @@ def disk_full_at(n: int) -> Any:
 if __name__ == "__main__":
     if step := os.environ.get("ENGRAM_TEST_KILL_AT_STEP"):
         build = pipeline.build_callbacks
-        pipeline.build_callbacks = lambda cfg, run_dir: [KillAtStep(int(step)), *build(cfg, run_dir)]
+        pipeline.build_callbacks = lambda cfg, run_dir, *rest: [KillAtStep(int(step)), *build(cfg, run_dir, *rest)]
     if n := os.environ.get("ENGRAM_TEST_DISK_FULL_AT_SAVE"):
         torch.save = disk_full_at(int(n))
 

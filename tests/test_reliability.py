@@ -82,7 +82,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights_and_lr(
     runs = {}
     for name, extra in (("uninterrupted", []), ("resumed", [f"ckpt_path={killed}"])):  # the run dir is enough
         recorder = LrRecorder()
-        monkeypatch.setattr(pipeline, "build_callbacks", lambda cfg, run_dir, r=recorder: [*build(cfg, run_dir), r])
+        monkeypatch.setattr(pipeline, "build_callbacks",
+                            lambda cfg, run_dir, *rest, r=recorder: [*build(cfg, run_dir, *rest), r])
         _, objects = train(tiny_cfg(tmp_path / name, *RUN, *extra))
         assert objects["trainer"].global_step == 10
         runs[name] = trainable(objects["model"]), recorder.lrs

@@ -142,8 +142,8 @@ def test_train_ddp_sim_sharded_equals_unsharded(tmp_path: Path, monkeypatch: pyt
     from tests._training_utils import tiny_cfg
 
     original = pipeline.build_callbacks
-    monkeypatch.setattr(pipeline, "build_callbacks", lambda cfg, run_dir: [*original(cfg, run_dir),
-                                                                           ShardProbe(tmp_path)])
+    monkeypatch.setattr(pipeline, "build_callbacks", lambda cfg, run_dir, *rest: [*original(cfg, run_dir, *rest),
+                                                                                  ShardProbe(tmp_path)])
     tables = {}
     for shard in ("none", "rows"):
         run = tmp_path / shard

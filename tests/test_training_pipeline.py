@@ -140,7 +140,8 @@ def test_resume_restores_the_saved_weights_and_continues_at_the_saved_step(
 
     probe = WeightsAtStart()
     original = pipeline.build_callbacks
-    monkeypatch.setattr(pipeline, "build_callbacks", lambda cfg, run_dir: [*original(cfg, run_dir), probe])
+    monkeypatch.setattr(pipeline, "build_callbacks",
+                        lambda cfg, run_dir, *rest: [*original(cfg, run_dir, *rest), probe])
     second = tiny_cfg(tmp_path / "b", "variant=engram", "trainer.max_epochs=5", "trainer.max_steps=4",
                       f"ckpt_path={ckpt}")
     _, objects = train(second)
@@ -175,7 +176,7 @@ def test_ddp_sim_runs_two_gloo_processes_in_sync(tmp_path: Path, monkeypatch: py
     probe_dir.mkdir()
     original = pipeline.build_callbacks
     monkeypatch.setattr(pipeline, "build_callbacks",
-                        lambda cfg, run_dir: [*original(cfg, run_dir), RankProbe(probe_dir)])
+                        lambda cfg, run_dir, *rest: [*original(cfg, run_dir, *rest), RankProbe(probe_dir)])
     cfg = tiny_cfg(tmp_path / "run", "variant=engram", "trainer=ddp_sim", "trainer.max_steps=2",
                    "trainer.enable_checkpointing=false")
     metrics, _ = train(cfg)

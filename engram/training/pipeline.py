@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import wandb
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback, RichProgressBar
@@ -107,6 +108,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if sequential:
         teach_sequentially(cfg, model, tokenizer, datamodule, base_general, run_dir, loggers)
     elif module.has_trainable:
+        one_thread_before_fork(cfg)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path))
     else:  # frozen baseline: nothing to fit, the eval loss still tells where it starts
         log.info("variant %s trains nothing; evaluating the frozen model", cfg.variant.name)
@@ -121,6 +123,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if trainer.is_global_zero:  # under strategy=ddp every rank runs this far; one evaluates and saves
         metrics = evaluate_and_log(cfg, objects, base_general, train_seconds, t_start)
     return metrics, objects
+
+
+def one_thread_before_fork(cfg: DictConfig) -> None:
+    """A forked DDP process (strategy ddp_fork / ddp_notebook) inherits the parent's OpenMP state: once the parent
+    ran a multi-threaded op, the child's first one waits forever for pool threads that were not forked. One thread
+    per process avoids it (the processes share the cores anyway)."""
+    strategy = str(cfg.trainer.get("strategy", ""))
+    if strategy.startswith(("ddp_fork", "ddp_notebook")) and torch.get_num_threads() > 1:
+        log.info("%s: one torch thread per process (a forked process cannot use the parent's thread pool)", strategy)
+        torch.set_num_threads(1)
 
 
 def language_model(cfg: DictConfig) -> bool:
