@@ -71,11 +71,22 @@ def test_experiment_composes_and_documents_itself(name):
         ("smoke", "variant", ALL_VARIANTS),
         ("table_sweep", "engram.table_size", ["1000", "10000", "100000", "1000000"]),
         ("hash_compare", "engram.hash", ["poc", "deepseek", "span"]),
+        ("lm_frozen", "+arm", ["lm_base", "lm_engram", "lm_lora", "lm_capacity1", "lm_shuffled"]),
     ],
 )
 def test_sweep_values(name, key, values):
     jobs = sweep_jobs(composed(f"experiment={name}", hydra_cfg=True))
     assert [j[0] for j in jobs] == [f"{key}={v}" for v in values]
+
+
+def test_language_model_records_run_every_arm_without_dash_m():
+    """`python train.py experiment=lm_frozen` (no -m) runs the arms: the record sets hydra.mode=MULTIRUN."""
+    for name in ("lm_frozen", "lm_slots"):
+        full = composed(f"experiment={name}", hydra_cfg=True)
+        assert str(full.hydra.mode) == "RunMode.MULTIRUN"
+    slots = sweep_jobs(composed("experiment=lm_slots", hydra_cfg=True))
+    assert len(slots) == 8 and {j[1] for j in slots} == {f"engram.table_size={n}" for n in (1000, 10000, 100000,
+                                                                                            1000000)}
 
 
 def test_seed_study_settings():
