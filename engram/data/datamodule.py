@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import lightning as L
 import torch
 from datasets import Dataset
 from datasets.utils import logging as ds_logging
@@ -21,8 +20,9 @@ from torch.utils.data import DataLoader
 from engram.data import build_splits
 from engram.data.collate import GenerationCollator, TrainCollator
 from engram.data.formatting import encode_batch, pad_id
-from engram.data.records import RECORD_KEYS, Record, as_data_cfg
-from engram.data.sampling import EpochShuffleSampler, ResumableDataLoader
+from engram.data.records import RECORD_KEYS, Record
+from engram.data.resumable import ResumableDataModule
+from engram.data.sampling import ResumableDataLoader
 
 TRAIN_COLUMNS = ["input_ids", "labels", "prompt_length"]
 
@@ -53,16 +53,8 @@ def encode_records(records: list[Record], tokenizer: Any, prompt_format: str, ma
             ds_logging.enable_progress_bar()
 
 
-class EngramDataModule(L.LightningDataModule):
-    def __init__(self, data_cfg: Any, tokenizer: Any) -> None:
-        super().__init__()
-        self.cfg = as_data_cfg(data_cfg)
-        self.tokenizer = tokenizer
-        self.splits: dict[str, list[Record]] | None = None
-        self.datasets: dict[str, Dataset] = {}
-        self._train_loader: ResumableDataLoader | None = None
-        self._train_resume: dict[str, int] | None = None  # from a checkpoint, for the next train loader
-        self.lookahead: Callable[[Any], None] | None = None  # see ResumableDataLoader.lookahead
+class EngramDataModule(ResumableDataModule):
+    """Fact records of any family as padded batches (config, tokenizer and the resumable train loader: the base)."""
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
@@ -104,22 +96,7 @@ class EngramDataModule(L.LightningDataModule):
     def train_dataloader(self) -> ResumableDataLoader:
         self.setup()
         ds = self.datasets["train"].select_columns(TRAIN_COLUMNS)
-        loader = ResumableDataLoader(
-            ds,
-            batch_size=int(self.cfg.batch_size),
-            sampler=EpochShuffleSampler(len(ds), int(self.cfg.seed)),
-            # its own generator for the worker seeds, so building an iterator never draws from the global RNG
-            # (which LoRA dropout uses: a resumed run must see the same dropout masks as an uninterrupted one)
-            generator=torch.Generator().manual_seed(int(self.cfg.seed)),
-            collate_fn=TrainCollator(pad_id(self.tokenizer)),
-            num_workers=int(self.cfg.num_workers),
-        )
-        loader.lookahead = self.lookahead
-        if self._train_resume is not None:
-            loader.load_state_dict(self._train_resume)
-            self._train_resume = None
-        self._train_loader = loader
-        return loader
+        return self.resumable_loader(ds, TrainCollator(pad_id(self.tokenizer)))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("eval", int(self.cfg.eval_batch_size))
@@ -129,15 +106,6 @@ class EngramDataModule(L.LightningDataModule):
         self.setup()
         split = "test" if "test" in self.datasets else "eval"
         return self._loader(split, int(self.cfg.eval_batch_size))
-
-    # The train loader's position also travels through the DataModule's checkpoint hooks: Lightning restores
-    # these before configure_optimizers, whose `estimated_stepping_batches` builds the train loader early; the
-    # loader's own state, restored later by the fit loop, is then never applied (Lightning issue #20550).
-    def state_dict(self) -> dict[str, Any]:
-        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._train_resume = state_dict.get("train_loader")
 
     def generation_batches(self, batch_size: int | None = None, split: str = "eval") -> Iterator[dict[str, Any]]:
         """Left-padded prompt batches, in record order, each with the raw `records` it holds. Optional splits ("test",

@@ -13,7 +13,6 @@ import logging
 import random
 from typing import Any
 
-import lightning as L
 import torch
 from datasets import Dataset
 from datasets.utils import logging as ds_logging
@@ -21,8 +20,9 @@ from torch.utils.data import DataLoader
 
 from engram.data import build_splits
 from engram.data.families.text import corpus_info
-from engram.data.records import Record, as_data_cfg
-from engram.data.sampling import EpochShuffleSampler, ResumableDataLoader
+from engram.data.records import Record
+from engram.data.resumable import ResumableDataModule
+from engram.data.sampling import ResumableDataLoader
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +84,12 @@ def collate_blocks(features: list[dict[str, torch.Tensor]]) -> dict[str, torch.T
             "num_bytes": torch.stack([f["num_bytes"] for f in features]).long()}
 
 
-class TextDataModule(L.LightningDataModule):
+class TextDataModule(ResumableDataModule):
     """Packed token blocks of the text family's train / eval (validation) / test documents."""
 
     def __init__(self, data_cfg: Any, tokenizer: Any) -> None:
-        super().__init__()
-        self.cfg = as_data_cfg(data_cfg)
-        self.tokenizer = tokenizer
-        self.splits: dict[str, list[Record]] | None = None
-        self.datasets: dict[str, Dataset] = {}
+        super().__init__(data_cfg, tokenizer)
         self.corpus: dict[str, Any] = {}
-        self._train_loader: ResumableDataLoader | None = None
-        self._train_resume: dict[str, int] | None = None
-        self.lookahead: Any = None  # an offloaded memory's prefetch (as EngramDataModule's)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
@@ -133,26 +126,10 @@ class TextDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> ResumableDataLoader:
         self.setup()
-        ds = self.datasets["train"]
-        loader = ResumableDataLoader(ds, batch_size=int(self.cfg.batch_size),
-                                     sampler=EpochShuffleSampler(len(ds), int(self.cfg.seed)),
-                                     generator=torch.Generator().manual_seed(int(self.cfg.seed)),
-                                     collate_fn=collate_blocks, num_workers=int(self.cfg.num_workers))
-        loader.lookahead = self.lookahead
-        if self._train_resume is not None:
-            loader.load_state_dict(self._train_resume)
-            self._train_resume = None
-        self._train_loader = loader
-        return loader
+        return self.resumable_loader(self.datasets["train"], collate_blocks)
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("eval")
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test")
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._train_resume = state_dict.get("train_loader")
