@@ -45,7 +45,9 @@ def plot_token_gates(rows: Sequence[GateRow], title: str, path: Path) -> Path:
     ax.set_xlim(-4, max(12.0, ax.get_xlim()[1]))
     ax.set_ylim(-len(rows) + 0.4, 0.8)
     ax.axis("off")
-    legend = "tint = gate value, 0 white .. 1 dark orange; bold + underlined = predicts an answer token"
+    legend = "tint = gate value, 0 white .. 1 dark orange"
+    if any(any(row.answer) for row in rows):  # text runs have no answers to mark
+        legend += "; bold + underlined = predicts an answer token"
     ax.set_title(f"{title}\n({legend})", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
