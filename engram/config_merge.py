@@ -66,19 +66,23 @@ def check_known(values: Mapping[str, Any], schema_cls: type, extra: Collection[s
     found = unknown_key({k: v for k, v in values.items() if k not in (*extra, "hydra")}, _schema(schema_cls))
     if found is None:
         return
-    key, value, options = found
-    parent = key.rpartition(".")[0]
-    close = difflib.get_close_matches(key.rpartition(".")[2], options, n=3)
+    key, value, options, parent = found
+    close = difflib.get_close_matches(key[len(parent) + 1 if parent else 0 :].partition(".")[0], options, n=3)
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     raise ConfigError(key, value, f"is not a config key{f' of {parent}' if parent else ''}{hint}")
 
 
-def unknown_key(values: Mapping[str, Any], schema: DictConfig, prefix: str = "") -> tuple[str, Any, list[str]] | None:
-    """(full key, value, the keys there are) of the first key the schema lacks, at any depth; None when all are
-    known. Schema nodes typed Any or dict (trainer, paths) are open: their keys are checked elsewhere or free."""
+def unknown_key(values: Mapping[str, Any], schema: DictConfig,
+                prefix: str = "") -> tuple[str, Any, list[str], str] | None:
+    """(full key, value, the keys there are, the known node it is under) of the first key the schema lacks, at any
+    depth; None when all are known. Schema nodes typed Any or dict (trainer, paths) are open: their keys are checked
+    elsewhere or free."""
     for key, value in values.items():
         if key not in schema:
-            return f"{prefix}{key}", value, [str(k) for k in schema]
+            while isinstance(value, Mapping) and len(value) == 1:  # +a.b=1 composes as a={b: 1}: name a.b=1
+                (inner, value), = value.items()
+                key = f"{key}.{inner}"
+            return f"{prefix}{key}", value, [str(k) for k in schema], prefix.rstrip(".")
         if isinstance(value, Mapping) and is_dataclass(OmegaConf.get_type(schema, key)):
             found = unknown_key(value, schema[key], f"{prefix}{key}.")
             if found is not None:

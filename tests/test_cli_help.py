@@ -53,6 +53,8 @@ def assert_one_line_exit_2(tmp_path: Path, target: str, args: list[str], needle:
     (["+engram.prepopulate.nosuch=1"], "config error: engram.prepopulate.nosuch=1 is not a config key of "
                                        "engram.prepopulate"),
     (["+engram.tabel_size=9"], "engram.tabel_size=9 is not a config key of engram (did you mean table_size?)"),
+    (["+nosuch.deeper=1"], "config error: nosuch.deeper=1 is not a config key"),  # named as typed, not as a dict
+    (["+engram.nosuch.deeper=1"], "config error: engram.nosuch.deeper=1 is not a config key of engram"),
     (["nosuchkey=1"], "nosuchkey"),  # without `+`: Hydra refuses it, in one line
     (["-m", "+nosuchkey=1", "seed=1,2"], "config error: nosuchkey=1 is not a config key"),  # before any job starts
     (["+trainer.nosuch=1"], "config error: trainer.nosuch=1 is not a lightning.Trainer argument"),
