@@ -249,3 +249,28 @@ def test_a_nan_loss_stops_a_single_run_with_one_line(tmp_path: Path, cache_env: 
     assert "Traceback" not in proc.stderr
     assert lines[-1].startswith(("training stopped: loss is nan", "training stopped: loss is inf"))
     assert not (tmp_path / "engram.safetensors").exists()
+
+
+def test_sigkilled_text_run_resumes_to_the_uninterrupted_weights(
+    tmp_path: Path, cache_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for a language-model run (data=text): its packed blocks resume mid-epoch through the same loader."""
+    from test_lm_data import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", 40, words=200)
+    # 40 blocks of 32 tokens in batches of 8: 5 steps per epoch, 10 in all; last.ckpt after steps 3, 5, 6, 9, 10
+    text_run = [*RUN[:-1], "variant=engram", "data=text", f"data.path={corpus}", "data.block_size=32",
+                "data.num_tokens=1280", "data.eval_tokens=64", "engram.init=zeros"]
+    killed = tmp_path / "killed"
+    proc = faulty_train(cache_env, killed, *text_run, ENGRAM_TEST_KILL_AT_STEP="8")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    ckpt = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 6 and ckpt["TextDataModule"] == {"train_loader": {"epoch": 1, "served": 1}}
+    runs = {}
+    for name, extra in (("uninterrupted", []), ("resumed", [f"ckpt_path={killed}"])):
+        _, objects = train(tiny_cfg(tmp_path / name, *text_run, *extra))
+        assert objects["trainer"].global_step == 10
+        runs[name] = trainable(objects["model"])
+    full, resumed = runs["uninterrupted"], runs["resumed"]
+    assert full.keys() == resumed.keys() and any(k.startswith("memories.") for k in full)
+    assert not [k for k in full if not torch.equal(full[k], resumed[k])]
