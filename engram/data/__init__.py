@@ -31,10 +31,20 @@ def build_splits(data_cfg: Any) -> dict[str, list[Record]]:
     return splits
 
 
+def is_language_model(family: Any) -> bool:
+    """Whether data family `family` trains a language model on raw text (it declares `language_model = True`, as
+    data=text does): packed blocks, next-token loss everywhere, perplexity. False for a name this checkout does not
+    know (an old run dir's plugin family)."""
+    try:
+        return bool(family) and bool(registry.attribute("family", str(family), "language_model", False))
+    except KeyError:
+        return False
+
+
 def __getattr__(name: str) -> Any:
     if name == "EngramDataModule":
         return import_module("engram.data.datamodule").EngramDataModule
     raise AttributeError(f"module 'engram.data' has no attribute {name!r}")
 
 
-__all__ = ["RECORD_KEYS", "EngramDataModule", "Record", "as_data_cfg", "build_splits"]
+__all__ = ["RECORD_KEYS", "EngramDataModule", "Record", "as_data_cfg", "build_splits", "is_language_model"]

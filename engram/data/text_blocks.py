@@ -109,11 +109,6 @@ class TextDataModule(ResumableDataModule):
                  self.corpus["source"], *(self.corpus["tokens"][s] for s in ("train", "eval", "test")))
 
     @property
-    def train_records(self) -> list[Record]:
-        self.setup()
-        return self.splits["train"]
-
-    @property
     def num_train_tokens(self) -> int:
         self.setup()
         return len(self.datasets["train"]) * int(self.cfg.block_size)

@@ -13,8 +13,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from engram import registry
-from engram.data import build_splits
+from engram.data import build_splits, is_language_model
 from engram.demo.gates import RAW_TEXT, Comparison, compare, layer_name
 from engram.evaluation.retention import load_general_prompts
 from engram.models.engram_model import EngramModel, run_model_config
@@ -89,7 +88,7 @@ def load_demo(source: Path, max_new_tokens: int | None = None) -> DemoRun:
     run = read_run(run_dir)
     cfg = run.cfg if run.cfg is not None else OmegaConf.create({})
     data = OmegaConf.select(cfg, "data")
-    text = is_language_model(cfg)
+    text = is_language_model(OmegaConf.select(cfg, "data.family", default=None))
     splits = _splits(data)
     summary = {label: _show(OmegaConf.select(cfg, key, default=None)) for label, key in SUMMARY_KEYS.items()}
     summary = {k: v for k, v in summary.items() if v and not (text and k in TEXT_SKIPPED)}
@@ -106,15 +105,6 @@ def load_demo(source: Path, max_new_tokens: int | None = None) -> DemoRun:
     facts = [] if text else [dict(r) for r in splits.get("train", [])]  # a text run's documents are not facts
     held_out = openings(tokenizer, splits.get("test", [])) if text else []
     return DemoRun(model, tokenizer, source, prompt_format, new_tokens, facts, summary, text, held_out)
-
-
-def is_language_model(cfg: Any) -> bool:
-    """Whether the run's data family trains a language model on raw text (`language_model = True`, data=text)."""
-    family = OmegaConf.select(cfg, "data.family", default=None)
-    try:
-        return bool(family) and bool(registry.attribute("family", str(family), "language_model", False))
-    except KeyError:  # a family this checkout does not know (a plugin not loaded): shown as a fact run
-        return False
 
 
 def text_summary(cfg: Any, info: dict[str, Any]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from peft import PeftModel
 
 from engram import registry
 from engram.config import ROW_ORDER, validate
+from engram.data import is_language_model
 from engram.data.datamodule import EngramDataModule
 from engram.data.text_blocks import TextDataModule
 from engram.evaluation.lm_eval import evaluate_text
@@ -191,7 +192,7 @@ def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant
                    engram_path: Path | None = None) -> dict[str, float]:
     """Load the base model of cfg.model, add the saved weights, score it on cfg.data; eval.json + eval.md."""
     model, tokenizer = load_model(cfg.model)
-    if registry.attribute("family", cfg.data.family, "language_model", False):
+    if is_language_model(cfg.data.family):
         return evaluate_text_model(cfg, out_dir, model, tokenizer, run_dir, variant, engram_path)
     base = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
     base_params = count_parameters(model)["total"]  # params/trainable: what training added (nothing trains here)

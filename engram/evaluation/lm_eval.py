@@ -16,7 +16,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engram.atomic import atomic_write_text
 from engram.evaluation.gate_classes import BigramCounts, GateByClass
 from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.perplexity import LMScore, score_blocks
@@ -66,8 +65,7 @@ def evaluate_text(model: Any, datamodule: Any, cfg: Any, run_dir: Path, info: di
     info = {**info, "corpus": datamodule.corpus}
     if before_write is not None:
         before_write(metrics, info)
-    write_results(run_dir, info, metrics, [])
-    atomic_write_text(Path(run_dir) / "eval.md", summary_markdown(title, info, metrics))
+    write_results(run_dir, info, metrics, [], markdown=summary_markdown(title, info, metrics))
     print_summary(title, metrics, run_dir)
     return EvalOutcome(metrics)
 

@@ -46,10 +46,11 @@ def summary_lines(metrics: dict[str, float]) -> list[tuple[str, str]]:
 def write_results(
     run_dir: Path, info: dict[str, Any], metrics: dict[str, float], rows: list[dict[str, Any]],
     retention_rows: list[dict[str, Any]] | None = None, test_rows: list[dict[str, Any]] | None = None,
+    markdown: str | None = None,
 ) -> tuple[Path, Path]:
     """eval.json (everything, machine-readable) and eval.md (the tables a person reads), each written atomically.
     `test_rows`: the test file's rows, kept apart from the eval split's `examples` (which comparisons check for
-    equality)."""
+    equality). `markdown`: eval.md's text when the run has no fact tables (a language model's summary)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     per_cat = per_category_counts(rows)
     payload = {"info": info, "metrics": metrics, "per_category": per_cat, "examples": rows,
@@ -59,7 +60,16 @@ def write_results(
         payload["test_examples"] = test_rows
     json_path = run_dir / "eval.json"
     atomic_write_text(json_path, json.dumps(payload, indent=1, default=str))
+    md_path = run_dir / "eval.md"
+    if markdown is None:
+        markdown = fact_markdown(info, metrics, rows, per_cat, test_rows)
+    atomic_write_text(md_path, markdown)
+    return json_path, md_path
 
+
+def fact_markdown(info: dict[str, Any], metrics: dict[str, float], rows: list[dict[str, Any]],
+                  per_cat: dict[str, Any], test_rows: list[dict[str, Any]] | None) -> str:
+    """eval.md of a fact run: the summary, exact match per category (eval split, test file), the first misses."""
     md = [f"# {info.get('variant')} on {info.get('model')} / {info.get('data')}", ""]
     md += [f"- {k}: {v}" for k, v in info.items()] + ["", "| metric | value |", "|---|---|"]
     md += [f"| {label.strip()} | {value} |" for label, value in summary_lines(metrics)]
@@ -74,9 +84,7 @@ def write_results(
     if wrong:
         md += ["", "First misses:", "", "| prompt | expected | generated |", "|---|---|---|"]
         md += [f"| {_cell(r['prompt'])} | {_cell(r['expected'])} | {_cell(r['generated'])} |" for r in wrong]
-    md_path = run_dir / "eval.md"
-    atomic_write_text(md_path, "\n".join(md) + "\n")
-    return json_path, md_path
+    return "\n".join(md) + "\n"
 
 
 def _cell(text: Any) -> str:

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from engram.data import is_language_model
 from engram.tracking.figures import finish_axes, line_data, save_figure
 from engram.variants.common import wraps_engram
 
@@ -30,7 +31,8 @@ PRECISE = {"lm_ppl": "{:.3f}", "lm_ppl_base": "{:.3f}", "lm_ppl_knockout": "{:.3
 
 
 def is_lm(df: pd.DataFrame) -> pd.Series:
-    return df["data"].eq("text") if "data" in df else pd.Series(False, index=df.index)
+    """The rows of language-model runs (their data family declares it; not only data=text)."""
+    return df["data"].map(is_language_model) if "data" in df else pd.Series(False, index=df.index)
 
 
 def fit_log_slope(slots: np.ndarray, loss: np.ndarray) -> tuple[float, float] | None:
@@ -41,17 +43,23 @@ def fit_log_slope(slots: np.ndarray, loss: np.ndarray) -> tuple[float, float] | 
     return float(a), float(b)
 
 
-def plot_loss_vs(df: pd.DataFrame, x: str, xlabel: str, path: Path, fit: bool) -> dict[str, Any] | None:
-    """Test loss against `x` (log scale) for the memory runs, the frozen base's loss as a dashed line, and with
-    `fit` the least-squares log-linear line and its slope in the legend."""
+def loss_points(df: pd.DataFrame, x: str) -> pd.DataFrame:
+    """The runs with a numeric `x` and test loss, as columns `_x`, `_y`."""
     runs = df.assign(_x=pd.to_numeric(df[x], errors="coerce"), _y=pd.to_numeric(df["lm_loss"], errors="coerce"))
-    runs = runs.dropna(subset=["_x", "_y"])
+    return runs.dropna(subset=["_x", "_y"])
+
+
+def plot_loss_vs(df: pd.DataFrame, x: str, xlabel: str, path: Path,
+                 line: tuple[float, float] | None = None) -> dict[str, Any] | None:
+    """Test loss against `x` (log scale) for the memory runs, the frozen base's loss as a dashed line, and `line`
+    (slope, intercept of the log-linear fit) drawn with its slope in the legend."""
+    runs = loss_points(df, x)
     if runs["_x"].nunique() < 2:
         return None
     fig, ax = plt.subplots(figsize=(6, 4.2))
     mean = runs.groupby("_x")["_y"].mean()
     ax.plot(mean.index, mean.values, marker="o", label="memory (test loss)")
-    if fit and (line := fit_log_slope(runs["_x"].to_numpy(), runs["_y"].to_numpy())) is not None:
+    if line is not None:
         xs = np.logspace(math.log10(mean.index.min()), math.log10(mean.index.max()), 20)
         ax.plot(xs, line[0] * np.log10(xs) + line[1], linestyle=":",
                 label=f"fit: {line[0]:+.4f} nats per 10x slots")
@@ -89,15 +97,14 @@ def lm_section(df: pd.DataFrame, out_dir: Path,
     memory = ok[pd.to_numeric(ok.get("table_size"), errors="coerce").notna()] if "table_size" in ok else ok.iloc[:0]
     if "key_shuffle" in memory:
         memory = memory[memory["key_shuffle"].astype(str) != "True"]
-    for name, x, xlabel, fit in (("loss_vs_slots.png", "table_size", "memory slots per head", True),
-                                 ("loss_vs_tokens.png", "num_tokens", "training tokens", False)):
+    slots = loss_points(memory, "table_size") if "table_size" in memory else memory.iloc[:0]
+    slope = fit_log_slope(slots["_x"].to_numpy(), slots["_y"].to_numpy()) if not slots.empty else None
+    for name, x, xlabel, line in (("loss_vs_slots.png", "table_size", "memory slots per head", slope),
+                                  ("loss_vs_tokens.png", "num_tokens", "training tokens", None)):
         if x in memory and memory[x].nunique() > 1:
-            drawn = plot_loss_vs(memory, x, xlabel, out_dir / name, fit)
+            drawn = plot_loss_vs(memory, x, xlabel, out_dir / name, line)
             if drawn:
                 plots[name] = drawn
-    if "loss_vs_slots.png" in plots:
-        rows = memory.dropna(subset=["table_size", "lm_loss"])
-        slope = fit_log_slope(pd.to_numeric(rows["table_size"]).to_numpy(), pd.to_numeric(rows["lm_loss"]).to_numpy())
-        if slope is not None:
-            md += [f"Fitted slope: {slope[0]:+.4f} nats of test loss per 10x slots.", ""]
+    if "loss_vs_slots.png" in plots and slope is not None:
+        md += [f"Fitted slope: {slope[0]:+.4f} nats of test loss per 10x slots.", ""]
     return md, plots

@@ -20,9 +20,9 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from engram import registry
 from engram.atomic import atomic_write_dir
 from engram.config_rules import from_scratch
+from engram.data import is_language_model
 from engram.data.datamodule import EngramDataModule
 from engram.data.jsonl import read_jsonl
 from engram.data.text_blocks import TextDataModule
@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     model, tokenizer = load_model(cfg.model, data=cfg.data)  # model=scratch builds its vocabulary from the data
-    text = language_model(cfg)
+    text = is_language_model(cfg.data.family)
     datamodule = TextDataModule(cfg.data, tokenizer) if text else EngramDataModule(cfg.data, tokenizer)
     # Before the variant: the untouched base model's answers to the general prompts (cached per base model), or
     # for a language model its perplexity on the test split.
@@ -133,11 +133,6 @@ def one_thread_before_fork(cfg: DictConfig) -> None:
     if strategy.startswith(("ddp_fork", "ddp_notebook")) and torch.get_num_threads() > 1:
         log.info("%s: one torch thread per process (a forked process cannot use the parent's thread pool)", strategy)
         torch.set_num_threads(1)
-
-
-def language_model(cfg: DictConfig) -> bool:
-    """data=text (a family with `language_model = True`): packed text blocks, next-token loss everywhere, perplexity."""
-    return bool(registry.attribute("family", cfg.data.family, "language_model", False))
 
 
 def frozen_base_score(cfg: DictConfig, model: Any, datamodule: TextDataModule) -> LMScore | None:
@@ -205,7 +200,7 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     """The shared evaluate-and-save path (eval.json + eval.md), with the weights saved and the timings added before
     the files are written; then the final metrics go to the loggers."""
     model, trainer, run_dir = objects["model"], objects["trainer"], objects["run_dir"]
-    text = isinstance(objects["datamodule"], TextDataModule)
+    text = is_language_model(cfg.data.family)
     # what was trained on (data.num_train may be a cap): facts, or tokens of text
     num_train = objects["datamodule"].num_train_tokens if text else len(objects["datamodule"].train_records)
     info = {

@@ -27,12 +27,13 @@ from typing import Any
 from engram.config_rules import ConfigError
 from engram.config_rules import check as rule
 from engram.data.records import Record, record
+from engram.variants.common import wraps_engram
 
 __all__ = ["CORPORA", "build", "check", "check_run", "documents", "language_model", "split_of"]
 
 generated = False  # read from files: data.num_train / num_eval do not apply (data.num_tokens caps training)
 from_files = True
-language_model = True  # batches are packed token blocks and the metrics are perplexity (engram/training/lm.py)
+language_model = True  # packed token blocks (text_blocks.py), perplexity metrics (engram/evaluation/lm_eval.py)
 checks_own_paths = True  # data.path may be a directory or a glob, not only a file
 
 CORPORA = ("python_stdlib",)
@@ -81,7 +82,7 @@ def check_run(cfg: Any) -> None:
     rule(cfg.sequential.batch == 0, "sequential.batch", cfg.sequential.batch, "teaches facts; data=text has none")
     rule(cfg.train.replay_ratio == 0, "train.replay_ratio", cfg.train.replay_ratio,
          "replays general prompts beside facts; data=text has none")
-    if cfg.variant.name in ("engram", "combined", "engram_hybrid"):
+    if wraps_engram(cfg.variant.name):
         rule(cfg.engram.init != "prepopulate", "engram.init", cfg.engram.init,
              "writes facts before training; data=text has none (use engram=deepseek, the paper's memory)")
         rule(cfg.engram.hash not in PROMPT_KEYED_HASHES, "engram.hash", cfg.engram.hash,
@@ -126,28 +127,38 @@ def _hidden(p: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in p.relative_to(root).parts)
 
 
-def documents(d: Any, by_section: bool = False) -> list[tuple[str, str, str]]:
-    """(name, source, text) of every non-empty document, sorted by name. `by_section`: cut every file into sections
-    (as for fewer than MIN_FILES files)."""
-    if d.path:
-        files = text_files(str(d.path))
-        root = Path(os.path.expanduser(str(d.path)))
-        out = []
-        for f in files:
-            try:
-                text = f.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise ConfigError("data.path", d.path, f"cannot read {f} as UTF-8 text ({e})") from None
-            name = str(f.relative_to(root)) if root.is_dir() else f.name
-            out.append((name, "file", text))
-        if by_section or len(out) < MIN_FILES:  # too few files to split by file: their sections are the documents
-            out = [(f"{name}#{i:05d}", source, part) for name, source, text in out
-                   for i, part in enumerate(sections(text))]
-        return sorted((doc for doc in out if doc[2].strip()), key=lambda doc: doc[0])
-    return python_stdlib()
+Document = tuple[str, str, str]  # (name, source, text)
 
 
-def python_stdlib() -> list[tuple[str, str, str]]:
+def documents(d: Any) -> list[Document]:
+    """(name, source, text) of every non-empty document, sorted by name: the files of data.path (their sections
+    when there are fewer than MIN_FILES), or the built-in corpus."""
+    if not d.path:
+        return python_stdlib()
+    files = file_documents(d)
+    return by_section(files) if len(files) < MIN_FILES else files
+
+
+def file_documents(d: Any) -> list[Document]:
+    """One document per non-empty file of data.path, sorted by name."""
+    root = Path(os.path.expanduser(str(d.path)))
+    out = []
+    for f in text_files(str(d.path)):
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("data.path", d.path, f"cannot read {f} as UTF-8 text ({e})") from None
+        out.append((str(f.relative_to(root)) if root.is_dir() else f.name, "file", text))
+    return sorted((doc for doc in out if doc[2].strip()), key=lambda doc: doc[0])
+
+
+def by_section(docs: list[Document]) -> list[Document]:
+    """Each document cut into its sections (see `sections`), named `<name>#<index>`, sorted by name."""
+    return sorted(((f"{name}#{i:05d}", source, part) for name, source, text in docs
+                   for i, part in enumerate(sections(text))), key=lambda doc: doc[0])
+
+
+def python_stdlib() -> list[Document]:
     """Python's documentation topics (prose) and standard-library modules (code), as shipped with this Python."""
     from pydoc_data.topics import topics  # ships with every CPython
 
@@ -173,9 +184,10 @@ def split_of(name: str, fraction: float, seed: int) -> str:
 def build(d: Any) -> dict[str, list[Record]]:
     """Every document in exactly one of train / eval / test. When files as documents leave a split empty, the files'
     sections are the documents instead."""
-    splits = assign_splits(documents(d), d)
-    if d.path and not all(splits.values()):
-        splits = assign_splits(documents(d, by_section=True), d)
+    docs = documents(d)
+    splits = assign_splits(docs, d)
+    if d.path and not all(splits.values()) and len(docs) >= MIN_FILES:  # whole files left a split empty
+        splits = assign_splits(by_section(docs), d)
     for split, docs in splits.items():
         if not docs:
             where = d.path or f"data.corpus={d.corpus}"
@@ -185,7 +197,7 @@ def build(d: Any) -> dict[str, list[Record]]:
     return splits
 
 
-def assign_splits(docs: list[tuple[str, str, str]], d: Any) -> dict[str, list[Record]]:
+def assign_splits(docs: list[Document], d: Any) -> dict[str, list[Record]]:
     splits: dict[str, list[Record]] = {"train": [], "eval": [], "test": []}
     for name, source, text in docs:
         split = split_of(name, float(d.split_fraction), int(d.seed))
