@@ -13,6 +13,8 @@ import its own layer or any layer below, never one above:
                                        cli and config, nothing imports it
     engram.demo                        demo.py's views (base vs memory, gate per token) and report.py's gate
                                        gallery: reads evaluation, models and tracking, nothing imports it
+    engram.reference                   the paper's memory in one file, to read (torch and numpy only; nothing
+                                       imports it, tests/test_reference.py holds it to the modular path)
     engram.training                    Lightning module, variants, the train pipeline, four-way training
     engram.evaluation                  greedy eval, retention, gate stats, the one evaluate-and-save path,
                                        the four-way comparison
@@ -38,7 +40,7 @@ __version__ = "0.1.0"
 
 # The layer order above, top first; each entry is a set of peers (module prefixes under engram).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("engram.write", "engram.demo", "engram.compress"),
+    ("engram.write", "engram.demo", "engram.compress", "engram.reference"),
     ("engram.training",),
     ("engram.evaluation",),
     ("engram.tracking",),
