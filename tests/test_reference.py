@@ -17,6 +17,8 @@ from engram.models import load_model
 from engram.models.engram_file import as_engram_config
 from engram.reference import EngramLM, head_primes
 
+pytestmark = pytest.mark.numerics  # compares two code paths' floats: see .ci/run
+
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
