@@ -25,13 +25,15 @@ import its own layer or any layer below, never one above:
                                        cli_args: argparse with one-line errors (report.py, demo.py)
     engram.models, engram.data         base models + Engram injection; the data families
     engram.memory                      hashes, addresses, gates (one module per kind), memory tables, the budget
-    engram.config, config_rules, config_merge, config_trainer, config_scale, atomic, lazy, registry, variants
+    engram.config, config_rules, config_merge, config_trainer, config_scale, atomic, lazy, registry, protocols,
+    variants
                                        the schema and its rules (config_merge: typing a config on its schema;
                                        config_scale: where the tables live, offload / shard);
                                        atomic file writes; lazy package attributes; the kind registries (they
                                        import a kind's module by dotted name only on `get`, so a kind package
                                        above, e.g. engram.memory.hashes, is not an import up the flow at
-                                       validation); the variants' torch-free declarations
+                                       validation); the kinds' interfaces (typing.Protocols, torch only in
+                                       annotations); the variants' torch-free declarations
 """
 
 from engram.lazy import lazy_attributes
@@ -48,7 +50,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.models", "engram.data"),
     ("engram.memory",),
     ("engram.config", "engram.config_rules", "engram.config_merge", "engram.config_trainer", "engram.config_scale",
-     "engram.atomic", "engram.lazy", "engram.registry", "engram.variants"),
+     "engram.atomic", "engram.lazy", "engram.registry", "engram.protocols", "engram.variants"),
 )
 
 _LAZY = {

@@ -205,3 +205,14 @@ def test_an_address_kind_buffer_is_saved_in_the_engram_file_and_loaded(tmp_path:
         assert torch.equal(fresh.memory(0).address.stamp, saved)
     finally:
         registry.unregister("address", "stamp")
+
+
+def test_the_toy_kinds_satisfy_the_protocols(toy: Path) -> None:
+    """A plugin's kinds are held to the same interfaces as the built-in ones (engram/protocols.py)."""
+    import toy_kinds  # noqa: F401  (registers the toy kinds)
+
+    from engram import protocols
+
+    for kind in ("hash", "gate", "family"):
+        assert protocols.problems(registry.get(kind, "toy"), protocols.PROTOCOLS[kind][0]) == []
+    assert protocols.problems(registry.get("family", "toy"), protocols.FamilyOptions, optional=True) == []

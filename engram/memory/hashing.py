@@ -1,37 +1,21 @@
-"""Shared hashing helpers: primes, vocabulary compression, per-device constants, and the `Lookup` every hash returns.
+"""Shared hashing helpers: primes, vocabulary compression, per-device constants (and `Lookup`, re-exported).
 
-The hashes themselves are one module each in `engram.memory.hashes` (see engram/registry.py). A hash class is built
-from `(cfg: EngramConfig, layers: list[int], vocab_size: int, pad_id: int, token_map: Tensor | None)` and has
-
-    shared_table: bool               all heads index one block of rows (their rows are averaged), else one block each
-    uses_token_map: bool             optional (default True): wants the vocabulary compression map when
-                                     engram.compress_vocab (built from the tokenizer; None otherwise)
-    table_sizes(cfg) -> list[int]    optional staticmethod: the rows asked for per group of `heads` heads (one per
-                                     n-gram order); the memory budget bounds the real (prime) sizes from it.
-                                     Default: engram.table_size as a list
-    head_sizes(layer) -> list[int]   the rows of each head's block (the modulus of its slots)
-    lookup(ids [B, S], mask [B, S], prompt_lengths [B], new, layer) -> Lookup   for the `new` newest positions
-
-`Lookup.keys[..., h]` is head h's key before its modulo: equal keys = the same n-gram / prompt (the collision rate
-compares them per head; an address may store them per row).
+The hashes themselves are one module each in `engram.memory.hashes` (see engram/registry.py); what a hash
+class offers and returns (`Lookup`) is the `Hash` protocol in engram/protocols.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from tokenizers import Regex, normalizers
 
+from engram.protocols import Lookup as Lookup  # its home is the protocols; plugins import it here too
+
 LAYER_PRIME = 10007  # per-layer seed offset of the official demo
-
-
-class Lookup(NamedTuple):
-    slots: torch.Tensor  # LongTensor[B, T, heads]: row within each head's block
-    keys: torch.Tensor  # LongTensor[B, T, heads]: each head's full key before the modulo
-    keep: torch.Tensor  # BoolTensor[B, T]: the positions that get memory
 
 
 def is_prime(n: int) -> bool:

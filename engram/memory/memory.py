@@ -22,13 +22,13 @@ import torch
 from torch import nn
 
 from engram import registry
-from engram.memory.hashing import Lookup
 from engram.memory.tables import build_table
+from engram.protocols import Lookup
 
 
 class EngramMemory(nn.Module):
     def __init__(self, cfg: Any, layer: int, hidden_size: int, hasher: Any) -> None:
-        """`hasher`: a hash kind (engram/memory/hashing.py); the gate and address kinds come from `cfg.gate` /
+        """`hasher`: a hash (engram/protocols.py); the gate and address kinds come from `cfg.gate` /
         `cfg.address` through engram/registry.py."""
         super().__init__()
         self.layer, self.kind, self.hasher = int(layer), cfg.hash, hasher

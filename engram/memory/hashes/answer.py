@@ -18,7 +18,8 @@ import torch
 
 from engram.memory.hashes import span
 from engram.memory.hashes.span import SPAN_MODULUS
-from engram.memory.hashing import LAYER_PRIME, Lookup
+from engram.memory.hashing import LAYER_PRIME
+from engram.protocols import Lookup
 
 OFFSET_SEED = 7  # keeps the offset multiplier independent of the span multipliers drawn from the same seed
 

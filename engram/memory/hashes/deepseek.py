@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from engram.memory.budget import requested_sizes
-from engram.memory.hashing import LAYER_PRIME, DeviceCache, Lookup, assign_primes
+from engram.memory.hashing import LAYER_PRIME, DeviceCache, assign_primes
+from engram.protocols import Lookup
 
 SHUFFLE_SEED = 7919  # the key_shuffle ids' own stream, apart from the multipliers'
 SHUFFLE_PERIOD = 1 << 16  # positions beyond this reuse the ids from the start

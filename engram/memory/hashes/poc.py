@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from engram.memory.budget import requested_sizes
-from engram.memory.hashing import DeviceCache, Lookup
+from engram.memory.hashing import DeviceCache
+from engram.protocols import Lookup
 
 POC_PRIMES = (17, 31, 53, 79, 107, 131, 157, 181)
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from engram.memory.budget import requested_sizes
-from engram.memory.hashing import LAYER_PRIME, DeviceCache, Lookup, assign_primes
+from engram.memory.hashing import LAYER_PRIME, DeviceCache, assign_primes
+from engram.protocols import Lookup
 
 SPAN_MODULUS = 2_147_483_647  # 2**31 - 1 (prime): span keys live in [0, 2**31 - 1)
 SPAN_POSITIONS = 4096  # per-position multipliers; longer prompts reuse them cyclically
