@@ -7,7 +7,7 @@ from torch import nn
 
 
 class GateBase(nn.Module):
-    last_gate: torch.Tensor | None
+    last_gate: torch.Tensor | None = None  # None until the first forward
     live_gate: torch.Tensor | None = None
 
     def _record(self, gate: torch.Tensor, keep: torch.Tensor) -> None:

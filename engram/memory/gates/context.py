@@ -33,7 +33,6 @@ class ContextGate(GateBase):
         nn.init.zeros_(self.key_proj.bias)
         nn.init.zeros_(self.value_proj.bias)
         self.context = (conv_kernel - 1) * dilation  # positions of past values the conv reads
-        self.last_gate = None
 
     def forward(
         self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None

@@ -23,7 +23,6 @@ class Gate(GateBase):
     def __init__(self, hidden_size: int, mem_dim: int, cfg: Any) -> None:
         super().__init__()
         self.proj = nn.Identity() if mem_dim == hidden_size else nn.Linear(mem_dim, hidden_size, bias=False)
-        self.last_gate = None
 
     def forward(
         self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None

@@ -19,7 +19,6 @@ class MLPGate(GateBase):
         self.mlp = nn.Sequential(nn.Linear(2 * hidden_size, width), nn.SiLU(), nn.Linear(width, 1))
         nn.init.zeros_(self.mlp[-1].bias)
         self.gate_bias = float(gate_bias)
-        self.last_gate = None
 
     def forward(
         self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None
