@@ -1,4 +1,5 @@
 """The hash kinds, one module each (`engram.hash=<module name>`), each exposing a class `Hash`.
 
-The interface is documented in engram/memory/hashing.py (the shared helpers); engram/registry.py lists the kinds.
+The interface is the `Hash` protocol in engram/protocols.py; the shared helpers are in engram/memory/hashing.py;
+engram/registry.py lists the kinds.
 """
