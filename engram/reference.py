@@ -77,7 +77,7 @@ class NgramHash(nn.Module):
         heads = len(self.primes) // back
         mix, slots = x * self.multipliers[0], []
         for k in range(1, self.max_ngram):  # mix of order k + 1: XOR of the last k + 1 ids times their multipliers
-            mix = mix ^ (before[:, back - k : back - k + T] * self.multipliers[k])  # int64 products wrap
+            mix = mix ^ (before[:, back - k : back - k + T] * self.multipliers[k])  # within int64: the bound
             slots += [torch.remainder(mix, p) for p in self.primes[(k - 1) * heads : k * heads]]  # floor modulo
         return torch.stack(slots, dim=-1) + self.offsets
 
