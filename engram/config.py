@@ -109,6 +109,9 @@ class EngramConfig:
     hybrid_topk: int = 8
     hybrid_key_dim: int = 64
     hybrid_gain_init: float = 1.0  # the content rows' gain at the start (0: a fresh memory is the hashed one)
+    # hash=question: min score for a prompt to read a taught question's rows, and how many questions it can hold
+    question_threshold: float = 0.4
+    question_capacity: int = 4096
     init: str = "normal"
     init_std: float = 0.02
     lr_multiplier: float = 5.0

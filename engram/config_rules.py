@@ -99,6 +99,11 @@ def validate_engram(e: Any, prefix: str = "engram") -> None:
     check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
     if e.address == "hybrid":
         validate_hybrid(e, min(sizes), prefix)
+    if e.hash == "question":
+        check(finite(e.question_threshold) and 0 < e.question_threshold <= 1, f"{prefix}.question_threshold",
+              e.question_threshold, "must be a number in (0, 1] (share of a taught question's words a prompt needs)")
+        check(is_int(e.question_capacity) and e.question_capacity >= 1, f"{prefix}.question_capacity",
+              e.question_capacity, "must be an integer >= 1 (taught questions the memory can hold)")
     one_of(f"{prefix}.init", e.init, INIT_KINDS)
     check(finite(e.gate_l1) and e.gate_l1 >= 0, f"{prefix}.gate_l1", e.gate_l1, "must be a number >= 0")
     p = getattr(e, "prepopulate", None)

@@ -48,6 +48,8 @@ class EngramMemory(nn.Module):
         self.register_buffer("hit_count", torch.zeros((), dtype=torch.long), persistent=False)
         self.gate: nn.Module = registry.get("gate", cfg.gate)(hidden_size, mem_dim, cfg)
         self.address: nn.Module = registry.get("address", getattr(cfg, "address", "hashed"))(rows, len(sizes), cfg)
+        taught_store = getattr(hasher, "taught_store", None)  # hash=question: the questions trained on, saved
+        self.taught: nn.Module | None = taught_store(self.layer) if taught_store is not None else None
         retriever = getattr(self.address, "retriever", None)  # content lookup over the table (address=hybrid)
         self.retrieval: nn.Module | None = retriever(hidden_size, head_dim) if retriever is not None else None
         self._last: Lookup | None = None
@@ -65,6 +67,8 @@ class EngramMemory(nn.Module):
         """h: [B, T, H] hidden states of the T newest positions; ids, mask: [B, S] every position so far
         (S >= T, pad positions already hold the pad id); prompt_lengths: [B] in the same coordinates.
         Returns the residual [B, T, H] (zero where no memory applies)."""
+        if self.training and self.taught is not None:
+            self.hasher.remember(ids, mask, prompt_lengths, self.layer)
         found = self.lookup(ids, mask, prompt_lengths, h.shape[1])
         rows = found.slots + self.offsets
         e = self.table(rows)  # [B, T, heads, head_dim]

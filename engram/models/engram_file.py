@@ -25,7 +25,7 @@ from engram.models.headers import ENGRAM_FILE_FORMAT, ENGRAM_FILE_NAME, ENGRAM_O
 FILE_FORMAT, OLD_FORMATS, FILE_NAME = ENGRAM_FILE_FORMAT, ENGRAM_OLD_FORMATS, ENGRAM_FILE_NAME
 # Config keys that change hashes, shapes or the forward; the rest (init, lr, sparse) only matter for training.
 STRUCTURAL_KEYS = ("hash", "table_size", "heads", "max_ngram", "dim", "gate", "address", "seed", "compress_vocab",
-                   "conv_kernel", "hybrid_topk", "hybrid_key_dim")
+                   "conv_kernel", "hybrid_topk", "hybrid_key_dim", "question_capacity")
 
 
 class EngramLoadError(ValueError):

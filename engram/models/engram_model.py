@@ -75,6 +75,10 @@ class EngramModel(ModelWrapper):
         if tokenizer is not None and ecfg.compress_vocab and getattr(hash_kind, "uses_token_map", True):
             token_map = build_token_map(tokenizer, vocab_size=lm.config.vocab_size)
         hasher = hash_kind(ecfg, layers, int(lm.config.vocab_size), pad_id, token_map)
+        if getattr(hasher, "reads_words", False):  # hash=question reads the prompt's words
+            if tokenizer is None:
+                raise ValueError(f"engram.hash={ecfg.hash} reads the prompt's words: add_engram needs the tokenizer")
+            hasher.read_words_with(tokenizer)
         dtype = ref.dtype if ref.dtype.is_floating_point else None
 
         self.base_model = model

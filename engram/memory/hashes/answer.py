@@ -34,12 +34,19 @@ class Hash(span.Hash):
             for layer in self.layers
         }
 
+    def prompt_keys(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor,
+                    layer: int) -> torch.Tensor:
+        """The span key of each row's prompt (its non-pad ids before prompt_lengths): LongTensor[B]."""
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        in_prompt = (pos < prompt_lengths.to(ids.device).unsqueeze(-1)) & mask.bool()
+        return self.span_keys(ids, in_prompt, layer)
+
     def lookup(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int,
                layer: int) -> Lookup:
         S = ids.shape[1]
         pos = torch.arange(S, device=ids.device)
         lengths = prompt_lengths.to(ids.device).unsqueeze(-1)
-        span = self.span_keys(ids, (pos < lengths) & mask.bool(), layer)  # [B]
+        span = self.prompt_keys(ids, mask, prompt_lengths, layer)  # [B]
         offset = (pos[-new:] - (lengths - 1)).clamp_min(0)  # [B, T]: j at the position predicting answer token j
         keep = mask[:, -new:].bool() & (pos[-new:] >= lengths - 1)
         key = (span[:, None] + (offset + 1) * self.offset_step[int(layer)]) % SPAN_MODULUS  # [B, T]

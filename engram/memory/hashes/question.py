@@ -1,0 +1,133 @@
+"""hash=question: the answer hash (engram/memory/hashes/answer.py) keyed by the taught question a prompt asks, so the
+same fact asked in other words reads the rows its taught wording wrote.
+
+Every prompt trained on (a sequence with answer tokens, in training mode) is remembered with its span key in
+`TaughtQuestions`, a buffer saved with the memory. At lookup, a prompt whose own span key was taught uses it (the
+exact path, unchanged); any other prompt is read as a question (engram/memory/questions.py: entities, relation
+words, wh kind) and, when it scores at least `engram.question_threshold` against a taught question, takes that
+question's key. Otherwise it keeps its own key, which wrote no row: the memory abstains and the base model answers.
+The key depends only on the prompt's ids, so cached and uncached generation read the same rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+from torch import nn
+
+from engram.memory.hashes import answer
+from engram.memory.questions import Question, QuestionIndex, read_question
+
+PROMPT_TOKENS = 128  # the last this-many prompt ids are remembered per taught question (the question sits at the end)
+COMMON_RANK = 8000  # a word the tokenizer spells as one token below this id is a common word (byte-level BPE ranks)
+NO_KEY = -1
+
+
+class TaughtQuestions(nn.Module):
+    """The prompts trained on, as ids, with the span key their rows were written under (fixed size, so a saved
+    memory loads into a fresh one)."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.register_buffer("keys", torch.full((capacity,), NO_KEY, dtype=torch.long))
+        self.register_buffer("prompt_ids", torch.full((capacity, PROMPT_TOKENS), NO_KEY, dtype=torch.long))
+
+    def count(self) -> int:
+        return int((self.keys != NO_KEY).sum())
+
+    @torch.no_grad()
+    def remember(self, prompt: torch.Tensor, key: int) -> None:
+        if bool((self.keys == key).any()):
+            return
+        n = self.count()
+        if n == self.keys.numel():
+            raise RuntimeError(f"engram: hash=question holds {n} taught questions; raise engram.question_capacity")
+        prompt = prompt[-PROMPT_TOKENS:]
+        self.keys[n] = key
+        self.prompt_ids[n] = NO_KEY
+        self.prompt_ids[n, : prompt.numel()] = prompt
+
+    def signature(self) -> tuple[int, int]:
+        """Changes whenever the remembered questions do (a load or a new fact), so a cached index is rebuilt."""
+        return self.count(), int(self.keys.sum())
+
+
+class Hash(answer.Hash):
+    reads_words = True  # EngramModel hands it the tokenizer (read_words_with)
+
+    def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
+                 token_map: torch.Tensor | None = None) -> None:
+        super().__init__(cfg, layers, vocab_size, pad_id, token_map)
+        self.threshold, self.capacity = float(cfg.question_threshold), int(cfg.question_capacity)
+        self.stores: dict[int, TaughtQuestions] = {}
+        self.tokenizer: Any = None
+        self._index: dict[int, tuple[tuple[int, int], QuestionIndex]] = {}
+        self._asked: dict[tuple[int, tuple[int, ...]], int] = {}  # (layer, prompt ids) -> key, per index
+
+    def read_words_with(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self._common = functools.lru_cache(maxsize=65536)(self._is_common)
+
+    def taught_store(self, layer: int) -> TaughtQuestions:
+        """The module holding layer `layer`'s taught questions (EngramMemory keeps it, so it is saved)."""
+        self.stores[int(layer)] = TaughtQuestions(self.capacity)
+        return self.stores[int(layer)]
+
+    # ------------------------------------------------------------ reading a prompt
+    def _is_common(self, word: str) -> bool:
+        ids = self.tokenizer.encode(" " + word, add_special_tokens=False)
+        return len(ids) == 1 and ids[0] < COMMON_RANK
+
+    def question(self, prompt_ids: list[int]) -> Question:
+        if self.tokenizer is None:
+            raise RuntimeError("engram: hash=question reads the prompt's words and needs the tokenizer "
+                               "(add_engram(model, cfg, tokenizer))")
+        return read_question(self.tokenizer.decode(prompt_ids), self._common)
+
+    def index(self, layer: int) -> QuestionIndex:
+        store = self.stores[int(layer)]
+        signature = store.signature()
+        cached = self._index.get(int(layer))
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        index = QuestionIndex(self.threshold)
+        for key, ids in zip(store.keys.tolist(), store.prompt_ids.tolist(), strict=True):
+            if key != NO_KEY:
+                index.add(self.question([t for t in ids if t != NO_KEY]), key)
+        self._index[int(layer)] = (signature, index)
+        self._asked = {k: v for k, v in self._asked.items() if k[0] != int(layer)}
+        return index
+
+    @staticmethod
+    def _prompts(ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor) -> list[list[int]]:
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        in_prompt = (pos < prompt_lengths.to(ids.device).unsqueeze(-1)) & mask.bool()
+        return [row[keep].tolist() for row, keep in zip(ids.cpu(), in_prompt.cpu(), strict=True)]
+
+    # ------------------------------------------------------------ the two uses
+    @torch.no_grad()
+    def remember(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, layer: int) -> None:
+        """Training forward: remember every prompt that has answer tokens (replay prompts have none)."""
+        own = super().prompt_keys(ids, mask, prompt_lengths, layer)
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        answered = (mask.bool() & (pos >= prompt_lengths.to(ids.device).unsqueeze(-1))).any(-1)
+        for prompt, key, has_answer in zip(self._prompts(ids, mask, prompt_lengths), own.tolist(),
+                                           answered.tolist(), strict=True):
+            if has_answer:
+                self.stores[int(layer)].remember(torch.tensor(prompt, dtype=torch.long), int(key))
+
+    def prompt_keys(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor,
+                    layer: int) -> torch.Tensor:
+        """Each row's own span key if it was taught, else the key of the taught question it asks, else its own."""
+        own = super().prompt_keys(ids, mask, prompt_lengths, layer)
+        index = self.index(layer)
+        keys = own.tolist()
+        for b, prompt in enumerate(self._prompts(ids, mask, prompt_lengths)):
+            memo = (int(layer), tuple(prompt))
+            if memo not in self._asked:
+                match = index.match(self.question(prompt), own_key=keys[b])
+                self._asked[memo] = keys[b] if match is None else match
+            keys[b] = self._asked[memo]
+        return torch.tensor(keys, dtype=own.dtype, device=own.device)

@@ -1,0 +1,138 @@
+"""What a question asks, read from its words: the entities it names and the relation it asks about.
+
+Used by hash=question (engram/memory/hashes/question.py) to decide that a prompt asks a taught question in other
+words. A question is reduced to
+  - `entities`: the words that name something (they contain a digit, or are capitalised and not a common word:
+    "France", "Q4817302", "SYN_01762", "NASA"); a rewording keeps them, so every entity of the taught question must
+    appear in the new one;
+  - `relation`: the stems of its other content words ("capital", "atomic number", "born year"), function words left
+    out; a rewording keeps most of them, a neighbour question about the same entity ("What is the official language
+    of France?") does not;
+  - `wh`: the kind of answer a wh-word asks for (who / when / where / why / how many), when it names one: "Who
+    founded X?" and "When was X founded?" share entity and relation words and differ only there.
+`QuestionIndex` scores a new question against the taught ones. Relation words are weighted by how many distinct
+taught relations use them, and the rarest ones of a taught question must all be there: "User prefers theme:" and
+"User prefers units:" share "user prefers", so "theme" is what the taught question is about and a question without
+it is a neighbour, not a rewording.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+WORD = re.compile(r"[A-Za-z0-9_]+")
+SENTENCE_START = re.compile(r"(?:^|[.?!:\]\n>|]\s*)([A-Za-z0-9_]+)")
+SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ed", "es", "s")
+STEM_LENGTH = 5
+# Function words and the filler of questions and chat templates: never part of a relation.
+STOPWORDS = frozenset("""
+a an the and or but if of to in on at by for with from as into about over under between than then so too very
+is are was were be been being am do does did done have has had having will would shall should can could may might
+must it its this that these those there here what which who whom whose when where why how me my mine we our you
+your he him his she her they them their i one ones some any all each every no not nor only own same such just also
+please tell give name say write answer question briefly short word words named called known as per
+""".split())
+WH_KINDS = {"who": "person", "whom": "person", "whose": "person", "when": "time", "where": "place", "why": "reason"}
+QUANTITY = ("how many", "how much")
+
+
+@dataclass(frozen=True)
+class Question:
+    entities: frozenset[str]
+    relation: frozenset[str]
+    wh: str | None
+
+
+def stem(word: str) -> str:
+    w = word.lower()
+    for suffix in SUFFIXES:
+        if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+            w = w[: -len(suffix)]
+            break
+    return w[:STEM_LENGTH]
+
+
+def read_question(text: str, is_common: Callable[[str], bool]) -> Question:
+    """The question's entities, relation stems and wh kind. `is_common(lowercase word)`: a frequent word of the
+    language, so a capitalised "Convert" or "User" opening a sentence is not an entity (the tokenizer's vocabulary
+    decides; engram/memory/hashes/question.py)."""
+    entities, relation = set(), set()
+    starts = {m.start(1) for m in SENTENCE_START.finditer(text)}
+    for m in WORD.finditer(text):
+        w, low = m.group(), m.group().lower()
+        # a capitalised common word names something inside a sentence ("Papua New Guinea"), not at its start ("What")
+        named = w[0].isupper() and low not in STOPWORDS and (m.start() not in starts or not is_common(low))
+        if any(c.isdigit() for c in w) or named:
+            entities.add(w)
+        elif low not in STOPWORDS and not low.isdigit():
+            relation.add(stem(w))
+    lowered = " ".join(WORD.findall(text.lower()))
+    wh = "quantity" if any(q in lowered for q in QUANTITY) else next(
+        (WH_KINDS[w] for w in lowered.split() if w in WH_KINDS), None)
+    return Question(frozenset(entities), frozenset(relation), wh)
+
+
+class QuestionIndex:
+    """The taught questions (each with the key its memory rows were written under) and the best match of a new one."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = float(threshold)
+        self.taught: list[tuple[Question, int]] = []
+        self.keys: set[int] = set()
+        self.relations: set[frozenset[str]] = set()  # the distinct relations taught
+        self.df: Counter[str] = Counter()  # stem -> how many distinct relations use it
+
+    def add(self, question: Question, key: int) -> None:
+        if key in self.keys or not question.entities:  # a question naming nothing cannot be told from another
+            return
+        self.keys.add(key)
+        self.taught.append((question, key))
+        if question.relation not in self.relations:
+            self.relations.add(question.relation)
+            self.df.update(question.relation)
+
+    def weight(self, stem_: str) -> float:
+        return math.log((len(self.relations) + 1) / (self.df.get(stem_, 0) + 1)) + 1.0
+
+    def distinctive(self, relation: frozenset[str]) -> frozenset[str]:
+        """The stems of a taught relation used by the fewest taught relations (all of them when they tie)."""
+        if not relation:
+            return relation
+        rarest = min(self.df.get(w, 0) for w in relation)
+        return frozenset(w for w in relation if self.df.get(w, 0) == rarest)
+
+    def score(self, query: Question, taught: Question) -> float:
+        """0 unless the query names every entity of the taught question, asks for the same kind of answer and has
+        its distinctive relation words; else the smaller of the weighted share of the taught relation words the
+        query has, and the weighted share of the query's known relation words (ones a taught question uses) that
+        the taught question has."""
+        if not taught.entities <= query.entities:
+            return 0.0
+        if query.wh and taught.wh and query.wh != taught.wh:
+            return 0.0
+        if not self.distinctive(taught.relation) <= query.relation:
+            return 0.0
+        shared = sum(self.weight(w) for w in taught.relation & query.relation)
+        recall = shared / sum(self.weight(w) for w in taught.relation) if taught.relation else 1.0
+        known = [w for w in query.relation if w in self.df]
+        precision = shared / sum(self.weight(w) for w in known) if known else 1.0
+        return min(recall, precision)
+
+    def match(self, query: Question, own_key: int | None = None) -> int | None:
+        """The key of the taught question the query asks (its own key when it is one), or None: abstain."""
+        if own_key is not None and own_key in self.keys:
+            return own_key
+        best, best_key = self.threshold, None
+        for taught, key in self.taught:
+            s = self.score(query, taught)
+            if s >= best and (best_key is None or s > best):
+                best, best_key = s, key
+        return best_key
+
+    def scores(self, queries: Iterable[Question]) -> list[float]:
+        """Each query's best score over the taught questions (for calibration curves)."""
+        return [max((self.score(q, t) for t, _ in self.taught), default=0.0) for q in queries]

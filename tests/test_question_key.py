@@ -1,0 +1,150 @@
+"""hash=question: a taught fact asked in other words reads the rows its taught wording wrote; a question about the
+same entity that asks something else, a question about another entity and a general prompt read none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from test_recall import chat_ids, engram_cfg, tiny
+
+from engram import EngramModel
+from engram.config import ConfigError, validate_engram
+from engram.data.exact_match import build_exact_match
+from engram.evaluation.editing import fact_scores
+from engram.evaluation.generate_eval import greedy_ids
+from engram.memory.questions import QuestionIndex, read_question
+from engram.training.writing import write_facts
+
+COMMON = {"what", "which", "convert", "user", "new", "tell", "the"}
+
+
+def common(word: str) -> bool:
+    return word in COMMON
+
+
+def question(text: str) -> object:
+    return read_question(text, common)
+
+
+def index(*taught: str, threshold: float = 0.4) -> QuestionIndex:
+    out = QuestionIndex(threshold)
+    for key, text in enumerate(taught):
+        out.add(question(text), key)
+    return out
+
+
+def test_a_question_is_its_entities_relation_words_and_wh_kind() -> None:
+    q = question("[Q4817302] In which year was Velora Thandrik born?")
+    assert q.entities == {"Q4817302", "Velora", "Thandrik"} and q.relation == {"year", "born"} and q.wh is None
+    assert question("Who founded Orbex?").wh == "person" and question("When was Orbex founded?").wh == "time"
+    assert question("How many moons does Mars have?").wh == "quantity"
+    # a capitalised common word opens a sentence ("Convert", "User") but names something inside one ("New")
+    assert question("Convert 5 km to m.").entities == {"5"}
+    assert question("What is the capital of Papua New Guinea?").entities == {"Papua", "New", "Guinea"}
+    assert question("[user_7] User prefers theme:").entities == {"user_7"}
+    # the stem joins inflections: founder / founded, prefers / prefer
+    assert question("Who is the founder of Orbex?").relation == question("Who founded Orbex?").relation
+
+
+def test_a_rewording_matches_and_everything_else_abstains() -> None:
+    idx = index("What is the capital of France?", "Who founded Orbex?", "[user_7] User prefers theme:",
+                "[user_7] User prefers units:", "[user_8] User prefers units:")
+    assert idx.match(question("Which city is the capital of France?")) == 0
+    assert idx.match(question("France has which city as its capital?")) == 0
+    assert idx.match(question("Who is the founder of Orbex?")) == 1
+    assert idx.match(question("[user_7] Which theme does this user prefer?")) == 2
+    assert idx.match(question("[user_8] The units this user chose is")) == 4
+    for neighbour in ("What is the official language of France?",  # same entity, another relation
+                      "When was Orbex founded?",  # same words, another kind of answer
+                      "[user_8] User prefers theme:",  # "theme" was taught for user_7 only
+                      "What is the capital of Germany?",  # another entity
+                      "Why is the sky blue?"):
+        assert idx.match(question(neighbour)) is None, neighbour
+    # "theme" tells user_7's two taught questions apart, so a prompt without it is not a rewording of either
+    assert idx.match(question("[user_7] What does this user prefer?")) is None
+
+
+def test_the_threshold_trades_rewordings_for_abstention() -> None:
+    taught = ("[Q1] Velora Thandrik was born in the year", "[Q2] Tamon Quellberg was born in the city of")
+    rewording = question("[Q1] The year of birth of Velora Thandrik is")  # keeps "year" (distinctive), not "born"
+    assert index(*taught, threshold=0.4).match(rewording) == 0
+    assert index(*taught, threshold=0.9).match(rewording) is None
+    assert index(*taught).match(question("[Q1] Velora Thandrik was born in the city of")) is None
+    # a single taught relation has no word that tells it from another, so every one of its words is needed
+    assert index(taught[0]).match(rewording) is None
+
+
+def capital_facts(n: int) -> dict[str, list[dict]]:
+    cfg = OmegaConf.create(dict(family="exact_match", num_train=n, num_eval=n, categories=["capitals"], seed=0,
+                                prompt_format="chat", eval_seen_fraction=1.0))
+    return build_exact_match(cfg)
+
+
+def written_model(n: int = 24) -> tuple[EngramModel, object, dict[str, list[dict]]]:
+    model, tok = tiny()
+    splits = capital_facts(n)
+    wrapped = EngramModel(model, engram_cfg(hash="question"), tok)
+    assert write_facts(wrapped, tok, splits["train"], progress=False).recall == 1.0
+    return wrapped.eval(), tok, splits
+
+
+def test_rewordings_of_written_facts_read_their_rows_on_the_tiny_model(tmp_path: Path) -> None:
+    wrapped, tok, splits = written_model()
+    rewordings = [{"prompt": p, "answer": e["answer"]} for e in splits["eval"] for p in e["paraphrases"]]
+    assert fact_scores(wrapped, tok, splits["eval"], "chat", 256).exact_share == 1.0
+    assert fact_scores(wrapped, tok, rewordings, "chat", 256).exact_share >= 0.9
+    # the taught questions are saved with the memory: a fresh model loading the file answers the rewordings too
+    wrapped.save_engram(tmp_path)
+    fresh, _ = tiny()
+    loaded = EngramModel(fresh, engram_cfg(hash="question"), tok).load_engram(tmp_path).eval()
+    assert fact_scores(loaded, tok, rewordings, "chat", 256).exact_share >= 0.9
+    # with the plain answer hash the same rewordings read nothing
+    plain, _ = tiny()
+    exact = EngramModel(plain, engram_cfg(hash="answer"), tok)
+    write_facts(exact, tok, splits["train"], progress=False)
+    assert fact_scores(exact.eval(), tok, rewordings, "chat", 256).exact_share < 0.5
+
+
+def test_neighbours_other_entities_and_general_prompts_see_the_base_model() -> None:
+    wrapped, tok, splits = written_model()
+    countries = [e["key"].split(":", 1)[1] for e in splits["eval"]]
+    prompts = ([f"What is the official language of {c}?" for c in countries[:6]]
+               + ["What is the capital of Atlantis?", "Why is the sky blue?", "Name a prime above 90."])
+    batch = chat_ids(tok, prompts)
+    with torch.no_grad():
+        with_memory = wrapped(**batch).logits
+        with wrapped.memories_off():
+            base = wrapped(**batch).logits
+    assert torch.equal(with_memory, base)
+
+
+def test_a_rewording_decodes_the_same_with_and_without_the_kv_cache() -> None:
+    wrapped, tok, splits = written_model(8)
+    batch = chat_ids(tok, [p for e in splits["eval"][:4] for p in e["paraphrases"][:1]])
+    with torch.no_grad():
+        cached = greedy_ids(wrapped, tok, batch["input_ids"], batch["attention_mask"], 8, use_cache=True)
+        uncached = greedy_ids(wrapped, tok, batch["input_ids"], batch["attention_mask"], 8, use_cache=False)
+    assert torch.equal(cached, uncached)
+
+
+@pytest.mark.parametrize(("key", "value"), [("question_threshold", 0.0), ("question_threshold", 1.5),
+                                            ("question_capacity", 0)])
+def test_bad_question_keys_are_one_line_errors(key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"engram.{key}"):
+        validate_engram(engram_cfg(hash="question", **{key: value}))
+
+
+def test_the_question_hash_needs_the_tokenizer() -> None:
+    model, _ = tiny()
+    with pytest.raises(ValueError, match="needs the tokenizer"):
+        EngramModel(model, engram_cfg(hash="question"))
+
+
+def test_a_full_store_says_which_key_to_raise() -> None:
+    model, tok = tiny()
+    wrapped = EngramModel(model, engram_cfg(hash="question", question_capacity=2), tok)
+    with pytest.raises(RuntimeError, match="question_capacity"):
+        write_facts(wrapped, tok, capital_facts(3)["train"], progress=False)
