@@ -148,3 +148,23 @@ def test_a_full_store_says_which_key_to_raise() -> None:
     wrapped = EngramModel(model, engram_cfg(hash="question", question_capacity=2), tok)
     with pytest.raises(RuntimeError, match="question_capacity"):
         write_facts(wrapped, tok, capital_facts(3)["train"], progress=False)
+
+
+def test_the_firing_curve_separates_rewordings_from_general_prompts(tmp_path: Path) -> None:
+    from engram.evaluation.firing import at_threshold, firing_curve, firing_metrics
+
+    wrapped, tok, splits = written_model()
+    splits = {**splits, "paraphrase": [{**{"prompt": p}, "key": e["key"], "answer": e["answer"], "seen": True}
+                                       for e in splits["eval"] for p in e["paraphrases"]],
+              "neighbor": [{"prompt": f"What is the official language of {e['key'].split(':', 1)[1]}?"}
+                           for e in splits["eval"]]}
+    curve = firing_curve(wrapped, tok, splits, "chat")
+    assert curve is not None and curve["counts"]["rewordings"] == 2 * len(splits["eval"])
+    at = at_threshold(curve, 0.4)
+    assert at["firing/rewordings"] >= 0.9 and at["firing/neighbors"] == 0.0 and at["firing/general"] == 0.0
+    assert curve["rewordings"] == sorted(curve["rewordings"], reverse=True)  # a higher bar never fires more
+    cfg = OmegaConf.create({"data": {"prompt_format": "chat", "seed": 0}, "engram": {"question_threshold": 0.4}})
+    assert firing_metrics(wrapped, tok, splits, cfg, tmp_path, "tiny") == at
+    assert (tmp_path / "firing.json").is_file() and (tmp_path / "firing.png").stat().st_size > 0
+    plain, _ = tiny()  # a memory keyed by the exact prompt has no firing curve
+    assert firing_curve(EngramModel(plain, engram_cfg(hash="answer"), tok), tok, splits, "chat") is None

@@ -154,7 +154,7 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
         import sys
         from engram import registry
         names = {kind: registry.names(kind) for kind in registry.KINDS}
-        assert names["hash"] == ("answer", "deepseek", "poc", "span"), names
+        assert names["hash"] == ("answer", "deepseek", "poc", "question", "span"), names
         assert names["gate"] == ("context", "direct", "mlp"), names
         assert names["address"] == ("fingerprint", "hashed", "hybrid", "written"), names
         assert names["variant"] == ("baseline", "combined", "engram", "engram_hybrid", "gated_lora", "lora"), names

@@ -1,6 +1,7 @@
 """The one evaluate-and-save path, shared by training (train.py) and re-evaluation (evaluate.py run_dir= /
 engram_path=): greedy eval of the eval split (+ the user's test file when data.test_path is set), retention of
-general answers, editing metrics (engram/evaluation/editing.py), patterns consistency, parameter counts and final
+general answers, editing metrics (engram/evaluation/editing.py), the firing curve of a question-keyed memory
+(engram/evaluation/firing.py), patterns consistency, parameter counts and final
 gate statistics (memories; a gated LoRA's gate/* and lora_gate_tokens.png) -> eval.json + eval.md (atomic)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from engram import registry
 from engram.evaluation.editing import editing_metrics
+from engram.evaluation.firing import firing_metrics
 from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.generate_eval import evaluate_splits
 from engram.evaluation.lora_gate import lora_gate_metrics, save_gate_plot
@@ -70,6 +72,7 @@ def evaluate_and_save(
         seen = [r for r in result.rows if r.get("seen")]
         metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
                                            int(cfg.data.max_length), taught))
+        metrics.update(firing_metrics(model, tokenizer, datamodule.splits, cfg, Path(run_dir), title))
     if isinstance(model, GatedLoRAModel):  # where the per-token gate opens: gate/* and lora_gate_tokens.png
         gate_metrics, groups = lora_gate_metrics(model, tokenizer, datamodule.eval_records, base_general,
                                                  prompt_format=cfg.data.prompt_format,

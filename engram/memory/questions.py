@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 WORD = re.compile(r"[A-Za-z0-9_]+")
@@ -122,17 +122,18 @@ class QuestionIndex:
         precision = shared / sum(self.weight(w) for w in known) if known else 1.0
         return min(recall, precision)
 
+    def best(self, query: Question) -> tuple[float, int | None]:
+        """The highest score over the taught questions and its key (None when none scores above 0)."""
+        best, best_key = 0.0, None
+        for taught, key in self.taught:
+            s = self.score(query, taught)
+            if s > best:
+                best, best_key = s, key
+        return best, best_key
+
     def match(self, query: Question, own_key: int | None = None) -> int | None:
         """The key of the taught question the query asks (its own key when it is one), or None: abstain."""
         if own_key is not None and own_key in self.keys:
             return own_key
-        best, best_key = self.threshold, None
-        for taught, key in self.taught:
-            s = self.score(query, taught)
-            if s >= best and (best_key is None or s > best):
-                best, best_key = s, key
-        return best_key
-
-    def scores(self, queries: Iterable[Question]) -> list[float]:
-        """Each query's best score over the taught questions (for calibration curves)."""
-        return [max((self.score(q, t) for t, _ in self.taught), default=0.0) for q in queries]
+        score, key = self.best(query)
+        return key if score >= self.threshold else None

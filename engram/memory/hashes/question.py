@@ -87,7 +87,9 @@ class Hash(answer.Hash):
         return read_question(self.tokenizer.decode(prompt_ids), self._common)
 
     def index(self, layer: int) -> QuestionIndex:
-        store = self.stores[int(layer)]
+        store = self.stores.get(int(layer))
+        if store is None:  # a hasher used without its memory (nothing taught): abstain everywhere
+            return QuestionIndex(self.threshold)
         signature = store.signature()
         cached = self._index.get(int(layer))
         if cached is not None and cached[0] == signature:
@@ -106,6 +108,16 @@ class Hash(answer.Hash):
         in_prompt = (pos < prompt_lengths.to(ids.device).unsqueeze(-1)) & mask.bool()
         return [row[keep].tolist() for row, keep in zip(ids.cpu(), in_prompt.cpu(), strict=True)]
 
+    def best_match(self, prompt_ids: list[int], layer: int) -> tuple[float, int | None]:
+        """(score, key) of the taught question scoring highest for one prompt (its ids as generation feeds them);
+        the firing curve (engram/evaluation/firing.py) reads it at every threshold."""
+        return self.index(layer).best(self.question(prompt_ids))
+
+    def key_of(self, prompt_ids: list[int], layer: int) -> int:
+        """The prompt's own span key (what its rows are written under when it is taught)."""
+        ids = torch.tensor([prompt_ids], dtype=torch.long)
+        return int(super().prompt_keys(ids, torch.ones_like(ids), torch.tensor([len(prompt_ids)]), layer)[0])
+
     # ------------------------------------------------------------ the two uses
     @torch.no_grad()
     def remember(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, layer: int) -> None:
@@ -123,6 +135,8 @@ class Hash(answer.Hash):
         """Each row's own span key if it was taught, else the key of the taught question it asks, else its own."""
         own = super().prompt_keys(ids, mask, prompt_lengths, layer)
         index = self.index(layer)
+        if not index.taught:  # nothing taught yet: every prompt keeps its own key
+            return own
         keys = own.tolist()
         for b, prompt in enumerate(self._prompts(ids, mask, prompt_lengths)):
             memo = (int(layer), tuple(prompt))
