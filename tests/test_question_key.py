@@ -45,6 +45,7 @@ def test_a_question_is_its_entities_relation_words_and_wh_kind() -> None:
     assert question("Convert 5 km to m.").entities == {"5"}
     assert question("What is the capital of Papua New Guinea?").entities == {"Papua", "New", "Guinea"}
     assert question("[user_7] User prefers theme:").entities == {"user_7"}
+    assert question("What is the capital of Réunion?").entities == {"Réunion"}  # one word, not "R" + "union"
     # the stem joins inflections: founder / founded, prefers / prefer
     assert question("Who is the founder of Orbex?").relation == question("Who founded Orbex?").relation
 

@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-WORD = re.compile(r"[A-Za-z0-9_]+")
-SENTENCE_START = re.compile(r"(?:^|[.?!:\]\n>|]\s*)([A-Za-z0-9_]+)")
+WORD = re.compile(r"\w+")  # unicode letters, digits and _: "Réunion", "SYN_01762"
+SENTENCE_START = re.compile(r"(?:^|[.?!:\]\n>|]\s*)(\w+)")
 SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ed", "es", "s")
 STEM_LENGTH = 5
 # Function words and the filler of questions and chat templates: never part of a relation.
