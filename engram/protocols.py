@@ -123,7 +123,8 @@ class AddressOptions(Protocol):
 class Family(Protocol):
     def __call__(self, data_cfg: Any) -> dict[str, list[Record]]:
         """{"train": [...], "eval": [...]} (jsonl may add "test"), deterministic in data_cfg.seed. An eval record may
-        carry "paraphrases" (other wordings of its prompt): engram.data.build_splits adds the "paraphrase" split."""
+        carry "paraphrases" (other wordings of its prompt) and "neighbors" (untaught questions about its entity):
+        engram.data.build_splits adds the "paraphrase" and "neighbor" splits."""
         ...
 
 

@@ -25,8 +25,9 @@ def find(records, key):
 def test_records_have_the_common_shape():
     s = splits(num_train=100, num_eval=20)
     for r in s["train"] + s["eval"] + s["paraphrase"]:
-        # eval records also carry their other wordings (tests/test_data_paraphrase.py); the rest is the common shape
-        expected = (*RECORD_KEYS, "paraphrases") if r in s["eval"] else RECORD_KEYS
+        # eval records also carry their other wordings and neighbour questions (tests/test_data_paraphrase.py,
+        # tests/test_data_neighbors.py); the rest is the common shape
+        expected = (*RECORD_KEYS, "paraphrases", "neighbors") if r in s["eval"] else RECORD_KEYS
         assert tuple(r) == expected
         assert all(isinstance(r[k], str) and r[k] for k in ("prompt", "answer", "category", "key"))
         assert isinstance(r["seen"], bool)

@@ -103,7 +103,7 @@ def test_seen_eval_items_do_not_change_their_train_records():
     s = splits(num_train=100, num_eval=20, eval_seen_fraction=1.0)
     train_by_key = {r["key"]: r for r in s["train"]}
     for r in s["eval"]:
-        assert {k: v for k, v in r.items() if k != "paraphrases"} == train_by_key[r["key"]]
+        assert {k: v for k, v in r.items() if k not in ("paraphrases", "neighbors")} == train_by_key[r["key"]]
 
 
 # ---------------------------------------------------------------- jsonl
@@ -146,24 +146,26 @@ def test_jsonl_split_fraction_keeps_the_eval_part_paraphrases(tmp_path):
     assert_aligned(s)
 
 
+@pytest.mark.parametrize("field", ["paraphrases", "neighbors"])
 @pytest.mark.parametrize(
     "value, reason",
     [
-        ("q again?", '"paraphrases" must be a list of strings, got str'),
-        (None, '"paraphrases" must be a list of strings, got NoneType'),
-        ({"a": "b"}, '"paraphrases" must be a list of strings, got dict'),
-        (["ok?", 3], '"paraphrases" item 1 must be a string, got int'),
-        (["ok?", ["nested?"]], '"paraphrases" item 1 must be a string, got list'),
-        ([""], '"paraphrases" item 0 is empty'),
-        (["ok?", " \n "], '"paraphrases" item 1 is empty'),
+        ("q again?", '"{field}" must be a list of strings, got str'),
+        (None, '"{field}" must be a list of strings, got NoneType'),
+        ({"a": "b"}, '"{field}" must be a list of strings, got dict'),
+        (["ok?", 3], '"{field}" item 1 must be a string, got int'),
+        (["ok?", ["nested?"]], '"{field}" item 1 must be a string, got list'),
+        ([""], '"{field}" item 0 is empty'),
+        (["ok?", " \n "], '"{field}" item 1 is empty'),
     ],
 )
-def test_bad_paraphrases_field_is_one_line_naming_file_and_line(tmp_path, value, reason):
+def test_bad_question_list_field_is_one_line_naming_file_and_line(tmp_path, field, value, reason):
+    """"paraphrases" and "neighbors" (tests/test_data_neighbors.py) are read by the same rule."""
     path = tmp_path / "d.jsonl"
-    path.write_text(msg("q?", "a") + "\n" + msg("r?", "b", paraphrases=value) + "\n")
+    path.write_text(msg("q?", "a") + "\n" + msg("r?", "b", **{field: value}) + "\n")
     with pytest.raises(JsonlFormatError) as e:
         build_splits({"family": "jsonl", "path": str(path), "valid_path": str(path)})
-    assert str(e.value) == f"{path}:2: {reason}"
+    assert str(e.value) == f"{path}:2: {reason.format(field=field)}"
     assert "\n" not in str(e.value) and e.value.line == 2
 
 

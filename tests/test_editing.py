@@ -79,3 +79,4 @@ def test_every_variant_reports_editing_metrics(tmp_path: Path, variant: str) -> 
     assert metrics["edit/locality"] == metrics["eval/retention"]
     assert metrics["edit/generalization"] == metrics["paraphrase/exact_match_seen"]
     assert metrics["paraphrase/num_examples"] == 2 * metrics["eval/num_examples"]  # two other wordings per fact
+    assert 0.0 <= metrics["edit/neighbors"] <= 1.0 and 0.0 <= metrics["edit/neighbors_tf"] <= 1.0  # every variant

@@ -148,6 +148,9 @@ def test_smoke_comparison_has_six_rows(smoke_four_way):
     assert by["combined"]["trainable_params"] == by["lora"]["trainable_params"] + by["engram"]["trainable_params"]
     assert all(r["latency_ms"] > 0 and 0.0 <= r["retention"] <= 1.0 for r in by.values())
     assert by["baseline"]["retention"] == 1.0  # the frozen base answers exactly as itself
+    assert by["baseline"]["neighbors"] == 1.0  # and its untaught questions too
+    assert all(0.0 <= r["neighbors"] <= 1.0 and 0.0 <= r["neighbors_tf"] <= 1.0 for r in by.values())
+    assert "| Neighbours | Neighbours tf |" in md
     for v in ROW_ORDER:
         assert (out / "runs" / v / "eval.json").is_file()
         assert OmegaConf.load(out / "runs" / v / ".hydra" / "config.yaml").variant.name == v
@@ -158,6 +161,7 @@ def test_smoke_comparison_has_six_rows(smoke_four_way):
 
     table = collect([out / "runs"])  # report.py works on a comparison's runs like on a multirun, in the same order
     assert list(table["label"]) == list(ROW_ORDER) and (table["status"] == "ok").all()
+    assert table["neighbors"].notna().all() and table["neighbors_tf"].notna().all()
 
 
 def test_duplicate_variants_get_told_apart(tmp_path):
@@ -176,6 +180,11 @@ def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
     # one evaluate-and-save path: re-evaluation writes every eval/params/gate metric training wrote
     trained_metrics = json.loads((trained / "eval.json").read_text())["metrics"]
     assert {k for k in trained_metrics if k.split("/")[0] in ("eval", "params", "final")} <= set(again.metrics)
+    # the neighbour questions scored again against a fresh base's own replies: the same answers, the same score
+    assert again.metrics["edit/neighbors"] == trained_metrics["edit/neighbors"]
+    neighbor_rows = json.loads((trained / "eval.json").read_text())["neighbor_examples"]
+    assert again.result["neighbor_examples"] == neighbor_rows and len(neighbor_rows) == again.metrics[
+        "neighbor/num_examples"] > 0
     # a memory alone, on a fresh base model, scored on another data family (patterns -> consistency)
     pcfg = validate(composed("experiment=smoke", "data=patterns", "data.num_eval=6"))
     metrics = evaluate_model(pcfg, tmp_path / "patterns", variant="engram",

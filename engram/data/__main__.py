@@ -2,9 +2,9 @@
 
 Composes conf/train.yaml with the same overrides train.py takes (Hydra's compose API), validates it, builds the
 splits and writes them as messages-format JSONL: the train split to `out`, the eval split next to it
-(`facts.valid.jsonl`), eval lines with their "paraphrases" (exact_match). `data=jsonl data.path=facts.jsonl
-data.valid_path=facts.valid.jsonl` reads back the same records and the same "paraphrase" split. Bad configs exit
-with code 2 and one line naming the key.
+(`facts.valid.jsonl`), eval lines with their "paraphrases" and "neighbors" (exact_match, entity, user_prefs).
+`data=jsonl data.path=facts.jsonl data.valid_path=facts.valid.jsonl` reads back the same records and the same
+"paraphrase" and "neighbor" splits. Bad configs exit with code 2 and one line naming the key.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class EngramDataModule(ResumableDataModule):
 
     def generation_batches(self, batch_size: int | None = None, split: str = "eval") -> Iterator[dict[str, Any]]:
         """Left-padded prompt batches, in record order, each with the raw `records` it holds. Optional splits ("test",
-        "paraphrase") exist only when the data has them: check `split in dm.splits` first."""
+        "paraphrase", "neighbor") exist only when the data has them: check `split in dm.splits` first."""
         self.setup()
         if split not in self.splits:
             raise KeyError(f"no {split!r} split in data={self.cfg.family} (it has {', '.join(self.splits)})")

@@ -12,7 +12,10 @@ Sources (no hand-typed tables where a maintained one exists):
 
 Wordings: every fact is asked in the first wording of its kind in `WORDINGS` (the prompt trained and scored on);
 the other wordings of that kind ask the same fact in other words. Eval records carry them as "paraphrases", from
-which `build_splits` makes the "paraphrase" split (2 per eval item).
+which `build_splits` makes the "paraphrase" split (2 per eval item). `NEIGHBORS` ask something else about the same
+entity (the official language of the country, the symbol of the element, the reverse conversion): untaught
+questions whose answer must stay the base model's. Eval records carry them as "neighbors" ("neighbor" split, 2 per
+seen eval item; none is a retention prompt, tests/test_data_neighbors.py).
 
 Split: unseen eval keys are reserved first (spread over the categories), then `num_train` is spread evenly over the
 categories (each capped by its facts; synthetic is unbounded), then the seen eval items are drawn from train.
@@ -31,7 +34,7 @@ import yaml
 from countryinfo import CountryInfo
 
 from engram.config import ConfigError
-from engram.data.records import Record, as_data_cfg, eval_counts, record, rng, spread, with_paraphrases
+from engram.data.records import Record, as_data_cfg, eval_counts, record, rng, spread, with_neighbors, with_paraphrases
 
 CATEGORIES = ("capitals", "elements", "ports", "http_codes", "unit_conversions", "acronyms", "synthetic")
 SERVICES_FILE = Path("/etc/services")
@@ -77,6 +80,20 @@ WORDINGS: dict[str, tuple[str, ...]] = {
     "synthetic": ("What is the value of {name}?", "Which value does {name} have?", "{name} has what value?"),
 }
 
+# Untaught questions about the same entity, per kind (the eval records' "neighbors"): a memory that answers them
+# with the taught fact fires on the entity, not on the question. Never a retention prompt (general_prompts.yaml).
+NEIGHBORS: dict[str, tuple[str, ...]] = {
+    "capital": ("What is the official language of {name}?", "Which continent is {name} in?"),
+    "element_name": ("Is the element with atomic number {number} a metal?",
+                     "What is the chemical symbol of the element with atomic number {number}?"),
+    "element_number": ("What is the chemical symbol of {name}?", "Is {name} a metal?"),
+    "port": ("Which protocol runs on UDP port {port}?", "Is TCP port {port} a well-known port?"),
+    "http": ("Is HTTP status {code} an error?", "Which class of responses does HTTP status {code} belong to?"),
+    "unit": ("Convert {amount} {dst} to {src}.", "Which is larger, {src} or {dst}?"),  # the reverse conversion
+    "acronym": ("How do you pronounce {acronym}?", "In which field is {acronym} used?"),
+    "synthetic": ("How many characters are in {name}?", "Is {name} an English word?"),
+}
+
 
 class Fact(NamedTuple):
     """One fact; its question texts are rendered from `WORDINGS[kind]` with `fields` only when asked for."""
@@ -93,6 +110,10 @@ class Fact(NamedTuple):
     @property
     def paraphrases(self) -> list[str]:
         return [w.format_map(self.fields) for w in WORDINGS[self.kind][1:]]
+
+    @property
+    def neighbors(self) -> list[str]:
+        return [w.format_map(self.fields) for w in NEIGHBORS[self.kind]]
 
 
 # ---------------------------------------------------------------- sources
@@ -267,9 +288,11 @@ def build_exact_match(data_cfg: Any) -> dict[str, list[Record]]:
     seen = [r for c in cats for r in rng(seed, "eval_seen", c).sample(by_cat[c], seen_n[c])]
 
     rng(seed, "train_order").shuffle(train)
-    # eval records carry their other wordings (build_splits turns them into the "paraphrase" split); train records
-    # stay the common shape, and new dicts keep the seen eval items from changing the train records they came from
+    # eval records carry their other wordings and neighbour questions (build_splits turns them into the
+    # "paraphrase" and "neighbor" splits); train records stay the common shape, and new dicts keep the seen eval
+    # items from changing the train records they came from
     fact_of = {f.key: f for c in cats for f in pools[c][: train_n[c] + unseen_n[c]]}
-    evals = [with_paraphrases(r, fact_of[r["key"]].paraphrases) for r in seen + unseen]
+    evals = [with_neighbors(with_paraphrases(r, fact_of[r["key"]].paraphrases), fact_of[r["key"]].neighbors)
+             for r in seen + unseen]
     rng(seed, "eval_order").shuffle(evals)
     return {"train": train, "eval": evals}

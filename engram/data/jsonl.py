@@ -2,12 +2,15 @@
 
 One line per example:
 `{"messages": [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": ANSWER}],
-  "category": ..., "key": ..., "value": ANSWER, "paraphrases": ["other wording", ...]}`. `category` defaults to
-"jsonl", `key` to the prompt. `seen` is not stored: it is recomputed as "the key occurs in the training split", which
-gives back what the generator said. `paraphrases` (optional; a list of non-empty strings, [] = none) are other
-wordings of the prompt with the same answer: those of the eval records become the "paraphrase" split (see
-`engram.data.build_splits`; no eval record with paraphrases -> no such split). Export writes them for the eval
-records of exact_match, so its files read back with the same paraphrase split.
+  "category": ..., "key": ..., "value": ANSWER, "paraphrases": ["other wording", ...],
+  "neighbors": ["untaught question about the same entity", ...]}`. `category` defaults to "jsonl", `key` to the
+prompt. `seen` is not stored: it is recomputed as "the key occurs in the training split", which gives back what the
+generator said. `paraphrases` (optional; a list of non-empty strings, [] = none) are other wordings of the prompt
+with the same answer: those of the eval records become the "paraphrase" split (see `engram.data.build_splits`; no
+eval record with paraphrases -> no such split). `neighbors` (optional, the same form) are questions about the same
+entity that were NOT taught ("When was X founded?" beside "Who founded X?"): those of the seen eval records become
+the "neighbor" split, scored against the base model's own answers (`edit/neighbors`). Export writes both for the
+eval records of exact_match (and entity / user_prefs), so its files read back with the same splits.
 
 Splits: `data.path` is the training file. The eval split is, in this order of preference:
   `data.valid_path`                   the valid file (a `data.test_path` is then scored apart as the "test" split);
@@ -25,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engram.data.records import PARAPHRASES, Record, as_data_cfg, mark_seen, record, rng, with_paraphrases
+from engram.data.records import NEIGHBORS, PARAPHRASES, Record, as_data_cfg, mark_seen, record, rng, with_questions
 
 DEFAULT_CATEGORY = "jsonl"
 
@@ -65,19 +68,22 @@ def _parse_line(text: str) -> Record:
     for name, value in (("category", category), ("key", key)):
         if not isinstance(value, str):
             raise ValueError(f'"{name}" must be a string, got {type(value).__name__}')
-    return with_paraphrases(record(prompt, answer, category, key, True), _paraphrases(obj))
+    out = record(prompt, answer, category, key, True)
+    for field in (PARAPHRASES, NEIGHBORS):
+        out = with_questions(out, field, _questions(obj, field))
+    return out
 
 
-def _paraphrases(obj: dict[str, Any]) -> list[str]:
-    """The optional "paraphrases" field, or ValueError(reason): a list of non-empty strings."""
-    value = obj.get("paraphrases", [])
+def _questions(obj: dict[str, Any], field: str) -> list[str]:
+    """The optional "paraphrases" / "neighbors" field, or ValueError(reason): a list of non-empty strings."""
+    value = obj.get(field, [])
     if not isinstance(value, list):
-        raise ValueError(f'"paraphrases" must be a list of strings, got {type(value).__name__}')
+        raise ValueError(f'"{field}" must be a list of strings, got {type(value).__name__}')
     for i, p in enumerate(value):
         if not isinstance(p, str):
-            raise ValueError(f'"paraphrases" item {i} must be a string, got {type(p).__name__}')
+            raise ValueError(f'"{field}" item {i} must be a string, got {type(p).__name__}')
         if not p.strip():  # like an empty prompt: nothing to ask
-            raise ValueError(f'"paraphrases" item {i} is empty')
+            raise ValueError(f'"{field}" item {i} is empty')
     return value
 
 
@@ -106,15 +112,17 @@ def read_jsonl(path: str | Path) -> list[Record]:
 
 
 def to_messages(r: Record) -> dict[str, Any]:
-    """One record as a messages-format line; "paraphrases" only when the record has some (read_jsonl's inverse)."""
+    """One record as a messages-format line; "paraphrases" / "neighbors" only when the record has some (read_jsonl's
+    inverse)."""
     line = {
         "messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}],
         "category": r["category"],
         "key": r["key"],
         "value": r["answer"],
     }
-    if r.get(PARAPHRASES):
-        line[PARAPHRASES] = list(r[PARAPHRASES])
+    for field in (PARAPHRASES, NEIGHBORS):
+        if r.get(field):
+            line[field] = list(r[field])
     return line
 
 
@@ -131,7 +139,8 @@ def write_jsonl(records: Iterable[Record], path: str | Path) -> int:
 
 
 def build_jsonl(data_cfg: Any) -> dict[str, list[Record]]:
-    """train / eval (/ test) records from the files (see the module doc); eval records keep their paraphrases."""
+    """train / eval (/ test) records from the files (see the module doc); eval records keep their paraphrases and
+    neighbours."""
     cfg = as_data_cfg(data_cfg)
     train = read_jsonl(cfg.path)
     tests = read_jsonl(cfg.test_path) if cfg.test_path else None

@@ -9,7 +9,10 @@ Split: **unseen facts belong to IDs that never appear in training** (no fact of 
 ID-addressed memory is asked about an address it never wrote. Train facts are the facts of the first
 ceil(num_train / facts_per_id) IDs, in ID order (the last ID may have fewer); the unseen eval facts are those of the
 next IDs; the seen eval facts are drawn from the training facts. Eval records carry the attribute's other wordings
-as "paraphrases" (the same ID, the same fact), from which `build_splits` makes the "paraphrase" split.
+as "paraphrases" (the same ID, the same fact), from which `build_splits` makes the "paraphrase" split, and as
+"neighbors" the first wording of every attribute (of `data.categories`) NOT drawn for their ID: untaught questions
+about a taught ID, which must keep the base model's answer ("neighbor" split). When `data.facts_per_id` uses every
+attribute an ID has none, and the family has no "neighbor" split.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from engram.config_rules import ConfigError, check
-from engram.data.records import Record, as_data_cfg, eval_counts, record, rng, with_paraphrases
+from engram.data.records import (
+    RECORD_KEYS,
+    Record,
+    as_data_cfg,
+    eval_counts,
+    record,
+    rng,
+    with_neighbors,
+    with_paraphrases,
+)
 
 ID_SPACE = 10**7  # IDs are drawn from this range; the generated families are capped at 1M records
 
@@ -63,18 +75,22 @@ class KeyedFamily:
               d.facts_per_id, f"must be an integer in [1, {len(cats)}] for data={self.name} (one fact per attribute "
               f"of {', '.join(cats)})")
 
-    def id_facts(self, seed: int, n: int, cats: list[str], per_id: int) -> list[tuple[Record, list[str]]]:
-        """The facts of ID number `n` (records marked seen, and each one's paraphrases), from its own stream."""
+    def id_facts(self, seed: int, n: int, cats: list[str], per_id: int) -> list[Record]:
+        """The facts of ID number `n` (records marked seen, each with its paraphrases and its ID's neighbour
+        questions), from its own stream."""
         ident = self.id_format.format(n=n)
         r = rng(seed, self.name, ident)
         fields = {"id": ident, "name": self.draw_name(r) if self.draw_name else ""}
         chosen = sorted(r.sample(range(len(cats)), per_id))
+        # no draw of the stream: the ID's facts are the same with or without neighbours
+        neighbors = [self.attributes[c].wordings[0].format_map(fields) for i, c in enumerate(cats) if i not in chosen]
         out = []
         for c in (cats[i] for i in chosen):
             attribute = self.attributes[c]
             answer = attribute.draw(r)
             prompt, *others = (w.format_map(fields) for w in attribute.wordings)
-            out.append((record(prompt, answer, c, f"{self.name}:{ident}:{c}", True), others))
+            fact = with_paraphrases(record(prompt, answer, c, f"{self.name}:{ident}:{c}", True), others)
+            out.append(with_neighbors(fact, neighbors))
         return out
 
     def build(self, data_cfg: Any) -> dict[str, list[Record]]:
@@ -90,10 +106,9 @@ class KeyedFamily:
         ids = rng(seed, self.name, "ids").sample(range(1, ID_SPACE), train_ids + unseen_ids)
         facts = [f for n in ids[:train_ids] for f in self.id_facts(seed, n, cats, per_id)][:num_train]
         unseen = [f for n in ids[train_ids:] for f in self.id_facts(seed, n, cats, per_id)][:n_unseen]
-        train = [r for r, _ in facts]
-        seen = rng(seed, self.name, "eval_seen").sample(facts, min(n_seen, len(facts)))
-        evals = [with_paraphrases(r, others) for r, others in seen]
-        evals += [with_paraphrases({**r, "seen": False}, others) for r, others in unseen]
+        train = [{k: v for k, v in r.items() if k in RECORD_KEYS} for r in facts]  # the common shape
+        evals = rng(seed, self.name, "eval_seen").sample(facts, min(n_seen, len(facts)))
+        evals += [{**r, "seen": False} for r in unseen]
         rng(seed, self.name, "train_order").shuffle(train)
         rng(seed, self.name, "eval_order").shuffle(evals)
         return {"train": train, "eval": evals}

@@ -7,6 +7,11 @@ occurs in the training split (train records are always seen).
 An eval record may also carry `"paraphrases": [str, ...]`, other wordings of its prompt that ask the same fact
 (exact_match, or a jsonl line's "paraphrases" field). `build_splits` turns them into the "paraphrase" split
 (`paraphrase_split`); the token datasets keep only the common columns, so the extra key never changes their shape.
+
+It may also carry `"neighbors": [str, ...]`, untaught questions about the same entity ("When was X founded?" when
+"Who founded X?" is the fact): exact_match's `NEIGHBORS`, the attributes an ID of entity / user_prefs was not given,
+or a jsonl line's "neighbors". `build_splits` turns those of the SEEN eval records into the "neighbor" split
+(`neighbor_split`); their reference answer is the base model's own (engram/evaluation/neighbors.py).
 """
 
 from __future__ import annotations
@@ -21,27 +26,55 @@ from engram.config import DataConfig
 
 Record = dict[str, Any]
 RECORD_KEYS = ("prompt", "answer", "category", "key", "seen")
-PARAPHRASES = "paraphrases"  # the optional key of an eval record (see the module doc)
+PARAPHRASES = "paraphrases"  # the optional keys of an eval record (see the module doc)
+NEIGHBORS = "neighbors"
 
 
 def record(prompt: str, answer: str, category: str, key: str, seen: bool) -> Record:
     return {"prompt": prompt, "answer": answer, "category": category, "key": key, "seen": bool(seen)}
 
 
-def with_paraphrases(r: Record, paraphrases: Iterable[str]) -> Record:
-    """A copy of `r` carrying its other wordings; none given -> a copy without the key (so "has paraphrases" is
-    `"paraphrases" in r`, and an exported record without them reads back equal)."""
-    out = {k: v for k, v in r.items() if k != PARAPHRASES}
-    wordings = list(paraphrases)
-    if wordings:
-        out[PARAPHRASES] = wordings
+def with_questions(r: Record, field: str, questions: Iterable[str]) -> Record:
+    """A copy of `r` carrying `questions` under `field` (PARAPHRASES or NEIGHBORS); none given -> a copy without
+    the key (so "has paraphrases" is `"paraphrases" in r`, and an exported record without them reads back equal)."""
+    out = {k: v for k, v in r.items() if k != field}
+    questions = list(questions)
+    if questions:
+        out[field] = questions
     return out
+
+
+def with_paraphrases(r: Record, paraphrases: Iterable[str]) -> Record:
+    """A copy of `r` carrying its other wordings (see `with_questions`)."""
+    return with_questions(r, PARAPHRASES, paraphrases)
+
+
+def with_neighbors(r: Record, neighbors: Iterable[str]) -> Record:
+    """A copy of `r` carrying untaught questions about its entity (see `with_questions`)."""
+    return with_questions(r, NEIGHBORS, neighbors)
 
 
 def paraphrase_split(evals: Iterable[Record]) -> list[Record]:
     """One record per other wording of each eval record, with its answer, category, key and seen flag: eval order,
     then wording order. A metric scores these against the eval records they reword (paraphrase generalisation)."""
     return [record(p, r["answer"], r["category"], r["key"], r["seen"]) for r in evals for p in r.get(PARAPHRASES, ())]
+
+
+def neighbor_split(evals: Iterable[Record], train: Iterable[Record] = ()) -> list[Record]:
+    """One record per neighbour question of each SEEN eval record (a neighbour of an untaught fact tests nothing),
+    with its category and key and answer "" (the reference is the base model's own answer): eval order, then
+    question order. A question already kept (two facts of one ID share their neighbours) is kept once; one that is
+    a prompt of `train` or `evals` or a paraphrase is dropped: it asks a fact of the data, not an untaught question
+    (exact_match's reverse unit conversion may be another drawn fact)."""
+    evals = list(evals)
+    facts = {r["prompt"] for r in [*train, *evals]} | {p for r in evals for p in r.get(PARAPHRASES, ())}
+    out: list[Record] = []
+    for r in (r for r in evals if r.get("seen")):
+        for q in r.get(NEIGHBORS, ()):
+            if q not in facts:
+                facts.add(q)  # once only
+                out.append(record(q, "", r["category"], r["key"], True))
+    return out
 
 
 def as_data_cfg(cfg: Any) -> DictConfig:

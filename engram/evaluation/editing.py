@@ -10,6 +10,8 @@ forced (EasyEdit's token accuracy: the share of answer tokens that are the model
   answered exactly as the base model did (= eval/retention). Teacher-forced: the base model's own greedy answer is
   fed back and the share of its tokens the model still predicts is measured; for the base model that is ~1 by
   construction (the baseline row shows how close re-tokenising the answer text comes).
+- neighbours (`edit/neighbors`, `_tf`): untaught questions about the taught entities (the "neighbor" split),
+  answered as the base model answers them: engram/evaluation/neighbors.py, scored beside these by scoring.py.
 
 A fact scores 1 under teacher forcing when every answer token (eos included) is the argmax: then greedy generation
 reproduces it exactly, so `*_tf_exact` equals generation exact match up to the numerics of cached decoding.

@@ -28,7 +28,7 @@ from engram.evaluation.lm_eval import evaluate_text
 from engram.evaluation.metrics import consistency_from_rows
 from engram.evaluation.perplexity import score_blocks
 from engram.evaluation.retention import base_answers
-from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
+from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save, neighbor_references
 from engram.models.engram_model import EngramModel
 from engram.models.gated_lora import GatedLoRAModel
 from engram.models.loading import load_model
@@ -99,7 +99,8 @@ def comparison_row(run: RunDir) -> dict[str, Any]:
 
 # editing-metric columns of the comparison table (shown when any row has them)
 EDIT_HEADERS = (("efficacy_tf", "Efficacy tf"), ("generalization", "Paraphrase"),
-                ("generalization_tf", "Paraphrase tf"), ("locality_tf", "Locality tf"))
+                ("generalization_tf", "Paraphrase tf"), ("neighbors", "Neighbours"), ("neighbors_tf", "Neighbours tf"),
+                ("locality_tf", "Locality tf"))
 
 
 def _pct(v: Any) -> str:
@@ -116,7 +117,8 @@ def comparison_markdown(rows: list[dict[str, Any]], title: str, n_examples: int)
     lines = [f"# {title}", "", f"All variants scored on the same {n_examples} eval prompts (greedy decoding, exact "
              "match after stripping whitespace). Retention: share of ~50 general prompts answered as the untrained "
              "base model did. Editing metrics (engram/evaluation/editing.py): tf = teacher-forced token accuracy; "
-             "paraphrase = trained facts asked in other words; locality tf = the base model's general answers, "
+             "paraphrase = trained facts asked in other words; neighbours = untaught questions about the taught "
+             "entities answered as the base model answers them; locality tf = the base model's general answers, "
              "token by token.", "", "| " + " | ".join(head) + " |",
              "|---|" + "|".join("---:" for _ in head[1:]) + "|"]
     for r in rows:
@@ -162,7 +164,7 @@ def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) ->
     mode = str(cfg.logger.get("mode") or "offline")
     prepare_wandb_env(mode, out_dir)
     cols = ["variant", "exact_match", "exact_match_seen", "exact_match_unseen", "retention", "efficacy_tf",
-            "generalization", "generalization_tf", "locality_tf", "consistency",
+            "generalization", "generalization_tf", "neighbors", "neighbors_tf", "locality_tf", "consistency",
             "latency_ms", "trainable_params", "status"]
     run = wandb.init(project=cfg.logger.get("project") or "engram-lab", group=cfg.experiment_name, mode=mode,
                      job_type="four_way", name=f"four_way-{cfg.experiment_name}", dir=str(out_dir),
@@ -194,15 +196,17 @@ def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant
     model, tokenizer = load_model(cfg.model)
     if is_language_model(cfg.data.family):
         return evaluate_text_model(cfg, out_dir, model, tokenizer, run_dir, variant, engram_path)
+    dm = EngramDataModule(cfg.data, tokenizer)
     base = base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
+    base_neighbors = neighbor_references(model, tokenizer, dm, cfg)  # the base's own replies, before the weights
     base_params = count_parameters(model)["total"]  # params/trainable: what training added (nothing trains here)
     model = load_weights(model, tokenizer, run_dir, variant, engram_path)
-    dm = EngramDataModule(cfg.data, tokenizer)
     info = {"variant": variant, "model": cfg.model.name, "data": cfg.data.family,
             "num_train": len(dm.train_records),  # the split seen/unseen is decided against
             "experiment": cfg.experiment_name, "evaluated_from": str(run_dir or engram_path)}
     outcome = evaluate_and_save(model, tokenizer, dm, cfg, out_dir, info, base, base_params=base_params,
-                                title=f"{variant} from {run_dir or engram_path} on {cfg.data.family}")
+                                title=f"{variant} from {run_dir or engram_path} on {cfg.data.family}",
+                                base_neighbors=base_neighbors)
     return outcome.metrics
 
 

@@ -53,14 +53,20 @@ def progress_bar(disable: bool = False) -> Progress:
     )
 
 
-def decode_new_tokens(tokenizer: Any, sequences: torch.Tensor, prompt_len: int) -> list[str]:
-    """Decode what generate appended, cut at the first eos/pad token."""
+def new_token_ids(tokenizer: Any, sequences: torch.Tensor, prompt_len: int, keep_eos: bool = False) -> list[list[int]]:
+    """What generate appended, cut at the first eos/pad token; `keep_eos`: an eos that ended it is kept (teacher
+    forcing then checks that the model stops there too)."""
     stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
-    texts = []
+    out = []
     for seq in sequences[:, prompt_len:].tolist():
         cut = next((i for i, t in enumerate(seq) if t in stop_ids), len(seq))
-        texts.append(tokenizer.decode(seq[:cut], skip_special_tokens=True))
-    return texts
+        out.append(seq[:cut + 1] if keep_eos and cut < len(seq) and seq[cut] == tokenizer.eos_token_id else seq[:cut])
+    return out
+
+
+def decode_new_tokens(tokenizer: Any, sequences: torch.Tensor, prompt_len: int) -> list[str]:
+    """Decode what generate appended, cut at the first eos/pad token."""
+    return [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_token_ids(tokenizer, sequences, prompt_len)]
 
 
 class CachedGenerationError(RuntimeError):

@@ -54,7 +54,9 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()[:20]
 
 
-def _cache_file(model: torch.nn.Module, prompts: list[dict[str, Any]], max_new_tokens: int, cache_dir: Path) -> Path:
+def answers_cache_file(model: torch.nn.Module, prompts: Any, max_new_tokens: int, cache_dir: Path) -> Path:
+    """Where the base model's answers to `prompts` (any JSON) are cached: keyed by the model's identity, the prompts
+    and the decoding length."""
     key = hashlib.sha256(
         json.dumps([model_fingerprint(model), prompts, max_new_tokens], sort_keys=True).encode()
     ).hexdigest()[:20]
@@ -68,7 +70,7 @@ def base_answers(
     """The untouched base model's greedy answers to the general prompts, from the cache when present."""
     prompts = load_general_prompts()
     cache_dir = Path(cache_dir or cache_root() / "retention")
-    path = _cache_file(model, prompts, max_new_tokens, cache_dir)
+    path = answers_cache_file(model, prompts, max_new_tokens, cache_dir)
     if path.is_file():
         cached = json.loads(path.read_text())
         if [c["id"] for c in cached] == [p["id"] for p in prompts]:

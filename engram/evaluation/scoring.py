@@ -1,8 +1,8 @@
 """The one evaluate-and-save path, shared by training (train.py) and re-evaluation (evaluate.py run_dir= /
 engram_path=): greedy eval of the eval split (+ the user's test file when data.test_path is set), retention of
-general answers, editing metrics (engram/evaluation/editing.py), the firing curve of a question-keyed memory
-(engram/evaluation/firing.py), patterns consistency, parameter counts and final
-gate statistics (memories; a gated LoRA's gate/* and lora_gate_tokens.png) -> eval.json + eval.md (atomic)."""
+general answers, editing metrics (engram/evaluation/editing.py; neighbour questions: neighbors.py), the firing curve
+of a question-keyed memory (firing.py), patterns consistency, parameter counts and final gate statistics (memories;
+a gated LoRA's gate/* and lora_gate_tokens.png) -> eval.json + eval.md (atomic)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.generate_eval import evaluate_splits
 from engram.evaluation.lora_gate import lora_gate_metrics, save_gate_plot
 from engram.evaluation.metrics import consistency_from_rows
+from engram.evaluation.neighbors import BaseReplies, base_replies, neighbor_metrics
 from engram.evaluation.results import print_results, write_results
 from engram.evaluation.retention import measure_retention
 from engram.evaluation.selectivity import knockout_metrics, selectivity_metrics
@@ -37,20 +38,33 @@ class EvalOutcome:
     rows: list[dict[str, Any]] = field(default_factory=list)
     retention_rows: list[dict[str, Any]] = field(default_factory=list)
     test_rows: list[dict[str, Any]] = field(default_factory=list)
+    neighbor_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def eval_batch_size(cfg: Any) -> int:
+    return int(cfg.data.get("eval_batch_size", 16))
+
+
+def neighbor_references(model: Any, tokenizer: Any, datamodule: Any, cfg: Any) -> BaseReplies | None:
+    """The base model's replies to the neighbour questions (None: the data has none), decoded as evaluate_and_save
+    decodes the model's. Call it on the untouched base, before the variant wraps it (as for `base_answers`)."""
+    return base_replies(model, tokenizer, datamodule, int(cfg.eval_max_new_tokens), eval_batch_size(cfg))
 
 
 def evaluate_and_save(
     model: Any, tokenizer: Any, datamodule: Any, cfg: Any, run_dir: Path, info: dict[str, Any],
     base_general: list[str], *, title: str, metrics: dict[str, float] | None = None, base_params: int | None = None,
     before_write: Callable[[dict[str, float], dict[str, Any]], None] | None = None,
+    base_neighbors: BaseReplies | None = None,
 ) -> EvalOutcome:
     """Score `model` on `datamodule`'s eval split (and test file), write eval.json + eval.md in run_dir, print them.
 
     metrics: values known beforehand (e.g. the trainer's losses), kept first. base_params: the base model's size when
     nothing trained here, so params/trainable is what was added to it. before_write(metrics, info): runs after
     scoring and before the files are written (training saves its weights and adds its timings there).
+    base_neighbors: `neighbor_references` of the base model; without them there is no edit/neighbors.
     """
-    batch_size = int(cfg.data.get("eval_batch_size", 16))
+    batch_size = eval_batch_size(cfg)
     max_new = int(cfg.eval_max_new_tokens)
     if not datamodule.eval_records:
         datamodule.setup("validate")
@@ -67,6 +81,12 @@ def evaluate_and_save(
                                    prompt_format=cfg.data.prompt_format, max_length=int(cfg.data.max_length),
                                    batch_size=batch_size, max_new_tokens=max_new, taught=taught))
     metrics["edit/locality"] = retention
+    neighbor_rows: list[dict[str, Any]] = []
+    if base_neighbors is not None:
+        found, neighbor_rows = neighbor_metrics(model, tokenizer, datamodule, base_neighbors,
+                                                max_length=int(cfg.data.max_length), batch_size=batch_size,
+                                                max_new_tokens=max_new)
+        metrics.update(found)
     if engram_memories(model):
         metrics.update(knockout_metrics(model, tokenizer, datamodule, batch_size, max_new))
         seen = [r for r in result.rows if r.get("seen")]
@@ -89,6 +109,6 @@ def evaluate_and_save(
 
     if before_write is not None:
         before_write(metrics, info)
-    write_results(run_dir, info, metrics, result.rows, retention_rows, result.test_rows)
+    write_results(run_dir, info, metrics, result.rows, retention_rows, result.test_rows, neighbor_rows=neighbor_rows)
     print_results(metrics, result.rows, run_dir, title=title)
-    return EvalOutcome(metrics, result.rows, retention_rows, result.test_rows)
+    return EvalOutcome(metrics, result.rows, retention_rows, result.test_rows, neighbor_rows)

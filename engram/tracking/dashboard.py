@@ -42,6 +42,8 @@ def build_spec(project: str = PROJECT, entity: str | None = None, group: str | N
         {"name": "Comparison (six rows)", "rows": list(ROW_ORDER), "panels": [
             _bar("Exact match by variant", "eval/exact_match", "eval/exact_match_seen", "eval/exact_match_unseen"),
             _bar("Paraphrases of trained facts", "paraphrase/exact_match_seen", "edit/generalization_tf"),
+            _bar("Untaught questions about taught entities, answered as the base", "edit/neighbors",
+                 "edit/neighbors_tf"),
             _bar("Retention of general answers", "eval/retention"),
             _bar("Latency (ms/answer)", "eval/latency_ms"),
             _bar("Trainable parameters", "params/trainable"),

@@ -46,7 +46,8 @@ CONFIG_COLUMNS = {
 }
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
           "gate_open_frac", "slot_utilisation", "collision_rate")
-EDIT_COLUMNS = ("efficacy_tf", "generalization", "generalization_tf", "locality_tf")
+# the editing metrics (engram/evaluation/editing.py, neighbors.py), in the results table's order
+EDIT_COLUMNS = ("efficacy_tf", "generalization", "generalization_tf", "neighbors", "neighbors_tf", "locality_tf")
 GATE_STATS = ("gate_mean", "gate_open_frac", "slot_utilisation", "collision_rate")
 HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", "exact_match_seen": "seen",
            "exact_match_unseen": "unseen", "latency_ms": "ms/answer", "trainable_params": "trainable params",
@@ -54,8 +55,9 @@ HEADERS = {"label": "job", "table_size": "slots", "exact_match": "exact match", 
            "knockout_seen": "knock-out seen", "entering_facts": "memory on facts",
            "entering_general": "memory on general", "lost_rows": "facts with a lost row", "write_s": "write s",
            "efficacy_tf": "efficacy tf", "generalization": "paraphrase", "generalization_tf": "paraphrase tf",
-           "locality_tf": "locality tf", "lora_gate_answer": "LoRA gate on answers",
-           "lora_gate_prompt": "LoRA gate on prompts", "lora_gate_general": "LoRA gate on general"}
+           "neighbors": "neighbours", "neighbors_tf": "neighbours tf", "locality_tf": "locality tf",
+           "lora_gate_answer": "LoRA gate on answers", "lora_gate_prompt": "LoRA gate on prompts",
+           "lora_gate_general": "LoRA gate on general"}
 LORA_GATE_PNG = "lora_gate_tokens.png"  # what a gated_lora run draws (engram/evaluation/scoring.py)
 
 
@@ -350,8 +352,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, sources: Sequence[str | Path] 
     if not ok.empty:
         cols = ["label", "variant", "table_size", "num_train", "exact_match", "exact_match_seen",
                 "exact_match_unseen", "eval_loss", "retention", "knockout_seen", "entering_facts",
-                "entering_general", "lost_rows", "efficacy_tf", "generalization", "generalization_tf",
-                "locality_tf", "consistency", "latency_ms", "trainable_params",
+                "entering_general", "lost_rows", *EDIT_COLUMNS, "consistency", "latency_ms", "trainable_params",
                 "gate_mean", "gate_open_frac", "lora_gate_answer", "lora_gate_prompt", "lora_gate_general",
                 "write_s", "wall_s"]
         cols = [c for c in cols if c in ok and ok[c].notna().any()]

@@ -27,9 +27,10 @@ METRIC_COLUMNS = {
     "knockout/exact_match_seen": "knockout_seen", "selectivity/facts": "entering_facts",
     "selectivity/general": "entering_general", "collisions/facts_with_lost_rows": "lost_rows",
     "time/prepopulate_s": "write_s",
-    # editing metrics (engram/evaluation/editing.py); efficacy = seen exact match, locality = retention
+    # editing metrics (engram/evaluation/editing.py, neighbors.py); efficacy = seen exact match, locality = retention
     "edit/efficacy_tf": "efficacy_tf", "edit/generalization": "generalization",
     "edit/generalization_tf": "generalization_tf", "edit/locality_tf": "locality_tf",
+    "edit/neighbors": "neighbors", "edit/neighbors_tf": "neighbors_tf",
     # a gated LoRA's gate (engram/evaluation/lora_gate.py): on answer / prompt positions of seen facts, on general
     "gate/answer_seen": "lora_gate_answer", "gate/prompt_seen": "lora_gate_prompt", "gate/general": "lora_gate_general",
     # language modelling (engram/evaluation/lm_eval.py)

@@ -29,7 +29,7 @@ from engram.data.text_blocks import TextDataModule
 from engram.evaluation.lm_eval import evaluate_text
 from engram.evaluation.perplexity import LMScore, score_blocks
 from engram.evaluation.retention import base_answers
-from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save
+from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save, neighbor_references
 from engram.models.engram_model import BASE_WEIGHTS_DIR
 from engram.models.loading import load_model
 from engram.tracking.wandb import build_loggers, finish, log_final, restore_wandb_env
@@ -81,9 +81,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     model, tokenizer = load_model(cfg.model, data=cfg.data)  # model=scratch builds its vocabulary from the data
     text = is_language_model(cfg.data.family)
     datamodule = TextDataModule(cfg.data, tokenizer) if text else EngramDataModule(cfg.data, tokenizer)
-    # Before the variant: the untouched base model's answers to the general prompts (cached per base model), or
-    # for a language model its perplexity on the test split.
+    # Before the variant: the untouched base model's answers to the general prompts and the neighbour questions
+    # (cached per base model), or for a language model its perplexity on the test split.
     base_general = [] if text else base_answers(model, tokenizer, int(cfg.eval_max_new_tokens), RETENTION_BATCH)
+    base_neighbors = None if text else neighbor_references(model, tokenizer, datamodule, cfg)
     base_score = frozen_base_score(cfg, model, datamodule) if text else None
     model = apply_variant(model, cfg, tokenizer)
     sequential = int(cfg.sequential.batch) > 0  # facts taught batch by batch instead of prepopulation + fit
@@ -99,7 +100,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=callbacks,
                         logger=loggers or False, default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
-    objects = {"cfg": cfg, "model": model, "base_score": base_score, "prepopulated": prepopulated,
+    objects = {"cfg": cfg, "model": model, "base_score": base_score, "base_neighbors": base_neighbors,
+               "prepopulated": prepopulated,
                "prefix_cache": prefix, "tokenizer": tokenizer,
                "datamodule": datamodule, "module": module,
                "trainer": trainer, "callbacks": callbacks, "loggers": loggers, "run_dir": run_dir}
@@ -229,7 +231,7 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     else:
         outcome = evaluate_and_save(model, objects["tokenizer"], objects["datamodule"], cfg, run_dir, info,
                                     base_general, title=title, metrics=trainer_metrics(trainer),
-                                    before_write=save_and_time)
+                                    before_write=save_and_time, base_neighbors=objects.get("base_neighbors"))
     objects["rows"], objects["retention_rows"], objects["test_rows"] = (
         outcome.rows, outcome.retention_rows, outcome.test_rows)
     log_final(objects["loggers"], outcome.metrics, outcome.rows, trainer.global_step, outcome.retention_rows)
