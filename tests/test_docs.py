@@ -108,3 +108,23 @@ def test_every_docs_page_is_linked_from_the_readme_or_the_docs_index() -> None:
                 linked.add((page.parent / target.partition("#")[0]).resolve())
     orphans = [p.name for p in PAGES if p.resolve() not in linked and p.name != "index.md"]
     assert not orphans, f"docs pages no one links to: {orphans}"
+
+
+def test_the_site_nav_lists_every_docs_page() -> None:
+    """mkdocs.yml's nav and docs/ agree (the README, CONTRIBUTING and CHANGELOG pages are added by its hook)."""
+    yaml = pytest.importorskip("yaml")
+    cfg = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+
+    def pages(node: object) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, list):
+            return [p for item in node for p in pages(item)]
+        if isinstance(node, dict):
+            return [p for value in node.values() for p in pages(value)]
+        return []
+
+    nav = set(pages(cfg["nav"]))
+    files = {p.name for p in PAGES}
+    assert files - nav == set(), "docs pages missing from mkdocs.yml's nav"
+    assert nav - files == {"index.md", "contributing.md", "changelog.md"}
