@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.engram-installed
+DOCS_STAMP := $(VENV)/.engram-docs-installed
 LOCK := requirements.lock
 PIP_VERSION := 26.3
 LATEST_VENV ?= .venv-latest
 # torch is pinned to the CPU build; installed first so no other package can pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install run test test-slow test-browser test-latest lock lint bench demo demo-html demo-screenshot clean-venv
+.PHONY: install run test test-slow test-browser test-latest lock lint bench demo demo-html demo-screenshot docs clean-venv
 
 install: $(STAMP)
 
@@ -64,7 +65,7 @@ demo-screenshot: demo-html
 lock:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q pip==$(PIP_VERSION) pip-tools
-	$(PY) -m piptools compile --quiet --upgrade --extra dev --extra dashboard --strip-extras \
+	$(PY) -m piptools compile --quiet --upgrade --extra dev --extra dashboard --extra docs --strip-extras \
 	    --no-emit-index-url --no-emit-find-links --no-emit-trusted-host --annotation-style line \
 	    --output-file $(LOCK) pyproject.toml
 	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+/\1/' $(LOCK)
@@ -87,6 +88,16 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/run.py --quick
+
+# The documentation site (mkdocs.yml over docs/, the README as its home page) into site/, built strictly: a warning,
+# a broken link or a missing anchor fails it. The docs extra (mkdocs, mkdocs-material) at the lock's versions.
+# Material for MkDocs announces its end of life (May 2027) on every build; NO_MKDOCS_2_WARNING silences that notice.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev,dashboard,docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 clean-venv:
 	rm -rf $(VENV) $(LATEST_VENV)

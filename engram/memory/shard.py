@@ -12,10 +12,10 @@ torch.distributed's autograd-aware collectives so that the shard stays an ordina
 
 The backward of the all-reduce is an all-reduce, so each shard's sparse gradient sums what every process's loss
 asks of its rows; it is divided by W, as DDP averages every other gradient, and SparseAdam steps each shard on its own
-process. DDP is told to leave the shards alone (they differ per process). Why not DTensor or torchrec, see the
-README ("Beyond one machine"): DTensor's RowwiseParallel gives the same outputs, but its backward materialises a
-replicated dense gradient of the whole table on every process (measured on torch 2.13, gloo), and torchrec is a
-large CUDA-oriented dependency this project does not have.
+process. DDP is told to leave the shards alone (they differ per process). Why not DTensor or torchrec, see
+docs/performance.md ("Beyond one machine"): DTensor's RowwiseParallel gives the same outputs, but its backward
+materialises a replicated dense gradient of the whole table on every process (measured on torch 2.13, gloo), and
+torchrec is a large CUDA-oriented dependency this project does not have.
 
 `shard_tables` runs once the processes exist (LightningModule.configure_model); `unshard_tables` gathers the full
 tables back at the end of the fit, so evaluation and engram.safetensors see an ordinary memory.

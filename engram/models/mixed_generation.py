@@ -3,7 +3,8 @@ its own KV cache. HF's generate drives one model with one cache, so the loop is 
 same output shape as HF's generate (prompt + new ids, finished rows padded, stops when every row has ended).
 
 The cache keyword is read from the causal LM's forward signature and the returned cache is found by type, never by
-one keyword's name: transformers 5.24 renamed `past_key_values` to `cache` once already (README, "Library updates").
+one keyword's name: transformers 5.24 renamed `past_key_values` to `cache` once already (docs/reliability.md,
+"Library updates").
 """
 
 from __future__ import annotations

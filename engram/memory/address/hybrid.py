@@ -9,7 +9,7 @@ every head's hash row with a trained per-head, per-dimension gain (`engram.hybri
 decides how much of the mix enters the residual, as for plain hash rows. A fresh memory changes nothing under the
 same conditions as a hashed one: zero rows (engram.init=zeros / prepopulate) or a closed gate. (A gain starting at
 zero, which makes a fresh memory exactly the hashed one, left the content path inert: 20 steps of AdamW at lr 3e-3
-moved it to at most 0.03 on SmolLM2, README.)
+moved it to at most 0.03 on SmolLM2, docs/six_way.md.)
 The retrieved rows are the same `nn.Embedding` rows the hash reads (sparse gradients for the k rows); the query,
 the sub-keys, the temperature and the gain are dense weights.
 """
