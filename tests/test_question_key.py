@@ -74,8 +74,11 @@ def test_the_threshold_trades_rewordings_for_abstention() -> None:
     assert index(*taught, threshold=0.4).match(rewording) == 0
     assert index(*taught, threshold=0.9).match(rewording) is None
     assert index(*taught).match(question("[Q1] Velora Thandrik was born in the city of")) is None
-    # a single taught relation has no word that tells it from another, so every one of its words is needed
-    assert index(taught[0]).match(rewording) is None
+    # a single taught relation has no word more telling than another: the weighted share alone decides
+    assert index(taught[0]).match(rewording) == 0
+    assert index(taught[0], threshold=0.6).match(rewording) is None
+    # an acronym is a name wherever it stands
+    assert question("HTTP status 308 has what reason phrase?").entities == {"HTTP", "308"}
 
 
 def capital_facts(n: int) -> dict[str, list[dict]]:

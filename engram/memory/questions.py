@@ -56,17 +56,26 @@ def stem(word: str) -> str:
     return w[:STEM_LENGTH]
 
 
-def read_question(text: str, is_common: Callable[[str], bool]) -> Question:
+def template_words(texts: list[str]) -> frozenset[str]:
+    """The lowercase words of prompt-format text around a question (a chat template's system prompt and role
+    names, "Q:" / "A:"): every prompt has them, so they say nothing about what is asked."""
+    return frozenset(w.lower() for t in texts for w in WORD.findall(t))
+
+
+def read_question(text: str, is_common: Callable[[str], bool], template: frozenset[str] = frozenset()) -> Question:
     """The question's entities, relation stems and wh kind. `is_common(lowercase word)`: a frequent word of the
     language, so a capitalised "Convert" or "User" opening a sentence is not an entity (the tokenizer's vocabulary
-    decides; engram/memory/hashes/question.py)."""
+    decides; engram/memory/hashes/question.py). `template`: words of the prompt format, skipped."""
     entities, relation = set(), set()
     starts = {m.start(1) for m in SENTENCE_START.finditer(text)}
     for m in WORD.finditer(text):
         w, low = m.group(), m.group().lower()
+        if low in template:
+            continue
         # a capitalised common word names something inside a sentence ("Papua New Guinea"), not at its start ("What")
         named = w[0].isupper() and low not in STOPWORDS and (m.start() not in starts or not is_common(low))
-        if any(c.isdigit() for c in w) or named:
+        acronym = len(w) > 1 and w.isupper()  # "HTTP", "JWT": a name wherever it stands
+        if any(c.isdigit() for c in w) or named or acronym:
             entities.add(w)
         elif low not in STOPWORDS and not low.isdigit():
             relation.add(stem(w))
@@ -99,11 +108,13 @@ class QuestionIndex:
         return math.log((len(self.relations) + 1) / (self.df.get(stem_, 0) + 1)) + 1.0
 
     def distinctive(self, relation: frozenset[str]) -> frozenset[str]:
-        """The stems of a taught relation used by the fewest taught relations (all of them when they tie)."""
-        if not relation:
-            return relation
-        rarest = min(self.df.get(w, 0) for w in relation)
-        return frozenset(w for w in relation if self.df.get(w, 0) == rarest)
+        """The stems of a taught relation used by fewer taught relations than its other stems ("theme" beside
+        "user prefers"); none when they tie, so then the weighted share alone decides."""
+        counts = {w: self.df.get(w, 0) for w in relation}
+        if not counts or min(counts.values()) == max(counts.values()):
+            return frozenset()
+        rarest = min(counts.values())
+        return frozenset(w for w, c in counts.items() if c == rarest)
 
     def score(self, query: Question, taught: Question) -> float:
         """0 unless the query names every entity of the taught question, asks for the same kind of answer and has

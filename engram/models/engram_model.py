@@ -31,6 +31,7 @@ from engram import registry
 from engram.atomic import atomic_write_dir
 from engram.config import EngramConfig, validate_engram, validate_layers
 from engram.config_rules import from_scratch
+from engram.data.formatting import PROMPT_FORMATS, format_prompt
 from engram.memory.budget import check_memory_budget
 from engram.memory.hashing import build_token_map
 from engram.memory.memory import EngramMemory
@@ -78,7 +79,7 @@ class EngramModel(ModelWrapper):
         if getattr(hasher, "reads_words", False):  # hash=question reads the prompt's words
             if tokenizer is None:
                 raise ValueError(f"engram.hash={ecfg.hash} reads the prompt's words: add_engram needs the tokenizer")
-            hasher.read_words_with(tokenizer)
+            hasher.read_words_with(tokenizer, format_templates(tokenizer))
         dtype = ref.dtype if ref.dtype.is_floating_point else None
 
         self.base_model = model
@@ -362,6 +363,17 @@ def _arg(args: tuple, kwargs: dict, name: str, position: int) -> Any:
     if name in kwargs:
         return kwargs[name]
     return args[position] if len(args) > position else None
+
+
+def format_templates(tokenizer: Any) -> list[str]:
+    """The text every prompt format puts around an empty question (chat only with a chat template)."""
+    texts = []
+    for prompt_format in PROMPT_FORMATS:
+        try:
+            texts.append(format_prompt(tokenizer, "", prompt_format))
+        except ValueError:  # no chat template
+            continue
+    return texts
 
 
 def _pad_id(lm: nn.Module, tokenizer: Any) -> int:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from engram.memory.hashes import answer
-from engram.memory.questions import Question, QuestionIndex, read_question
+from engram.memory.questions import Question, QuestionIndex, read_question, template_words
 
 PROMPT_TOKENS = 128  # the last this-many prompt ids are remembered per taught question (the question sits at the end)
 COMMON_RANK = 8000  # a word the tokenizer spells as one token below this id is a common word (byte-level BPE ranks)
@@ -66,8 +66,9 @@ class Hash(answer.Hash):
         self._index: dict[int, tuple[tuple[int, int], QuestionIndex]] = {}
         self._asked: dict[tuple[int, tuple[int, ...]], int] = {}  # (layer, prompt ids) -> key, per index
 
-    def read_words_with(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
+    def read_words_with(self, tokenizer: Any, template_texts: list[str]) -> None:
+        """`template_texts`: the prompt formats' text around an empty question (their words are skipped)."""
+        self.tokenizer, self.template = tokenizer, template_words(template_texts)
         self._common = functools.lru_cache(maxsize=65536)(self._is_common)
 
     def taught_store(self, layer: int) -> TaughtQuestions:
@@ -84,7 +85,7 @@ class Hash(answer.Hash):
         if self.tokenizer is None:
             raise RuntimeError("engram: hash=question reads the prompt's words and needs the tokenizer "
                                "(add_engram(model, cfg, tokenizer))")
-        return read_question(self.tokenizer.decode(prompt_ids), self._common)
+        return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template)
 
     def index(self, layer: int) -> QuestionIndex:
         store = self.stores.get(int(layer))
