@@ -194,3 +194,22 @@ def test_recall_vs_distraction_curve(tmp_path):
     assert (tmp_path / "out" / "recall_vs_distraction.png").stat().st_size > 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| job | 50 | 100 | 300 |" in text and "| arm=windowed | 90.0% | 50.0% | 5.0% |" in text
+
+
+def test_firing_curves_of_question_keyed_runs_are_plotted(tmp_path):
+    """A job with firing.json (engram.hash=question) gets a line per panel in firing.png, with its own values."""
+    thresholds = [0.2, 0.4, 0.6]
+    for i, threshold in enumerate((0.4, 0.6)):
+        job = fake_job(tmp_path / "sweep" / str(i), ["engram=question", f"engram.question_threshold={threshold}"],
+                       grid_metrics(1000, 100))
+        curve = {"threshold": threshold, "thresholds": thresholds, "rewordings": [0.9, (0.8, 0.7)[i], 0.5],
+                 "neighbors": [0.3, 0.1, 0.0], "general": [0.0, 0.0, 0.0], "counts": {}}
+        (job / "firing.json").write_text(json.dumps(curve))
+    fake_job(tmp_path / "sweep" / "2", ["engram=recall"], grid_metrics(1000, 100))  # no curve: not drawn
+    df = collect([tmp_path / "sweep"])
+    write_report(df, tmp_path / "out", [tmp_path / "sweep"])
+    drawn = json.loads((tmp_path / "out" / "plots.json").read_text())["firing.png"]
+    assert (tmp_path / "out" / "firing.png").stat().st_size > 0
+    lines = [pts for label, pts in drawn["rewordings"].items()]
+    assert [[0.2, 0.9], [0.4, 0.8], [0.6, 0.5]] in lines and [[0.2, 0.9], [0.4, 0.7], [0.6, 0.5]] in lines
+    assert [[0.4, 0.8]] in lines and [[0.6, 0.5]] in lines  # each run's dot sits at its own threshold

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from engram.config import ROW_ORDER
 from engram.tracking.figures import finish_axes, line_data, save_figure
+from engram.tracking.firing_plot import plot_firing_curves, read_firing
 from engram.tracking.forgetting import forgetting_table, plot_forgetting, read_curves
 from engram.tracking.lm_report import is_lm, lm_section
 from engram.tracking.recall_curve import plot_recall_curve, recall_table
@@ -257,6 +258,9 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     drawn = plot_forgetting(read_curves(_job_dirs(df)), out_dir / "forgetting.png")
     if drawn:
         plots["forgetting.png"] = drawn
+    drawn = plot_firing_curves(read_firing(_job_dirs(ok)), out_dir / "firing.png")
+    if drawn:
+        plots["firing.png"] = drawn
     windows = set(_numeric(ok, "attention_window").dropna()) if "attention_window" in ok else set()
     drawn = plot_recall_curve(_recall_curves(ok), out_dir / "recall_vs_distraction.png",
                               window=int(windows.pop()) if len(windows) == 1 else None)
