@@ -18,7 +18,7 @@ from engram.evaluation.generate_eval import greedy_ids
 from engram.memory.questions import QuestionIndex, read_question
 from engram.training.writing import write_facts
 
-COMMON = {"what", "which", "convert", "user", "new", "tell", "the"}
+COMMON = {"what", "which", "convert", "user", "new", "tell", "the", "atomic", "how"}
 
 
 def common(word: str) -> bool:
@@ -42,7 +42,10 @@ def test_a_question_is_its_entities_relation_words_and_wh_kind() -> None:
     assert question("Who founded Orbex?").wh == "person" and question("When was Orbex founded?").wh == "time"
     assert question("How many moons does Mars have?").wh == "quantity"
     # a capitalised common word opens a sentence ("Convert", "User") but names something inside one ("New")
-    assert question("Convert 5 km to m.").entities == {"5"}
+    assert question("Convert 5 km to m.").entities == {"5 km"}  # a number and its unit are one name
+    assert question("Atomic number 59 belongs to which element?").entities == {"59"}
+    assert question("Is the element with atomic number 59 a metal?").wh == "yes/no"
+    assert question("SYN_82207 has what value?").wh is None and question("[Q1] Is Velora tall?").wh == "yes/no"
     assert question("What is the capital of Papua New Guinea?").entities == {"Papua", "New", "Guinea"}
     assert question("[user_7] User prefers theme:").entities == {"user_7"}
     assert question("What is the capital of Réunion?").entities == {"Réunion"}  # one word, not "R" + "union"
@@ -58,7 +61,12 @@ def test_a_rewording_matches_and_everything_else_abstains() -> None:
     assert idx.match(question("Who is the founder of Orbex?")) == 1
     assert idx.match(question("[user_7] Which theme does this user prefer?")) == 2
     assert idx.match(question("[user_8] The units this user chose is")) == 4
+    idx.add(question("Convert 70 mm to cm."), 5)
+    idx.add(question("Which element has atomic number 59?"), 6)
+    assert idx.match(question("How many cm are in 70 mm?")) == 5
     for neighbour in ("What is the official language of France?",  # same entity, another relation
+                      "Convert 70 cm to mm.",  # the same words the other way round
+                      "Is the element with atomic number 59 a metal?",  # yes or no, not the element
                       "When was Orbex founded?",  # same words, another kind of answer
                       "[user_8] User prefers theme:",  # "theme" was taught for user_7 only
                       "What is the capital of Germany?",  # another entity

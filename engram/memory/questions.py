@@ -9,7 +9,8 @@ words. A question is reduced to
     out; a rewording keeps most of them, a neighbour question about the same entity ("What is the official language
     of France?") does not;
   - `wh`: the kind of answer a wh-word asks for (who / when / where / why / how many), when it names one: "Who
-    founded X?" and "When was X founded?" share entity and relation words and differ only there.
+    founded X?" and "When was X founded?" share entity and relation words and differ only there; "yes/no" for a
+    question opening with an auxiliary ("Is X a metal?"), which never reads the rows of a question that is not one.
 `QuestionIndex` scores a new question against the taught ones. Relation words are weighted by how many distinct
 taught relations use them, and the rarest ones of a taught question must all be there: "User prefers theme:" and
 "User prefers units:" share "user prefers", so "theme" is what the taught question is about and a question without
@@ -38,6 +39,8 @@ please tell give name say write answer question briefly short word words named c
 """.split())
 WH_KINDS = {"who": "person", "whom": "person", "whose": "person", "when": "time", "where": "place", "why": "reason"}
 QUANTITY = ("how many", "how much")
+MAX_UNIT = 6  # "mm", "bytes", "hours": a unit is a short word ("59 belongs to" is not "59 belongs")
+AUXILIARIES = frozenset("is are was were do does did can could will would has have had should".split())
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,16 @@ def stem(word: str) -> str:
     return w[:STEM_LENGTH]
 
 
+def _with_unit(text: str, number: str, end: int, following: re.Match | None) -> str:
+    """A number and the unit right after it are one name: "70 mm" (so "Convert 70 cm to mm." is not "Convert 70 mm
+    to cm."); a number before a function word or punctuation stands alone."""
+    if following is None or text[end:following.start()].strip() or following.group().lower() in STOPWORDS:
+        return number
+    unit = following.group()
+    is_unit = unit[0].islower() and len(unit) <= MAX_UNIT and not any(c.isdigit() for c in unit)
+    return f"{number} {unit}" if is_unit else number
+
+
 def template_words(texts: list[str]) -> frozenset[str]:
     """The lowercase words of prompt-format text around a question (a chat template's system prompt and role
     names, "Q:" / "A:"): every prompt has them, so they say nothing about what is asked."""
@@ -68,20 +81,24 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
     decides; engram/memory/hashes/question.py). `template`: words of the prompt format, skipped."""
     entities, relation = set(), set()
     starts = {m.start(1) for m in SENTENCE_START.finditer(text)}
-    for m in WORD.finditer(text):
+    words = [m for m in WORD.finditer(text) if m.group().lower() not in template]
+    for i, m in enumerate(words):
         w, low = m.group(), m.group().lower()
-        if low in template:
-            continue
         # a capitalised common word names something inside a sentence ("Papua New Guinea"), not at its start ("What")
         named = w[0].isupper() and low not in STOPWORDS and (m.start() not in starts or not is_common(low))
         acronym = len(w) > 1 and w.isupper()  # "HTTP", "JWT": a name wherever it stands
-        if any(c.isdigit() for c in w) or named or acronym:
+        if any(c.isdigit() for c in w):
+            entities.add(_with_unit(text, w, m.end(), words[i + 1] if i + 1 < len(words) else None))
+        elif named or acronym:
             entities.add(w)
-        elif low not in STOPWORDS and not low.isdigit():
+        elif low not in STOPWORDS:
             relation.add(stem(w))
-    lowered = " ".join(WORD.findall(text.lower()))
+    lowered = " ".join(m.group().lower() for m in words)
     wh = "quantity" if any(q in lowered for q in QUANTITY) else next(
         (WH_KINDS[w] for w in lowered.split() if w in WH_KINDS), None)
+    opening = next((m.group().lower() for m in words if text[m.start() - 1: m.start()] != "["), "")  # not "[ID]"
+    if wh is None and opening in AUXILIARIES:  # "Is the element ... a metal?" asks yes or no, not the element
+        wh = "yes/no"
     return Question(frozenset(entities), frozenset(relation), wh)
 
 
@@ -123,7 +140,7 @@ class QuestionIndex:
         the taught question has."""
         if not taught.entities <= query.entities:
             return 0.0
-        if query.wh and taught.wh and query.wh != taught.wh:
+        if (query.wh and taught.wh and query.wh != taught.wh) or (query.wh == "yes/no") != (taught.wh == "yes/no"):
             return 0.0
         if not self.distinctive(taught.relation) <= query.relation:
             return 0.0
