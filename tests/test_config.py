@@ -17,7 +17,7 @@ CONF = ROOT / "conf"
 
 def composed(*overrides: str, memory: str = "engram=deepseek"):
     """The train config with `overrides`; the paper's memory unless an engram= option is given (the rules these
-    tests check are written for it; the default, engram=recall, has its own tests)."""
+    tests check are written for it; the default, engram=question (recall keyed by the question asked), has its own tests)."""
     chosen = [] if any(o.startswith("engram=") for o in overrides) or not memory else [memory]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="train", overrides=[*chosen, *overrides])
@@ -27,7 +27,7 @@ def test_default_config_is_valid():
     cfg = validate(composed(memory=""))
     assert cfg.model.name == "smollm" and cfg.variant.name == "engram"
     assert (cfg.engram.hash, cfg.engram.address, cfg.engram.gate, cfg.engram.init) == (
-        "answer", "fingerprint", "direct", "prepopulate")
+        "question", "fingerprint", "direct", "prepopulate")
 
 
 @pytest.mark.parametrize(
