@@ -17,7 +17,7 @@ CONF = ROOT / "conf"
 
 def composed(*overrides: str, memory: str = "engram=deepseek"):
     """The train config with `overrides`; the paper's memory unless an engram= option is given (the rules these
-    tests check are written for it; the default, engram=question (recall keyed by the question asked), has its own tests)."""
+    tests check are written for it; the default, engram=question, has its own tests)."""
     chosen = [] if any(o.startswith("engram=") for o in overrides) or not memory else [memory]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="train", overrides=[*chosen, *overrides])

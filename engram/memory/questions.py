@@ -75,10 +75,12 @@ def template_words(texts: list[str]) -> frozenset[str]:
     return frozenset(w.lower() for t in texts for w in WORD.findall(t))
 
 
-def read_question(text: str, is_common: Callable[[str], bool], template: frozenset[str] = frozenset()) -> Question:
+def read_question(text: str, is_common: Callable[[str], bool], template: frozenset[str] = frozenset(),
+                  is_made_up: Callable[[str], bool] = lambda word: False) -> Question:
     """The question's entities, relation stems and wh kind. `is_common(lowercase word)`: a frequent word of the
     language, so a capitalised "Convert" or "User" opening a sentence is not an entity (the tokenizer's vocabulary
-    decides; engram/memory/hashes/question.py). `template`: words of the prompt format, skipped."""
+    decides; engram/memory/hashes/question.py). `template`: words of the prompt format, skipped. `is_made_up(lowercase
+    word)`: a word the vocabulary does not know (spelt in several pieces: "zarnite"), a name even in lower case."""
     entities, relation = set(), set()
     starts = {m.start(1) for m in SENTENCE_START.finditer(text)}
     words = [m for m in WORD.finditer(text) if m.group().lower() not in template]
@@ -88,9 +90,9 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
         named = w[0].isupper() and low not in STOPWORDS and (m.start() not in starts or not is_common(low))
         acronym = len(w) > 1 and w.isupper()  # "HTTP", "JWT": a name wherever it stands
         if any(c.isdigit() for c in w):
-            entities.add(_with_unit(text, w, m.end(), words[i + 1] if i + 1 < len(words) else None))
-        elif named or acronym:
-            entities.add(w)
+            entities.add(_with_unit(text, low, m.end(), words[i + 1] if i + 1 < len(words) else None))
+        elif named or acronym or (low not in STOPWORDS and is_made_up(low)):
+            entities.add(low)  # "Zarnite" opening a sentence is "zarnite" inside one
         elif low not in STOPWORDS:
             relation.add(stem(w))
     lowered = " ".join(m.group().lower() for m in words)

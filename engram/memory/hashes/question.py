@@ -22,6 +22,7 @@ from engram.memory.questions import Question, QuestionIndex, read_question, temp
 
 PROMPT_TOKENS = 128  # the last this-many prompt ids are remembered per taught question (the question sits at the end)
 COMMON_RANK = 8000  # a word the tokenizer spells as one token below this id is a common word (byte-level BPE ranks)
+MADE_UP_PIECES = 3  # a lower-case word the tokenizer spells in this many pieces or more is a name ("zarnite")
 NO_KEY = -1
 
 
@@ -70,6 +71,7 @@ class Hash(answer.Hash):
         """`template_texts`: the prompt formats' text around an empty question (their words are skipped)."""
         self.tokenizer, self.template = tokenizer, template_words(template_texts)
         self._common = functools.lru_cache(maxsize=65536)(self._is_common)
+        self._made_up = functools.lru_cache(maxsize=65536)(self._is_made_up)
 
     def taught_store(self, layer: int) -> TaughtQuestions:
         """The module holding layer `layer`'s taught questions (EngramMemory keeps it, so it is saved)."""
@@ -81,11 +83,14 @@ class Hash(answer.Hash):
         ids = self.tokenizer.encode(" " + word, add_special_tokens=False)
         return len(ids) == 1 and ids[0] < COMMON_RANK
 
+    def _is_made_up(self, word: str) -> bool:
+        return len(self.tokenizer.encode(" " + word, add_special_tokens=False)) >= MADE_UP_PIECES
+
     def question(self, prompt_ids: list[int]) -> Question:
         if self.tokenizer is None:
             raise RuntimeError("engram: hash=question reads the prompt's words and needs the tokenizer "
                                "(add_engram(model, cfg, tokenizer))")
-        return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template)
+        return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up)
 
     def index(self, layer: int) -> QuestionIndex:
         store = self.stores.get(int(layer))
