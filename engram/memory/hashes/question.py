@@ -24,6 +24,7 @@ PROMPT_TOKENS = 128  # the last this-many prompt ids are remembered per taught q
 COMMON_RANK = 8000  # a word the tokenizer spells as one token below this id is a common word (byte-level BPE ranks)
 MADE_UP_PIECES = 3  # a lower-case word the tokenizer spells in this many pieces or more is a name ("zarnite")
 NO_KEY = -1
+MEMO_SIZE = 65536  # prompts whose key is remembered between forwards (decoding asks again at every step)
 
 
 class TaughtQuestions(nn.Module):
@@ -147,6 +148,8 @@ class Hash(answer.Hash):
         for b, prompt in enumerate(self._prompts(ids, mask, prompt_lengths)):
             memo = (int(layer), tuple(prompt))
             if memo not in self._asked:
+                if len(self._asked) >= MEMO_SIZE:
+                    self._asked.clear()
                 match = index.match(self.question(prompt), own_key=keys[b])
                 self._asked[memo] = keys[b] if match is None else match
             keys[b] = self._asked[memo]
