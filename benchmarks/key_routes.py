@@ -194,13 +194,16 @@ def evaluate(scores: dict[str, tuple[torch.Tensor, torch.Tensor]], sets: dict[st
 
 def layer_closeness(feats: dict[str, object], sets: dict[str, list]) -> list[dict[str, float]]:
     """Per hidden_states index and pooling: mean standardised cosine of rewordings and of neighbours with their own
-    taught prompt, and the AUC of rewording over neighbour (< 0.5: neighbours are the closer ones)."""
+    taught prompt, and the AUC of rewording over neighbour (< 0.5: neighbours are the closer ones), also per family."""
+    import numpy as np
     import torch
 
     from benchmarks import key_route_scores as ks
     taught, query, calib = feats["taught"], feats["query"], feats["calibration"]
     n_rew, n_nb = len(sets["rewordings"]), len(sets["neighbors"])
     rew_own, nb_own = torch.tensor(sets["rewording_fact"]), torch.tensor(sets["neighbor_fact"])
+    rew_fam = np.array(sets["rewording_family"])
+    nb_fam = np.array([sets["family"][i] for i in sets["neighbor_fact"]])
     rows = []
     for layer in range(taught.last.shape[1]):
         row: dict[str, float] = {"layer": layer}
@@ -210,6 +213,8 @@ def layer_closeness(feats: dict[str, object], sets: dict[str, list]) -> list[dic
             nb = ks.closeness(q[n_rew : n_rew + n_nb], t, nb_own, c)
             row |= {f"{pooling}_rewordings": float(rew.mean()), f"{pooling}_neighbors": float(nb.mean()),
                     f"{pooling}_auc": ks.auc(rew, nb)}
+            for f in FAMILIES:  # is it one family's templates? (entity / user_prefs neighbours share the template)
+                row[f"{pooling}_auc_{f}"] = ks.auc(rew[rew_fam == f], nb[nb_fam == f])
         rows.append(row)
     return rows
 
@@ -243,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     routes = evaluate(scores, sets, args.limit)
     layers = layer_closeness(feats, sets)
     result = {
-        "info": {"command": "python benchmarks/key_routes.py " + " ".join(argv), "model": args.model,
+        "info": {"command": " ".join(["python benchmarks/key_routes.py", *argv]), "model": args.model,
                  "commit": commit(), "runtime_s": round(time.perf_counter() - start, 1), "counts": counts,
                  "families": list(FAMILIES), "limit": args.limit, **info},
         "routes": routes, "layers": layers}

@@ -9,6 +9,7 @@ from typing import Any
 
 CURVE_POINTS = 150  # a curve has a point per distinct score; the JSON and the plot need fewer
 NEGATIVES = ("neighbors", "general", "unseen")
+LABELS = {"neighbors": "neighbours", "general": "general", "unseen": "unseen"}
 
 
 def thin(curve: dict[str, list[float]], keep: list[float]) -> dict[str, list[float]]:
@@ -60,7 +61,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"rewording recall - neighbour firing. top-1: the rewording's best match is its own fact, at any score. "
         f"Winner by (i): **{winner(routes)}**.",
         *[f"{name} at engram.question_threshold = {p['threshold']:g} (the product's default): rewordings "
-          f"{pct(p['rewordings'])}, " + ", ".join(f"{n} {pct(p[n])}" for n in NEGATIVES) + "."
+          f"{pct(p['rewordings'])}, " + ", ".join(f"{LABELS[n]} {pct(p[n])}" for n in NEGATIVES) + "."
           for name, p in ((n, r["at_configured"]) for n, r in routes.items() if "at_configured" in r)],
         "",
         "Rewording recall / neighbour firing per family at (ii):",
@@ -83,6 +84,13 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {row['layer']} | {row['last_rewordings']:.3f} | {row['last_neighbors']:.3f} | "
                      f"{row['last_auc']:.3f} | {row['mean_rewordings']:.3f} | {row['mean_neighbors']:.3f} | "
                      f"{row['mean_auc']:.3f} |")
+    lines += ["", f"AUC per family, lowest-highest over hidden_states 1-{len(result['layers']) - 1}:", ""]
+    for pooling, label in (("last", "last token"), ("mean", "question mean")):
+        ranges = []
+        for f in info["families"]:
+            a = [row[f"{pooling}_auc_{f}"] for row in result["layers"][1:]]
+            ranges.append(f"{f} {min(a):.2f}-{max(a):.2f}")
+        lines.append(f"- {label}: " + ", ".join(ranges))
     lines += ["", f"Command: `{info['command'].strip()}` (code at commit {info['commit']}), {info['runtime_s']:.0f} s.",
               "", *(f"- {k}: {info[k]}" for k in ("cpu", "torch", "ram", "load average", "python"))]
     return "\n".join(lines) + "\n"
