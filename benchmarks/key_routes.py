@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # torch loads after the arguments parse: --help and bad flags
 
 FAMILIES = ("exact_match", "entity", "user_prefs")
 NEGATIVES = ("neighbors", "general", "unseen")
+EXAMPLES = 8  # missed rewordings and firing neighbours listed per route
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "experiments" / "results" / "key_routes"
 
 
@@ -189,7 +190,29 @@ def evaluate(scores: dict[str, tuple[torch.Tensor, torch.Tensor]], sets: dict[st
                      "per_family_at_best": per_family, "curve": c}
         if name.startswith("(a) lexical"):  # also where the product runs: engram.question_threshold's default
             out[name]["at_configured"] = ks.at_threshold(c, list(NEGATIVES), EngramConfig.question_threshold)
+        out[name]["examples_at_limit"] = examples(parts, sets, points["at_limit"]["threshold"])
     return out
+
+
+def examples(parts: dict[str, tuple[torch.Tensor, ...]], sets: dict[str, list], threshold: float,
+             n: int = EXAMPLES) -> dict[str, list[dict[str, str | None]]]:
+    """Rewordings that miss their fact and neighbours that fire at a threshold, n of each spread over the list
+    (so every family shows): what a route gets wrong, in words."""
+    def spread(items: list[int]) -> list[int]:
+        return items if len(items) <= n else [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+    taught = sets["taught"]
+    score, index = parts["rewordings"]
+    missed = [i for i, f in enumerate(sets["rewording_fact"]) if not (score[i] >= threshold and index[i] == f)]
+    score_nb, index_nb = parts["neighbors"]
+    fired = [i for i in range(len(sets["neighbors"])) if score_nb[i] >= threshold]
+    return {
+        "missed_rewordings": [{"prompt": sets["rewordings"][i], "taught": taught[sets["rewording_fact"][i]],
+                               "matched": taught[int(index[i])] if score[i] >= threshold else None}
+                              for i in spread(missed)],
+        "firing_neighbors": [{"prompt": sets["neighbors"][i], "matched": taught[int(index_nb[i])]}
+                             for i in spread(fired)],
+    }
 
 
 def layer_closeness(feats: dict[str, object], sets: dict[str, list]) -> list[dict[str, float]]:

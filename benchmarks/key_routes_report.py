@@ -84,6 +84,12 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {row['layer']} | {row['last_rewordings']:.3f} | {row['last_neighbors']:.3f} | "
                      f"{row['last_auc']:.3f} | {row['mean_rewordings']:.3f} | {row['mean_neighbors']:.3f} | "
                      f"{row['mean_auc']:.3f} |")
+    best = routes[winner(routes)]["examples_at_limit"]
+    lines += ["", "What the winner gets wrong at (i) (spread over the list): rewordings missing their fact",
+              "", *(f"- {e['prompt']} (taught: {e['taught']}; matched: {e['matched'] or 'none'})"
+                    for e in best["missed_rewordings"]),
+              "", "neighbours firing", "", *(f"- {e['prompt']} (matched: {e['matched']})"
+                                             for e in best["firing_neighbors"])]
     lines += ["", f"AUC per family, lowest-highest over hidden_states 1-{len(result['layers']) - 1}:", ""]
     for pooling, label in (("last", "last token"), ("mean", "question mean")):
         ranges = []
