@@ -2,7 +2,7 @@
 the project's own generated facts.
 
     OMP_NUM_THREADS=1 python benchmarks/key_routes.py                    # SmolLM2, ~5 min on one CPU thread
-    python benchmarks/key_routes.py --model tiny --num-train 12 --out /tmp/kr   # seconds (a smoke run)
+    python benchmarks/key_routes.py --model tiny --num-train 12 --out outputs/key_routes   # seconds
 
 Taught: the train prompts of data families exact_match, entity and user_prefs (one shared memory). Queries:
   - rewordings: the "paraphrase" split of the seen eval facts; one counts when it fires on its own taught fact;
