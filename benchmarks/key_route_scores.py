@@ -22,8 +22,8 @@ import torch
 from tqdm import tqdm
 
 from engram.data.formatting import encode_prompts, format_prompt
-from engram.memory.hashes.question import COMMON_RANK
-from engram.memory.questions import Question, QuestionIndex, read_question, template_words
+from engram.memory.hashes.question import QuestionReader
+from engram.memory.questions import Question, QuestionIndex
 from engram.models.engram_model import format_templates
 
 NEVER = float("-inf")  # the score of a query with no candidate: it fires at no threshold
@@ -172,23 +172,15 @@ def best(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class LexicalReader:
-    """Reads prompts as engram/memory/hashes/question.py does: the prompt's ids as generation feeds them, decoded,
-    read with the tokenizer's common words and the prompt formats' own words skipped."""
+    """Reads prompts exactly as engram/memory/hashes/question.py does (its QuestionReader): the prompt's ids as
+    generation feeds them."""
 
     def __init__(self, tokenizer: Any, prompt_format: str) -> None:
         self.tokenizer, self.prompt_format = tokenizer, prompt_format
-        self.template = template_words(format_templates(tokenizer))
-        self._common: dict[str, bool] = {}
-
-    def is_common(self, word: str) -> bool:
-        if word not in self._common:
-            ids = self.tokenizer.encode(" " + word, add_special_tokens=False)
-            self._common[word] = len(ids) == 1 and ids[0] < COMMON_RANK
-        return self._common[word]
+        self.reader = QuestionReader(tokenizer, format_templates(tokenizer))
 
     def read(self, prompts: list[str]) -> list[Question]:
-        ids = encode_prompts(self.tokenizer, prompts, self.prompt_format)
-        return [read_question(self.tokenizer.decode(x), self.is_common, self.template) for x in ids]
+        return [self.reader(x) for x in encode_prompts(self.tokenizer, prompts, self.prompt_format)]
 
 
 def lexical_index(taught: list[Question]) -> QuestionIndex:

@@ -56,6 +56,30 @@ class TaughtQuestions(nn.Module):
         return self.count(), int(self.keys.sum())
 
 
+class QuestionReader:
+    """Reads a prompt's ids as a question: decoded with the tokenizer, whose vocabulary says which words are common
+    (one token below COMMON_RANK) and which are made up (MADE_UP_PIECES pieces or more), the prompt formats' own
+    words skipped. The benchmark of key routes (benchmarks/key_routes.py) reads prompts with it too."""
+
+    def __init__(self, tokenizer: Any, template_texts: list[str]) -> None:
+        self.tokenizer, self.template = tokenizer, template_words(template_texts)
+        self._common = functools.lru_cache(maxsize=65536)(self._is_common)
+        self._made_up = functools.lru_cache(maxsize=65536)(self._is_made_up)
+
+    def _pieces(self, word: str) -> list[int]:
+        return self.tokenizer.encode(" " + word, add_special_tokens=False)
+
+    def _is_common(self, word: str) -> bool:
+        ids = self._pieces(word)
+        return len(ids) == 1 and ids[0] < COMMON_RANK
+
+    def _is_made_up(self, word: str) -> bool:
+        return len(self._pieces(word)) >= MADE_UP_PIECES
+
+    def __call__(self, prompt_ids: list[int]) -> Question:
+        return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up)
+
+
 class Hash(answer.Hash):
     reads_words = True  # EngramModel hands it the tokenizer (read_words_with)
 
@@ -64,15 +88,13 @@ class Hash(answer.Hash):
         super().__init__(cfg, layers, vocab_size, pad_id, token_map)
         self.threshold, self.capacity = float(cfg.question_threshold), int(cfg.question_capacity)
         self.stores: dict[int, TaughtQuestions] = {}
-        self.tokenizer: Any = None
+        self.reader: QuestionReader | None = None
         self._index: dict[int, tuple[tuple[int, int], QuestionIndex]] = {}
         self._asked: dict[tuple[int, tuple[int, ...]], int] = {}  # (layer, prompt ids) -> key, per index
 
     def read_words_with(self, tokenizer: Any, template_texts: list[str]) -> None:
         """`template_texts`: the prompt formats' text around an empty question (their words are skipped)."""
-        self.tokenizer, self.template = tokenizer, template_words(template_texts)
-        self._common = functools.lru_cache(maxsize=65536)(self._is_common)
-        self._made_up = functools.lru_cache(maxsize=65536)(self._is_made_up)
+        self.reader = QuestionReader(tokenizer, template_texts)
 
     def taught_store(self, layer: int) -> TaughtQuestions:
         """The module holding layer `layer`'s taught questions (EngramMemory keeps it, so it is saved)."""
@@ -80,18 +102,11 @@ class Hash(answer.Hash):
         return self.stores[int(layer)]
 
     # ------------------------------------------------------------ reading a prompt
-    def _is_common(self, word: str) -> bool:
-        ids = self.tokenizer.encode(" " + word, add_special_tokens=False)
-        return len(ids) == 1 and ids[0] < COMMON_RANK
-
-    def _is_made_up(self, word: str) -> bool:
-        return len(self.tokenizer.encode(" " + word, add_special_tokens=False)) >= MADE_UP_PIECES
-
     def question(self, prompt_ids: list[int]) -> Question:
-        if self.tokenizer is None:
+        if self.reader is None:
             raise RuntimeError("engram: hash=question reads the prompt's words and needs the tokenizer "
                                "(add_engram(model, cfg, tokenizer))")
-        return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up)
+        return self.reader(prompt_ids)
 
     def index(self, layer: int) -> QuestionIndex:
         store = self.stores.get(int(layer))
