@@ -183,3 +183,38 @@ def test_the_firing_curve_separates_rewordings_from_general_prompts(tmp_path: Pa
     assert (tmp_path / "firing.json").is_file() and (tmp_path / "firing.png").stat().st_size > 0
     plain, _ = tiny()  # a memory keyed by the exact prompt has no firing curve
     assert firing_curve(EngramModel(plain, engram_cfg(hash="answer"), tok), tok, splits, "chat") is None
+
+
+def test_facts_written_later_into_a_saved_memory_answer_their_rewordings_too(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from _training_utils import tiny_cfg
+
+    from engram.data.jsonl import write_jsonl
+    from engram.data.records import record
+    from engram.models.engram_model import load_run
+    from engram.training.pipeline import train
+
+    run = tmp_path / "run"
+    cfg = tiny_cfg(run, "engram=question", "engram.dim=64", "engram.table_size=5000", "trainer.max_epochs=0",
+                   "data.num_train=16", "data.num_eval=4")
+    train(cfg)
+    (run / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    facts = [record(f"What is the secret code of Vault{i}?", f"K{i:03d}", "vaults", f"v{i}", False) for i in range(6)]
+    write_jsonl(facts, tmp_path / "new.jsonl")
+    out = tmp_path / "more.safetensors"
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "engram.write", str(tmp_path / "new.jsonl"), f"engram={run}",
+                           f"out={out}", "retention=false"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    model, tok = load_run(run)
+    model.load_engram(out).eval()
+    rewordings = [{"prompt": f"Which secret code does Vault{i} have?", "answer": f"K{i:03d}"} for i in range(6)]
+    assert fact_scores(model, tok, rewordings, "chat", 256).exact_share >= 0.8
+    neighbours = chat_ids(tok, [f"Where is Vault{i}?" for i in range(6)])
+    with torch.no_grad():
+        with_memory = model(**neighbours).logits
+        with model.memories_off():
+            assert torch.equal(with_memory, model(**neighbours).logits)
