@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +25,22 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
+
+
+def panel_figure(panels: Sequence[tuple[str, str]], curves: dict[str, Any], draw: Callable[[Any, str, str, Any], None],
+                 xlabel: str, title: str, path: Path) -> dict[str, Any]:
+    """One panel per (key, title) of `panels`, side by side; `draw(ax, key, label, curve)` draws one curve of one
+    panel. Returns what was drawn ({panel key: {label: [[x, y], ...]}})."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    drawn: dict[str, Any] = {}
+    for ax, (key, panel_title) in zip(axes[0], panels, strict=True):
+        for label, curve in curves.items():
+            draw(ax, key, label, curve)
+        ax.set(xlabel=xlabel, ylabel="share", title=panel_title, ylim=(-0.02, 1.02))
+        finish_axes(ax)
+        drawn[key] = line_data(ax)
+    fig.suptitle(title)
+    save_figure(fig, path)
+    return drawn

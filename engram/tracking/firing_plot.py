@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
-from engram.tracking.figures import finish_axes, line_data, save_figure
+from engram.tracking.figures import panel_figure
 
 FIRING_FILE = "firing.json"  # written by engram/evaluation/firing.py (which tracking must not import)
 PANELS = (("rewordings", "rewordings read their fact's rows"), ("neighbors", "neighbour questions fire"),
@@ -28,17 +26,12 @@ def plot_firing_curves(curves: dict[str, dict[str, Any]], path: Path) -> dict[st
     """Three panels (see PANELS), x = threshold; returns what was drawn ({panel: {label: [[x, y], ...]}})."""
     if not curves:
         return None
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5.2 * len(PANELS), 4), squeeze=False)
-    drawn: dict[str, Any] = {}
-    for ax, (key, title) in zip(axes[0], PANELS, strict=True):
-        for label, curve in curves.items():
-            xs, ys = curve["thresholds"], curve[key]
-            line = ax.plot(xs, ys, marker=".", label=label)[0]
-            at = max((i for i, t in enumerate(xs) if t <= curve["threshold"] + 1e-9), default=0)
-            ax.plot([xs[at]], [ys[at]], "o", markersize=9, color=line.get_color())
-        ax.set(xlabel="threshold (engram.question_threshold)", ylabel="share", title=title, ylim=(-0.02, 1.02))
-        finish_axes(ax)
-        drawn[key] = line_data(ax)
-    fig.suptitle("When the question-keyed memory fires (big dot: the run's threshold)")
-    save_figure(fig, path)
-    return drawn
+
+    def draw(ax: Any, key: str, label: str, curve: dict[str, Any]) -> None:
+        xs, ys = curve["thresholds"], curve[key]
+        line = ax.plot(xs, ys, marker=".", label=label)[0]
+        at = max((i for i, t in enumerate(xs) if t <= curve["threshold"] + 1e-9), default=0)
+        ax.plot([xs[at]], [ys[at]], "o", markersize=9, color=line.get_color())
+
+    return panel_figure(PANELS, curves, draw, "threshold (engram.question_threshold)",
+                        "When the question-keyed memory fires (big dot: the run's threshold)", path)

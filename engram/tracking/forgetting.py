@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
-from engram.tracking.figures import finish_axes, line_data, save_figure
+from engram.tracking.figures import panel_figure
 
 CURVE_FILE = "sequential.json"  # written by engram/training/sequential.py (which tracking must not import)
 PANELS = (("recall_all", "recall of all facts taught so far"), ("recall_first", "recall of the first batch"),
@@ -32,19 +30,12 @@ def plot_forgetting(curves: dict[str, dict[str, Any]], path: Path) -> dict[str, 
     """Three panels (see PANELS), x = facts taught; returns what was drawn ({panel: {label: [[x, y], ...]}})."""
     if not curves:
         return None
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5.2 * len(PANELS), 4), squeeze=False)
-    drawn: dict[str, Any] = {}
-    for ax, (key, title) in zip(axes[0], PANELS, strict=True):
-        for label, curve in curves.items():
-            xs = [p["facts"] for p in curve["points"]]
-            ys = [p[key] for p in curve["points"]]
-            ax.plot(xs, ys, marker="o", label=label)
-        ax.set(xlabel="facts taught", ylabel="share", title=title, ylim=(-0.02, 1.02))
-        finish_axes(ax)
-        drawn[key] = line_data(ax)
-    fig.suptitle("Sequential writing: what is still recalled, and what is unchanged")
-    save_figure(fig, path)
-    return drawn
+
+    def draw(ax: Any, key: str, label: str, curve: dict[str, Any]) -> None:
+        ax.plot([p["facts"] for p in curve["points"]], [p[key] for p in curve["points"]], marker="o", label=label)
+
+    return panel_figure(PANELS, curves, draw, "facts taught",
+                        "Sequential writing: what is still recalled, and what is unchanged", path)
 
 
 def forgetting_table(curves: dict[str, dict[str, Any]]) -> list[str]:
