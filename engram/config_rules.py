@@ -315,7 +315,8 @@ def finite(v: Any) -> bool:
 def validate_logger(lg: Any) -> None:
     """logger.name a registered logger; logger=many's list of them; the extra a logger needs installed."""
     known_kind("logger", "logger.name", lg.name)
-    check(lg.mode in ("offline", "online", "disabled"), "logger.mode", lg.mode, "is not one of offline, online, disabled")
+    check(lg.mode in ("offline", "online", "disabled"), "logger.mode", lg.mode,
+          "is not one of offline, online, disabled")
     chosen = [lg.name]
     if lg.name == "many":
         others = [n for n in registry.names("logger") if n not in ("many", "none")]
