@@ -116,3 +116,16 @@ def test_unknown_logger_key_and_name_are_refused(tmp_path: Path) -> None:
         tiny_cfg(tmp_path, "logger=mlflow", "+logger.trackin_uri=http://127.0.0.1:5000")
     with pytest.raises(Exception, match="tensorbored"):
         tiny_cfg(tmp_path, "logger=tensorbored")
+
+
+def test_deterministic_runs_give_bit_identical_weights(tmp_path: Path) -> None:
+    """trainer.deterministic=true with the same seed: two runs of the tiny model write the same memory, bit for bit."""
+    from safetensors.torch import load_file
+
+    weights = []
+    for job in ("a", "b"):
+        train(tiny_cfg(tmp_path / job, "variant=engram", "trainer.deterministic=true", "trainer.max_steps=3", "seed=3"))
+        weights.append(load_file(str(tmp_path / job / "engram.safetensors")))
+    assert weights[0].keys() == weights[1].keys() and weights[0]
+    for key in weights[0]:
+        assert weights[0][key].equal(weights[1][key]), key
