@@ -45,9 +45,11 @@ def mlflow_tags(cfg: Any) -> dict[str, str]:
 
 def build(cfg: Any, run_dir: Path) -> list[Logger]:
     uri = cfg.logger.get("tracking_uri")
-    artifacts = None
+    artifacts = None  # a server's or an existing experiment's own
     if not uri:
         uri, artifacts = local_store(run_dir)
+    elif str(uri).startswith("sqlite:///"):  # a shared SQLite file: its artifacts beside it, not in the cwd
+        artifacts = (Path(str(uri)[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
     return [EngramMLFlowLogger(
         experiment_name=str(cfg.logger.get("group") or cfg.experiment_name),
         run_name=run_name(cfg),
