@@ -33,7 +33,6 @@ from engram import registry
 from engram.config_merge import typed_config
 from engram.config_rules import (
     FLOAT32_MAX,
-    LOGGER_NAMES,
     ConfigError,
     check,
     check_seed,
@@ -45,6 +44,7 @@ from engram.config_rules import (
     validate_data,
     validate_engram,
     validate_layers,
+    validate_logger,
     validate_lora,
     validate_model,
     validate_optim,
@@ -193,7 +193,9 @@ class LoggerConfig:
     project: str = "engram-lab"
     mode: str = "offline"
     group: str | None = None
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # beside the root `tags`, on this logger only
+    tracking_uri: str | None = None  # mlflow: a shared store or server; None = <run dir>/mlflow.db
+    loggers: list[str] = field(default_factory=list)  # many: the loggers it runs (any of the others)
 
 
 @dataclass
@@ -257,6 +259,7 @@ class TrainConfig:
     plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register kinds)
     experiment_name: str = "default"
     seed: int = 0
+    tags: list[str] = field(default_factory=list)  # recorded by every logger and in eval.json
     optimized_metric: str = "eval/exact_match"  # what `main` returns, so the optuna sweeper can maximise it
     # resume: the crashed run's dir (its checkpoints/last.ckpt is used) or any .ckpt file; None = start fresh
     ckpt_path: str | None = None
@@ -357,9 +360,7 @@ def validate(cfg: DictConfig, root_extra: tuple[str, ...] | None = None) -> Dict
     validate_trainer(typed)
     validate_storage(typed)  # after the trainer's own keys: it counts the processes the trainer starts
     validate_train(typed.train)
-    one_of("logger.name", typed.logger.name, LOGGER_NAMES)
-    check(typed.logger.mode in ("offline", "online", "disabled"), "logger.mode", typed.logger.mode,
-          "is not one of offline, online, disabled")
+    validate_logger(typed.logger)
     check_seed("seed", typed.seed)
     check(is_int(typed.eval_max_new_tokens) and 1 <= typed.eval_max_new_tokens <= 4096, "eval_max_new_tokens",
           typed.eval_max_new_tokens, "must be an integer in [1, 4096]")

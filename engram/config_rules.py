@@ -6,6 +6,7 @@ Nothing here imports torch or transformers, so a bad value fails in well under a
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -18,7 +19,9 @@ from engram.config_trainer import trainer_problem  # a sibling module; it import
 
 INIT_KINDS = ("normal", "zeros", "prepopulate")
 PROMPT_FORMATS = ("chat", "plain")
-LOGGER_NAMES = ("wandb", "csv", "none")
+# logger options that need the `trackers` extra: the module each imports
+LOGGER_EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
+TRACKING_SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 MAX_SEED = 2**32 - 1  # numpy's range; Lightning's seed_everything silently replaces a seed outside it by 0
@@ -307,3 +310,25 @@ def validate_trainer(cfg: Any) -> None:
 
 def finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def validate_logger(lg: Any) -> None:
+    """logger.name a registered logger; logger=many's list of them; the extra a logger needs installed."""
+    known_kind("logger", "logger.name", lg.name)
+    check(lg.mode in ("offline", "online", "disabled"), "logger.mode", lg.mode,
+          "is not one of offline, online, disabled")
+    chosen = [lg.name]
+    if lg.name == "many":
+        others = [n for n in registry.names("logger") if n not in ("many", "none")]
+        check(len(lg.loggers) > 0 and all(n in others for n in lg.loggers), "logger.loggers", list(lg.loggers),
+              f"must be a non-empty list of {', '.join(others)}")
+        check(len(set(lg.loggers)) == len(lg.loggers), "logger.loggers", list(lg.loggers), "names a logger twice")
+        chosen = list(lg.loggers)
+    if lg.tracking_uri is not None:
+        scheme = str(lg.tracking_uri).partition(":")[0].split("+")[0]
+        check(scheme in TRACKING_SCHEMES and ":" in str(lg.tracking_uri), "logger.tracking_uri", lg.tracking_uri,
+              f"must be a URI of {', '.join(TRACKING_SCHEMES)} (e.g. http://127.0.0.1:5000, sqlite:///mlflow.db)")
+    for name in chosen:
+        module = LOGGER_EXTRAS.get(name)
+        check(module is None or importlib.util.find_spec(module) is not None, "logger.name", name,
+              f"needs the trackers extra: pip install -e '.[trackers]' ({module} is not installed)")

@@ -7,6 +7,7 @@
     variant   engram.variants           `Variant`                    variant.name
     family    engram.data.families      `build(data_cfg)`            data.family
     model     engram.models.sources     `Source`                     model.name
+    logger    engram.tracking.loggers   `build(cfg, run_dir)`        logger.name
 
 A new kind is one module in its package (named after the kind, e.g. engram/memory/hashes/toy.py) and one YAML that
 selects it; nothing else changes. `names(kind)` lists the module files without importing them (config validation
@@ -38,6 +39,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "variant": ("engram.variants", "Variant", "variant.name"),
     "family": ("engram.data.families", "build", "data.family"),
     "model": ("engram.models.sources", "Source", "model.name"),
+    "logger": ("engram.tracking.loggers", "build", "logger.name"),
 }
 HELPERS = ("common",)  # module names in a kind package that are shared code, not kinds
 

@@ -161,6 +161,7 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
         families = ("entity", "exact_match", "jsonl", "long_recall", "patterns", "text", "user_prefs")
         assert names["family"] == families, names
         assert names["model"] == ("hf", "scratch", "smollm", "tiny"), names
+        assert names["logger"] == ("csv", "many", "mlflow", "none", "tensorboard", "wandb"), names
         loaded = [m for m in sys.modules if m == "torch" or m.startswith(("engram.memory", "engram.models"))]
         assert not loaded, loaded
     """)

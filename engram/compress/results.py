@@ -1,5 +1,5 @@
 """Results of an eval / sweep run: compress.json (rows + summary), compress.md (the table) and the run's loggers
-(W&B offline by default, CSV or none: engram/tracking/wandb.py, the same helpers as every training run)."""
+(W&B offline by default, or any logger= option: engram/tracking/run_log.py, the same helpers as every training run)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from engram.atomic import atomic_write_text
 from engram.tracking.compress_plots import KEEP, RESULT_FILE, TABLE_FILE  # what report.py reads
-from engram.tracking.wandb import build_loggers, finish, log_final
+from engram.tracking.run_log import build_loggers, finish, log_final
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from engram.evaluation.gate_classes import GateByClass
 from engram.evaluation.gate_stats import collect_gate_stats, gate_histograms, reset_slot_usage
 from engram.evaluation.lora_gate import gate_split_means
-from engram.tracking.wandb import log_histograms
+from engram.tracking.run_log import log_histograms
 
 
 def _unwrap(pl_module: L.LightningModule) -> Any:

@@ -15,7 +15,6 @@ from typing import Any
 
 import lightning as L
 import torch
-import wandb
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
@@ -32,7 +31,8 @@ from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save, neighbor_references
 from engram.models.engram_model import BASE_WEIGHTS_DIR
 from engram.models.loading import load_model
-from engram.tracking.wandb import build_loggers, finish, log_final, restore_wandb_env
+from engram.tracking.loggers._common import run_tags
+from engram.tracking.run_log import build_loggers, close_wandb, finish, log_final
 from engram.training.callbacks import GateStats, LoRAGateStats, StepStats
 from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
 from engram.training.module import EngramLitModule
@@ -208,7 +208,8 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     info = {
         "variant": cfg.variant.name, "model": cfg.model.name, "data": cfg.data.family,
         "num_train": num_train, "table_size": cfg.engram.table_size if has_engram(cfg.variant.name) else None,
-        "global_step": trainer.global_step, "experiment": cfg.experiment_name, "artifacts": {},
+        "global_step": trainer.global_step, "experiment": cfg.experiment_name, "seed": cfg.seed,
+        "tags": run_tags(cfg), "artifacts": {},
     }
 
     def save_and_time(metrics: dict[str, float], info: dict[str, Any]) -> None:
@@ -278,11 +279,6 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
         except OSError as note_error:  # e.g. the disk that just filled up: the original error matters more
             log.error("could not write FAILED.txt in %s: %s", run_dir, note_error)
         finally:
-            _close_wandb(exit_code=1)
+            close_wandb(exit_code=1)
         raise
 
-
-def _close_wandb(exit_code: int) -> None:
-    if wandb.run is not None:  # a W&B run this job started
-        wandb.finish(exit_code=exit_code)
-    restore_wandb_env()
