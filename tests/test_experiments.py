@@ -72,11 +72,20 @@ def test_experiment_composes_and_documents_itself(name):
         ("table_sweep", "engram.table_size", ["1000", "10000", "100000", "1000000"]),
         ("hash_compare", "engram.hash", ["poc", "deepseek", "span"]),
         ("lm_frozen", "+arm", ["lm_base", "lm_engram", "lm_lora", "lm_capacity1", "lm_shuffled"]),
+        ("write_facts", "+arm", ["write_question", "write_recall", "write_lora"]),
     ],
 )
 def test_sweep_values(name, key, values):
     jobs = sweep_jobs(composed(f"experiment={name}", hydra_cfg=True))
     assert [j[0] for j in jobs] == [f"{key}={v}" for v in values]
+
+
+def test_write_facts_arms_are_the_memory_the_exact_key_memory_and_lora():
+    jobs = sweep_jobs(composed("experiment=write_facts", hydra_cfg=True))
+    arms = {job[0].split("=")[1]: validate(composed("experiment=write_facts", *job)) for job in jobs}
+    assert [(c.variant.name, c.engram.hash) for c in arms.values()] == [("engram", "question"), ("engram", "answer"),
+                                                                         ("lora", "question")]
+    assert all(c.sequential.batch == 100 and c.data.num_train == 1000 for c in arms.values())
 
 
 def test_language_model_records_run_every_arm_without_dash_m():

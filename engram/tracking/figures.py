@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,18 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> None:
 
 
 def panel_figure(panels: Sequence[tuple[str, str]], curves: dict[str, Any], draw: Callable[[Any, str, str, Any], None],
-                 xlabel: str, title: str, path: Path) -> dict[str, Any]:
-    """One panel per (key, title) of `panels`, side by side; `draw(ax, key, label, curve)` draws one curve of one
-    panel. Returns what was drawn ({panel key: {label: [[x, y], ...]}})."""
+                 xlabel: str, title: str, path: Path, columns: int | None = None) -> dict[str, Any]:
+    """One panel per (key, title) of `panels`, `columns` to a row (default: all in one row); `draw(ax, key, label,
+    curve)` draws one curve of one panel. Returns what was drawn ({panel key: {label: [[x, y], ...]}})."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    cols = min(columns or len(panels), len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     drawn: dict[str, Any] = {}
-    for ax, (key, panel_title) in zip(axes[0], panels, strict=True):
+    for ax, (key, panel_title) in zip(axes.flat, panels, strict=False):
         for label, curve in curves.items():
             draw(ax, key, label, curve)
         ax.set(xlabel=xlabel, ylabel="share", title=panel_title, ylim=(-0.02, 1.02))

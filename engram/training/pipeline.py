@@ -108,7 +108,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     t_fit = time.perf_counter()
     if sequential:
-        teach_sequentially(cfg, model, tokenizer, datamodule, base_general, run_dir, loggers)
+        teach_sequentially(cfg, model, tokenizer, datamodule, base_general, run_dir, loggers, base_neighbors)
     elif module.has_trainable:
         one_thread_before_fork(cfg)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path))
