@@ -218,3 +218,17 @@ def test_facts_written_later_into_a_saved_memory_answer_their_rewordings_too(tmp
         with_memory = model(**neighbours).logits
         with model.memories_off():
             assert torch.equal(with_memory, model(**neighbours).logits)
+
+
+def test_the_index_grows_with_each_written_batch_as_a_fresh_read_would_build_it() -> None:
+    model, tok = tiny()
+    wrapped = EngramModel(model, engram_cfg(hash="question"), tok)
+    hasher, layer = wrapped.memory(wrapped.layers[0]).hasher, wrapped.layers[0]
+    facts = capital_facts(24)["train"]
+    sizes = []
+    for start in range(0, 24, 8):  # three writes: the cached index takes in only the new questions each time
+        write_facts(wrapped, tok, facts[start:start + 8], progress=False)
+        sizes.append(len(hasher.index(layer).taught))
+    grown = [(q, k) for q, k in hasher.index(layer).taught]
+    hasher._index.clear()  # read everything again from the saved store
+    assert sizes == [8, 16, 24] and [(q, k) for q, k in hasher.index(layer).taught] == grown

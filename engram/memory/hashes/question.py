@@ -51,9 +51,11 @@ class TaughtQuestions(nn.Module):
         self.prompt_ids[n] = NO_KEY
         self.prompt_ids[n, : prompt.numel()] = prompt
 
-    def signature(self) -> tuple[int, int]:
-        """Changes whenever the remembered questions do (a load or a new fact), so a cached index is rebuilt."""
-        return self.count(), int(self.keys.sum())
+    def signature(self, first: int | None = None) -> tuple[int, int]:
+        """(count, sum of keys) of the first `first` questions (default: all); it changes whenever they do (a load or
+        a new fact), so a cached index is brought up to date."""
+        n = self.count() if first is None else int(first)
+        return n, int(self.keys[:n].sum())
 
 
 class QuestionReader:
@@ -109,18 +111,21 @@ class Hash(answer.Hash):
         return self.reader(prompt_ids)
 
     def index(self, layer: int) -> QuestionIndex:
+        """The taught questions of layer `layer`, read once each: questions remembered since the last call are
+        added to the cached index; a store that changed otherwise (a load) is read again from the start."""
         store = self.stores.get(int(layer))
         if store is None:  # a hasher used without its memory (nothing taught): abstain everywhere
             return QuestionIndex(self.threshold)
-        signature = store.signature()
+        count = store.count()
         cached = self._index.get(int(layer))
-        if cached is not None and cached[0] == signature:
+        if cached is not None and cached[0] == store.signature():
             return cached[1]
-        index = QuestionIndex(self.threshold)
-        for key, ids in zip(store.keys.tolist(), store.prompt_ids.tolist(), strict=True):
-            if key != NO_KEY:
-                index.add(self.question([t for t in ids if t != NO_KEY]), key)
-        self._index[int(layer)] = (signature, index)
+        index, start = QuestionIndex(self.threshold), 0
+        if cached is not None and cached[0][0] <= count and store.signature(cached[0][0]) == cached[0]:
+            index, start = cached[1], cached[0][0]  # only appended since: read just the new ones
+        for key, ids in zip(store.keys[start:count].tolist(), store.prompt_ids[start:count].tolist(), strict=True):
+            index.add(self.question([t for t in ids if t != NO_KEY]), key)
+        self._index[int(layer)] = (store.signature(), index)
         self._asked = {k: v for k, v in self._asked.items() if k[0] != int(layer)}
         return index
 
