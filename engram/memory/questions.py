@@ -113,11 +113,14 @@ class QuestionIndex:
         self.keys: set[int] = set()
         self.relations: set[frozenset[str]] = set()  # the distinct relations taught
         self.df: Counter[str] = Counter()  # stem -> how many distinct relations use it
+        self.naming: dict[str, list[int]] = {}  # entity -> positions in `taught` of the questions naming it
 
     def add(self, question: Question, key: int) -> None:
         if key in self.keys or not question.entities:  # a question naming nothing cannot be told from another
             return
         self.keys.add(key)
+        for entity in question.entities:
+            self.naming.setdefault(entity, []).append(len(self.taught))
         self.taught.append((question, key))
         if question.relation not in self.relations:
             self.relations.add(question.relation)
@@ -153,9 +156,12 @@ class QuestionIndex:
         return min(recall, precision)
 
     def best(self, query: Question) -> tuple[float, int | None]:
-        """The highest score over the taught questions and its key (None when none scores above 0)."""
+        """The highest score over the taught questions and its key (None when none scores above 0). Only questions
+        naming one of the query's entities can score (the rest need an entity it lacks), so only those are scored,
+        in the order they were taught (the first of equal scores wins)."""
         best, best_key = 0.0, None
-        for taught, key in self.taught:
+        candidates = sorted({i for entity in query.entities for i in self.naming.get(entity, ())})
+        for taught, key in (self.taught[i] for i in candidates):
             s = self.score(query, taught)
             if s > best:
                 best, best_key = s, key
