@@ -86,9 +86,10 @@ def neighbor_metrics(model: Any, tokenizer: Any, datamodule: Any, base: BaseRepl
                      batch_size: int, max_new_tokens: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """(`edit/neighbors`, `edit/neighbors_tf` and `neighbor/exact_match*` / `num_examples`, per-prompt rows whose
     "expected" is the base reply) of `model` on the neighbour split; `base` from `base_replies`."""
-    if len(base.answers) != len(neighbor_records(datamodule)):
-        raise ValueError(f"{len(base.answers)} base replies for {len(neighbor_records(datamodule))} neighbour "
-                         "prompts: they were decoded on other data")
+    records = neighbor_records(datamodule)
+    if len(base.answers) != len(records):
+        raise ValueError(f"{len(base.answers)} base replies for {len(records)} neighbour prompts: they were decoded "
+                         "on other data")
     replies = iter(base.answers)
     batches = ({**b, "records": [{**r, "answer": next(replies)} for r in b["records"]]}
                for b in datamodule.generation_batches(batch_size, split=SPLIT))
