@@ -3,18 +3,24 @@ on GitHub rewritten for the site.
 
 The README is the site's home page (index.md) and CONTRIBUTING.md / CHANGELOG.md are pages; the result files the
 pages show (experiments/results/...) and LICENSE / CITATION.cff are copied as they are. A page in docs/ links to
-them with "../" (so the links also work on GitHub), which the site drops. Nothing is written into the checkout.
+them with "../" (so the links also work on GitHub), which the site drops. docs/config.md gets its tables from the
+schema dataclasses (tools/config_reference.py). Nothing is written into the checkout.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the checkout's engram and tools, not an installed copy
+
+from tools import config_reference  # noqa: E402 - needs the path above
+
 TOP_PAGES = {"README.md": "index.md", "CONTRIBUTING.md": "contributing.md", "CHANGELOG.md": "changelog.md"}
 TOP_FILES = ("LICENSE", "CITATION.cff")
 RESULTS = "experiments/results/"
@@ -59,4 +65,6 @@ def on_files(files: Files, config: Any) -> Files:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     if page.file.src_uri in TOP_PAGES.values() and page.file.generated_by:
         return markdown  # rewritten when generated
+    if page.file.src_uri == "config.md":
+        markdown = config_reference.fill(markdown)
     return rewrite(markdown, from_docs=True)
