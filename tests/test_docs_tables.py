@@ -1,8 +1,10 @@
 """Numbers on the docs pages come from result files: every marked study table equals what tools/docs_tables.py
-builds from its files under experiments/results/."""
+builds from its files under experiments/results/, and every figure is captioned with the command that produced it
+and the machine it ran on."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +17,9 @@ from tools import docs_tables  # noqa: E402 - the repository root must be on the
 
 PAGES = sorted((ROOT / "docs").glob("*.md"))
 MARKED = [p for p in PAGES if docs_tables.blocks(p.read_text())]
+IMAGE = re.compile(r"^!\[[^\]]*\]\(([^)\s]+)\)\s*$")
+COMMAND = re.compile(r"`[^`]*\b(?:python|make)\b[^`]*`")
+MACHINE = re.compile(r"\b(?:CPU|GPU)\b")
 
 
 @pytest.mark.parametrize("page", MARKED, ids=lambda p: p.name)
@@ -62,3 +67,28 @@ def test_formatting() -> None:
     assert docs_tables.change(-0.1957) == "−19.6%" and docs_tables.change(0.004, 2) == "+0.40%"
     assert docs_tables.count(10684800.0) == "10 684 800" and docs_tables.sig(0.070987) == "0.071"
     assert docs_tables.markdown(["a", "b"], [["1", "2"]], "lr") == "| a | b |\n|---|---:|\n| 1 | 2 |"
+
+
+def captions(text: str) -> list[tuple[str, str]]:
+    """(image target, the paragraph right after it) for every image line."""
+    lines, out = text.splitlines(), []
+    for i, line in enumerate(lines):
+        if m := IMAGE.match(line.strip()):
+            rest = lines[i + 1:]
+            while rest and not rest[0].strip():
+                rest = rest[1:]
+            paragraph = []
+            for follow in rest:
+                if not follow.strip():
+                    break
+                paragraph.append(follow)
+            out.append((m.group(1), " ".join(paragraph)))
+    return out
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *PAGES], ids=lambda p: p.name)
+def test_every_figure_names_its_command_and_machine(page: Path) -> None:
+    bad = [target for target, caption in captions(page.read_text())
+           if not (COMMAND.search(caption) and MACHINE.search(caption))]
+    assert not bad, f"{page.name}: the paragraph after these figures must name the command (`python ...` or " \
+                    f"`make ...`) and the machine (its CPU): {bad}"
