@@ -156,13 +156,16 @@ class EngramModel(ModelWrapper):
 
     @property
     def layers(self) -> list[int]:
+        """The layers that have a memory, resolved against the model (`cfg.layers`; "final" = num_layers)."""
         return list(self.spec.layers)
 
     @property
     def engram_config(self) -> EngramConfig:
+        """The memories' config, typed (what `save_engram` stores beside the tensors)."""
         return self.spec.cfg
 
     def memory(self, layer: int) -> EngramMemory:
+        """The EngramMemory at `layer` (one of `layers`)."""
         return self.memories[str(int(layer))]  # type: ignore[return-value]
 
     def memories_off(self) -> contextlib.AbstractContextManager[None]:

@@ -56,6 +56,7 @@ def engram_memories(model: nn.Module) -> dict[int, EngramMemory]:
 
 
 def engram_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every parameter of the memories inside `model` (tables, gates, projections)."""
     return [p for memory in engram_memories(model).values() for p in memory.parameters()]
 
 
