@@ -175,9 +175,8 @@ class EngramModel(ModelWrapper):
         return self.context.knocked_out()
 
     def tracing(self, live: bool = False) -> contextlib.AbstractContextManager[Traces]:
-        """`with model.tracing() as traces:` after each forward inside, `traces` is {memory layer: MemoryTrace} of
-        that forward (engram/memory/trace.py); nothing is kept outside such a block. `live`: the traces keep the
-        memory entering with its graph (`MemoryTrace.live`, for a loss on it)."""
+        """`with model.tracing() as traces:` {memory layer: MemoryTrace} of the latest forward inside; none is kept
+        outside. `live`: the traces keep the memory entering with its graph (`MemoryTrace.live`, for a loss on it)."""
         return self.context.traces.record(live)
 
     def remove(self) -> nn.Module:
