@@ -58,6 +58,7 @@ _LAZY = {
     "add_engram": "engram.models.inject",
     "remove_engram": "engram.models.inject",
     "engram_memories": "engram.models.inject",
+    "memory_tracing": "engram.models.inject",
     "engram_parameters": "engram.models.inject",
     "engram_param_groups": "engram.models.inject",
     "engram_state_dict": "engram.models.inject",
@@ -65,6 +66,7 @@ _LAZY = {
     "load_engram": "engram.models.inject",
     "read_engram_config": "engram.models.inject",
     "load_model": "engram.models.loading",
+    "MemoryTrace": "engram.memory.trace",
     "EngramConfig": "engram.config",
 }
 

@@ -84,10 +84,10 @@ def test_hybrid_retrieval_finds_a_planted_near_duplicate_row():
         hidden["h"] = args[0].detach()  # the layer's hidden state the content query reads
 
     handle = lookup.register_forward_pre_hook(keep_hidden)
-    with torch.no_grad():
+    with torch.no_grad(), model.tracing() as traces:
         model(ids)
     handle.remove()
-    hashed_rows = set((memory._last.slots[0, -1] + memory.offsets).tolist())  # where the last position hashes
+    hashed_rows = set((traces[1].lookup.slots[0, -1] + memory.offsets).tolist())  # where the last position hashes
     target = next(r for r in range(memory.table.num_embeddings - 1, 0, -1) if r not in hashed_rows)
     index = lookup.keys
     i, j = divmod(target, index.n)

@@ -35,6 +35,7 @@ from engram.data.formatting import PROMPT_FORMATS, format_prompt
 from engram.memory.budget import check_memory_budget
 from engram.memory.hashing import build_token_map
 from engram.memory.memory import EngramMemory
+from engram.memory.trace import Traces
 from engram.models.engram_file import (
     EngramSpec,
     as_engram_config,
@@ -172,6 +173,11 @@ class EngramModel(ModelWrapper):
         """`with model.memories_off():` the knock-out: the memories add nothing, the model computes as its base
         (LoRA, if any, stays on). Shows whether facts live in the tables or elsewhere."""
         return self.context.knocked_out()
+
+    def tracing(self, live: bool = False) -> contextlib.AbstractContextManager[Traces]:
+        """`with model.tracing() as traces:` {memory layer: MemoryTrace} of the latest forward inside; none is kept
+        outside. `live`: the traces keep the memory entering with its graph (`MemoryTrace.live`, for a loss on it)."""
+        return self.context.traces.record(live)
 
     def remove(self) -> nn.Module:
         """Take the hooks off and return the wrapped model as it was before; this wrapper is unusable after."""
@@ -311,7 +317,9 @@ class _AddMemory:
         if context.ids is None or h.shape[:2] != (context.ids.shape[0], context.new):
             raise RuntimeError("engram: a decoder layer ran without the model's own forward, so no token ids were "
                                "recorded for it; call the causal LM (or its PeftModel), not its inner layers")
-        h = h + self.memory(h, context.ids, context.mask, context.prompt_lengths, context.cache(self.memory.layer))
+        out, trace = self.memory(h, context.ids, context.mask, context.prompt_lengths, context.cache(self.memory.layer))
+        context.traces.add(self.memory.layer, trace)
+        h = h + out
         if args:
             return (h, *args[1:]), kwargs
         return args, {**kwargs, "hidden_states": h}
