@@ -171,7 +171,7 @@ class EngramModel(ModelWrapper):
 
     def memories_off(self) -> contextlib.AbstractContextManager[None]:
         """`with model.memories_off():` the knock-out: the memories add nothing, the model computes as its base
-        (LoRA, if any, stays on). Shows whether facts live in the tables or elsewhere."""
+        (LoRA, if any, stays on): do the facts live in the tables?"""
         return self.context.knocked_out()
 
     def tracing(self, live: bool = False) -> contextlib.AbstractContextManager[Traces]:
@@ -201,8 +201,7 @@ class EngramModel(ModelWrapper):
         return write_engram_file(path, self.engram_state_dict(), self.spec)
 
     def load_engram(self, path: str | Path) -> EngramModel:
-        """Tensors saved by `save_engram` from a model with the same config and tokenizer (EngramLoadError naming
-        the key otherwise)."""
+        """Tensors saved by `save_engram` from a model of the same config and tokenizer (else EngramLoadError)."""
         target = self.engram_state_dict()
         tensors = read_engram_file(path, self.spec, target)
         with torch.no_grad():
