@@ -210,8 +210,7 @@ class EngramModel(ModelWrapper):
         return self
 
     def save_pretrained(self, save_directory: str | Path) -> dict[str, Path]:
-        """`engram.safetensors` and, when the wrapped model is a PeftModel, its adapter in `lora_adapter/`; each is
-        written under a temp name and renamed into place. The frozen base is never copied. Returns what was written."""
+        """engram.safetensors (+ lora_adapter/ for a PeftModel), each renamed into place; never the frozen base."""
         directory = Path(save_directory)
         written = {"engram": self.save_engram(directory)}
         if _is_peft(self.base_model):
