@@ -11,11 +11,14 @@ import time
 
 import optuna
 import pytest
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from engram.cli import check_overrides
 from engram.training import optuna_sweep
 from engram.training.optuna_sweep import (
     NEVER_RUN,
@@ -28,6 +31,7 @@ from engram.training.optuna_sweep import (
     trial_seed,
 )
 from engram.training.search_space import search_space, trial_overrides
+from hydra_plugins.engram_optuna_sweeper.optuna_sweeper import OptunaSweeperConf
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -180,6 +184,21 @@ def test_a_bad_storage_stops_the_sweep_before_any_job_in_one_line(tmp_path, caps
     err = capsys.readouterr().err
     assert stop.value.code == 2 and launcher.jobs == [] and err.count("\n") == 1
     assert err.startswith("config error: hydra.sweeper.storage=nosuchdb://host/db: ")
+
+
+def test_a_stale_hydra_optuna_sweeper_is_named_before_hydra_starts(capsys):
+    """An older venv keeps hydra-optuna-sweeper, whose `hydra/sweeper: optuna` shadows the project's own."""
+    Plugins.instance()  # Hydra's plugin scan (which registers ours) has run: the stand-in below stays
+    store = ConfigStore.instance()
+    store.store(group="hydra/sweeper", name="optuna",
+                node={"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"})
+    try:
+        with pytest.raises(SystemExit) as stop:
+            check_overrides(["-m", "hparams_search=optuna", "model=tiny"], "train")
+    finally:
+        store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf)
+    assert stop.value.code == 2 and "pip uninstall hydra-optuna-sweeper" in capsys.readouterr().err
+    check_overrides(["-m", "hparams_search=optuna", "model=tiny"], "train")  # ours again
 
 
 def test_workers_starting_together_do_not_trip_over_table_creation(tmp_path):
