@@ -15,7 +15,8 @@ import its own layer or any layer below, never one above:
                                        gallery: reads evaluation, models and tracking, nothing imports it
     engram.reference                   the paper's memory in one file, to read (torch and numpy only; nothing
                                        imports it, tests/test_reference.py holds it to the modular path)
-    engram.training                    Lightning module, variants, the train pipeline, four-way training
+    engram.training                    Lightning module, variants, the train pipeline, four-way training, the
+                                       Optuna sweep (hydra_plugins/engram_optuna_sweeper is its Hydra shell)
     engram.evaluation                  greedy eval, retention, gate stats, the one evaluate-and-save path,
                                        the four-way comparison
     engram.tracking                    W&B loggers, the run-dir reader, the sweep report: used by training and

@@ -96,6 +96,9 @@ def search_dirs(argv: list[str]) -> list[Path]:
 
 
 HYDRA_FLAGS = ("-m", "--multirun")  # flags the pre-compose understands; any other flag skips it
+# an older venv may still hold hydra-optuna-sweeper: its `hydra/sweeper: optuna` replaces the project's own (Hydra
+# scans site-packages after the repo) and fails on Optuna 4
+STALE_SWEEPER = "hydra_plugins.hydra_optuna_sweeper."
 
 
 def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR) -> None:
@@ -117,6 +120,10 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
         message = " ".join(x for x in lines if x) or type(e).__name__
         exit_config_error(f"config error: the command line does not compose: {message}")
         return
+    if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).startswith(STALE_SWEEPER):
+        exit_config_error("config error: hydra/sweeper=optuna is hydra-optuna-sweeper's (Optuna < 3), left installed "
+                          "from an older lock: pip uninstall hydra-optuna-sweeper (hydra_plugins/engram_optuna_sweeper "
+                          "replaces it)")
     try:  # here too, not only in the job: a multirun with an unknown key is refused before any job starts
         check_known(OmegaConf.to_container(cfg, resolve=False), TrainConfig,
                     EVALUATE_KEYS if config_name == "evaluate" else ())
