@@ -22,7 +22,6 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from engram import registry
 from engram.config import (
     EVALUATE_KEYS,
     ConfigError,
@@ -38,6 +37,7 @@ from engram.config_rules import one_line
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs, describe_splits
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
+from engram.variants.common import variant_spec
 
 register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
 
@@ -197,7 +197,7 @@ def check_model(cfg: DictConfig) -> None:
     """The model exists (config.json / GGUF header, no weights); for a memory, engram.layers against its depth and
     a LoRA rank that fits its width (the tables against free RAM: check_budget, last)."""
     depth, hidden_size = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
-    variant = registry.get("variant", cfg.variant.name)
+    variant = variant_spec(cfg.variant.name)
     if variant.engram:
         validate_layers(cfg.engram.layers, depth)
     if variant.lora and cfg.lora.r > hidden_size:
@@ -206,7 +206,7 @@ def check_model(cfg: DictConfig) -> None:
 
 def check_budget(cfg: DictConfig) -> None:
     """The memory's tables and optimizer state fit in the free RAM (from the model's config, before weights)."""
-    if registry.get("variant", cfg.variant.name).engram:
+    if variant_spec(cfg.variant.name).engram:
         depth, hidden_size = model_shape(cfg.model)
         check_memory_budget(cfg.engram, len(validate_layers(cfg.engram.layers, depth)), hidden_size)
 

@@ -54,6 +54,7 @@ from engram.config_rules import (
     validate_trainer,
 )
 from engram.config_scale import validate_storage
+from engram.variants.common import variant_spec
 
 __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
            "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
@@ -354,7 +355,7 @@ def validate(cfg: DictConfig, root_extra: tuple[str, ...] | None = None) -> Dict
           typed.variant.gate_width, "must be an integer in [1, 65536]")
     check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
           "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
-    if fixed := getattr(registry.get("variant", typed.variant.name), "address", None):  # e.g. engram_hybrid's
+    if fixed := variant_spec(typed.variant.name).address:  # e.g. engram_hybrid's
         typed.engram.address = fixed
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from engram import registry  # a sibling module: lists kind names from file names, imports nothing of engram
 from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
+from engram.variants.common import variant_spec  # a sibling layer: the variants' torch-free declarations
 
 INIT_KINDS = ("normal", "zeros", "prepopulate")
 PROMPT_FORMATS = ("chat", "plain")
@@ -233,7 +234,7 @@ def validate_scratch(cfg: Any) -> None:
         return
     check(registry.attribute("family", cfg.data.family, "tokenizer") is not None, "data.family", cfg.data.family,
           f"has no tokenizer of its own, which model={cfg.model.name} builds its vocabulary from (data=long_recall)")
-    check(not registry.get("variant", cfg.variant.name).lora, "variant.name", cfg.variant.name,
+    check(not variant_spec(cfg.variant.name).lora, "variant.name", cfg.variant.name,
           f"adds LoRA, but model={cfg.model.name} trains every weight from scratch (use baseline or engram)")
 
 
@@ -283,7 +284,7 @@ def validate_sequential(cfg: Any) -> None:
     s = cfg.sequential
     check(is_int(s.batch) and s.batch >= 0, "sequential.batch", s.batch, "must be an integer >= 0 (0 = off)")
     check(is_int(s.epochs) and s.epochs >= 1, "sequential.epochs", s.epochs, "must be an integer >= 1")
-    variant = registry.get("variant", cfg.variant.name)
+    variant = variant_spec(cfg.variant.name)
     check(s.batch == 0 or variant.lora or variant.engram, "sequential.batch", s.batch,
           f"needs a variant that learns facts (a memory or LoRA), not variant={cfg.variant.name}")
 
@@ -295,7 +296,7 @@ def nothing_to_train(cfg: Any) -> bool:
         return True
     if from_scratch(cfg.model.name):
         return False
-    variant = registry.get("variant", cfg.variant.name)
+    variant = variant_spec(cfg.variant.name)
     if not (variant.lora or variant.engram):
         return cfg.variant.finetune == "none"
     return variant.engram and not variant.lora and cfg.engram.init == "prepopulate"

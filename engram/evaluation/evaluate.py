@@ -35,7 +35,7 @@ from engram.models.loading import load_model
 from engram.models.params import count_parameters
 from engram.tracking.run_dirs import RunDir, find_job_dirs, metric_columns, read_config, read_run
 from engram.tracking.wandb import prepare_wandb_env
-from engram.variants.common import wraps_engram, wraps_gate, wraps_lora
+from engram.variants.common import variant_spec
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +178,12 @@ def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) ->
 
 def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str, engram_path: Path | None) -> Any:
     """The trained pieces onto a freshly loaded base: LoRA adapter (peft) first, then the memory, as in training."""
-    if run_dir is not None and wraps_gate(variant):
+    wrappers = variant_spec(variant).wrappers() if run_dir is not None else ()
+    if "gate" in wrappers:
         return GatedLoRAModel.from_pretrained(run_dir, model)  # adapter + gate, eval mode
-    if run_dir is not None and wraps_lora(variant):
+    if "lora" in wrappers:
         model = PeftModel.from_pretrained(model, str(run_dir / "lora_adapter"))
-    if run_dir is not None and wraps_engram(variant):
+    if "engram" in wrappers:
         engram_path = engram_path or run_dir / "engram.safetensors"
     if engram_path is not None:
         model = EngramModel.from_pretrained(engram_path, model, tokenizer, adapter=False)  # LoRA, if any, is on
