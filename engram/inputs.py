@@ -31,7 +31,7 @@ from engram.variants.common import variant_spec
 
 ENGRAM_FILE_FORMATS = (ENGRAM_FILE_FORMAT, *ENGRAM_OLD_FORMATS)  # old formats are converted on load
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
-# where a multirun / four-way keeps its jobs' configs; bounded, so multirun_dir=/ does not walk the whole disk
+# the job configs of a multirun or train_variants=true; bounded, so multirun_dir=/ does not walk the whole disk
 JOB_CONFIGS = tuple("*/" * depth + ".hydra/config.yaml" for depth in range(4))
 
 
