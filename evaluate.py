@@ -1,9 +1,11 @@
 """Evaluate trained variants: a comparison on one eval split (six rows by default), or saved weights on any family.
 
-    python evaluate.py experiment=smoke four_way=true                 # train the six, then comparison.md
+    python evaluate.py experiment=smoke train_variants=true           # train the six, then comparison.md
     python evaluate.py multirun_dir=multirun/exact500/<date>          # compare finished runs
     python evaluate.py run_dir=outputs/default/<date>                 # score one run again from its weights
     python evaluate.py engram_path=outputs/default/<date>/engram.safetensors data=patterns
+
+Exactly one of these modes (run_dirs=[...] lists finished runs like multirun_dir); two are one line, exit 2.
 """
 
 import sys
@@ -25,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     from engram.evaluation.evaluate import EvaluateError, run
     from engram.evaluation.generate_eval import CachedGenerationError
     from engram.models.inject import EngramLoadError
-    from engram.training.four_way import train_variants  # the entry point joins the layers; evaluation does not
+    from engram.training.comparison import train_variants  # the entry point joins the layers; evaluation does not
 
     try:
         run(cfg, typed, train_variants)

@@ -6,7 +6,7 @@ Imports flow one way, down this list (`LAYERS`, top first; tests/test_import_flo
 import its own layer or any layer below, never one above:
 
     train.py, evaluate.py, report.py   entry points: may join any layers (evaluate.py hands training's
-                                       four-way loop to evaluation as a callable)
+                                       train_variants loop to evaluation as a callable)
     engram.write                       `python -m engram.write`: facts into a trained memory (entry point)
     engram.compress                    `python -m engram.compress`: semantic-compression engrams (documents ->
                                        k vectors -> LanceDB store -> [ENGRAM] injection); reads models, tracking,
@@ -15,10 +15,11 @@ import its own layer or any layer below, never one above:
                                        gallery: reads evaluation, models and tracking, nothing imports it
     engram.reference                   the paper's memory in one file, to read (torch and numpy only; nothing
                                        imports it, tests/test_reference.py holds it to the modular path)
-    engram.training                    Lightning module, variants, the train pipeline, four-way training, the
-                                       Optuna sweep (hydra_plugins/engram_optuna_sweeper is its Hydra shell)
+    engram.training                    Lightning module, variants, the train pipeline, training the compared
+                                       variants (train_variants=true), the Optuna sweep (hydra_plugins/
+                                       engram_optuna_sweeper is its Hydra shell)
     engram.evaluation                  greedy eval, retention, gate stats, the one evaluate-and-save path,
-                                       the four-way comparison
+                                       the comparison of variants
     engram.tracking                    W&B loggers, the run-dir reader, the sweep report: used by training and
                                        evaluation, so it sits below both and imports neither
     engram.cli, engram.inputs          command-line and input-file checks before any weights load (they read

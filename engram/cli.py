@@ -22,7 +22,6 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from engram import registry
 from engram.config import (
     EVALUATE_KEYS,
     ConfigError,
@@ -34,10 +33,11 @@ from engram.config import (
     validate_layers,
 )
 from engram.config_merge import check_known
-from engram.config_rules import one_line
+from engram.config_rules import RENAMED_EVALUATE_KEYS, one_line
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs, describe_splits
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
+from engram.variants.common import variant_spec
 
 register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
 
@@ -104,7 +104,10 @@ STALE_SWEEPER = "hydra_plugins.hydra_optuna_sweeper."
 def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR) -> None:
     """Compose the command line once before Hydra does: an unknown key (`optim.lrr=1`), bad override syntax or a
     missing option would otherwise be Hydra's multi-line error with exit 1. In a multirun each sweep counts with
-    its first value (the jobs' values are validated per job)."""
+    its first value (the jobs' values are validated per job). For evaluate.py also its mode: a bad combination
+    of keys is refused before any job starts."""
+    if config_name == "evaluate":
+        check_renamed(argv)
     if any(a.startswith("-") and a not in HYDRA_FLAGS for a in argv):
         return
     try:
@@ -127,8 +130,21 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
     try:  # here too, not only in the job: a multirun with an unknown key is refused before any job starts
         check_known(OmegaConf.to_container(cfg, resolve=False), TrainConfig,
                     EVALUATE_KEYS if config_name == "evaluate" else ())
+        if config_name == "evaluate":
+            validate_evaluate_keys(cfg)
     except ConfigError as e:
         exit_config_error(e)
+
+
+def check_renamed(argv: list[str]) -> None:
+    """An evaluate.py key under its old spelling (four_way=true): one line naming the new one, exit 2 (Hydra would
+    say only that the key is not in the config)."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        old = key.lstrip("+~")
+        if old in RENAMED_EVALUATE_KEYS:
+            new, what = RENAMED_EVALUATE_KEYS[old]
+            exit_config_error(ConfigError(old, value, f"was renamed: use {new}={value or 'true'} ({what})"))
 
 
 def _first_job(overrides: list[str], multirun: bool) -> list[str]:
@@ -153,7 +169,7 @@ def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
 
 def checked_config(cfg: DictConfig, evaluate: bool = False) -> tuple[DictConfig, str | None]:
     """check_config's typed config, and the line saying how many facts the run teaches and scores (None when it
-    teaches nothing: evaluate.py without four_way).
+    teaches nothing: evaluate.py without train_variants).
 
     Cheap checks first: values (no I/O), then the model's config.json / GGUF header, the accelerator, the data
     (built as the run will build it), a checkpoint and, for evaluate.py, the run dirs and memory file.
@@ -166,11 +182,11 @@ def checked_config(cfg: DictConfig, evaluate: bool = False) -> tuple[DictConfig,
     check_checkpoint(typed.ckpt_path)
     if ev is not None:
         check_evaluate_inputs(ev)
-        if ev.four_way:  # every row's own config (e.g. engram_hybrid's address settings) before anything trains
+        if ev.train_variants:  # every row's own config (e.g. engram_hybrid's address settings) before anything trains
             for variant in ev.variants:
                 for_variant(typed, variant)
     check_budget(typed)  # last: the hash kind's layout imports torch (~2 s), so every cheap check fails first
-    return typed, describe_splits(typed.data, splits) if ev is None or ev.four_way else None
+    return typed, describe_splits(typed.data, splits) if ev is None or ev.train_variants else None
 
 
 def validated_or_exit(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
@@ -204,7 +220,7 @@ def check_model(cfg: DictConfig) -> None:
     """The model exists (config.json / GGUF header, no weights); for a memory, engram.layers against its depth and
     a LoRA rank that fits its width (the tables against free RAM: check_budget, last)."""
     depth, hidden_size = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
-    variant = registry.get("variant", cfg.variant.name)
+    variant = variant_spec(cfg.variant.name)
     if variant.engram:
         validate_layers(cfg.engram.layers, depth)
     if variant.lora and cfg.lora.r > hidden_size:
@@ -213,7 +229,7 @@ def check_model(cfg: DictConfig) -> None:
 
 def check_budget(cfg: DictConfig) -> None:
     """The memory's tables and optimizer state fit in the free RAM (from the model's config, before weights)."""
-    if registry.get("variant", cfg.variant.name).engram:
+    if variant_spec(cfg.variant.name).engram:
         depth, hidden_size = model_shape(cfg.model)
         check_memory_budget(cfg.engram, len(validate_layers(cfg.engram.layers, depth)), hidden_size)
 

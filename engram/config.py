@@ -36,6 +36,7 @@ from engram.config_rules import (
     ConfigError,
     check,
     check_seed,
+    evaluate_mode,
     finite,
     first_line,
     is_int,
@@ -54,6 +55,7 @@ from engram.config_rules import (
     validate_trainer,
 )
 from engram.config_scale import validate_storage
+from engram.variants.common import variant_spec
 
 __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
            "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
@@ -272,8 +274,7 @@ class TrainConfig:
     seed: int = 0  # Lightning's seed_everything: weight init, data order, dropout
     tags: list[str] = field(default_factory=list)  # recorded by every logger and in eval.json
     optimized_metric: str = "eval/exact_match"  # what `main` returns, so the optuna sweeper can maximise it
-    # resume: the crashed run's dir (its checkpoints/last.ckpt is used) or any .ckpt file; None = start fresh
-    ckpt_path: str | None = None
+    ckpt_path: str | None = None  # resume from a crashed run's dir (its checkpoints/last.ckpt) or a .ckpt; None: fresh
     eval_max_new_tokens: int = 24  # tokens generated per prompt when scoring (greedy)
     task_name: str = "train"  # train | evaluate (evaluate.yaml sets it); the W&B job type
     paths: Any = field(default_factory=dict)  # set by the pipeline (paths.output_dir: the run dir), not by hand
@@ -281,19 +282,19 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). One of:
-    four_way=true                      train the `variants` (default: the six of ROW_ORDER) on one split, compare
+    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). Exactly one mode (evaluate_mode):
+    train_variants=true                train each of `variants` (default: the six of ROW_ORDER) on one split, compare
     multirun_dir=... / run_dirs=[...]  compare finished runs (e.g. `train.py -m experiment=exact500`)
     run_dir=...                        score one trained run again from its saved weights
     engram_path=...                    a saved memory on a fresh base model (cfg.model), on any data family"""
 
-    four_way: bool = False  # train the `variants` on one split and compare them
-    variants: list[str] = field(default_factory=lambda: list(ROW_ORDER))  # four_way: the rows, in this order
+    train_variants: bool = False  # train each of `variants` on one split and compare them
+    variants: list[str] = field(default_factory=lambda: list(ROW_ORDER))  # train_variants: the rows, in this order
     run_dirs: list[str] = field(default_factory=list)  # finished run dirs to compare
     multirun_dir: str | None = None  # a sweep's dir (multirun/<experiment>/<date>): compare its runs
     run_dir: str | None = None  # one trained run to score again from its saved weights
     engram_path: str | None = None  # a saved memory (engram.safetensors) to score on a fresh base model
-    # four-way from run dirs: score every run again from its weights in this process (same machine load, fair
+    # comparing finished runs: score every run again from its weights in this process (same machine load, fair
     # latency) instead of reading each run's eval.json
     reevaluate: bool = False
     check_split: bool = True  # refuse to compare runs scored on different eval prompts
@@ -354,7 +355,7 @@ def validate(cfg: DictConfig, root_extra: tuple[str, ...] | None = None) -> Dict
           typed.variant.gate_width, "must be an integer in [1, 65536]")
     check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
           "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
-    if fixed := getattr(registry.get("variant", typed.variant.name), "address", None):  # e.g. engram_hybrid's
+    if fixed := variant_spec(typed.variant.name).address:  # e.g. engram_hybrid's
         typed.engram.address = fixed
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
@@ -395,4 +396,5 @@ def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:
     bad = [v for v in typed.variants if v not in known]
     check(not bad and len(typed.variants) > 0, "variants", list(typed.variants),
           f"must be a non-empty list of {', '.join(known)}")
+    evaluate_mode(typed)  # exactly one mode, or one line naming the keys
     return typed
