@@ -104,15 +104,18 @@ def greedy_generate(
 
 def check_cached_generation(
     model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
-    rows: int = 4,
+    rows: int = 2, tokens: int = 8,
 ) -> None:
-    """Decode the first `rows` prompts with and without the KV cache; raise CachedGenerationError if the greedy
-    tokens differ. Scoring uses the cached path, so a dependency update that breaks the memories' id history
-    would otherwise give a silently wrong table (it did once: transformers renamed the cache keyword)."""
+    """Decode the first `rows` prompts (at most `tokens` new ones) with and without the KV cache; raise
+    CachedGenerationError if the greedy tokens differ. Scoring uses the cached path, so a dependency update that
+    breaks the memories' id history would otherwise give a silently wrong table (it did once: transformers renamed
+    the cache keyword). A broken history shows from the second new token on; the uncached path recomputes the whole
+    sequence per token, so the check stays short."""
     ids, mask = input_ids[:rows], attention_mask[:rows]
+    steps = min(max_new_tokens, tokens)
     with eval_mode(model):
-        cached = greedy_ids(model, tokenizer, ids, mask, max_new_tokens, use_cache=True)
-        uncached = greedy_ids(model, tokenizer, ids, mask, max_new_tokens, use_cache=False)
+        cached = greedy_ids(model, tokenizer, ids, mask, steps, use_cache=True)
+        uncached = greedy_ids(model, tokenizer, ids, mask, steps, use_cache=False)
     if not torch.equal(cached, uncached):
         differ = int((cached != uncached).any(1).sum()) if cached.shape == uncached.shape else len(ids)
         raise CachedGenerationError(
