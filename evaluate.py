@@ -13,12 +13,13 @@ from omegaconf import DictConfig
 
 from engram.atomic import DiskFullError
 from engram.cli import check_group_choices, check_overrides, exit_config_error, validated_or_exit
+from engram.conf import SEARCH_PATH
 from engram.config import ConfigError, register_configs
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=SEARCH_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     typed = validated_or_exit(cfg, evaluate=True)  # before any model or data loads
     # lazy: torch + transformers + peft + lightning + wandb cost ~8 s (measured); bad inputs exit before them

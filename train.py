@@ -12,12 +12,13 @@ from omegaconf import DictConfig
 
 from engram.atomic import DiskFullError
 from engram.cli import check_group_choices, check_overrides, exit_expected_error, validated_or_exit
+from engram.conf import SEARCH_PATH
 from engram.config import register_configs
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=SEARCH_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     typed = validated_or_exit(cfg)  # before any model or data loads
     # lazy: lightning + peft + torch + transformers + wandb cost ~7 s (measured); bad inputs exit before them

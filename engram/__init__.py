@@ -26,14 +26,15 @@ import its own layer or any layer below, never one above:
     engram.models, engram.data         base models + Engram injection; the data families
     engram.memory                      hashes, addresses, gates (one module per kind), memory tables, the budget
     engram.config, config_rules, config_merge, config_trainer, config_scale, atomic, lazy, registry, protocols,
-    variants
+    variants, conf
                                        the schema and its rules (config_merge: typing a config on its schema;
                                        config_scale: where the tables live, offload / shard);
                                        atomic file writes; lazy package attributes; the kind registries (they
                                        import a kind's module by dotted name only on `get`, so a kind package
                                        above, e.g. engram.memory.hashes, is not an import up the flow at
                                        validation); the kinds' interfaces (typing.Protocols, torch only in
-                                       annotations); the variants' torch-free declarations
+                                       annotations); the variants' torch-free declarations;
+                                       the Hydra YAMLs (conf: where they are)
 """
 
 from engram.lazy import lazy_attributes
@@ -50,7 +51,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.models", "engram.data"),
     ("engram.memory",),
     ("engram.config", "engram.config_rules", "engram.config_merge", "engram.config_trainer", "engram.config_scale",
-     "engram.atomic", "engram.lazy", "engram.registry", "engram.protocols", "engram.variants"),
+     "engram.atomic", "engram.lazy", "engram.registry", "engram.protocols", "engram.variants",
+     "engram.conf"),
 )
 
 _LAZY = {

@@ -23,6 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from engram import registry
+from engram.conf import CONF_DIR
 from engram.config import (
     EVALUATE_KEYS,
     ConfigError,
@@ -42,7 +43,6 @@ from engram.models.loading import model_shape
 register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
 
 log = logging.getLogger(__name__)
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
                   "hparams_search")
 
@@ -64,7 +64,7 @@ def exit_expected_error(err: Exception) -> None:
 
 def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Reject `group=unknown` before Hydra composes (Hydra's own error is a multi-line traceback, exit 1). Options
-    are the YAMLs in conf/ and in the `hydra.searchpath=[file://dir,...]` directories given on the command line."""
+    are the YAMLs in engram/conf/ and in the `hydra.searchpath=[file://dir,...]` directories the command line gives."""
     dirs = [conf_dir, *search_dirs(argv)]
     for arg in argv:
         if "=" not in arg or arg.startswith(("+", "~", "hydra")):

@@ -242,7 +242,7 @@ class SequentialConfig:
 
 @dataclass
 class TrainConfig:
-    """Root schema for conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
+    """Root schema for engram/conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
     checked key by key in engram/config_trainer.py."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -270,7 +270,7 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). One of:
+    """The keys engram/conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). One of:
     four_way=true                      train the `variants` (default: the six of ROW_ORDER) on one split, compare
     multirun_dir=... / run_dirs=[...]  compare finished runs (e.g. `train.py -m experiment=exact500`)
     run_dir=...                        score one trained run again from its saved weights

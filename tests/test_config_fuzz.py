@@ -41,7 +41,7 @@ def leaf_keys(node, prefix: str = "") -> list[str]:
 @pytest.fixture(scope="module")
 def base():
     """evaluate.yaml (train.yaml + evaluate's keys) on the tiny model: a valid config every example starts from."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "engram" / "conf"), version_base="1.3"):
         cfg = compose("evaluate", overrides=["model=tiny", "data.num_train=50", "data.num_eval=10"])
     check_config(cfg, evaluate=True)
     return cfg

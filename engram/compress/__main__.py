@@ -1,4 +1,5 @@
-"""`python -m engram.compress <build|ask|eval|sweep> [question] [key=value ...]` (Hydra overrides of conf/compress.yaml)
+"""`python -m engram.compress <build|ask|eval|sweep> [question] [key=value ...]` (Hydra overrides of
+engram/conf/compress.yaml)
 
     python -m engram.compress build docs=bios store=outputs/compress/store      # extract + store engrams
     python -m engram.compress ask "Where did Talnav Raerler study?" store=outputs/compress/store
@@ -47,7 +48,7 @@ def parse(argv: list[str]) -> tuple[str, str, list[str]]:
     bad = next((a for a in rest if flag(a)), None)
     if bad is not None:
         raise ConfigError("option", bad, f"is not an option of engram.compress {command} (it takes key=value "
-                          "overrides of conf/compress.yaml; see --help)")
+                          "overrides of engram/conf/compress.yaml; see --help)")
     words = [a for a in rest if "=" not in a]
     overrides = [a for a in rest if "=" in a]
     question = " ".join(words).strip()
