@@ -5,8 +5,10 @@ The peft-like public API is imported lazily so that `import engram` (and config 
 Imports flow one way, down this list (`LAYERS`, top first; tests/test_import_flow.py enforces it). A module may
 import its own layer or any layer below, never one above:
 
-    train.py, evaluate.py, report.py   entry points: may join any layers (evaluate.py hands training's
-                                       four-way loop to evaluation as a callable)
+    engram.entry                       the console scripts engram-train, -eval, -report, -demo (the root
+                                       train.py, evaluate.py, report.py, demo.py only call them): may join
+                                       any layers (evaluate hands training's four-way loop to evaluation
+                                       as a callable)
     engram.write                       `python -m engram.write`: facts into a trained memory (entry point)
     engram.compress                    `python -m engram.compress`: semantic-compression engrams (documents ->
                                        k vectors -> LanceDB store -> [ENGRAM] injection); reads models, tracking,
@@ -43,6 +45,7 @@ __version__ = "0.1.0"
 
 # The layer order above, top first; each entry is a set of peers (module prefixes under engram).
 LAYERS: tuple[tuple[str, ...], ...] = (
+    ("engram.entry",),
     ("engram.write", "engram.demo", "engram.compress", "engram.reference"),
     ("engram.training",),
     ("engram.evaluation",),

@@ -12,6 +12,7 @@ import os
 import runpy
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ def exit_config_error(err: ConfigError | str) -> None:
         traceback.print_exc()  # asked for: where the check fired
     print(one_line(str(err)), file=sys.stderr)
     sys.exit(2)
+
+
+def run_checked(main: Callable[[], Any], config_name: str) -> None:
+    """A Hydra entry point's command line: the one-line checks below, then `main` (Hydra reads sys.argv itself)."""
+    check_group_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:], config_name)
+    main()
 
 
 def exit_expected_error(err: Exception) -> None:

@@ -1,5 +1,5 @@
-"""`python -m engram.compress <build|ask|eval|sweep> [question] [key=value ...]` (Hydra overrides of
-engram/conf/compress.yaml)
+"""`python -m engram.compress <build|ask|eval|sweep> [question] [key=value ...]` (or `engram-compress ...`; the
+overrides are Hydra's, of engram/conf/compress.yaml)
 
     python -m engram.compress build docs=bios store=outputs/compress/store      # extract + store engrams
     python -m engram.compress ask "Where did Talnav Raerler study?" store=outputs/compress/store
