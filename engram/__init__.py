@@ -28,7 +28,7 @@ import its own layer or any layer below, never one above:
     engram.models, engram.data         base models + Engram injection; the data families
     engram.memory                      hashes, addresses, gates (one module per kind), memory tables, the budget
     engram.config, config_rules, config_merge, config_trainer, config_scale, atomic, lazy, registry, protocols,
-    variants, conf
+    variants, conf, extras
                                        the schema and its rules (config_merge: typing a config on its schema;
                                        config_scale: where the tables live, offload / shard);
                                        atomic file writes; lazy package attributes; the kind registries (they
@@ -36,7 +36,8 @@ import its own layer or any layer below, never one above:
                                        above, e.g. engram.memory.hashes, is not an import up the flow at
                                        validation); the kinds' interfaces (typing.Protocols, torch only in
                                        annotations); the variants' torch-free declarations;
-                                       the Hydra YAMLs (conf: where they are)
+                                       the Hydra YAMLs (conf: where they are); the optional
+                                       extras and the one line naming a missing one
 """
 
 from engram.lazy import lazy_attributes
@@ -55,7 +56,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.memory",),
     ("engram.config", "engram.config_rules", "engram.config_merge", "engram.config_trainer", "engram.config_scale",
      "engram.atomic", "engram.lazy", "engram.registry", "engram.protocols", "engram.variants",
-     "engram.conf"),
+     "engram.conf", "engram.extras"),
 )
 
 _LAZY = {

@@ -37,6 +37,7 @@ from engram.config import (
 )
 from engram.config_merge import check_known
 from engram.config_rules import one_line
+from engram.extras import installed, missing_message
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs, describe_splits
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
@@ -46,6 +47,14 @@ register_configs()  # the group YAMLs extend the schemas stored here (engram/con
 log = logging.getLogger(__name__)
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
                   "hparams_search")
+# the Hydra options the plugins of the [launchers] extra register -> the plugin's module (without it, Hydra only
+# says it could not find the option)
+PLUGIN_OPTIONS = {
+    "hydra/sweeper/optuna": "hydra_plugins.hydra_optuna_sweeper",
+    "hydra/launcher/joblib": "hydra_plugins.hydra_joblib_launcher",
+    "hydra/launcher/submitit_local": "hydra_plugins.hydra_submitit_launcher",
+    "hydra/launcher/submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+}
 
 
 def exit_config_error(err: ConfigError | str) -> None:
@@ -117,6 +126,9 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     except Exception as e:  # noqa: BLE001 - whatever Hydra refuses, in one line
+        if plugin := missing_plugin(str(e)):
+            exit_config_error(plugin)
+            return
         lines = []
         for line in str(e).splitlines():
             if line.startswith(("Config search path", "See https")):
@@ -130,6 +142,16 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
                     EVALUATE_KEYS if config_name == "evaluate" else ())
     except ConfigError as e:
         exit_config_error(e)
+
+
+def missing_plugin(message: str) -> str | None:
+    """The line naming the [launchers] extra when Hydra could not find an option that a missing plugin registers
+    (hparams_search=optuna, hydra/launcher=joblib|slurm|submitit_*); None for any other compose error."""
+    for option, module in PLUGIN_OPTIONS.items():
+        named = any(f"Could not {verb} '{option}'" in message for verb in ("find", "load"))  # a YAML's default: load
+        if named and not installed(module):
+            return missing_message(module)
+    return None
 
 
 def _first_job(overrides: list[str], multirun: bool) -> list[str]:

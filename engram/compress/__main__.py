@@ -19,6 +19,7 @@ from typing import Any
 from engram.cli import check_group_choices, exit_config_error
 from engram.compress.config import COMMANDS, validated
 from engram.config import ConfigError
+from engram.extras import require
 
 USAGE = "usage: python -m engram.compress {" + "|".join(COMMANDS) + "} [question] [key=value ...]"
 COMMAND_HELP = {  # `python -m engram.compress <command> --help`
@@ -63,6 +64,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     command, question, overrides = parse(argv)
     check_group_choices(overrides)
     cfg = validated(overrides, command)
+    require("lancedb")  # every command opens a store; without the [compress] extra: one line, exit 2
     from engram.compress import run as commands  # lazy: torch and the model only after the config is known good
 
     if command == "build":
