@@ -62,10 +62,12 @@ demo-screenshot: demo-html
 
 # Refresh the lock from pyproject.toml (newest versions it allows), then run `make test` to check them.
 # The local build label (+cpu) is dropped: `torch==2.13.0` matches the CPU build as well.
+# --allow-unsafe pins setuptools (tests/test_wheel.py builds without build isolation) and pip: keep PIP_VERSION the
+# lock's pip.
 lock:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q pip==$(PIP_VERSION) pip-tools
-	$(PY) -m piptools compile --quiet --upgrade --extra dev --extra dashboard --extra docs --extra trackers \
+	$(PY) -m piptools compile --quiet --upgrade --allow-unsafe --extra dev --extra dashboard --extra docs --extra trackers \
 	    --extra compress --extra launchers --strip-extras \
 	    --no-emit-index-url --no-emit-find-links --no-emit-trusted-host --annotation-style line \
 	    --output-file $(LOCK) pyproject.toml
