@@ -11,7 +11,8 @@ LATEST_VENV ?= .venv-latest
 # torch is pinned to the CPU build; installed first so no other package can pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install run test test-slow test-browser test-latest lock lint bench demo demo-html demo-screenshot docs clean-venv
+.PHONY: install run test test-slow test-browser test-latest lock lint bench demo demo-html demo-screenshot docs docs-tables \
+	clean-venv
 
 install: $(STAMP)
 
@@ -101,6 +102,11 @@ $(DOCS_STAMP): $(STAMP)
 
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+# The study tables in docs/*.md (between <!-- table: ... --> markers) rewritten from experiments/results/ (standard
+# library only). `make docs` and tests/test_docs_tables.py fail while a table differs from its files.
+docs-tables:
+	$(PYTHON) tools/docs_tables.py
 
 clean-venv:
 	rm -rf $(VENV) $(LATEST_VENV)

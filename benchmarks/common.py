@@ -6,6 +6,7 @@ the configurations run in turns (A, B, C, then C, B, A, ...), and the median per
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import platform
@@ -173,7 +174,10 @@ class TrainStep:
         model.train()
 
     def __call__(self, batch: dict[str, torch.Tensor] | None = None) -> None:
-        loss = self.module(self.batch if batch is None else batch)
+        from engram.models.inject import memory_tracing
+
+        with (memory_tracing(self.model) if self.stats else contextlib.nullcontext({})) as traces:
+            loss = self.module(self.batch if batch is None else batch)
         loss.backward()
         if self.optimizer is not None:
             self.optimizer.step()
@@ -181,7 +185,7 @@ class TrainStep:
         if self.stats:
             from engram.evaluation.gate_stats import collect_gate_stats
 
-            collect_gate_stats(self.model)
+            collect_gate_stats(self.model, traces)
 
 
 def train_batch(tokenizer: Any, batch_size: int, prompt_format: str = "plain", num_train: int = 64,

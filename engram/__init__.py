@@ -7,8 +7,8 @@ import its own layer or any layer below, never one above:
 
     engram.entry                       the console scripts engram-train, -eval, -report, -demo (the root
                                        train.py, evaluate.py, report.py, demo.py only call them): may join
-                                       any layers (evaluate hands training's four-way loop to evaluation
-                                       as a callable)
+                                       any layers (evaluate hands training's train_variants loop to
+                                       evaluation as a callable)
     engram.write                       `python -m engram.write`: facts into a trained memory (entry point)
     engram.compress                    `python -m engram.compress`: semantic-compression engrams (documents ->
                                        k vectors -> LanceDB store -> [ENGRAM] injection); reads models, tracking,
@@ -17,9 +17,11 @@ import its own layer or any layer below, never one above:
                                        gallery: reads evaluation, models and tracking, nothing imports it
     engram.reference                   the paper's memory in one file, to read (torch and numpy only; nothing
                                        imports it, tests/test_reference.py holds it to the modular path)
-    engram.training                    Lightning module, variants, the train pipeline, four-way training
+    engram.training                    Lightning module, variants, the train pipeline, training the compared
+                                       variants (train_variants=true), the Optuna sweep (hydra_plugins/
+                                       engram_optuna_sweeper is its Hydra shell)
     engram.evaluation                  greedy eval, retention, gate stats, the one evaluate-and-save path,
-                                       the four-way comparison
+                                       the comparison of variants
     engram.tracking                    W&B loggers, the run-dir reader, the sweep report: used by training and
                                        evaluation, so it sits below both and imports neither
     engram.cli, engram.inputs          command-line and input-file checks before any weights load (they read
@@ -64,6 +66,7 @@ _LAZY = {
     "add_engram": "engram.models.inject",
     "remove_engram": "engram.models.inject",
     "engram_memories": "engram.models.inject",
+    "memory_tracing": "engram.models.inject",
     "engram_parameters": "engram.models.inject",
     "engram_param_groups": "engram.models.inject",
     "engram_state_dict": "engram.models.inject",
@@ -71,6 +74,7 @@ _LAZY = {
     "load_engram": "engram.models.inject",
     "read_engram_config": "engram.models.inject",
     "load_model": "engram.models.loading",
+    "MemoryTrace": "engram.memory.trace",
     "EngramConfig": "engram.config",
 }
 

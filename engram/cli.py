@@ -23,7 +23,6 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from engram import registry
 from engram.conf import CONF_DIR
 from engram.config import (
     EVALUATE_KEYS,
@@ -36,21 +35,21 @@ from engram.config import (
     validate_layers,
 )
 from engram.config_merge import check_known
-from engram.config_rules import one_line
+from engram.config_rules import RENAMED_EVALUATE_KEYS, one_line
 from engram.extras import installed, missing_message
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs, describe_splits
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
+from engram.variants.common import variant_spec
 
 register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
 
 log = logging.getLogger(__name__)
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
                   "hparams_search")
-# the Hydra options the plugins of the [launchers] extra register -> the plugin's module (without it, Hydra only
-# says it could not find the option)
+# the Hydra options the launcher plugins of the [launchers] extra register -> the plugin's module (without it,
+# Hydra only says it could not find the option)
 PLUGIN_OPTIONS = {
-    "hydra/sweeper/optuna": "hydra_plugins.hydra_optuna_sweeper",
     "hydra/launcher/joblib": "hydra_plugins.hydra_joblib_launcher",
     "hydra/launcher/submitit_local": "hydra_plugins.hydra_submitit_launcher",
     "hydra/launcher/submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
@@ -113,12 +112,19 @@ def search_dirs(argv: list[str]) -> list[Path]:
 
 
 HYDRA_FLAGS = ("-m", "--multirun")  # flags the pre-compose understands; any other flag skips it
+# an older venv may still hold hydra-optuna-sweeper: its `hydra/sweeper: optuna` replaces the project's own (Hydra
+# scans site-packages after the repo) and fails on Optuna 4
+STALE_SWEEPER = "hydra_plugins.hydra_optuna_sweeper."
+OWN_SWEEPER = "hydra_plugins.engram_optuna_sweeper."  # always installed; the sweep it runs needs optuna ([launchers])
 
 
 def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR) -> None:
     """Compose the command line once before Hydra does: an unknown key (`optim.lrr=1`), bad override syntax or a
     missing option would otherwise be Hydra's multi-line error with exit 1. In a multirun each sweep counts with
-    its first value (the jobs' values are validated per job)."""
+    its first value (the jobs' values are validated per job). For evaluate.py also its mode: a bad combination
+    of keys is refused before any job starts."""
+    if config_name == "evaluate":
+        check_renamed(argv)
     if any(a.startswith("-") and a not in HYDRA_FLAGS for a in argv):
         return
     try:
@@ -137,16 +143,36 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
         message = " ".join(x for x in lines if x) or type(e).__name__
         exit_config_error(f"config error: the command line does not compose: {message}")
         return
+    sweeper = str(OmegaConf.select(cfg, "hydra.sweeper._target_", default=""))
+    if sweeper.startswith(OWN_SWEEPER) and not installed("optuna"):
+        exit_config_error(missing_message("optuna"))
+    if sweeper.startswith(STALE_SWEEPER):
+        exit_config_error("config error: hydra/sweeper=optuna is hydra-optuna-sweeper's (Optuna < 3), left installed "
+                          "from an older lock: pip uninstall hydra-optuna-sweeper (hydra_plugins/engram_optuna_sweeper "
+                          "replaces it)")
     try:  # here too, not only in the job: a multirun with an unknown key is refused before any job starts
         check_known(OmegaConf.to_container(cfg, resolve=False), TrainConfig,
                     EVALUATE_KEYS if config_name == "evaluate" else ())
+        if config_name == "evaluate":
+            validate_evaluate_keys(cfg)
     except ConfigError as e:
         exit_config_error(e)
 
 
+def check_renamed(argv: list[str]) -> None:
+    """An evaluate.py key under its old spelling (four_way=true): one line naming the new one, exit 2 (Hydra would
+    say only that the key is not in the config)."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        old = key.lstrip("+~")
+        if old in RENAMED_EVALUATE_KEYS:
+            new, what = RENAMED_EVALUATE_KEYS[old]
+            exit_config_error(ConfigError(old, value, f"was renamed: use {new}={value or 'true'} ({what})"))
+
+
 def missing_plugin(message: str) -> str | None:
     """The line naming the [launchers] extra when Hydra could not find an option that a missing plugin registers
-    (hparams_search=optuna, hydra/launcher=joblib|slurm|submitit_*); None for any other compose error."""
+    (hydra/launcher=joblib|slurm|submitit_*); None for any other compose error."""
     for option, module in PLUGIN_OPTIONS.items():
         named = any(f"Could not {verb} '{option}'" in message for verb in ("find", "load"))  # a YAML's default: load
         if named and not installed(module):
@@ -176,7 +202,7 @@ def check_config(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
 
 def checked_config(cfg: DictConfig, evaluate: bool = False) -> tuple[DictConfig, str | None]:
     """check_config's typed config, and the line saying how many facts the run teaches and scores (None when it
-    teaches nothing: evaluate.py without four_way).
+    teaches nothing: evaluate.py without train_variants).
 
     Cheap checks first: values (no I/O), then the model's config.json / GGUF header, the accelerator, the data
     (built as the run will build it), a checkpoint and, for evaluate.py, the run dirs and memory file.
@@ -189,11 +215,11 @@ def checked_config(cfg: DictConfig, evaluate: bool = False) -> tuple[DictConfig,
     check_checkpoint(typed.ckpt_path)
     if ev is not None:
         check_evaluate_inputs(ev)
-        if ev.four_way:  # every row's own config (e.g. engram_hybrid's address settings) before anything trains
+        if ev.train_variants:  # every row's own config (e.g. engram_hybrid's address settings) before anything trains
             for variant in ev.variants:
                 for_variant(typed, variant)
     check_budget(typed)  # last: the hash kind's layout imports torch (~2 s), so every cheap check fails first
-    return typed, describe_splits(typed.data, splits) if ev is None or ev.four_way else None
+    return typed, describe_splits(typed.data, splits) if ev is None or ev.train_variants else None
 
 
 def validated_or_exit(cfg: DictConfig, evaluate: bool = False) -> DictConfig:
@@ -227,7 +253,7 @@ def check_model(cfg: DictConfig) -> None:
     """The model exists (config.json / GGUF header, no weights); for a memory, engram.layers against its depth and
     a LoRA rank that fits its width (the tables against free RAM: check_budget, last)."""
     depth, hidden_size = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
-    variant = registry.get("variant", cfg.variant.name)
+    variant = variant_spec(cfg.variant.name)
     if variant.engram:
         validate_layers(cfg.engram.layers, depth)
     if variant.lora and cfg.lora.r > hidden_size:
@@ -236,7 +262,7 @@ def check_model(cfg: DictConfig) -> None:
 
 def check_budget(cfg: DictConfig) -> None:
     """The memory's tables and optimizer state fit in the free RAM (from the model's config, before weights)."""
-    if registry.get("variant", cfg.variant.name).engram:
+    if variant_spec(cfg.variant.name).engram:
         depth, hidden_size = model_shape(cfg.model)
         check_memory_budget(cfg.engram, len(validate_layers(cfg.engram.layers, depth)), hidden_size)
 

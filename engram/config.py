@@ -36,6 +36,7 @@ from engram.config_rules import (
     ConfigError,
     check,
     check_seed,
+    evaluate_mode,
     finite,
     first_line,
     is_int,
@@ -54,6 +55,7 @@ from engram.config_rules import (
     validate_trainer,
 )
 from engram.config_scale import validate_storage
+from engram.variants.common import variant_spec
 
 __all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
            "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
@@ -66,16 +68,17 @@ ROW_ORDER = ("baseline", "lora", "gated_lora", "engram", "engram_hybrid", "combi
 
 @dataclass
 class ModelConfig:
-    name: str = "smollm"
+    """`model.*`: the base causal LM (engram/models/sources/, one module per `model.name`)."""
+
+    name: str = "smollm"  # smollm (SmolLM2-135M-Instruct) | tiny (random, for tests) | hf (any hub id) | scratch
     path: str | None = None  # explicit local directory (smollm) — skips cache/hub/GGUF lookup
     name_or_path: str | None = None  # hub id or local path (model=hf)
-    dtype: str = "float32"
-    # tiny random Llama (model=tiny)
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    intermediate_size: int = 128
-    seed: int = 0
+    dtype: str = "float32"  # torch dtype of the weights: float32 | bfloat16 | float16 | float64
+    hidden_size: int = 64  # model=tiny / scratch: width of the hidden state
+    num_layers: int = 2  # model=tiny / scratch: decoder layers
+    num_heads: int = 4  # model=tiny / scratch: attention heads (half as many key/value heads)
+    intermediate_size: int = 128  # model=tiny / scratch: width of each decoder layer's MLP
+    seed: int = 0  # model=tiny / scratch: seed of the randomly initialised weights
     # model=scratch: sliding-window attention over this many tokens (each position sees itself and the window - 1
     # before it); None = full causal attention
     attention_window: int | None = None
@@ -88,111 +91,118 @@ class PrepopulateConfig:
 
     path: str | None = None  # a JSONL fact file (the documented messages format); null = the run's training facts
     steps: int = 60  # at most this many optimiser steps per batch of facts
-    lr: float = 0.3
+    lr: float = 0.3  # learning rate of the Adam that writes the looked-up rows (only those rows move)
     margin: float = 3.0  # logits by which every answer token must lead before a fact counts as written
     shortlist: int = 0  # > 0: steps score the target + this many top rivals, the vocabulary only checks (writing.py)
-    batch_size: int = 64
+    batch_size: int = 64  # facts written together in one batch
 
 
 @dataclass
 class EngramConfig:
-    table_size: Any = 5000  # int, or one int per n-gram order (deepseek)
-    heads: int = 4
-    max_ngram: int = 3
-    layers: Any = field(default_factory=lambda: [1])  # list of layer indices, or "all"
-    dim: int = 256
-    gate: str = "context"
-    gate_bias: float = 0.0
-    hash: str = "deepseek"
-    address: str = "hashed"
-    # address=hybrid: rows found by content per position (product keys over the table), and the query's width
-    hybrid_topk: int = 8
-    hybrid_key_dim: int = 64
+    """`engram.*`: the memory (engram/memory/): how a position's key is hashed, which looked-up rows count, how
+    they enter the model, how the tables are initialised, trained and stored. `add_engram(model, cfg)` takes one;
+    every key is listed in the configuration reference (docs/config.md)."""
+
+    table_size: Any = 5000  # rows per head: an int, or one int per n-gram order (deepseek)
+    heads: int = 4  # hash heads; each looks up one row of its own table per position
+    max_ngram: int = 3  # deepseek: n-grams of 2..max_ngram tokens are hashed; the context gate's conv dilation
+    layers: Any = field(default_factory=lambda: [1])  # decoder layers whose input gets a memory, "final", or "all"
+    dim: int = 256  # memory width per position (the heads' rows side by side; poc: one row of this width)
+    gate: str = "context"  # how the rows enter the residual: context (the paper's) | mlp | direct (no gate)
+    gate_bias: float = 0.0  # fixed offset on the gate logit (0: a half-open gate at the start)
+    hash: str = "deepseek"  # what a position's key is: deepseek | poc | answer | span | question
+    address: str = "hashed"  # which looked-up rows count: hashed (all) | written | fingerprint | hybrid
+    hybrid_topk: int = 8  # address=hybrid: rows found by content per position (product keys over the table)
+    hybrid_key_dim: int = 64  # address=hybrid: width of the content query and of the product keys
     hybrid_gain_init: float = 1.0  # the content rows' gain at the start (0: a fresh memory is the hashed one)
-    # hash=question: min score for a prompt to read a taught question's rows, and how many questions it can hold
-    question_threshold: float = 0.4
-    question_capacity: int = 4096
-    init: str = "normal"
-    init_std: float = 0.02
-    lr_multiplier: float = 5.0
-    sparse: bool = True
-    seed: int = 0
+    question_threshold: float = 0.4  # hash=question: min score for a prompt to read a taught question's rows
+    question_capacity: int = 4096  # hash=question: how many taught questions a memory can hold
+    init: str = "normal"  # the tables' start: normal | zeros | prepopulate (zeros, then facts written: prepopulate.*)
+    init_std: float = 0.02  # init=normal: standard deviation of the rows
+    lr_multiplier: float = 5.0  # the tables train at optim.lr times this (no weight decay, the paper's setting)
+    sparse: bool = True  # sparse gradients (SparseAdam steps only the looked-up rows: step time flat in table_size)
+    seed: int = 0  # seed of the hash primes and the memory's initial weights (same seed: same memory)
     # hash=deepseek control: hash fixed random ids of each position instead of its tokens (no n-gram identity);
     # table_size=1 is the other control (one row per head)
     key_shuffle: bool = False
-    compress_vocab: bool = True
-    conv_kernel: int = 4
+    compress_vocab: bool = True  # deepseek / span: token ids whose text normalises equally share one id
+    conv_kernel: int = 4  # gate=context: kernel size of the causal depthwise conv on the gated values
     prepopulate: PrepopulateConfig = field(default_factory=PrepopulateConfig)
     gate_l1: float = 0.0  # training: penalty on the memory entering at positions off the answer (and on replay)
-    # where the tables live (engram/memory/tables.py; not part of a saved memory's identity, see STORAGE_KEYS):
-    # offload=host keeps them outside the model (host RAM, or memory-mapped files in offload_dir) and gathers the
-    # looked-up rows each step; shard=rows splits their rows over the DDP processes
-    offload: str = "none"  # none | host
+    # where the tables live (not part of a saved memory's identity, see STORAGE_KEYS): none (in the model) | host
+    # (outside it: host RAM, or memory-mapped files in offload_dir; the looked-up rows are gathered each step)
+    offload: str = "none"
     offload_dir: str | None = None  # offload=host: memory-map the tables (and Adam moments) to files here
     offload_reuse: bool = False  # offload_dir: open the tables already in offload_dir instead of initialising them
-    shard: str = "none"  # none | rows
+    shard: str = "none"  # none | rows (split the tables' rows over the DDP processes)
 
 
 @dataclass
 class VariantConfig:
-    name: str = "engram"
+    """`variant.*`: what trains (engram/variants/, one module per name)."""
+
+    name: str = "engram"  # baseline | lora | gated_lora | engram | engram_hybrid | combined (engram + LoRA)
     finetune: str = "none"  # baseline only: "none" (frozen) or "full"
-    # gated_lora only (engram/models/gated_lora.py): the gate MLP's width, and its output bias at init
-    # (-4: sigmoid = 0.018, the gate starts mostly closed)
+    # gated_lora only (engram/models/gated_lora.py): the gate MLP's width
     gate_width: int = 64
-    gate_init_bias: float = -4.0
+    gate_init_bias: float = -4.0  # gated_lora: the gate's output bias at init (-4: sigmoid = 0.018, mostly closed)
 
 
 @dataclass
 class LoraConfig:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
+    """`lora.*`: the peft LoRA adapters of the lora, gated_lora and combined variants."""
+
+    r: int = 8  # rank of each adapter
+    alpha: int = 16  # scaling: the adapter's update is multiplied by alpha / r
+    dropout: float = 0.05  # dropout on the adapter's input while training
+    # the linear layers (by module name) of each decoder layer that get an adapter
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     layers: list[int] | None = None  # decoder layers that get adapters (None: all; -2 = second from the top)
 
 
 @dataclass
 class DataConfig:
-    family: str = "exact_match"
-    num_train: int = 500
-    num_eval: int = 100
+    """`data.*`: the facts or text a run trains and is scored on (engram/data/families/, one module per family)."""
+
+    family: str = "exact_match"  # exact_match | entity | user_prefs | jsonl | long_recall | patterns | text
+    num_train: int = 500  # training facts (examples)
+    num_eval: int = 100  # eval facts (examples)
     categories: list[str] | None = None  # None = every category of the family
-    seed: int = 0
-    prompt_format: str = "chat"
-    eval_seen_fraction: float = 0.5
+    seed: int = 0  # picks and orders the facts (and the replay prompts)
+    prompt_format: str = "chat"  # chat (the tokenizer's chat template) | plain ("Q: ...\nA:")
+    eval_seen_fraction: float = 0.5  # share of the eval facts that are also trained (seen); the rest are unseen
     path: str | None = None  # jsonl: the messages-format file
-    valid_path: str | None = None
-    test_path: str | None = None
-    split_fraction: float = 0.1
-    batch_size: int = 16
-    eval_batch_size: int = 32
-    max_length: int = 256
-    num_workers: int = 0
+    valid_path: str | None = None  # jsonl: an eval file (else a split of data.path)
+    test_path: str | None = None  # jsonl: a test file scored beside the eval split (then all of data.path trains)
+    split_fraction: float = 0.1  # jsonl: share of data.path held out for eval; text: for validation and for test
+    batch_size: int = 16  # training examples per step
+    eval_batch_size: int = 32  # prompts per batch when scoring
+    max_length: int = 256  # tokens per example (a longer prompt loses its start)
+    num_workers: int = 0  # DataLoader worker processes
     facts_per_id: int = 3  # entity, user_prefs: facts (attributes) per ID
-    # long_recall
-    vocab_size: int = 512
-    num_facts: int = 32
-    distraction_min: int = 300
-    distraction_max: int = 500
+    vocab_size: int = 512  # long_recall: words in the synthetic vocabulary
+    num_facts: int = 32  # long_recall: facts (trigger -> three words)
+    distraction_min: int = 300  # long_recall: fewest random words between a fact and its trigger
+    distraction_max: int = 500  # long_recall: most random words between a fact and its trigger
     fixed_facts: bool = True  # False: every example draws its own trigger -> words (in-context facts only)
     # eval: num_eval examples at each of these exact distraction lengths (category distraction_<n>); None = the
     # training range
     eval_distractions: list[int] | None = None
-    # text (language modelling, engram/data/families/text.py): the built-in corpus when data.path is not given,
-    # tokens per packed block, training tokens (None = the whole training split), tokens scored per eval split
+    # text (language modelling, engram/data/families/text.py): the built-in corpus when data.path is not given
     corpus: str = "python_stdlib"
-    block_size: int = 256
-    num_tokens: int | None = None
-    eval_tokens: int = 32768
+    block_size: int = 256  # text: tokens per packed block
+    num_tokens: int | None = None  # text: training tokens (None = the whole training split)
+    eval_tokens: int = 32768  # text: tokens scored per eval split
 
 
 @dataclass
 class LoggerConfig:
-    name: str = "wandb"
-    project: str = "engram-lab"
-    mode: str = "offline"
-    group: str | None = None
+    """`logger.*`: where a run's metrics go (engram/tracking/loggers/, one module per name)."""
+
+    name: str = "wandb"  # wandb | csv | tensorboard | mlflow | many | none
+    project: str = "engram-lab"  # wandb: the project
+    mode: str = "offline"  # wandb: offline (files in the run dir, `wandb sync` uploads) | online
+    group: str | None = None  # wandb: the run group; mlflow: the experiment (None: experiment_name)
     tags: list[str] = field(default_factory=list)  # beside the root `tags`, on this logger only
     tracking_uri: str | None = None  # mlflow: a shared store or server; None = <run dir>/mlflow.db
     loggers: list[str] = field(default_factory=list)  # many: the loggers it runs (any of the others)
@@ -205,17 +215,20 @@ class CheckpointConfig:
     fewer than every_n_steps steps (16 = a quarter of the default 64-step run). 0 = epoch ends only;
     trainer.enable_checkpointing=false = no checkpoints."""
 
-    every_n_steps: int = 16
+    every_n_steps: int = 16  # optimizer steps between rewrites of last.ckpt (0 = only at epoch ends)
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 3.0e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 5
-    min_lr_ratio: float = 0.1
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1.0e-8
+    """`optim.*`: AdamW on the dense weights, SparseAdam on sparse tables, warmup then cosine decay
+    (engram/training/optim.py)."""
+
+    lr: float = 3.0e-3  # peak learning rate (the tables: times engram.lr_multiplier)
+    weight_decay: float = 0.0  # AdamW weight decay of the dense weights (the tables get none)
+    warmup_steps: int = 5  # steps of linear warmup from 0 to lr
+    min_lr_ratio: float = 0.1  # the cosine decay ends at lr times this
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam's moment decay rates
+    eps: float = 1.0e-8  # Adam's epsilon
 
 
 @dataclass
@@ -252,41 +265,41 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    trainer: Any = field(default_factory=dict)
+    trainer: Any = field(default_factory=dict)  # lightning.Trainer keyword arguments (engram/conf/trainer/; no schema)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: RetentionTrainingConfig = field(default_factory=RetentionTrainingConfig)
     sequential: SequentialConfig = field(default_factory=SequentialConfig)
     plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register kinds)
-    experiment_name: str = "default"
-    seed: int = 0
+    experiment_name: str = "default"  # names the run dir: outputs/<experiment_name>/<date> (multirun/... for -m)
+    seed: int = 0  # Lightning's seed_everything: weight init, data order, dropout
     tags: list[str] = field(default_factory=list)  # recorded by every logger and in eval.json
     optimized_metric: str = "eval/exact_match"  # what `main` returns, so the optuna sweeper can maximise it
-    # resume: the crashed run's dir (its checkpoints/last.ckpt is used) or any .ckpt file; None = start fresh
-    ckpt_path: str | None = None
-    eval_max_new_tokens: int = 24
-    task_name: str = "train"
-    paths: Any = field(default_factory=dict)
+    ckpt_path: str | None = None  # resume from a crashed run's dir (its checkpoints/last.ckpt) or a .ckpt; None: fresh
+    eval_max_new_tokens: int = 24  # tokens generated per prompt when scoring (greedy)
+    task_name: str = "train"  # train | evaluate (evaluate.yaml sets it); the W&B job type
+    paths: Any = field(default_factory=dict)  # set by the pipeline (paths.output_dir: the run dir), not by hand
 
 
 @dataclass
 class EvaluateConfig:
-    """The keys engram/conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). One of:
-    four_way=true                      train the `variants` (default: the six of ROW_ORDER) on one split, compare
+    """The keys engram/conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). Exactly one mode
+    (evaluate_mode):
+    train_variants=true                train each of `variants` (default: the six of ROW_ORDER) on one split, compare
     multirun_dir=... / run_dirs=[...]  compare finished runs (e.g. `train.py -m experiment=exact500`)
     run_dir=...                        score one trained run again from its saved weights
     engram_path=...                    a saved memory on a fresh base model (cfg.model), on any data family"""
 
-    four_way: bool = False
-    variants: list[str] = field(default_factory=lambda: list(ROW_ORDER))
-    run_dirs: list[str] = field(default_factory=list)
-    multirun_dir: str | None = None
-    run_dir: str | None = None
-    engram_path: str | None = None
-    # four-way from run dirs: score every run again from its weights in this process (same machine load, fair
+    train_variants: bool = False  # train each of `variants` on one split and compare them
+    variants: list[str] = field(default_factory=lambda: list(ROW_ORDER))  # train_variants: the rows, in this order
+    run_dirs: list[str] = field(default_factory=list)  # finished run dirs to compare
+    multirun_dir: str | None = None  # a sweep's dir (multirun/<experiment>/<date>): compare its runs
+    run_dir: str | None = None  # one trained run to score again from its saved weights
+    engram_path: str | None = None  # a saved memory (engram.safetensors) to score on a fresh base model
+    # comparing finished runs: score every run again from its weights in this process (same machine load, fair
     # latency) instead of reading each run's eval.json
     reevaluate: bool = False
     check_split: bool = True  # refuse to compare runs scored on different eval prompts
-    output_dir: str | None = None
+    output_dir: str | None = None  # where the comparison goes; None = outputs/<experiment_name>/evaluate
 
 
 EVALUATE_KEYS = tuple(EvaluateConfig.__dataclass_fields__)  # evaluate.yaml's root keys beside train.yaml's
@@ -343,7 +356,7 @@ def validate(cfg: DictConfig, root_extra: tuple[str, ...] | None = None) -> Dict
           typed.variant.gate_width, "must be an integer in [1, 65536]")
     check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
           "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
-    if fixed := getattr(registry.get("variant", typed.variant.name), "address", None):  # e.g. engram_hybrid's
+    if fixed := variant_spec(typed.variant.name).address:  # e.g. engram_hybrid's
         typed.engram.address = fixed
     validate_engram(typed.engram)
     validate_lora(typed.lora, typed.model.name)
@@ -384,4 +397,5 @@ def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:
     bad = [v for v in typed.variants if v not in known]
     check(not bad and len(typed.variants) > 0, "variants", list(typed.variants),
           f"must be a non-empty list of {', '.join(known)}")
+    evaluate_mode(typed)  # exactly one mode, or one line naming the keys
     return typed

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from engram import registry  # a sibling module: lists kind names from file names, imports nothing of engram
 from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
 from engram.extras import installed, missing_message  # a sibling module: the standard library only
+from engram.variants.common import variant_spec  # a sibling layer: the variants' torch-free declarations
 
 INIT_KINDS = ("normal", "zeros", "prepopulate")
 PROMPT_FORMATS = ("chat", "plain")
@@ -233,7 +234,7 @@ def validate_scratch(cfg: Any) -> None:
         return
     check(registry.attribute("family", cfg.data.family, "tokenizer") is not None, "data.family", cfg.data.family,
           f"has no tokenizer of its own, which model={cfg.model.name} builds its vocabulary from (data=long_recall)")
-    check(not registry.get("variant", cfg.variant.name).lora, "variant.name", cfg.variant.name,
+    check(not variant_spec(cfg.variant.name).lora, "variant.name", cfg.variant.name,
           f"adds LoRA, but model={cfg.model.name} trains every weight from scratch (use baseline or engram)")
 
 
@@ -283,7 +284,7 @@ def validate_sequential(cfg: Any) -> None:
     s = cfg.sequential
     check(is_int(s.batch) and s.batch >= 0, "sequential.batch", s.batch, "must be an integer >= 0 (0 = off)")
     check(is_int(s.epochs) and s.epochs >= 1, "sequential.epochs", s.epochs, "must be an integer >= 1")
-    variant = registry.get("variant", cfg.variant.name)
+    variant = variant_spec(cfg.variant.name)
     check(s.batch == 0 or variant.lora or variant.engram, "sequential.batch", s.batch,
           f"needs a variant that learns facts (a memory or LoRA), not variant={cfg.variant.name}")
 
@@ -295,7 +296,7 @@ def nothing_to_train(cfg: Any) -> bool:
         return True
     if from_scratch(cfg.model.name):
         return False
-    variant = registry.get("variant", cfg.variant.name)
+    variant = variant_spec(cfg.variant.name)
     if not (variant.lora or variant.engram):
         return cfg.variant.finetune == "none"
     return variant.engram and not variant.lora and cfg.engram.init == "prepopulate"
@@ -332,3 +333,32 @@ def validate_logger(lg: Any) -> None:
         module = LOGGER_EXTRAS.get(name)
         if module is not None:
             check(installed(module), "logger.name", name, f"needs an extra: {missing_message(module)}")
+
+
+EVALUATE_MODES = "train_variants=true, run_dirs=[...] and/or multirun_dir=..., run_dir=... or engram_path=..."
+# old spelling -> (new key, what it does): engram.cli refuses the old one in one line naming the new
+RENAMED_EVALUATE_KEYS = {"four_way": ("train_variants", "it trains each of variants=[...] on one split, then compares "
+                                                        "them")}
+
+
+def evaluate_mode(ev: Any) -> str:
+    """evaluate.py's mode from its keys (EvaluateConfig): "train_variants", "runs" (run_dirs and multirun_dir list
+    finished runs to compare, together), "run_dir" or "engram_path". Not exactly one: ConfigError naming the keys
+    given, so no mode is silently dropped."""
+    given = [(mode, key, value) for mode, key, value in (
+        ("train_variants", "train_variants", "true" if ev.train_variants else None),
+        ("runs", "run_dirs", list(ev.run_dirs) or None), ("runs", "multirun_dir", ev.multirun_dir or None),
+        ("run_dir", "run_dir", ev.run_dir or None), ("engram_path", "engram_path", ev.engram_path or None),
+    ) if value is not None]
+    modes = list(dict.fromkeys(mode for mode, _, _ in given))
+    if not modes:
+        raise ConfigError("train_variants", "false", f"and no runs or memory given: nothing to evaluate; give one of "
+                          f"{EVALUATE_MODES}")
+    if len(modes) > 1:
+        (_, key, value), *rest = given
+        others = " and ".join(f"{k}={v}" for _, k, v in rest)
+        raise ConfigError(key, value, f"and {others} ask for {len(modes)} modes; evaluate.py does one of "
+                          f"{EVALUATE_MODES}")
+    check(not ev.reevaluate or modes[0] in ("runs", "run_dir"), "reevaluate", "true",
+          f"scores finished runs again; it goes with run_dirs=[...] / multirun_dir=..., not with {given[0][1]}")
+    return modes[0]

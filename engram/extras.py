@@ -9,12 +9,12 @@ import sys
 # the module a feature imports -> (the distribution that provides it, the extra that installs it)
 EXTRAS: dict[str, tuple[str, str]] = {
     "lancedb": ("lancedb", "compress"),
-    "hydra_plugins.hydra_optuna_sweeper": ("hydra-optuna-sweeper", "launchers"),
+    "optuna": ("optuna", "launchers"),  # the sweep of hparams_search=optuna (hydra_plugins/engram_optuna_sweeper)
     "hydra_plugins.hydra_joblib_launcher": ("hydra-joblib-launcher", "launchers"),
     "hydra_plugins.hydra_submitit_launcher": ("hydra-submitit-launcher", "launchers"),
     "wandb_workspaces": ("wandb-workspaces", "dashboard"),
     "tensorboard": ("tensorboard", "trackers"),
-    "mlflow": ("mlflow-skinny", "trackers"),
+    "mlflow": ("mlflow", "trackers"),
 }
 
 

@@ -27,11 +27,11 @@ from engram.models.headers import (
     lightning_checkpoint_keys,
     safetensors_header,
 )
-from engram.variants.common import wraps_engram, wraps_gate, wraps_lora
+from engram.variants.common import variant_spec
 
 ENGRAM_FILE_FORMATS = (ENGRAM_FILE_FORMAT, *ENGRAM_OLD_FORMATS)  # old formats are converted on load
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
-# where a multirun / four-way keeps its jobs' configs; bounded, so multirun_dir=/ does not walk the whole disk
+# the job configs of a multirun or train_variants=true; bounded, so multirun_dir=/ does not walk the whole disk
 JOB_CONFIGS = tuple("*/" * depth + ".hydra/config.yaml" for depth in range(4))
 
 
@@ -117,11 +117,12 @@ def check_run_dir(key: str, value: str) -> None:
         variant = OmegaConf.select(OmegaConf.load(cfg_file), "variant.name", default=None)
     except Exception as e:  # noqa: BLE001 - a broken YAML file, in one line
         raise ConfigError(key, value, f"has an unreadable .hydra/config.yaml ({first_line(e)})") from None
-    if wraps_engram(variant):
+    spec = variant_spec(variant, recorded=True)  # an old run's variant may be one no module declares now
+    if spec.engram:
         check_engram_file(key, value, engram_file(run_dir), "has no engram.safetensors (did the run finish?)")
-    if wraps_lora(variant) and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
+    if spec.lora and not (run_dir / "lora_adapter" / "adapter_config.json").is_file():
         raise ConfigError(key, value, "has no lora_adapter/adapter_config.json (did the run finish?)")
-    if wraps_gate(variant) and not (run_dir / GATE_FILE).is_file():
+    if spec.gated and not (run_dir / GATE_FILE).is_file():
         raise ConfigError(key, value, f"has no {GATE_FILE} (did the run finish?)")
 
 

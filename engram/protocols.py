@@ -80,16 +80,16 @@ class Gate(Protocol):
     """An nn.Module. `gate_bias` means the same in every gate: a fixed offset (not trained) on the gate's logit
     before the sigmoid (-5: a fresh gate nearly closed, 0: half open)."""
 
-    last_gate: torch.Tensor | None  # the last forward's gate values at the kept positions, detached (statistics)
-
-    def forward(self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
-        """(h [B, T, H], rows e [B, T, E], keep [B, T]) -> the residual [B, T, H], zero where not keep. `cache`
+    def forward(self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor,
+                cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h [B, T, H], rows e [B, T, E], keep [B, T]) -> (the residual [B, T, H], zero where not keep; the gate's
+        value [B, T] at every position, with its graph: the memory's trace and engram.gate_l1 read it). `cache`
         (cached decoding): a per-layer dict the gate may read and rewrite."""
         ...
 
 
 class GateOptions(Protocol):
-    live_gate: torch.Tensor | None  # the gate [B, T] with its graph while training (for engram.gate_l1)
+    """None: a gate keeps no record of its forwards (the memory's `MemoryTrace` holds what they did)."""
 
 
 # ---------------------------------------------------------------- address (engram.address, engram/memory/address/)

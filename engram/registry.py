@@ -13,7 +13,7 @@ A new kind is one module in its package (named after the kind, e.g. engram/memor
 selects it; nothing else changes. `names(kind)` lists the module files without importing them (config validation
 stays torch-free: the modules are imported by dotted name only on `get`). Modules whose name starts with `_` or is
 `common` are helpers, not kinds. `attribute(kind, name, attr, default)` reads an optional module attribute beside
-the main one (a data family's or model source's `check`, ...; documented in each kind package's __init__).
+the main one (a data family's or model source's `check`, ...; documented in each kind package's `__init__`).
 
 External kinds: the root config key `plugins: [dotted.module, ...]` names modules imported before validation; a
 plugin calls `register(kind, name, obj)` at import, and its YAML is found through Hydra's searchpath

@@ -175,3 +175,19 @@ def test_evaluate_bad_run_dirs(tmp_path):
     assert_one_line_exit_2(tmp_path, "evaluate.py", ["model=tiny", f"multirun_dir={tmp_path / 'none'}"],
                            "multirun_dir=")
     assert_one_line_exit_2(tmp_path, "evaluate.py", ["model=tiny", "variants=[baseline,adapter]"], "variants=")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["train_variants=true", "multirun_dir=multirun/x"], "train_variants=true and multirun_dir=multirun/x ask for 2"),
+    (["run_dir=a", "engram_path=b"], "run_dir=a and engram_path=b ask for 2 modes"),
+    (["run_dirs=[a]", "run_dir=b"], "run_dirs=['a'] and run_dir=b ask for 2 modes"),
+    ([], "nothing to evaluate; give one of train_variants=true"),
+    (["train_variants=true", "reevaluate=true"], "reevaluate=true scores finished runs again"),
+    (["-m", "train_variants=true", "engram_path=b", "seed=1,2"], "train_variants=true and engram_path=b"),
+    # the old spelling: one line naming the new one, also beside another mode (experiments/exact500.yaml had both)
+    (["four_way=true"], "four_way=true was renamed: use train_variants=true"),
+    (["+four_way=true", "multirun_dir=multirun/x"], "four_way=true was renamed: use train_variants=true"),
+])
+def test_evaluate_modes_exactly_one(tmp_path, args, needle):
+    assert_one_line_exit_2(tmp_path, "evaluate.py", ["model=tiny", *args, f"hydra.sweep.dir={tmp_path / 'm'}"], needle)
+    assert not (tmp_path / "m").exists()  # a sweep is refused before Hydra makes its dirs

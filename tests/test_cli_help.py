@@ -65,8 +65,8 @@ def test_train_unknown_key_is_one_line_exit_2(tmp_path: Path, args: list[str], n
 
 
 @pytest.mark.parametrize(("target", "args", "needle"), [
-    (script("evaluate.py"), ["model=tiny", "four_way=true", "+nosuchkey=1"], "nosuchkey=1 is not a config key"),
-    (script("evaluate.py"), ["model=tiny", "four_way=true", "+data.nosuch=1"], "data.nosuch=1 is not a config key"),
+    (script("evaluate.py"), ["model=tiny", "train_variants=true", "+nosuchkey=1"], "nosuchkey=1 is not a config key"),
+    (script("evaluate.py"), ["model=tiny", "train_variants=true", "+data.nosuch=1"], "data.nosuch=1 is not a config"),
     ("engram.compress", ["eval", "model=tiny", "+compress.head.nosuch=1"], "compress.head.nosuch=1 is not a config"),
     ("engram.compress", ["ask", "Where?", "--nosuch"], "option=--nosuch is not an option of engram.compress ask"),
     ("engram.data", ["export", "+engram.nosuch=1", "out=x.jsonl"], "engram.nosuch=1 is not a config key of engram"),

@@ -235,7 +235,7 @@ def test_sweeps_compose_with_their_first_value():
     check_overrides(["-m", "optim.lr=1e-3,1e-2", "engram.table_size=range(1000,3000,1000)", "variant=lora,engram"],
                     "train")
     check_overrides(["-m", "hparams_search=optuna", "model=tiny", "engram.gate_bias=interval(-8.0, 0.0)"], "train")
-    check_overrides(["four_way=true", "experiment=smoke"], "evaluate")
+    check_overrides(["train_variants=true", "experiment=smoke"], "evaluate")
 
 
 def _yaml_files_and_schemas():

@@ -40,9 +40,11 @@ def leaf_keys(node, prefix: str = "") -> list[str]:
 
 @pytest.fixture(scope="module")
 def base():
-    """evaluate.yaml (train.yaml + evaluate's keys) on the tiny model: a valid config every example starts from."""
+    """evaluate.yaml (train.yaml + evaluate's keys) on the tiny model: a valid config every example starts from
+    (train_variants=true: evaluate.py needs exactly one mode, and this one checks every row's config too)."""
     with initialize_config_dir(config_dir=str(ROOT / "engram" / "conf"), version_base="1.3"):
-        cfg = compose("evaluate", overrides=["model=tiny", "data.num_train=50", "data.num_eval=10"])
+        cfg = compose("evaluate", overrides=["model=tiny", "data.num_train=50", "data.num_eval=10",
+                                             "train_variants=true"])
     check_config(cfg, evaluate=True)
     return cfg
 

@@ -76,13 +76,14 @@ def test_the_gate_stays_shut_on_prompts_the_memory_never_saw(demo: DemoRun) -> N
 
 
 def test_the_readout_matches_what_the_memory_did_while_generating(demo: DemoRun, run) -> None:
-    """The teacher-forced forward sees the keys greedy decoding looked up: the memory entering recorded at every
-    decoding step (a forward hook, PyTorch's public API) equals the readout over prompt + answer."""
+    """The teacher-forced forward sees the keys greedy decoding looked up: the memory entering of every decoding
+    step (its trace, read by a forward hook, PyTorch's public API) equals the readout over prompt + answer."""
     memory = demo.model.memory(demo.layers[0])
     for prompt in (run[1][0]["prompt"], GENERAL):
         ids = encode_prompts(demo.tokenizer, [prompt], demo.prompt_format)[0]
         seen: list[float] = []
-        handle = memory.register_forward_hook(lambda *_, out=seen: out.extend(memory.entering()[0].tolist()))
+        handle = memory.register_forward_hook(lambda _m, _a, result, out=seen:
+                                              out.extend(result[1].entering()[0].tolist()))  # (residual, trace)
         try:
             answer = answer_ids(demo.model, demo.tokenizer, ids, NEW_TOKENS)
         finally:

@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from engram.config import ROW_ORDER, validate
+from engram.config import ROW_ORDER, ConfigError, validate
 from engram.evaluation.evaluate import (
     EvaluateError,
     evaluate_model,
@@ -24,7 +24,7 @@ from engram.evaluation.evaluate import (
 )
 from engram.evaluation.metrics import consistency_from_rows
 from engram.tracking.run_dirs import read_run
-from engram.training.four_way import train_variants
+from engram.training.comparison import train_variants
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,29 +114,32 @@ def test_consistency_on_patterns(tmp_path):
 
 def test_nothing_to_evaluate_and_bad_paths(tmp_path):
     cfg = composed("model=tiny", f"output_dir={tmp_path}")
-    with pytest.raises(EvaluateError, match="nothing to evaluate"):
+    with pytest.raises(ConfigError, match="nothing to evaluate"):
         run(cfg, validate(cfg))
     cfg = composed("model=tiny", f"run_dirs=[{tmp_path / 'missing'}]")
     with pytest.raises(EvaluateError, match="not found"):
         run(cfg, validate(cfg))
-    cfg = composed("model=tiny", "four_way=true", "variants=[baseline,adapter]")
-    with pytest.raises(EvaluateError, match="adapter"):
+    cfg = composed("model=tiny", "train_variants=true", "variants=[baseline,adapter]")
+    with pytest.raises(ConfigError, match="adapter"):
         run(cfg, validate(cfg))
+    cfg = composed("model=tiny", "train_variants=true", f"multirun_dir={tmp_path}")
+    with pytest.raises(ConfigError, match="train_variants=true and multirun_dir="):  # neither is silently dropped
+        run(cfg, validate(cfg), train_variants)
 
 
 # ---------------------------------------------------------------- real runs on the tiny model
 
 
 @pytest.fixture(scope="module")
-def smoke_four_way(tmp_path_factory):
-    """`python evaluate.py experiment=smoke four_way=true`, in process: trains the six variants, compares them."""
-    out = tmp_path_factory.mktemp("four_way")
-    cfg = composed("experiment=smoke", "four_way=true", f"output_dir={out}")
+def smoke_comparison(tmp_path_factory):
+    """`python evaluate.py experiment=smoke train_variants=true`, in process: trains the six variants, compares them."""
+    out = tmp_path_factory.mktemp("train_variants")
+    cfg = composed("experiment=smoke", "train_variants=true", f"output_dir={out}")
     return run(cfg, validate(cfg), train_variants), out
 
 
-def test_smoke_comparison_has_six_rows(smoke_four_way):
-    result, out = smoke_four_way
+def test_smoke_comparison_has_six_rows(smoke_comparison):
+    result, out = smoke_comparison
     md = (out / "comparison.md").read_text()
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| Variant")]
     assert [ln.split("|")[1].strip() for ln in rows] == list(ROW_ORDER)
@@ -170,9 +173,9 @@ def test_duplicate_variants_get_told_apart(tmp_path):
     assert [r["variant"] for r in rows] == ["engram (0)", "engram (1)"]
 
 
-def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
+def test_reevaluate_combined_reproduces_its_answers(smoke_comparison, tmp_path):
     """The saved LoRA adapter + memory on a fresh base model give the same greedy answers as at the end of training."""
-    _, out = smoke_four_way
+    _, out = smoke_comparison
     trained = out / "runs" / "combined"
     again = reevaluate_run(trained, tmp_path / "again")
     before = json.loads((trained / "eval.json").read_text())["examples"]
@@ -193,7 +196,7 @@ def test_reevaluate_combined_reproduces_its_answers(smoke_four_way, tmp_path):
     assert metrics["params/trainable"] > 0  # the memory's parameters, added to the base
 
 
-def test_reloaded_weights_are_the_trained_ones_not_a_fresh_init(smoke_four_way):
+def test_reloaded_weights_are_the_trained_ones_not_a_fresh_init(smoke_comparison):
     """load_weights puts the saved adapter + memory on a fresh base: bit-identical to the files, different from a
     fresh add_engram / LoRA init, and the model's logits differ from the plain base model's."""
     from safetensors.torch import load_file
@@ -202,7 +205,7 @@ def test_reloaded_weights_are_the_trained_ones_not_a_fresh_init(smoke_four_way):
     from engram.models import load_model
     from engram.models.inject import engram_state_dict, read_engram_config
 
-    _, out = smoke_four_way
+    _, out = smoke_comparison
     trained = out / "runs" / "combined"
     model, tok = load_model("tiny")
     ids = tok(["The capital of France is"], return_tensors="pt")["input_ids"]

@@ -1,23 +1,28 @@
 """Experiment records and sweep configs: every experiments/*.yaml composes, validates and expands to the jobs it
-promises; a real optuna sweep runs two trials, and the real SLURM launcher submits to a stub sbatch."""
+promises; a real optuna sweep runs two trials, two optuna workers share one study, and the real SLURM launcher
+submits to a stub sbatch."""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from optuna.trial import TrialState
 
 from engram.config import validate
+from engram.training.optuna_sweep import NEVER_RUN
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "engram" / "conf"
@@ -162,6 +167,32 @@ def test_optuna_sweep_runs_two_real_trials(tmp_path):
                                                                    "engram.gate_bias"}
     best = max(json.loads((t / "eval.json").read_text())["metrics"]["eval/exact_match"] for t in trials)
     assert result.best_value == best
+
+
+def test_two_optuna_workers_share_one_study(tmp_path):
+    """Two train.py processes started together on one SQLite study (the cluster pattern, docs/experiments.md):
+    together they run the study's n_trials=4 once each, in one sweep dir whose job dirs are the trial numbers."""
+    sweep, url = tmp_path / "sweep", f"sqlite:///{tmp_path / 'study.db'}"
+    args = ("hparams_search=optuna", "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage={url}",
+            "hydra.sweeper.study_name=shared", f"hydra.sweep.dir={sweep}")
+    workers = [tiny_sweep(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outs = [w.communicate(timeout=300)[0] for w in workers]
+    for worker, out in zip(workers, outs, strict=True):
+        assert worker.returncode == 0, out[-3000:]
+    launched = [sorted(int(n) for n in re.findall(r"\t#(\d+) : ", out)) for out in outs]
+    assert all(launched) and sorted(launched[0] + launched[1]) == [0, 1, 2, 3], launched  # both worked, none twice
+
+    study = optuna.load_study(study_name="shared", storage=url)
+    run = [t for t in study.trials if NEVER_RUN not in t.user_attrs]
+    assert all(t.number >= 4 and t.state == TrialState.FAIL for t in study.trials if t not in run)
+    assert sorted(t.number for t in run) == [0, 1, 2, 3] and all(t.state == TrialState.COMPLETE for t in run)
+    assert len({tuple(sorted(t.params.items())) for t in run}) == 4  # same seed, distinct parameters
+    assert sorted(p.parent.name for p in sweep.glob("*/eval.json")) == ["0", "1", "2", "3"]
+    for trial in run:  # each job dir holds its own trial
+        overrides = dict(o.split("=", 1) for o in OmegaConf.load(sweep / str(trial.number) / ".hydra/overrides.yaml"))
+        assert float(overrides["optim.lr"]) == trial.params["optim.lr"]
+    result = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert result.best_value == study.best_value and result.best_trial == study.best_trial.number
 
 
 def test_slurm_launcher_submits_an_sbatch_array(tmp_path):

@@ -93,10 +93,10 @@ def test_generation_span_memory_starts_at_the_last_prompt_position():
     model, tok = load_model("tiny")
     model = open_memory(model, tok, hash="span", gate="mlp", layers=[0])
     batch = left_padded(tok)
-    model.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=3)
-    memory = engram_memories(model)[0]
+    with model.tracing() as traces:
+        model.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=3)
     # first step: exactly one position per row (the last prompt token) got memory
-    assert memory.last_gate.numel() == len(PROMPTS)
+    assert traces[0].kept().numel() == len(PROMPTS)
 
 
 def test_generation_manual_cached_loop_without_history_fails_clearly():

@@ -84,10 +84,10 @@ def test_hybrid_retrieval_finds_a_planted_near_duplicate_row():
         hidden["h"] = args[0].detach()  # the layer's hidden state the content query reads
 
     handle = lookup.register_forward_pre_hook(keep_hidden)
-    with torch.no_grad():
+    with torch.no_grad(), model.tracing() as traces:
         model(ids)
     handle.remove()
-    hashed_rows = set((memory._last.slots[0, -1] + memory.offsets).tolist())  # where the last position hashes
+    hashed_rows = set((traces[1].lookup.slots[0, -1] + memory.offsets).tolist())  # where the last position hashes
     target = next(r for r in range(memory.table.num_embeddings - 1, 0, -1) if r not in hashed_rows)
     index = lookup.keys
     i, j = divmod(target, index.n)
@@ -120,7 +120,7 @@ def test_hybrid_trains_evaluates_and_reloads_on_the_tiny_model(tmp_path):
 
 def test_six_rows_in_order_in_evaluate_report_and_dashboard(tmp_path):
     assert ROW_ORDER == ("baseline", "lora", "gated_lora", "engram", "engram_hybrid", "combined")
-    for v in reversed(ROW_ORDER):  # a comparison's run dirs, as four_way writes them (.hydra/ like a multirun job)
+    for v in reversed(ROW_ORDER):  # run dirs as train_variants=true writes them (.hydra/ like a multirun job)
         fake_run(tmp_path / v, v, [True, False])
         (tmp_path / v / ".hydra").mkdir()
         OmegaConf.save(OmegaConf.create({"variant": {"name": v}}), tmp_path / v / ".hydra" / "config.yaml")
@@ -143,7 +143,7 @@ def test_six_rows_in_order_in_evaluate_report_and_dashboard(tmp_path):
     ("train.py", ["engram=hybrid", "engram.table_size=16", "engram.hybrid_topk=32"], "engram.hybrid_topk=32"),
     ("train.py", ["variant=engram_hybrid", "engram.hybrid_key_dim=7"], "engram.hybrid_key_dim=7"),
     # the comparison checks every row's config before training any: here only engram_hybrid's is bad
-    ("evaluate.py", ["four_way=true", "engram.hybrid_topk=0"], "engram.hybrid_topk=0"),
+    ("evaluate.py", ["train_variants=true", "engram.hybrid_topk=0"], "engram.hybrid_topk=0"),
 ])
 def test_bad_hybrid_settings_are_one_line_and_exit_2(tmp_path, script, args, needle):
     proc = subprocess.run([sys.executable, script, "model=tiny", *args, f"hydra.run.dir={tmp_path}"], cwd=ROOT,

@@ -43,13 +43,13 @@ def test_inject_smollm(smollm, case, tmp_path):
     try:
         n_layers = len(engram_memories(model))
         assert n_layers == (1 if case.startswith("layers1") else model.config.num_hidden_layers)
-        with torch.no_grad():
+        with torch.no_grad(), model.tracing() as traces:
             logits = model(**batch).logits
         # a fresh memory with a closed gate barely moves the model and the greedy answers are unchanged
         mask = batch["attention_mask"].bool()
         assert (logits - base_logits)[mask].abs().max() < 0.1
         assert torch.equal(model.generate(**batch, **gen), base_tokens)
-        stats = collect_gate_stats(model)
+        stats = collect_gate_stats(model, traces)
         assert len(stats) == 5 * n_layers
 
         # open the memory: outputs change, and cached generation still equals uncached

@@ -161,11 +161,11 @@ def test_gate_by_class_averages_the_memorys_own_gate_record():
     model, tok = load_model("tiny")
     model = add_engram(model, deepseek(gate_bias=1.0, init_std=1.0), tokenizer=tok)
     ids = torch.tensor([tok("The cat of Bob_Smith sat. The cat ran 42 times.", add_special_tokens=False)["input_ids"]])
-    by_class = GateByClass(model, tok, BigramCounts(ids, len(tok)))
-    with torch.no_grad():
+    by_class = GateByClass(tok, BigramCounts(ids, len(tok)))
+    with torch.no_grad(), model.tracing() as traces:
         model(ids)
-    by_class({"input_ids": ids})
-    gate = engram_memories(model)[1].entering()[0]
+    by_class({"input_ids": ids}, traces)
+    gate = traces[1].entering()[0]
     classes = classify(token_texts(tok, ids[0].tolist()))
     metrics = by_class.metrics()
     for c in set(classes):
@@ -174,8 +174,8 @@ def test_gate_by_class_averages_the_memorys_own_gate_record():
         assert metrics[f"gate_class/share/{c}"] == pytest.approx(classes.count(c) / len(classes))
     assert gate.std() > 0  # the classes differ, so a mix-up of positions would show
     freq = BigramCounts(ids[:, :6], len(tok)).of(ids)[0]  # counted on the first six tokens only
-    by_freq = GateByClass(model, tok, BigramCounts(ids[:, :6], len(tok)))
-    by_freq({"input_ids": ids})
+    by_freq = GateByClass(tok, BigramCounts(ids[:, :6], len(tok)))
+    by_freq({"input_ids": ids}, traces)
     unseen = [t for t in range(1, ids.shape[1]) if freq[t] == 0]
     assert unseen and by_freq.metrics()["gate_freq/layer1/0"] == pytest.approx(float(gate[unseen].mean()), rel=1e-6)
 

@@ -35,10 +35,10 @@ def test_memory_closed_gate_is_near_noop_and_open_gate_changes_logits(hash_, gat
 
     model, tok = load_model("tiny")
     model = add_engram(model, small(hash=hash_, gate=gate, gate_bias=8.0, init_std=1.0), tokenizer=tok)
-    with torch.no_grad():
+    with torch.no_grad(), model.tracing() as traces:
         opened = model(ids).logits
     assert (opened - base).abs().max() > 0.1
-    stats = collect_gate_stats(model)
+    stats = collect_gate_stats(model, traces)
     assert stats["engram/layer0/gate_open_frac"] > 0.5
 
 
@@ -48,24 +48,26 @@ def test_memory_gate_values_are_kept_detached_for_statistics():
     ids = ids_batch()
     mask = torch.ones_like(ids)
     mask[0, 10:] = 0  # right padding: no memory, no gate value there
-    model(ids, attention_mask=mask).logits.sum().backward()
-    memory = engram_memories(model)[1]
-    assert memory.last_gate.requires_grad is False and memory.last_gate.grad_fn is None
-    assert memory.last_gate.numel() == int(mask.sum())
-    stats = collect_gate_stats(model)
+    with model.tracing() as traces:
+        model(ids, attention_mask=mask).logits.sum().backward()
+    kept = traces[1].kept()
+    assert kept.requires_grad is False and kept.grad_fn is None and traces[1].live is None  # not asked for
+    assert kept.numel() == int(mask.sum())
+    stats = collect_gate_stats(model, traces)
     assert set(stats) == {f"engram/layer1/{k}" for k in
                           ("gate_mean", "gate_std", "gate_open_frac", "slot_utilisation", "collision_rate")}
     assert 0 < stats["engram/layer1/gate_mean"] < 0.5 and stats["engram/layer1/gate_std"] >= 0
     assert stats["engram/layer1/gate_open_frac"] == 0.0
-    hist = gate_histograms(model)["engram/layer1/gate_hist"]
-    assert hist.device.type == "cpu" and hist.dim() == 1 and torch.equal(hist, memory.last_gate.cpu())
+    hist = gate_histograms(traces)["engram/layer1/gate_hist"]
+    assert hist.device.type == "cpu" and hist.dim() == 1 and torch.equal(hist, kept.cpu())
 
 
 def test_memory_slot_utilisation_counts_rows_since_reset():
     model, tok = load_model("tiny")
     model = add_engram(model, small(hash="poc", gate="mlp", table_size=5000, heads=2, layers=[0]), tokenizer=tok)
     memory = engram_memories(model)[0]
-    assert memory.slot_utilisation() == 0.0 and math.isnan(memory.collision_rate())
+    assert memory.slot_utilisation() == 0.0
+    assert math.isnan(collect_gate_stats(model, {})["engram/layer0/collision_rate"])  # no traced forward
     ids = torch.tensor([[5, 6, 7, 5]])
     model(ids)
     # poc: one shared table, rows (id * p) % T for p in (17, 31): 3 distinct ids -> 6 rows
@@ -82,10 +84,10 @@ def test_memory_collision_rate_of_the_last_batch():
     cfg = EngramConfig(hash="poc", gate="mlp", table_size=10, heads=1, dim=8, sparse=False)
     memory = EngramMemory(cfg, 0, 16, PocHasher(10, 1))
     ids = torch.tensor([[1, 11, 2, 3, 3]])  # 1*17 % 10 == 11*17 % 10: two keys share one slot
-    memory(torch.zeros(1, 5, 16), ids, torch.ones_like(ids), torch.tensor([5]))
-    assert memory.collision_rate() == pytest.approx(1 - 3 / 4)
-    memory(torch.zeros(1, 3, 16), ids[:, 2:], torch.ones(1, 3), torch.tensor([3]))
-    assert memory.collision_rate() == 0.0
+    _, trace = memory(torch.zeros(1, 5, 16), ids, torch.ones_like(ids), torch.tensor([5]))
+    assert trace.collision_rate() == pytest.approx(1 - 3 / 4)
+    _, trace = memory(torch.zeros(1, 3, 16), ids[:, 2:], torch.ones(1, 3), torch.tensor([3]))
+    assert trace.collision_rate() == 0.0
 
 
 def test_memory_heads_concatenate_for_deepseek_and_tables_are_sparse():
@@ -109,14 +111,14 @@ def test_memory_context_gate_conv_with_cache_equals_full_sequence():
     gate.double()  # float64: the cached steps convolve over other slices than the full sequence does
     h, e = torch.randn(2, 20, 16, dtype=torch.float64), torch.randn(2, 20, 8, dtype=torch.float64)
     keep = torch.ones(2, 20, dtype=torch.bool)
-    full = gate(h, e, keep)
+    full = gate(h, e, keep)[0]
     cache: dict = {}
-    parts = [gate(h[:, :7], e[:, :7], keep[:, :7], cache)]
-    parts += [gate(h[:, t : t + 1], e[:, t : t + 1], keep[:, t : t + 1], cache) for t in range(7, 20)]
+    parts = [gate(h[:, :7], e[:, :7], keep[:, :7], cache)[0]]
+    parts += [gate(h[:, t : t + 1], e[:, t : t + 1], keep[:, t : t + 1], cache)[0] for t in range(7, 20)]
     torch.testing.assert_close(torch.cat(parts, 1), full, rtol=0, atol=1e-12)
     with torch.no_grad():
         gate.conv.weight.zero_()  # the same gate without its conv term: v alone
-        without_conv = gate(h, e, keep)
+        without_conv = gate(h, e, keep)[0]
     moved = (full - without_conv).abs().amax(-1)  # per position
     assert float(moved.min()) > 0.1  # the conv term is there, at every position
 
@@ -139,9 +141,10 @@ def test_memory_context_gate_matches_the_paper_formula():
     torch.nn.init.normal_(gate.conv.weight)
     gate.double()  # float64: F.conv1d and the module's conv may sum in different orders
     h, e = torch.randn(2, 11, 16, dtype=torch.float64), torch.randn(2, 11, 8, dtype=torch.float64)
-    out = gate(h, e, torch.ones(2, 11, dtype=torch.bool))
+    out, returned_alpha = gate(h, e, torch.ones(2, 11, dtype=torch.bool))
     score = (gate.key_norm(gate.key_proj(e)) * gate.query_norm(h)).sum(-1) / 4.0
     alpha = torch.sigmoid(score.abs().clamp_min(1e-6).sqrt() * score.sign() - 1.0)
+    torch.testing.assert_close(returned_alpha, alpha, rtol=0, atol=1e-12)  # the gate value it reports
     v = alpha.unsqueeze(-1) * gate.value_proj(e)
     y = F.conv1d(gate.conv_norm(v).transpose(1, 2), gate.conv.weight, padding=9, dilation=3, groups=16)
     torch.testing.assert_close(out, v + F.silu(y[..., :11].transpose(1, 2)), rtol=0, atol=1e-12)

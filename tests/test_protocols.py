@@ -68,11 +68,11 @@ def test_a_hash_lookup_answers_in_the_documented_shapes(name: str):
 @pytest.mark.parametrize("name", registry.names("gate"))
 def test_a_gate_answers_in_the_documented_shapes(name: str):
     gate = built("gate", name)
-    assert gate.last_gate is None  # before any forward (GateBase's default)
     keep = torch.tensor([[True, True, False]])
-    out = gate(torch.randn(1, 3, HIDDEN), torch.randn(1, 3, MEM_DIM), keep)
+    out, values = gate(torch.randn(1, 3, HIDDEN), torch.randn(1, 3, MEM_DIM), keep)
     assert out.shape == (1, 3, HIDDEN) and bool((out[0, 2] == 0).all())
-    assert gate.last_gate.shape == (2,)  # the kept positions
+    assert values.shape == (1, 3) and values[keep].shape == (2,)  # the gate at every position; 2 kept
+    assert not any(torch.is_tensor(v) for v in vars(gate).values())  # no record of the forward kept on the gate
 
 
 @pytest.mark.parametrize("name", registry.names("address"))

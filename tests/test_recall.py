@@ -186,11 +186,12 @@ def test_replay_kl_is_zero_for_a_fresh_memory_and_pulls_a_changed_one_back() -> 
     memory = wrapped.memory(1)
     with torch.no_grad():
         memory.table.weight.normal_(std=1.0, generator=torch.Generator().manual_seed(0))
-    kl = replay_kl(wrapped, batch)
+    with wrapped.tracing(live=True) as traces:
+        kl = replay_kl(wrapped, batch)
     assert float(kl) > 0
     kl.backward()  # the KL reaches the rows: training can shrink what the memory adds on general prompts
     assert memory.table.weight.grad is not None and memory.table.weight.grad.coalesce().values().abs().sum() > 0
-    penalty = gate_penalty(wrapped, batch["attention_mask"].bool())
+    penalty = gate_penalty(traces, batch["attention_mask"].bool())
     assert penalty is not None and 0 < float(penalty) < 1 and penalty.requires_grad
     fact_batch = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
                   "prompt_lengths": torch.full((4,), 3)}

@@ -54,12 +54,10 @@ class ToyGate(nn.Module):
     def __init__(self, hidden_size, mem_dim, cfg):
         super().__init__()
         self.toy_proj = nn.Linear(mem_dim, hidden_size, bias=False)
-        self.last_gate = None
 
     def forward(self, h, e, keep, cache=None):
         CALLS["gate"] += 1
-        self.last_gate = torch.ones(int(keep.sum()))
-        return self.toy_proj(e) * keep.unsqueeze(-1).to(e.dtype)
+        return self.toy_proj(e) * keep.unsqueeze(-1).to(e.dtype), torch.ones(keep.shape)  # (residual, gate [B, T])
 
 
 def build_toy(cfg):

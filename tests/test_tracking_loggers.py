@@ -4,6 +4,13 @@ EventAccumulator, the MLflow client on the store); tags and seed in every logger
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,6 +105,56 @@ def test_many_loggers_with_a_shared_mlflow_store(tmp_path: Path) -> None:
     check_mlflow(uri, "many")
     assert "eval/exact_match" in (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert not (run_dir / "mlflow.db").exists()  # the shared store, not the run dir's
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on the loopback address (SQLite backend, proxied artifacts), stopped afterwards."""
+    port = free_port()
+    server = tmp_path / "server"
+    server.mkdir()
+    log = (server / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{server / 'mlflow.db'}", "--artifacts-destination", str(server / "art")],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""}, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("mlflow server did not start: " + (server / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(proc.pid, 15)  # the server and its uvicorn worker
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_mlflow_run_logged_to_a_real_server_over_http(tmp_path: Path, mlflow_server: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """logger.tracking_uri=http://...: the run goes to the server over HTTP, artifacts through its proxy; the client
+    reads it back from the server, and nothing is stored in the run dir."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # artifacts' mlflow-artifacts:/ URIs resolve via it
+    run_dir = tmp_path / "run"
+    train(tiny_cfg(run_dir, "variant=engram", "logger=mlflow", f"logger.tracking_uri={mlflow_server}",
+                   "trainer.max_steps=3", "experiment_name=served", *TAGS))
+    check_mlflow(mlflow_server, "served")
+    assert not (run_dir / "mlflow.db").exists() and not (run_dir / "mlartifacts").exists()
+    assert list((tmp_path / "server" / "art").rglob("examples.json"))  # the server wrote the artifact
 
 
 @pytest.mark.parametrize(("override", "message"), [

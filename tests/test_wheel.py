@@ -30,6 +30,7 @@ def build_wheel(dest: Path) -> Path:
     for name in SOURCES:
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "engram", src / "engram", ignore=_skip_caches_and_results)  # follows experiment/'s link
+    shutil.copytree(ROOT / "hydra_plugins", src / "hydra_plugins", ignore=_skip_caches_and_results)  # the sweeper
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", str(dest / "dist"), str(src)])
     (wheel,) = (dest / "dist").glob("engram_lab-*.whl")
@@ -89,7 +90,7 @@ def test_the_wheel_trains_and_reports_from_an_empty_directory(venv: Path, tmp_pa
 
 @pytest.mark.parametrize(("script", "usage"), [
     ("engram-train", "engram-train [group=option ...]"),
-    ("engram-eval", "engram-eval four_way=true"),
+    ("engram-eval", "engram-eval train_variants=true"),
     ("engram-report", "usage: engram-report"),
     ("engram-demo", "usage: engram-demo"),
     ("engram-write", "python -m engram.write facts.jsonl"),

@@ -3,18 +3,28 @@ on GitHub rewritten for the site.
 
 The README is the site's home page (index.md) and CONTRIBUTING.md / CHANGELOG.md are pages; the result files the
 pages show (experiments/results/...) and LICENSE / CITATION.cff are copied as they are. A page in docs/ links to
-them with "../" (so the links also work on GitHub), which the site drops. Nothing is written into the checkout.
+them with "../" (so the links also work on GitHub), which the site drops. docs/config.md gets its tables from the
+schema dataclasses (tools/config_reference.py); a study table that differs from its result files
+(tools/docs_tables.py) is a warning, so the strict build fails on it. Nothing is written into the checkout.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the checkout's engram and tools, not an installed copy
+
+from tools import config_reference, docs_tables  # noqa: E402 - needs the path above
+
+log = logging.getLogger("mkdocs.hooks.engram")  # under "mkdocs": --strict counts its warnings
+
 TOP_PAGES = {"README.md": "index.md", "CONTRIBUTING.md": "contributing.md", "CHANGELOG.md": "changelog.md"}
 TOP_FILES = ("LICENSE", "CITATION.cff")
 RESULTS = "experiments/results/"
@@ -59,4 +69,9 @@ def on_files(files: Files, config: Any) -> Files:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     if page.file.src_uri in TOP_PAGES.values() and page.file.generated_by:
         return markdown  # rewritten when generated
+    if page.file.src_uri == "config.md":
+        markdown = config_reference.fill(markdown)
+    if stale := docs_tables.stale(markdown):
+        log.warning("docs/%s: %s differ from their result files; run `make docs-tables`", page.file.src_uri,
+                    ", ".join(stale))
     return rewrite(markdown, from_docs=True)

@@ -28,20 +28,20 @@ DOC_KINDS = ("bios", "stdlib")
 class HeadConfig:
     """The learned compression head (engram/compress/head.py) and its short training."""
 
-    steps: int = 30
-    batch_size: int = 4
-    lr: float = 0.003
-    rank: int = 64
+    steps: int = 30  # optimiser steps
+    batch_size: int = 4  # question-answer pairs per step
+    lr: float = 0.003  # Adam's learning rate
+    rank: int = 64  # rank of the low-rank correction of each pooled vector
 
 
 @dataclass
 class SweepConfig:
     """`sweep`: every layer x k x pooling; the head only at head_layers (it trains once per layer and k)."""
 
-    layers: list[int] = field(default_factory=lambda: [2, 15, 28])
-    ks: list[int] = field(default_factory=lambda: [1, 4, 16])
-    poolings: list[str] = field(default_factory=lambda: ["mean", "attention", "head"])
-    head_layers: list[int] = field(default_factory=lambda: [15])
+    layers: list[int] = field(default_factory=lambda: [2, 15, 28])  # the `layer` values swept
+    ks: list[int] = field(default_factory=lambda: [1, 4, 16])  # the `k` values swept
+    poolings: list[str] = field(default_factory=lambda: ["mean", "attention", "head"])  # the poolings swept
+    head_layers: list[int] = field(default_factory=lambda: [15])  # layers where pooling=head is trained and scored
     key_layers: list[int] = field(default_factory=lambda: [0, 2, 8, 15, 28])  # top-1 retrieval hit rate per layer
 
 
@@ -59,7 +59,7 @@ class CompressConfig:
     key_layer: int | None = 0
     num_docs: int = 16  # biographies evaluated (and stored by build docs=bios)
     num_train_docs: int = 48  # further biographies: the head's training set, and distractors in the eval store
-    batch_size: int = 16
+    batch_size: int = 16  # questions scored per forward
     max_new_tokens: int = 24  # ask: length of the generated answer
     head: HeadConfig = field(default_factory=HeadConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)

@@ -1,8 +1,9 @@
 """Gate readout: one prompt answered by the base model (memories off) and by the memory model, and how much memory
 entered at every prompt and answer token, per memory layer.
 
-The value at a token is what the memory's gate record says entered at that position (`EngramMemory.entering`:
-the gate times the share of heads whose rows the address let through; 0 where the hash kept nothing). A memory at
+The value at a token is what the memory's trace of that forward says entered at that position
+(`MemoryTrace.entering`: the gate times the share of heads whose rows the address let through; 0 where the hash
+kept nothing). A memory at
 position t shapes the prediction of token t + 1, so with hash=answer the last prompt token lights up (it predicts
 the first answer token) and so does every answer token but the last. For the memory's answer it is read from one
 teacher-forced forward over prompt + answer, with the prompt length generation used, so the keys are the ones
@@ -87,14 +88,11 @@ def answer_ids(model: EngramModel, tokenizer: Any, prompt_ids: list[int], max_ne
 def read_gates(model: EngramModel, ids: list[int], prompt_length: int) -> dict[int, list[float]]:
     """{memory layer: memory entering at each of `ids`} from one teacher-forced forward."""
     batch = torch.tensor([ids], dtype=torch.long, device=next(model.parameters()).device)
-    with eval_mode(model):  # eval: an address that records writers (fingerprint) must not claim rows here
+    # eval: an address that records writers (fingerprint) must not claim rows here
+    with eval_mode(model), model.tracing() as traces:
         model(input_ids=batch, attention_mask=torch.ones_like(batch),
               prompt_lengths=torch.tensor([prompt_length], device=batch.device))
-    out = {}
-    for layer in model.layers:
-        entering = model.memory(layer).entering()
-        out[layer] = [0.0] * len(ids) if entering is None else [round(float(v), 4) for v in entering[0].tolist()]
-    return out
+    return {layer: [round(float(v), 4) for v in traces[layer].entering()[0].tolist()] for layer in model.layers}
 
 
 def display_start(tokenizer: Any, ids: list[int], text: str) -> int:

@@ -1,10 +1,12 @@
 """`engram-eval` (and `python evaluate.py`): a comparison of trained variants on one eval split (six rows by
 default), or saved weights scored on any family.
 
-    engram-eval experiment=smoke four_way=true                 # train the six, then comparison.md
+    engram-eval experiment=smoke train_variants=true           # train the six, then comparison.md
     engram-eval multirun_dir=multirun/exact500/<date>          # compare finished runs
     engram-eval run_dir=outputs/default/<date>                 # score one run again from its weights
     engram-eval engram_path=outputs/default/<date>/engram.safetensors data=patterns
+
+Exactly one of these modes (run_dirs=[...] lists finished runs like multirun_dir); two are one line, exit 2.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def main(cfg: DictConfig) -> None:
     from engram.evaluation.evaluate import EvaluateError, run
     from engram.evaluation.generate_eval import CachedGenerationError
     from engram.models.inject import EngramLoadError
-    from engram.training.four_way import train_variants  # the entry point joins the layers; evaluation does not
+    from engram.training.comparison import train_variants  # the entry point joins the layers; evaluation does not
 
     try:
         run(cfg, typed, train_variants)

@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 
 from engram import registry
-from engram.config import ROW_ORDER, validate
+from engram.config import ROW_ORDER, validate, validate_evaluate_keys
+from engram.config_rules import evaluate_mode
 from engram.data import is_language_model
 from engram.data.datamodule import EngramDataModule
 from engram.data.text_blocks import TextDataModule
@@ -35,11 +36,11 @@ from engram.models.loading import load_model
 from engram.models.params import count_parameters
 from engram.tracking.run_dirs import RunDir, find_job_dirs, metric_columns, read_config, read_run
 from engram.tracking.wandb import prepare_wandb_env
-from engram.variants.common import wraps_engram, wraps_gate, wraps_lora
+from engram.variants.common import variant_spec
 
 log = logging.getLogger(__name__)
 
-# evaluate.py passes engram.training.four_way.train_variants here (evaluation never imports training)
+# evaluate.py passes engram.training.comparison.train_variants here (evaluation never imports training)
 TrainVariants = Callable[[DictConfig, Path, list[str]], list[RunDir]]
 
 
@@ -55,7 +56,7 @@ def runs_from(run_dirs: list[str] | None, multirun_dir: str | None) -> list[RunD
     if multirun_dir:
         dirs += find_job_dirs([multirun_dir])
     if not dirs:
-        raise EvaluateError("evaluate: no run dirs (give run_dirs=[...] or multirun_dir=..., or four_way=true)")
+        raise EvaluateError("evaluate: no run dirs (give run_dirs=[...] or multirun_dir=..., or train_variants=true)")
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
         raise EvaluateError(f"evaluate: run dir(s) not found: {', '.join(missing)}")
@@ -158,7 +159,8 @@ def write_comparison(runs: list[RunDir], out_dir: Path, title: str = "Comparison
 
 
 def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) -> None:
-    """The comparison as a `wandb.Table` in its own run (job_type four_way) of the experiment's group."""
+    """The comparison as a `wandb.Table` in its own run of the experiment's group (job_type and table key keep the
+    name `four_way`, which W&B dashboards already read)."""
     if OmegaConf.select(cfg, "logger.name") != "wandb":
         return
     mode = str(cfg.logger.get("mode") or "offline")
@@ -178,11 +180,12 @@ def log_comparison_table(cfg: Any, rows: list[dict[str, Any]], out_dir: Path) ->
 
 def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str, engram_path: Path | None) -> Any:
     """The trained pieces onto a freshly loaded base: LoRA adapter (peft) first, then the memory, as in training."""
-    if run_dir is not None and wraps_gate(variant):
+    wrappers = variant_spec(variant).wrappers() if run_dir is not None else ()
+    if "gate" in wrappers:
         return GatedLoRAModel.from_pretrained(run_dir, model)  # adapter + gate, eval mode
-    if run_dir is not None and wraps_lora(variant):
+    if "lora" in wrappers:
         model = PeftModel.from_pretrained(model, str(run_dir / "lora_adapter"))
-    if run_dir is not None and wraps_engram(variant):
+    if "engram" in wrappers:
         engram_path = engram_path or run_dir / "engram.safetensors"
     if engram_path is not None:
         model = EngramModel.from_pretrained(engram_path, model, tokenizer, adapter=False)  # LoRA, if any, is on
@@ -260,41 +263,36 @@ def user_overrode(*groups: str) -> bool:
 
 def run(cfg: DictConfig, typed: DictConfig, train_variants: TrainVariants | None = None) -> dict[str, Any]:
     """What evaluate.py does with its config (`cfg`: raw, for the evaluate keys; `typed`: validated).
-    `train_variants` trains the variants for four_way=true (the training layer's, given by evaluate.py)."""
+    `train_variants` trains the variants for train_variants=true (the training layer's, given by evaluate.py).
+    The mode is config_rules.evaluate_mode's: exactly one, else ConfigError (one line) before anything loads."""
     out = output_dir(cfg)
-    variants = [str(v) for v in (cfg.get("variants") or ROW_ORDER)]
-    known = registry.names("variant")
-    unknown = [v for v in variants if v not in known]
-    if unknown:
-        raise EvaluateError(f"evaluate: variants={variants} has {unknown[0]!r}, not one of {', '.join(known)}")
-    if cfg.get("run_dirs") or cfg.get("multirun_dir"):
-        runs = runs_from(list(cfg.get("run_dirs") or []), cfg.get("multirun_dir"))
-        if cfg.get("reevaluate"):
+    ev = validate_evaluate_keys(cfg)  # evaluate.py checked them already; a direct caller gets the same rules
+    mode = evaluate_mode(ev)
+    if mode == "runs":
+        runs = runs_from(list(ev.run_dirs), ev.multirun_dir)
+        if ev.reevaluate:
             data = typed.data if user_overrode("data") else None
             runs = [reevaluate_run(r.run_dir, out / f"{i}-{r.variant}", data) if r.result else r
                     for i, r in enumerate(runs)]
-    elif cfg.get("four_way"):
+    elif mode == "train_variants":
         if train_variants is None:
-            raise EvaluateError("evaluate: four_way=true needs a train_variants (evaluate.py passes training's)")
-        runs = train_variants(typed, out / "runs", variants)
-    elif cfg.get("engram_path"):
-        path = Path(cfg.engram_path)
+            raise EvaluateError("evaluate: train_variants=true needs a train_variants function (evaluate.py passes "
+                                "training's)")
+        runs = train_variants(typed, out / "runs", [str(v) for v in ev.variants])
+    elif mode == "engram_path":
+        path = Path(ev.engram_path)
         if not path.exists():
             raise EvaluateError(f"evaluate: engram_path={path} does not exist")
         if not user_overrode("model") and (path if path.is_dir() else path.parent).joinpath(".hydra").is_dir():
             typed.model = validate(run_config(path if path.is_dir() else path.parent)).model  # its base model
         return {"metrics": evaluate_model(typed, out, variant="engram", engram_path=path), "dir": out}
-    elif cfg.get("run_dir"):
-        run_dir = Path(cfg.run_dir)
-        again = reevaluate_run(run_dir, out, typed.data if user_overrode("data") else None)
+    else:  # run_dir
+        again = reevaluate_run(Path(ev.run_dir), out, typed.data if user_overrode("data") else None)
         return {"metrics": again.result["metrics"] if again.result else {}, "dir": out}
-    else:
-        raise EvaluateError("evaluate: nothing to evaluate; give four_way=true, multirun_dir=..., run_dirs=[...], "
-                            "run_dir=... or engram_path=...")
     info = next((r.result["info"] for r in runs if r.result), {})
     title = (f"Comparison of {len(runs)} variants: {info.get('experiment', typed.experiment_name)} · "
              f"{info.get('model', '?')} · {info.get('data', '?')} ({info.get('num_train', '?')} train)")
-    result = write_comparison(runs, out, title, check_split=bool(cfg.get("check_split", True)))
+    result = write_comparison(runs, out, title, check_split=bool(ev.check_split))
     log_comparison_table(typed, result["rows"], out)
     print(result["markdown"].read_text())
     print(f"comparison: {result['markdown']}")

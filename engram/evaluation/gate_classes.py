@@ -18,11 +18,12 @@ from __future__ import annotations
 import keyword
 import string
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from engram.models.inject import engram_memories
+from engram.memory.trace import MemoryTrace
 
 FUNCTION_WORDS = frozenset(
     "a an the of to in on at by for from with as and or but not no nor if then else is are was were be been being "
@@ -95,28 +96,29 @@ def bucket_of(count: int) -> str:
 
 
 class GateByClass:
-    """Accumulates each memory's per-token gate (`EngramMemory.entering()` after a forward) by class and bucket."""
+    """Accumulates each memory's per-token gate (`MemoryTrace.entering()` of a traced forward) by class and bucket."""
 
-    def __init__(self, model: Any, tokenizer: Any, counts: BigramCounts | None) -> None:
-        self.model, self.tokenizer, self.counts = model, tokenizer, counts
+    def __init__(self, tokenizer: Any, counts: BigramCounts | None) -> None:
+        self.tokenizer, self.counts = tokenizer, counts
         self.sums: dict[str, float] = defaultdict(float)
         self.n: dict[str, int] = defaultdict(int)
         self.tokens = 0
         self.examples: list[tuple[list[str], list[float]]] = []  # (token texts, gate) of the first rows, lowest layer
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> None:
+    def __call__(self, batch: dict[str, torch.Tensor], traces: Mapping[int, MemoryTrace]) -> None:
+        """`traces`: the memories' traces of the forward on `batch` (`EngramModel.tracing()`)."""
         ids = batch["input_ids"].cpu()
         classes = [classify(token_texts(self.tokenizer, row.tolist())) for row in ids]
         freq = self.counts.of(ids) if self.counts is not None else None
         self.tokens += ids.numel()
         for c in (c for row in classes for c in row):
             self.n[f"share/{c}"] += 1
-        for layer, memory in sorted(engram_memories(self.model).items()):
-            gate = memory.entering()
-            if gate is None:
-                continue
-            gate = gate.cpu()
-            if layer == min(engram_memories(self.model)) and len(self.examples) < EXAMPLES:
+        for layer, trace in sorted(traces.items()):
+            gate = trace.entering().cpu()
+            if gate.shape != ids.shape:
+                raise ValueError(f"engram: the memory trace covers {tuple(gate.shape)} positions but the batch has "
+                                 f"{tuple(ids.shape)}; pass the traces of the forward on this batch")
+            if layer == min(traces) and len(self.examples) < EXAMPLES:
                 self.examples += [(token_texts(self.tokenizer, ids[b, :EXAMPLE_TOKENS].tolist()),
                                    gate[b, :EXAMPLE_TOKENS].tolist()) for b in range(min(len(ids), EXAMPLES))]
             for b, row in enumerate(classes):

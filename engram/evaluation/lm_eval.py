@@ -21,7 +21,7 @@ from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.perplexity import LMScore, score_blocks
 from engram.evaluation.results import write_results
 from engram.evaluation.scoring import EvalOutcome
-from engram.models.inject import engram_memories
+from engram.models.inject import engram_memories, memory_tracing
 from engram.models.params import count_parameters
 from engram.tracking.token_gate_plot import GateRow, plot_token_gates
 
@@ -41,10 +41,11 @@ def evaluate_text(model: Any, datamodule: Any, cfg: Any, run_dir: Path, info: di
     metrics = dict(metrics or {})
     counts = count_parameters(model)
     unchanged = unchanged and base is not None
-    by_class = GateByClass(model, datamodule.tokenizer, training_bigrams(datamodule)) if engram_memories(model) \
-        else None
-    test = base if unchanged else score_blocks(model, datamodule.loader("test"), desc="perplexity (test)",
-                                               after_batch=by_class)
+    by_class = GateByClass(datamodule.tokenizer, training_bigrams(datamodule)) if engram_memories(model) else None
+    with memory_tracing(model) as traces:  # after the pass: the traces of the last test batch (gate statistics)
+        after_batch = None if by_class is None else lambda batch: by_class(batch, traces)
+        test = base if unchanged else score_blocks(model, datamodule.loader("test"), desc="perplexity (test)",
+                                                   after_batch=after_batch)
     metrics.update(test.metrics())
     metrics["lm/tokens_per_s"] = test.tokens_per_s
     metrics["lm/tokens"] = float(test.tokens)
@@ -55,7 +56,7 @@ def evaluate_text(model: Any, datamodule: Any, cfg: Any, run_dir: Path, info: di
         with model.memories_off():
             metrics.update(score_blocks(model, datamodule.loader("test"), desc="perplexity (knock-out)")
                            .metrics(suffix="_knockout"))
-        metrics.update(collect_gate_stats(model))
+        metrics.update(collect_gate_stats(model, traces))
         metrics.update(by_class.metrics())
         if by_class.examples:
             rows = [GateRow(f"test block {i}", pieces, gate, [False] * len(gate))

@@ -22,8 +22,9 @@ from engram.evaluation.neighbors import BaseReplies, base_replies, neighbor_metr
 from engram.evaluation.results import print_results, write_results
 from engram.evaluation.retention import measure_retention
 from engram.evaluation.selectivity import knockout_metrics, selectivity_metrics
+from engram.memory.trace import Traces
 from engram.models.gated_lora import GatedLoRAModel
-from engram.models.inject import engram_memories
+from engram.models.inject import engram_memories, memory_tracing
 from engram.models.params import count_parameters
 
 LORA_GATE_PNG = "lora_gate_tokens.png"
@@ -87,11 +88,13 @@ def evaluate_and_save(
                                                 max_length=int(cfg.data.max_length), batch_size=batch_size,
                                                 max_new_tokens=max_new)
         metrics.update(found)
+    traces: Traces = {}  # the final/ gate statistics: the memories' traces of selectivity's last forward
     if engram_memories(model):
         metrics.update(knockout_metrics(model, tokenizer, datamodule, batch_size, max_new))
         seen = [r for r in result.rows if r.get("seen")]
-        metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
-                                           int(cfg.data.max_length), taught))
+        with memory_tracing(model) as traces:
+            metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
+                                               int(cfg.data.max_length), taught))
         metrics.update(firing_metrics(model, tokenizer, datamodule.splits, cfg, Path(run_dir), title))
     if isinstance(model, GatedLoRAModel):  # where the per-token gate opens: gate/* and lora_gate_tokens.png
         gate_metrics, groups = lora_gate_metrics(model, tokenizer, datamodule.eval_records, base_general,
@@ -105,7 +108,7 @@ def evaluate_and_save(
     trainable = params["trainable"] if base_params is None else params["total"] - base_params
     metrics["params/trainable"] = float(trainable)
     metrics["params/total"] = float(params["total"])
-    metrics.update({f"final/{k}": v for k, v in collect_gate_stats(model).items()})  # none without a memory
+    metrics.update({f"final/{k}": v for k, v in collect_gate_stats(model, traces).items()})  # none without a memory
 
     if before_write is not None:
         before_write(metrics, info)

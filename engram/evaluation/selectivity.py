@@ -2,10 +2,10 @@
 
 - knock-out: the eval split decoded again with the memories switched off (`EngramModel.memories_off`). If the
   trained facts are still recalled, they live in the projections / LoRA, not in the table.
-- selectivity: how much memory enters (the memories' `last_gate`: gate value times the share of heads the address
-  let through), averaged over the answer positions of the trained facts and over the answer positions of the
-  general prompts (their base model's own answers, teacher-forced). A selective memory has the first near 1 and
-  the second near 0.
+- selectivity: how much memory enters (`MemoryTrace.kept()` of each memory's traced forward: gate value times the
+  share of heads the address let through), averaged over the answer positions of the trained facts and over the
+  answer positions of the general prompts (their base model's own answers, teacher-forced). A selective memory has
+  the first near 1 and the second near 0.
 - collisions (address=fingerprint): the share of trained facts with an answer key that lost a head's row to
   another key, and the recall of facts with and without such a loss.
 """
@@ -20,7 +20,7 @@ import torch
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.evaluation.generate_eval import evaluate_generation, teacher_forced_batches
 from engram.evaluation.retention import general_pairs
-from engram.models.inject import engram_memories
+from engram.models.inject import memory_tracing
 
 BATCH = 16
 
@@ -61,18 +61,17 @@ def _mean_entering(model: Any, tokenizer: Any, prompts: list[list[int]], answers
                    max_length: int) -> tuple[float, list[bool]]:
     """(mean memory entering over kept positions, per sequence: did every kept position get all its heads).
     Eval mode throughout: training mode would let addresses claim rows for these prompts."""
-    memories = list(engram_memories(model).values())
     entering, positions = 0.0, 0
     full: list[bool] = []
-    for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_id(tokenizer), BATCH):
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-              prompt_lengths=batch["prompt_lengths"])
-        intact = torch.ones(len(batch["input_ids"]), dtype=torch.bool, device=batch["input_ids"].device)
-        for memory in memories:
-            g = memory.last_gate
-            if g is not None and g.numel():
+    with memory_tracing(model) as traces:
+        for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_id(tokenizer), BATCH):
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                  prompt_lengths=batch["prompt_lengths"])
+            intact = torch.ones(len(batch["input_ids"]), dtype=torch.bool, device=batch["input_ids"].device)
+            for trace in traces.values():
+                g = trace.kept()
                 entering += float(g.sum())
                 positions += g.numel()
-            intact &= memory.all_heads_passed()
-        full.extend(intact.tolist())
+                intact &= trace.all_heads_passed()
+            full.extend(intact.tolist())
     return (entering / positions if positions else float("nan")), full

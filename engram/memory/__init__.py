@@ -1,5 +1,5 @@
 """The Engram algorithm: hashes (token ids -> slots), addresses, gates (one module per kind, see engram/registry.py)
-and the per-layer EngramMemory.
+and the per-layer EngramMemory, with the trace of what its forward did (MemoryTrace).
 
 The classes are imported lazily: `engram.memory.budget` is read at config validation, which must not pay for
 importing torch (~2 s) just to reject a bad value.
@@ -15,6 +15,7 @@ _LAZY = {
     "SpanHasher": "engram.memory.hashes.span",
     "build_token_map": "engram.memory.hashing",
     "EngramMemory": "engram.memory.memory",
+    "MemoryTrace": "engram.memory.trace",
 }
 
 __all__ = sorted(_LAZY)

@@ -35,6 +35,7 @@ from engram.data.formatting import PROMPT_FORMATS, format_prompt
 from engram.memory.budget import check_memory_budget
 from engram.memory.hashing import build_token_map
 from engram.memory.memory import EngramMemory
+from engram.memory.trace import Traces
 from engram.models.engram_file import (
     EngramSpec,
     as_engram_config,
@@ -156,19 +157,27 @@ class EngramModel(ModelWrapper):
 
     @property
     def layers(self) -> list[int]:
+        """The layers that have a memory, resolved against the model (`cfg.layers`; "final" = num_layers)."""
         return list(self.spec.layers)
 
     @property
     def engram_config(self) -> EngramConfig:
+        """The memories' config, typed (what `save_engram` stores beside the tensors)."""
         return self.spec.cfg
 
     def memory(self, layer: int) -> EngramMemory:
+        """The EngramMemory at `layer` (one of `layers`)."""
         return self.memories[str(int(layer))]  # type: ignore[return-value]
 
     def memories_off(self) -> contextlib.AbstractContextManager[None]:
         """`with model.memories_off():` the knock-out: the memories add nothing, the model computes as its base
-        (LoRA, if any, stays on). Shows whether facts live in the tables or elsewhere."""
+        (LoRA, if any, stays on): do the facts live in the tables?"""
         return self.context.knocked_out()
+
+    def tracing(self, live: bool = False) -> contextlib.AbstractContextManager[Traces]:
+        """`with model.tracing() as traces:` {memory layer: MemoryTrace} of the latest forward inside; none is kept
+        outside. `live`: the traces keep the memory entering with its graph (`MemoryTrace.live`, for a loss on it)."""
+        return self.context.traces.record(live)
 
     def remove(self) -> nn.Module:
         """Take the hooks off and return the wrapped model as it was before; this wrapper is unusable after."""
@@ -192,8 +201,7 @@ class EngramModel(ModelWrapper):
         return write_engram_file(path, self.engram_state_dict(), self.spec)
 
     def load_engram(self, path: str | Path) -> EngramModel:
-        """Tensors saved by `save_engram` from a model with the same config and tokenizer (EngramLoadError naming
-        the key otherwise)."""
+        """Tensors saved by `save_engram` from a model of the same config and tokenizer (else EngramLoadError)."""
         target = self.engram_state_dict()
         tensors = read_engram_file(path, self.spec, target)
         with torch.no_grad():
@@ -202,8 +210,7 @@ class EngramModel(ModelWrapper):
         return self
 
     def save_pretrained(self, save_directory: str | Path) -> dict[str, Path]:
-        """`engram.safetensors` and, when the wrapped model is a PeftModel, its adapter in `lora_adapter/`; each is
-        written under a temp name and renamed into place. The frozen base is never copied. Returns what was written."""
+        """engram.safetensors (+ lora_adapter/ for a PeftModel), each renamed into place; never the frozen base."""
         directory = Path(save_directory)
         written = {"engram": self.save_engram(directory)}
         if _is_peft(self.base_model):
@@ -308,7 +315,9 @@ class _AddMemory:
         if context.ids is None or h.shape[:2] != (context.ids.shape[0], context.new):
             raise RuntimeError("engram: a decoder layer ran without the model's own forward, so no token ids were "
                                "recorded for it; call the causal LM (or its PeftModel), not its inner layers")
-        h = h + self.memory(h, context.ids, context.mask, context.prompt_lengths, context.cache(self.memory.layer))
+        out, trace = self.memory(h, context.ids, context.mask, context.prompt_lengths, context.cache(self.memory.layer))
+        context.traces.add(self.memory.layer, trace)
+        h = h + out
         if args:
             return (h, *args[1:]), kwargs
         return args, {**kwargs, "hidden_states": h}

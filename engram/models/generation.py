@@ -5,7 +5,8 @@ With `use_cache=True` each decoding step feeds only the new token, but an n-gram
 `EngramContext` (one per injected model, no global state) keeps, per sequence of the batch:
   - `ids`, `mask`: every position so far ([B, S]; pad positions hold the pad id);
   - `prompt_lengths`: where the prompt ends, in the same coordinates;
-  - `caches`: per-layer state of the memories (the short conv's past values).
+  - `caches`: per-layer state of the memories (the short conv's past values);
+  - `traces`: the memories' traces, kept only inside `EngramModel.tracing()` (engram/memory/trace.py).
 A forward with no past (past length 0) starts a new history; a forward continuing a KV cache appends to it.
 The context belongs to an `EngramModel` (engram/models/engram_model.py): its forward pre-hook on the causal LM calls
 `begin_forward` for every inner forward (HF's generate loop calls the inner model, not the wrapper), its `forward`
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+from engram.memory.trace import TraceRecorder
 
 
 class EngramContext:
@@ -32,6 +35,7 @@ class EngramContext:
         self.generate_prompt_lengths: torch.Tensor | None = None
         self.call_prompt_lengths: torch.Tensor | None = None  # set while EngramModel.forward runs
         self.memories_on = True  # False inside EngramModel.memories_off(): the knock-out
+        self.traces = TraceRecorder()
 
     def reset(self) -> None:
         self.ids = self.mask = self.prompt_lengths = None
@@ -45,6 +49,7 @@ class EngramContext:
         prompt_lengths: torch.Tensor | None,
     ) -> None:
         """Record the ids of one model forward (called by the pre-hook on the model before any layer runs)."""
+        self.traces.new_forward()
         new = self.new = input_ids.shape[1]
         mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         mask = mask[:, -new:]

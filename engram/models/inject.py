@@ -10,6 +10,7 @@ The functions taking `model` accept the EngramModel or anything holding one (e.g
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from engram.memory.memory import EngramMemory
 from engram.memory.offload import HostTable
+from engram.memory.trace import Traces
 from engram.models.engram_file import (  # noqa: F401 - re-exported: the names callers import from here
     FILE_FORMAT,
     STRUCTURAL_KEYS,
@@ -50,12 +52,22 @@ def find_engram_model(model: nn.Module) -> EngramModel:
     raise RuntimeError("engram: the model has no Engram memories (call add_engram first and use the model it returns)")
 
 
+def memory_tracing(model: nn.Module, live: bool = False) -> contextlib.AbstractContextManager[Traces]:
+    """`EngramModel.tracing(live)` of the EngramModel inside `model`; for a model without memories (baseline, LoRA),
+    a record that stays empty."""
+    for m in model.modules():
+        if isinstance(m, EngramModel):
+            return m.tracing(live)
+    return contextlib.nullcontext({})
+
+
 def engram_memories(model: nn.Module) -> dict[int, EngramMemory]:
     """{layer index: EngramMemory} found anywhere inside `model` (works through Lightning and other wrappers)."""
     return {m.layer: m for m in model.modules() if isinstance(m, EngramMemory)}
 
 
 def engram_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every parameter of the memories inside `model` (tables, gates, projections)."""
     return [p for memory in engram_memories(model).values() for p in memory.parameters()]
 
 

@@ -47,7 +47,7 @@ class ModelUnavailableError(ConfigError, RuntimeError):
 
 def load_model(name_or_cfg: str | Any = "smollm", **overrides: Any) -> tuple[Any, Any]:
     """Return `(model, tokenizer)` for a model config (or a name: "smollm", "tiny", or a hub id / local path).
-    The source kind `model.name` (engram/models/sources/<name>.py, see engram/registry.py) loads it."""
+    The source kind `model.name` (`engram/models/sources/<name>.py`, see engram/registry.py) loads it."""
     cfg = _as_model_cfg(name_or_cfg, overrides)
     return registry.get("model", cfg["name"]).load(cfg)
 

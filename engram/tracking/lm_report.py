@@ -17,7 +17,7 @@ import pandas as pd
 
 from engram.data import is_language_model
 from engram.tracking.figures import finish_axes, line_data, save_figure
-from engram.variants.common import wraps_engram
+from engram.variants.common import variant_spec
 
 LM_COLUMNS = ("label", "variant", "table_size", "key_shuffle", "num_tokens", "lm_ppl", "lm_bpb", "lm_ppl_base",
               "lm_ppl_change", "lm_ppl_knockout", "lm_loss", "trainable_params", "lm_tokens_per_s", "wall_s")
@@ -82,7 +82,7 @@ def lm_section(df: pd.DataFrame, out_dir: Path,
     if ok.empty:
         return [], {}
     ok = ok.copy()
-    no_memory = ~ok["variant"].map(wraps_engram)
+    no_memory = ~ok["variant"].map(lambda v: variant_spec(v, recorded=True).engram)
     for col in ("table_size", "key_shuffle"):  # memory settings mean nothing for a run without memory
         if col in ok:
             ok[col] = ok[col].astype(object).where(~no_memory, None)

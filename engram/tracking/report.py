@@ -30,7 +30,7 @@ from engram.tracking.lm_report import is_lm, lm_section
 from engram.tracking.recall_curve import plot_recall_curve, recall_table
 from engram.tracking.recall_curve import read_curves as read_recall_curves
 from engram.tracking.run_dirs import find_job_dirs, metric_columns, read_run
-from engram.variants.common import wraps_engram
+from engram.variants.common import variant_spec
 
 # report.py hands the demo's gate gallery in here (tracking sits below the model code and never imports it):
 # (memory run dirs, report dir) -> report.md lines
@@ -144,13 +144,18 @@ def make_labels(df: pd.DataFrame) -> list[str]:
     for ov, job, variant in zip(df["overrides"], df["job"], df["variant"], strict=True):
         parsed = dict(o.split("=", 1) for o in ov.split() if "=" in o)
         # engram.* settings mean nothing for a variant without memory
-        used = [k for k in keys if k in parsed and (wraps_engram(variant) or not k.startswith("engram."))]
+        used = [k for k in keys if k in parsed and (_has_memory(variant) or not k.startswith("engram."))]
         short = [f"{k.lstrip('+').split('.')[-1]}={parsed[k]}" if k != "variant" else parsed[k] for k in used]
         labels.append(", ".join(short) or Path(job).name)
     return labels
 
 
 # ---------------------------------------------------------------- plots
+
+
+def _has_memory(variant: str) -> bool:
+    """A recorded run's variant has a memory (a name no module declares now: no)."""
+    return variant_spec(variant, recorded=True).engram
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -227,7 +232,7 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     plots: dict[str, Any] = {}
     if ok.empty:
         return plots
-    memory = ok[ok["variant"].map(wraps_engram)]
+    memory = ok[ok["variant"].map(_has_memory)]
     baseline = ok[ok["variant"] == "baseline"]
     specs = [
         ("exact_match_vs_slots.png", memory, "table_size", ["exact_match", "eval_loss", "retention"], "num_train",
@@ -321,7 +326,7 @@ def memory_runs(df: pd.DataFrame) -> list[Path]:
     """The finished jobs of memory variants (what the gate gallery draws)."""
     ok = _ok(df)
     ok = ok[~is_lm(ok)] if not ok.empty else ok  # the gallery asks facts; a text run has none
-    return [Path(job) for job, variant in zip(ok["job"], ok["variant"], strict=True) if wraps_engram(variant)] \
+    return [Path(job) for job, variant in zip(ok["job"], ok["variant"], strict=True) if _has_memory(variant)] \
         if not ok.empty else []
 
 

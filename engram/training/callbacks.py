@@ -50,7 +50,8 @@ class StepStats(Callback):
 class GateStats(Callback):
     """Engram gate mean/std/fraction open, slot utilisation and collision rate per layer; gate histograms. With a
     `tokenizer` (language-model runs) also the step's mean gate per token class (`train/gate_class/...`,
-    engram/evaluation/gate_classes.py)."""
+    engram/evaluation/gate_classes.py). Read from the memory traces of the step's training forward, which
+    `EngramLitModule.training_step` returns in its outputs."""
 
     def __init__(self, every_n_steps: int = 5, tokenizer: Any = None) -> None:
         self.every_n_steps = max(1, int(every_n_steps))
@@ -63,16 +64,17 @@ class GateStats(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         # Scalars every step (Lightning sends them to the loggers every log_every_n_steps); histograms are heavier.
-        model = _unwrap(pl_module)
-        pl_module.log_dict(collect_gate_stats(model), on_step=True, on_epoch=False, batch_size=len(batch["input_ids"]))
+        model, traces = _unwrap(pl_module), outputs["traces"]
+        pl_module.log_dict(collect_gate_stats(model, traces), on_step=True, on_epoch=False,
+                           batch_size=len(batch["input_ids"]))
         if self.tokenizer is not None:
-            by_class = GateByClass(model, self.tokenizer, None)
-            by_class(batch)
+            by_class = GateByClass(self.tokenizer, None)
+            by_class(batch, traces)
             pl_module.log_dict({f"train/{k}": v for k, v in by_class.metrics().items() if "/share/" not in k},
                                on_step=True, on_epoch=False, batch_size=len(batch["input_ids"]))
         step = trainer.global_step
         if trainer.is_global_zero and (step % self.every_n_steps == 0 or step == 1):
-            log_histograms(trainer.loggers, gate_histograms(model), step)
+            log_histograms(trainer.loggers, gate_histograms(traces), step)
 
 
 class LoRAGateStats(Callback):

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from engram.memory.shard import shard_tables, unshard_tables
 from engram.models.engram_model import EngramModel
 from engram.models.gated_lora import GatedLoRAModel
-from engram.models.inject import host_tables
+from engram.models.inject import host_tables, memory_tracing
 from engram.models.layer_runner import top_logits
 from engram.training.optim import build_optimizer, build_scheduler, split_trainable
 from engram.training.prefix_cache import PrefixCache
@@ -104,21 +104,26 @@ class EngramLitModule(L.LightningModule):
                             cols)
         return F.cross_entropy(logits.float(), labels[:, 1:][answer])
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self(batch)
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        """{"loss", "traces": the memories' traces of this batch's forward, without graphs} (GateStats reads
+        the traces from the step's outputs)."""
+        live = self.gate_l1 > 0  # the gate penalty is a loss on the memory entering: its traces keep the graph
+        with memory_tracing(self.model, live) as traces:
+            loss = self(batch)
         size = len(batch["input_ids"])
-        if self.gate_l1 > 0:
-            penalty = gate_penalty(self.model, off_answer_positions(batch))
+        if live:
+            penalty = gate_penalty(traces, off_answer_positions(batch))
             if penalty is not None:
                 self.log("train/gate_off_answer", penalty.detach(), on_step=True, batch_size=size)
                 loss = loss + self.gate_l1 * penalty
         if self.replay is not None and isinstance(self.model, EngramModel | GatedLoRAModel):
             replay = self.replay.batch(self.global_step, batch["input_ids"].device)
-            kl = replay_kl(self.model, replay)
+            with memory_tracing(self.model, live) as replay_traces:
+                kl = replay_kl(self.model, replay)
             self.log("train/replay_kl", kl.detach(), on_step=True, on_epoch=True, batch_size=size)
             loss = loss + self.replay_weight * kl
-            if self.gate_l1 > 0:
-                penalty = gate_penalty(self.model, replay["attention_mask"].bool())
+            if live:
+                penalty = gate_penalty(replay_traces, replay["attention_mask"].bool())
                 if penalty is not None:
                     loss = loss + self.gate_l1 * penalty
         if not torch.isfinite(loss.detach()).all():
@@ -129,7 +134,7 @@ class EngramLitModule(L.LightningModule):
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True,
                  batch_size=len(batch["input_ids"]))
-        return loss
+        return {"loss": loss, "traces": {layer: trace.without_graph() for layer, trace in traces.items()}}
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss = self(batch)

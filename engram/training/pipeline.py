@@ -39,7 +39,7 @@ from engram.training.module import EngramLitModule
 from engram.training.prefix_cache import PrefixCache, build_prefix_cache, train_sequences
 from engram.training.replay import ReplaySource
 from engram.training.sequential import teach_sequentially
-from engram.training.variants import apply_variant, has_engram
+from engram.training.variants import apply_variant
 from engram.training.writing import WriteSummary, write_facts
 from engram.variants.common import variant_spec
 
@@ -61,9 +61,10 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
 def build_callbacks(cfg: DictConfig, run_dir: Path, tokenizer: Any = None) -> list[Callback]:
     """`tokenizer`: given for language-model runs, whose gate statistics are also logged per token class."""
     callbacks: list[Callback] = [RichProgressBar(leave=True), StepStats()]
-    if has_engram(cfg.variant.name):
+    variant = variant_spec(cfg.variant.name)
+    if variant.engram:
         callbacks.append(GateStats(every_n_steps=int(cfg.trainer.get("log_every_n_steps", 5)), tokenizer=tokenizer))
-    if variant_spec(cfg.variant.name).gated:
+    if variant.gated:
         callbacks.append(LoRAGateStats())
     if cfg.trainer.get("enable_checkpointing", True):
         every = int((cfg.get("checkpoint") or {}).get("every_n_steps", 0))
@@ -90,11 +91,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     sequential = int(cfg.sequential.batch) > 0  # facts taught batch by batch instead of prepopulation + fit
     prefix = None if sequential or text else prefix_cache(cfg, model, datamodule)
     prepopulated = None if sequential else prepopulate(cfg, model, tokenizer, datamodule, prefix)
-    module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if has_engram(cfg.variant.name) else None,
+    memory = variant_spec(cfg.variant.name).engram
+    module = EngramLitModule(model, cfg.variant.name, cfg.optim, cfg.engram if memory else None,
                              replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight),
                              prefix_cache=prefix)
 
-    if has_engram(cfg.variant.name) and cfg.engram.offload == "host":  # gather the next batch's rows meanwhile
+    if memory and cfg.engram.offload == "host":  # gather the next batch's rows meanwhile
         datamodule.lookahead = model.prefetch
     callbacks = build_callbacks(cfg, run_dir, tokenizer if text else None)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))
@@ -149,7 +151,7 @@ def prefix_cache(cfg: DictConfig, model: Any, datamodule: EngramDataModule) -> P
     """train.prefix_cache: when the layers below the lowest trainable one are frozen and something will train,
     their activations for the training split are computed once here (shortest first) and reused every epoch."""
     trains = any(p.requires_grad for p in model.parameters()) and cfg.trainer.get("max_epochs") != 0
-    writes = has_engram(cfg.variant.name) and cfg.engram.init == "prepopulate"
+    writes = variant_spec(cfg.variant.name).engram and cfg.engram.init == "prepopulate"
     if not (trains or writes):
         return None
     cache = build_prefix_cache(model, bool(cfg.train.prefix_cache), float(cfg.train.prefix_cache_gb))
@@ -163,7 +165,7 @@ def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramD
                 prefix: PrefixCache | None = None) -> WriteSummary | None:
     """engram.init=prepopulate: write the facts of engram.prepopulate.path (default: this run's training facts)
     into the zero-initialised table before the first epoch (the base's states from `prefix` when given)."""
-    if not (has_engram(cfg.variant.name) and cfg.engram.init == "prepopulate"):
+    if not (variant_spec(cfg.variant.name).engram and cfg.engram.init == "prepopulate"):
         return None
     p = cfg.engram.prepopulate
     if p.path:
@@ -182,7 +184,8 @@ def prepopulate(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: EngramD
 def replay_source(cfg: DictConfig, tokenizer: Any) -> ReplaySource | None:
     """train.replay_ratio > 0 with a memory or a gated LoRA: round(ratio x data.batch_size) replay prompts per step."""
     ratio = float(cfg.train.replay_ratio)
-    if ratio <= 0 or not (has_engram(cfg.variant.name) or variant_spec(cfg.variant.name).gated):
+    variant = variant_spec(cfg.variant.name)
+    if ratio <= 0 or not (variant.engram or variant.gated):
         return None
     per_step = max(1, round(ratio * int(cfg.data.batch_size)))
     return ReplaySource(tokenizer, int(cfg.train.replay_prompts), per_step, int(cfg.data.seed), cfg.data.prompt_format)
@@ -207,7 +210,7 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
     num_train = objects["datamodule"].num_train_tokens if text else len(objects["datamodule"].train_records)
     info = {
         "variant": cfg.variant.name, "model": cfg.model.name, "data": cfg.data.family,
-        "num_train": num_train, "table_size": cfg.engram.table_size if has_engram(cfg.variant.name) else None,
+        "num_train": num_train, "table_size": cfg.engram.table_size if variant_spec(cfg.variant.name).engram else None,
         "global_step": trainer.global_step, "experiment": cfg.experiment_name, "seed": cfg.seed,
         "tags": run_tags(cfg), "artifacts": {},
     }
@@ -247,17 +250,18 @@ def save_weights(cfg: DictConfig, model: Any, run_dir: Path) -> dict[str, str]:
     Every one is written to a temp name and renamed into place, so a failed save keeps the previous version.
     """
     saved: dict[str, str] = {}
-    if has_engram(cfg.variant.name):  # the EngramModel writes engram.safetensors (+ lora_adapter/ for combined)
+    variant = variant_spec(cfg.variant.name)
+    # the outermost wrapper saves what it wraps: an EngramModel its memory (+ lora_adapter/ for combined), a
+    # GatedLoRAModel lora_adapter/ + lora_gate.safetensors; peft alone its adapter dir
+    if variant.outer() in ("engram", "gate"):
         saved.update({k: str(v) for k, v in model.save_pretrained(run_dir).items()})
-    elif variant_spec(cfg.variant.name).gated:  # lora_adapter/ + lora_gate.safetensors
-        saved.update({k: str(v) for k, v in model.save_pretrained(run_dir).items()})
-    elif variant_spec(cfg.variant.name).lora:
+    elif variant.outer() == "lora":
         path = run_dir / "lora_adapter"
         atomic_write_dir(path, lambda tmp: model.save_pretrained(str(tmp)))
         saved["lora"] = str(path)
-    full = variant_spec(cfg.variant.name).full_finetune and cfg.variant.get("finetune") == "full"
+    full = variant.full_finetune and cfg.variant.get("finetune") == "full"
     if full or from_scratch(cfg.model.name):  # trained base weights (a scratch model's beside its memory)
-        base = model.lm if has_engram(cfg.variant.name) else model
+        base = model.lm if variant.engram else model
         path = run_dir / BASE_WEIGHTS_DIR
         atomic_write_dir(path, lambda tmp: base.save_pretrained(str(tmp)))
         saved["model"] = str(path)

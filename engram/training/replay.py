@@ -8,13 +8,15 @@
   change nothing there. For variant=gated_lora the base is the one the gate mixes in: the gate is pushed to stay
   shut there (or the adapter to agree with the base).
 - `gate_penalty`: the mean memory entering (gate x share of heads the address let through) at positions that are
-  not answer positions (train.replay prompts included), for engram.gate_l1.
+  not answer positions (train.replay prompts included), for engram.gate_l1, read from the forward's memory traces
+  recorded with their graph (`EngramModel.tracing(live=True)`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -24,9 +26,9 @@ from torch import nn
 from engram.data.collate import pad
 from engram.data.formatting import encode_prompts, pad_id
 from engram.data.replay import replay_prompts
+from engram.memory.trace import MemoryTrace
 from engram.models.engram_model import EngramModel
 from engram.models.gated_lora import GatedLoRAModel
-from engram.models.inject import engram_memories
 
 
 class ReplaySource:
@@ -56,11 +58,10 @@ def replay_kl(model: EngramModel | GatedLoRAModel, batch: dict[str, torch.Tensor
     return (kl * mask).sum() / mask.sum().clamp_min(1)
 
 
-def gate_penalty(model: nn.Module, off_answer: torch.Tensor) -> torch.Tensor | None:
-    """Mean memory entering at `off_answer` positions ([B, T] bool) of the last training forward, over the
-    memories that have a trained gate; None when none has."""
-    values = [m.live_entering() for m in engram_memories(model).values()]
-    values = [v[off_answer[:, -v.shape[1]:]] for v in values if v is not None]
+def gate_penalty(traces: Mapping[int, MemoryTrace], off_answer: torch.Tensor) -> torch.Tensor | None:
+    """Mean memory entering at `off_answer` positions ([B, T] bool) of a training forward traced with `live=True`,
+    over the memories whose gate trains (`MemoryTrace.live`); None when none does."""
+    values = [t.live[off_answer[:, -t.live.shape[1]:]] for t in traces.values() if t.live is not None]
     if not values:
         return None
     return torch.cat([v.reshape(-1) for v in values]).float().mean()

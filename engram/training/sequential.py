@@ -39,8 +39,8 @@ from engram.data.records import Record
 from engram.evaluation.editing import fact_scores, locality_scores, token_scores
 from engram.evaluation.neighbors import BaseReplies, neighbor_records, prompt_ids
 from engram.training.module import EngramLitModule
-from engram.training.variants import has_engram
 from engram.training.writing import write_facts
+from engram.variants.common import variant_spec
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def teach_sequentially(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: 
     taught_prompts = {str(f["prompt"]) for f in facts}
     fmt, max_length = cfg.data.prompt_format, int(cfg.data.max_length)
     probes = taught_probes(datamodule, facts, base_neighbors)
-    teach = _memory_writer(cfg, model, tokenizer) if has_engram(cfg.variant.name) else _lora_fitter(
+    teach = _memory_writer(cfg, model, tokenizer) if variant_spec(cfg.variant.name).engram else _lora_fitter(
         cfg, model, datamodule)
 
     def locality() -> float:

@@ -15,10 +15,6 @@ from engram.models.inject import add_engram, engram_param_groups, engram_paramet
 from engram.variants.common import variant_spec
 
 
-def has_engram(variant: str) -> bool:
-    return bool(variant_spec(variant).engram)
-
-
 def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Module:
     """Wrap `model` for `cfg.variant.name` (peft PeftModel for LoRA, then EngramModel for the memory) and set
     requires_grad so exactly the right weights train."""
@@ -28,25 +24,24 @@ def apply_variant(model: nn.Module, cfg: Any, tokenizer: Any = None) -> nn.Modul
     full = scratch or (variant.full_finetune and cfg.variant.get("finetune", "none") == "full")
     for p in model.parameters():
         p.requires_grad_(full)
-    if variant.lora:
-        lora = LoraConfig(
-            r=int(cfg.lora.r),
-            lora_alpha=int(cfg.lora.alpha),
-            lora_dropout=float(cfg.lora.dropout),
-            target_modules=list(cfg.lora.target_modules),
-            layers_to_transform=lora_layers(cfg.lora.get("layers"), int(model.config.num_hidden_layers)),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)  # freezes everything but the adapters
-    if variant.gated:
-        if not variant.lora or variant.engram:
-            raise ValueError(f"variant {cfg.variant.name}: a gate needs a LoRA adapter and no memory")
-        model = GatedLoRAModel(model, width=int(cfg.variant.gate_width),
-                               init_bias=float(cfg.variant.gate_init_bias), seed=int(cfg.seed))  # gate trains
-    if variant.engram:
-        model = add_engram(model, cfg.engram, tokenizer=tokenizer)
-        for p in engram_parameters(model):
-            p.requires_grad_(True)
+    for wrapper in variant.wrappers():  # innermost first; wrappers() refuses a gate without an adapter
+        if wrapper == "lora":
+            lora = LoraConfig(
+                r=int(cfg.lora.r),
+                lora_alpha=int(cfg.lora.alpha),
+                lora_dropout=float(cfg.lora.dropout),
+                target_modules=list(cfg.lora.target_modules),
+                layers_to_transform=lora_layers(cfg.lora.get("layers"), int(model.config.num_hidden_layers)),
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, lora)  # freezes everything but the adapters
+        elif wrapper == "gate":  # the gate trains
+            model = GatedLoRAModel(model, width=int(cfg.variant.gate_width),
+                                   init_bias=float(cfg.variant.gate_init_bias), seed=int(cfg.seed))
+        elif wrapper == "engram":
+            model = add_engram(model, cfg.engram, tokenizer=tokenizer)
+            for p in engram_parameters(model):
+                p.requires_grad_(True)
     return model
 
 
@@ -68,7 +63,7 @@ def trainable_names(model: nn.Module) -> list[str]:
 
 def engram_groups(model: nn.Module, variant: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(table params, dense engram params), empty for variants without memory."""
-    if not has_engram(variant):
+    if not variant_spec(variant).engram:
         return [], []
     groups = engram_param_groups(model)
     return list(groups["tables"]), list(groups["dense"])

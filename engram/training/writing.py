@@ -213,7 +213,7 @@ def _fast_states(model: EngramModel, batch: dict, claim: bool, prefix: PrefixCac
 
     def states_at(answer: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         # the knock-out holds here too: inside model.memories_off() these are the base model's states
-        x = h + memory(h, ids, mask, batch["prompt_lengths"]) if model.context.memories_on else h
+        x = h + memory(h, ids, mask, batch["prompt_lengths"])[0] if model.context.memories_on else h
         x = x[:, :-1][answer][active]
         with model.memories_off():  # the norm carries the memory's own hook; x already holds the memory
             return lm.model.norm(x)

@@ -27,7 +27,7 @@ from typing import Any
 from engram.config_rules import ConfigError
 from engram.config_rules import check as rule
 from engram.data.records import Record, record
-from engram.variants.common import wraps_engram
+from engram.variants.common import variant_spec
 
 __all__ = ["CORPORA", "build", "check", "check_run", "documents", "language_model", "split_of"]
 
@@ -82,7 +82,7 @@ def check_run(cfg: Any) -> None:
     rule(cfg.sequential.batch == 0, "sequential.batch", cfg.sequential.batch, "teaches facts; data=text has none")
     rule(cfg.train.replay_ratio == 0, "train.replay_ratio", cfg.train.replay_ratio,
          "replays general prompts beside facts; data=text has none")
-    if wraps_engram(cfg.variant.name):
+    if variant_spec(cfg.variant.name).engram:
         rule(cfg.engram.init != "prepopulate", "engram.init", cfg.engram.init,
              "writes facts before training; data=text has none (use engram=deepseek, the paper's memory)")
         rule(cfg.engram.hash not in PROMPT_KEYED_HASHES, "engram.hash", cfg.engram.hash,

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engram.memory.gates.common import GateBase, signed_sqrt
+from engram.memory.gates.common import signed_sqrt
 
 
-class ContextGate(GateBase):
+class ContextGate(nn.Module):
     def __init__(
         self, hidden_size: int, mem_dim: int, gate_bias: float = 0.0, conv_kernel: int = 4, dilation: int = 3
     ) -> None:
@@ -36,14 +36,14 @@ class ContextGate(GateBase):
 
     def forward(
         self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None
-    ) -> torch.Tensor:
-        """`cache` (cached decoding): holds the last `context` normalised values of earlier steps; it is read
-        (when present) and rewritten, so one token at a time gives the same result as the whole sequence."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(residual, alpha [B, T]). `cache` (cached decoding): holds the last `context` normalised values of
+        earlier steps; it is read (when present) and rewritten, so one token at a time gives the same result as the
+        whole sequence."""
         k = self.key_norm(self.key_proj(e))
         q = self.query_norm(h)
         score = (k * q).sum(-1) / math.sqrt(self.hidden_size)
         alpha = torch.sigmoid(signed_sqrt(score) + self.gate_bias)  # [B, T]
-        self._record(alpha, keep)
         mask = keep.unsqueeze(-1).to(e.dtype)
         value = alpha.unsqueeze(-1) * self.value_proj(e) * mask  # padded / memory-less positions stay zero
         normed = self.conv_norm(value)  # [B, T, H]
@@ -59,7 +59,7 @@ class ContextGate(GateBase):
         # the few positions of a decoding step): output t reads seq[t + j * dilation], j = 0..k-1
         w, d = self.conv.weight[:, 0, :], self.conv.dilation[0]
         y = sum(seq[:, j * d : j * d + T] * w[:, j] for j in range(w.shape[1]))
-        return (value + F.silu(y)) * mask
+        return (value + F.silu(y)) * mask, alpha
 
 
 class Gate(ContextGate):

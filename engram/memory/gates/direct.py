@@ -5,8 +5,8 @@
 The residual stream of a pretrained LM grows with depth (SmolLM2: RMS ~2 after the embeddings, ~25 at the last
 layer), so a row of fixed size that matters at layer 1 is noise at layer 29. Scaling by RMS(h) makes a row of
 entries ~1 as large as the hidden state at any depth. Selectivity comes from the address kind (fingerprint /
-written): with address=hashed every kept position gets its rows. The gate is always open (`last_gate` = 1); the
-memory's gate statistic multiplies it by the share of heads whose rows the address let through.
+written): with address=hashed every kept position gets its rows. The gate is always open (its value is 1); what
+enters (the memory's trace) is that times the share of heads whose rows the address let through.
 """
 
 from __future__ import annotations
@@ -16,17 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from engram.memory.gates.common import GateBase
 
-
-class Gate(GateBase):
+class Gate(nn.Module):
     def __init__(self, hidden_size: int, mem_dim: int, cfg: Any) -> None:
         super().__init__()
         self.proj = nn.Identity() if mem_dim == hidden_size else nn.Linear(mem_dim, hidden_size, bias=False)
 
     def forward(
         self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None
-    ) -> torch.Tensor:
-        self._record(torch.ones_like(keep, dtype=h.dtype), keep)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         scale = h.float().pow(2).mean(-1, keepdim=True).sqrt().to(h.dtype)
-        return scale * self.proj(e) * keep.unsqueeze(-1)
+        return scale * self.proj(e) * keep.unsqueeze(-1), torch.ones_like(keep, dtype=h.dtype)

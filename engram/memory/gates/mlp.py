@@ -8,10 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from engram.memory.gates.common import GateBase
 
-
-class MLPGate(GateBase):
+class MLPGate(nn.Module):
     def __init__(self, hidden_size: int, mem_dim: int, gate_bias: float = -5.0) -> None:
         super().__init__()
         self.proj = nn.Identity() if mem_dim == hidden_size else nn.Linear(mem_dim, hidden_size, bias=False)
@@ -22,11 +20,10 @@ class MLPGate(GateBase):
 
     def forward(
         self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         r = self.proj(e)
         g = torch.sigmoid(self.mlp(torch.cat([h, r], dim=-1)) + self.gate_bias)  # [B, T, 1]
-        self._record(g[..., 0], keep)
-        return g * r * keep.unsqueeze(-1)
+        return g * r * keep.unsqueeze(-1), g[..., 0]
 
 
 class Gate(MLPGate):

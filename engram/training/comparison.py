@@ -1,5 +1,5 @@
-"""Training side of evaluate.py's `four_way=true`: train + evaluate the variants (by default the six comparison
-rows) on one data config.
+"""Training side of evaluate.py's `train_variants=true`: train + evaluate each of `variants` (by default the six
+comparison rows) on one data config, for the comparison.
 
 It lives in training (not evaluation) so the flow stays one-way: evaluate.py passes `train_variants` to
 engram.evaluation.evaluate.run, which compares what it returns and never imports training itself.
@@ -30,10 +30,10 @@ def train_variants(cfg: DictConfig, out_dir: Path, variants: list[str]) -> list[
         hydra_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(vcfg, hydra_dir / "config.yaml")
         OmegaConf.save(OmegaConf.create([f"variant={variant}"]), hydra_dir / "overrides.yaml")
-        log.info("four-way: training %s in %s", variant, out_dir / variant)
+        log.info("train_variants: training %s in %s", variant, out_dir / variant)
         try:
             run_task(vcfg)
         except Exception as e:  # noqa: BLE001 - one failing variant must not hide the others
-            log.error("four-way: %s failed: %s", variant, e)
+            log.error("train_variants: %s failed: %s", variant, e)
         runs.append(read_run(out_dir / variant))
     return runs

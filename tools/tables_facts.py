@@ -1,0 +1,160 @@
+"""The tables of the fact-memory pages (recall, editing, paraphrase, six_way, experiments), each built from its
+files under experiments/results/ (tools/docs_tables.py puts them into the pages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tools.docs_tables import by_label, count, csv_rows, fixed, markdown, md_metrics, md_table, pct, read_json, table
+
+R = "experiments/results/"
+
+
+@table("recall.table_size", R + "recall_table_smollm/results.csv")
+def recall_table_size(results: Path) -> str:
+    rows = sorted(csv_rows(results), key=lambda r: int(r["table_size"]))
+    return markdown(["rows per head", "seen", "unseen", "retention", "trainable params", "wall s"],
+                    [[count(r["table_size"]), pct(r["exact_match_seen"]), pct(r["exact_match_unseen"]),
+                      pct(r["retention"]), count(r["trainable_params"]), count(r["wall_s"])] for r in rows],
+                    "rrrrrr")
+
+
+@table("experiments.table_sweep", R + "table_sweep_smollm/results.csv")
+def experiments_table_sweep(results: Path) -> str:
+    rows = []
+    for r in csv_rows(results):
+        name = "baseline" if r["variant"] == "baseline" else f"engram, {count(r['table_size'])} slots"
+        gate = "-" if not r["gate_mean"] else f"{fixed(r['gate_mean'], 2)} ({pct(r['gate_open_frac'])})"
+        rows.append([name, f"{pct(r['exact_match'])} ({pct(r['exact_match_seen'])} / {pct(r['exact_match_unseen'])})",
+                     fixed(r["eval_loss"], 2), pct(r["retention"]), count(r["trainable_params"]), gate])
+    rows.sort(key=lambda row: row[0] != "baseline")
+    return markdown(["job", "exact match (seen / unseen)", "eval loss", "retention", "trainable params",
+                     "gate mean (open)"], rows)
+
+
+# ---------------------------------------------------------------- editing: writing facts batch after batch
+
+WRITE_ARMS = R + "write_facts_question/question/", R + "write_facts_question/recall/"
+ARM_NAMES = ("memory (`engram=question`)", "GRACE-like (`engram=recall`)")
+
+
+@table("editing.sequential", WRITE_ARMS[0] + "sequential.json", WRITE_ARMS[1] + "sequential.json")
+def editing_sequential(question: Path, recall: Path) -> str:
+    arms = [read_json(question)["points"], read_json(recall)["points"]]
+    header = ["facts taught"]
+    for name in ARM_NAMES:
+        header += [f"{name}: recall, all / first batch", "rewordings", "neighbours", "locality tf"]
+    rows = []
+    for points in zip(*arms, strict=True):
+        row = [count(points[0]["facts"])]
+        for p in points:
+            row += [f"{pct(p['recall_all'])} / {pct(p['recall_first'])}", f"{pct(p['rewordings'])} (of "
+                    f"{p['rewordings_n']})", f"{pct(p['neighbors'])} (of {p['neighbors_n']})", pct(p["locality_tf"])]
+        rows.append(row)
+    return markdown(header, rows)
+
+
+@table("editing.final", WRITE_ARMS[0] + "eval.json", WRITE_ARMS[1] + "eval.json")
+def editing_final(question: Path, recall: Path) -> str:
+    rows = []
+    for name, path in zip(ARM_NAMES, (question, recall), strict=True):
+        m = read_json(path)["metrics"]
+        rows.append([name, pct(m["edit/efficacy"]),
+                     *(f"{pct(m[f'edit/{k}'])} ({pct(m[f'edit/{k}_tf'])})"
+                       for k in ("generalization", "neighbors", "locality")),
+                     pct(m["eval/retention"]), pct(m["eval/exact_match_unseen"]), pct(m["knockout/exact_match_seen"])])
+    return markdown(["", "efficacy", "generalisation (tf)", "neighbours (tf)", "locality (tf)", "retention",
+                     "unseen facts", "knock-out"], rows)
+
+
+@table("editing.lora_record", R + "write_facts/report.md")
+def editing_lora_record(report: Path) -> str:
+    names = {"engram": "memory (`engram=recall`)", "lora": "LoRA (10 epochs per batch, lr 3e-3)"}
+    rows = [[names[r["job"]], f"{count(r['facts'])} ({r['batches done']} batches)", r["recall (all)"],
+             r["recall (first batch)"], r["locality tf"], f"{count(r['teach s'])} s: {r['s/fact']} s/fact"]
+            for r in md_table(report, "job", "variant", "batch")]
+    return markdown(["", "facts taught", "recall, all so far", "recall, first batch", "locality tf",
+                     "teaching time"], rows)
+
+
+# ---------------------------------------------------------------- paraphrase: keys that survive rewording
+
+DEFAULT_RUN = R + "default_run/eval.md"
+
+
+def metric(metrics: dict[str, str], prefix: str) -> tuple[str, str]:
+    """(value, the count in brackets) of the eval.md metric named `prefix (n)`."""
+    for name, value in metrics.items():
+        if name.startswith(prefix + " ("):
+            return value, name[len(prefix) + 2:-1]
+    raise KeyError(prefix)
+
+
+@table("paraphrase.default", DEFAULT_RUN)
+def paraphrase_default(eval_md: Path) -> str:
+    m = md_metrics(eval_md)
+    seen, unseen = metric(m, "seen"), metric(m, "unseen")
+    rewordings = metric(m, "paraphrases of seen facts")
+    neighbours = metric(m, "neighbour questions answered as the base")
+    return markdown(["metric", "`engram=question` (default)"], [
+        [f"taught facts (seen, {seen[1]})", seen[0]],
+        [f"facts never taught (unseen, {unseen[1]})", unseen[0]],
+        [f"rewordings of taught facts ({rewordings[1]}, two per fact, never trained)", rewordings[0]],
+        [f"neighbour questions answered as the base model ({neighbours[1]})", neighbours[0]],
+        ["general prompts answered as the base model (retention)", m["retention (general prompts)"]],
+    ], "lr")
+
+
+FAMILY_RUNS = {
+    "`exact_match` (the default run above)": DEFAULT_RUN,
+    "`entity` (fictional people, 3 facts each)": R + "question_families/entity_eval.md",
+    "`user_prefs` (preferences of fictional users, 3 each)": R + "question_families/user_prefs_eval.md",
+    "a hand-written JSONL file (`experiments/results/paraphrase_jsonl/`)": R + "paraphrase_jsonl/eval.md",
+}
+
+
+@table("paraphrase.families", *FAMILY_RUNS.values())
+def paraphrase_families(*eval_mds: Path) -> str:
+    rows = []
+    for name, path in zip(FAMILY_RUNS, eval_mds, strict=True):
+        m = md_metrics(path)
+        seen, rewordings = metric(m, "seen"), metric(m, "paraphrases of seen facts")
+        neighbours = metric(m, "neighbour questions answered as the base")
+        rows.append([name, f"{seen[0]} (of {seen[1]})", f"{rewordings[0]} (of {rewordings[1]})",
+                     f"{neighbours[0]} (of {neighbours[1]})", m["retention (general prompts)"]])
+    return markdown(["data", "taught (seen)", "rewordings", "neighbour questions as the base", "retention"], rows,
+                    "lrrrr")
+
+
+# ---------------------------------------------------------------- six-way comparison
+
+SIX_WAY = R + "six_way/"
+COMPARED = ("Seen", "Unseen", "Paraphrase", "Retention", "Efficacy tf", "Locality tf")
+COMPARED_HEADER = ["seen (10)", "unseen (10)", "paraphrase (seen)", "retention", "efficacy tf", "locality tf"]
+
+
+def six_way(comparison: Path, results: Path) -> str:
+    wall = by_label(csv_rows(results))
+    rows = [[r["Variant"], *(r[k] for k in COMPARED), r["Trainable params"], count(wall[r["Variant"]]["wall_s"])]
+            for r in md_table(comparison, "Variant")]
+    return markdown(["row", *COMPARED_HEADER, "trainable", "total s"], rows, "lrrrrrrrr")
+
+
+@table("six_way.entity", SIX_WAY + "comparison_entity.md", SIX_WAY + "entity/results.csv")
+def six_way_entity(comparison: Path, results: Path) -> str:
+    return six_way(comparison, results)
+
+
+@table("six_way.user_prefs", SIX_WAY + "comparison_user_prefs.md", SIX_WAY + "user_prefs/results.csv")
+def six_way_user_prefs(comparison: Path, results: Path) -> str:
+    return six_way(comparison, results)
+
+
+@table("six_way.hybrid_gain1", SIX_WAY + "comparison_hybrid_gain1_entity.md",
+       SIX_WAY + "comparison_hybrid_gain1_user_prefs.md")
+def six_way_hybrid_gain1(entity: Path, user_prefs: Path) -> str:
+    rows = []
+    for family, path in (("entity", entity), ("user_prefs", user_prefs)):
+        (row,) = md_table(path, "Variant")
+        rows.append([f"data={family}", *(row[k] for k in COMPARED)])
+    return markdown(["engram_hybrid, gain 1", *COMPARED_HEADER], rows, "lrrrrrr")

@@ -1,0 +1,123 @@
+"""The tables of the model pages (long_recall, language_modelling, compression, performance), each built from its
+files under experiments/results/ (tools/docs_tables.py puts them into the pages)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tools.docs_tables import by_label, change, count, csv_rows, fixed, markdown, pct, read_json, sig, table
+
+R = "experiments/results/"
+
+
+@table("long_recall.arms", R + "long_recall/results.csv")
+def long_recall_arms(results: Path) -> str:
+    names = {"arm=windowed": "windowed (128)", "arm=windowed_engram": "windowed (128) + Engram",
+             "arm=full": "full attention", "arm=windowed, fixed_facts=False": "control (fresh facts): windowed",
+             "arm=windowed_engram, fixed_facts=False": "control: windowed + Engram",
+             "arm=full, fixed_facts=False": "control: full attention"}
+    rows = csv_rows(results)
+    lengths = sorted((c for c in rows[0] if c.startswith("cat/distraction_")), key=lambda c: int(c.rsplit("_", 1)[1]))
+    body = [[names[r["label"]], *(pct(r[c]) for c in lengths), pct(r["knockout_seen"]), sig(r["eval_loss"]),
+             count(r["wall_s"])] for r in rows]
+    return markdown(["arm", *(c.rsplit("_", 1)[1] for c in lengths), "knock-out", "eval loss", "wall s"], body)
+
+
+# ---------------------------------------------------------------- language modelling
+
+LM_ARMS = {"arm=lm_base": "frozen base", "arm=lm_lora": "LoRA, equal size", "arm=lm_engram": "paper's memory",
+           "arm=lm_capacity1": "control: one row per head", "arm=lm_shuffled": "control: shuffled keys"}
+
+
+@table("language_modelling.frozen", R + "lm_frozen/results.csv")
+def lm_frozen(results: Path) -> str:
+    rows = []
+    for r in csv_rows(results):
+        base = r["variant"] == "baseline"
+        rows.append([LM_ARMS[r["label"]], fixed(r["lm_ppl"], 3), fixed(r["lm_bpb"], 4),
+                     "-" if base else change(r["lm_ppl_change"]), fixed(r["lm_ppl_knockout"], 3),
+                     count(r["trainable_params"]), count(r["wall_s"])])
+    return markdown(["arm", "test ppl", "bits/byte", "vs base", "memory off", "trainable params", "wall s"], rows,
+                    "lrrrrrr")
+
+
+def ppl_and_change(row: dict[str, str]) -> str:
+    return f"{fixed(row['lm_ppl'], 3)} ({change(row['lm_ppl_change'])})"
+
+
+@table("language_modelling.data_scale", R + "lm_slots/results.csv", R + "lm_frozen/results.csv",
+       R + "lm_frozen_196k/results.csv")
+def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path) -> str:
+    small = by_label(csv_rows(slots))["table_size=10000"]
+    rows = [[f"{count(small['num_tokens'])} (lm_slots, 10^4 rows)", ppl_and_change(small), "-", "-"]]
+    for path in (frozen, frozen_196k):
+        arms = by_label(csv_rows(path))
+        memory, control = arms["arm=lm_engram"], arms["arm=lm_capacity1"]
+        gap = (float(memory["lm_ppl_change"]) - float(control["lm_ppl_change"])) * 100
+        ahead = "the control" if gap > 0 else "the memory"
+        rows.append([count(memory["num_tokens"]), ppl_and_change(memory), ppl_and_change(control),
+                     f"{abs(gap):.1f} points for {ahead}"])
+    return markdown(["training tokens", "paper's memory (20 000 rows per head)", "one row per head", "difference"],
+                    rows, "rrrr")
+
+
+@table("language_modelling.slots", R + "lm_slots/results.csv")
+def lm_slots(results: Path) -> str:
+    rows = sorted(csv_rows(results), key=lambda r: int(r["table_size"]))
+    base = fixed(rows[0]["lm_ppl_base"], 3)
+    body = [[f"10^{round(math.log10(int(r['table_size'])))}", f"{float(r['trainable_params']) / 1e6:.1f} M",
+             fixed(r["lm_ppl"], 3), change(r["lm_ppl_change"], 2)] for r in rows]
+    return markdown(["rows per head", "trainable params", "test ppl", f"vs base ({base})"], body, "rrrr")
+
+
+# ---------------------------------------------------------------- semantic compression
+
+
+def per_k(values: list[float], unit: str, digits: int = 1) -> str:
+    """One cell for the k values of a setting: 0.0 / 0.0 / 19.8%."""
+    return " / ".join(f"{v:.{digits}f}" for v in values) + unit
+
+
+@table("compression.sweep", R + "compress_sweep/compress.json")
+def compression_sweep(record: Path) -> str:
+    data = read_json(record)
+    rows = data["rows"]
+    out = []
+    bounds = {"full": "full document in context (upper bound)", "none": "no document (lower bound)"}
+    for r in rows:
+        if r["condition"] in bounds:
+            ratio = "-" if r["compression_ratio"] is None else f"{r['compression_ratio']:.0f}x"
+            out.append([bounds[r["condition"]], "-", "-", "-", f"{r['exact_match'] * 100:.1f}%",
+                        f"{r['token_accuracy'] * 100:.1f}%", ratio, f"{r['tokens_per_answer']:.1f}"])
+    settings = list(dict.fromkeys((r["layer"], r["pooling"]) for r in rows if r["condition"] == "engram"))
+    for layer, pooling in settings:
+        group = sorted((r for r in rows if r["condition"] == "engram" and (r["layer"], r["pooling"]) ==
+                        (layer, pooling)), key=lambda r: r["k"])
+        out.append(["engram", str(layer), " / ".join(str(r["k"]) for r in group),
+                    "learned head" if pooling == "head" else pooling,
+                    per_k([r["exact_match"] * 100 for r in group], "%"),
+                    per_k([r["token_accuracy"] * 100 for r in group], "%"),
+                    " / ".join(f"{r['compression_ratio']:.1f}x" for r in group),
+                    per_k([r["tokens_per_answer"] for r in group], "")])
+    for r in rows:
+        if r["condition"] == "retrieval":
+            out.append([f"retrieval from the store ({data['info']['store_size']} engrams), then answer",
+                        str(r["layer"]), str(r["k"]), r["pooling"], f"{r['exact_match'] * 100:.1f}%",
+                        f"{r['token_accuracy'] * 100:.1f}%", f"{r['compression_ratio']:.1f}x",
+                        f"{r['tokens_per_answer']:.1f}"])
+    return markdown(["condition", "layer", "k", "pooling", "exact match", "token accuracy", "compression",
+                     "tokens/answer"], out)
+
+
+# ---------------------------------------------------------------- performance
+
+
+@table("performance.exact5k", R + "exact5k_fast/results.csv")
+def performance_exact5k(results: Path) -> str:
+    rows = sorted(csv_rows(results), key=lambda r: -float(r["wall_s"]))  # longest first, as the sweep runs them
+    body = [[r["label"], "-" if not r["write_s"] else f"{count(r['write_s'])} s", f"{count(r['wall_s'])} s",
+             pct(r["exact_match_seen"]), pct(r["exact_match_unseen"]), pct(r["retention"]),
+             pct(r["knockout_seen"]), pct(r["lost_rows"])] for r in rows]
+    return markdown(["variant", "write", "whole job", "seen", "unseen", "retention", "knock-out (seen)",
+                     "facts with a lost row"], body)
