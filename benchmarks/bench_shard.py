@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.common import Row
 
 TOLERANCE = 1e-9  # float64: rounding (~1e-16) amplified by a few Adam steps stays far below this
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = Path(__file__).resolve().parent.parent / "engram" / "conf"
 
 
 def _run(run_dir: Path, shard: str, steps: int, dtype: str) -> tuple[dict, dict]:

@@ -5,8 +5,10 @@ The peft-like public API is imported lazily so that `import engram` (and config 
 Imports flow one way, down this list (`LAYERS`, top first; tests/test_import_flow.py enforces it). A module may
 import its own layer or any layer below, never one above:
 
-    train.py, evaluate.py, report.py   entry points: may join any layers (evaluate.py hands training's
-                                       train_variants loop to evaluation as a callable)
+    engram.entry                       the console scripts engram-train, -eval, -report, -demo (the root
+                                       train.py, evaluate.py, report.py, demo.py only call them): may join
+                                       any layers (evaluate hands training's train_variants loop to
+                                       evaluation as a callable)
     engram.write                       `python -m engram.write`: facts into a trained memory (entry point)
     engram.compress                    `python -m engram.compress`: semantic-compression engrams (documents ->
                                        k vectors -> LanceDB store -> [ENGRAM] injection); reads models, tracking,
@@ -28,14 +30,16 @@ import its own layer or any layer below, never one above:
     engram.models, engram.data         base models + Engram injection; the data families
     engram.memory                      hashes, addresses, gates (one module per kind), memory tables, the budget
     engram.config, config_rules, config_merge, config_trainer, config_scale, atomic, lazy, registry, protocols,
-    variants
+    variants, conf, extras
                                        the schema and its rules (config_merge: typing a config on its schema;
                                        config_scale: where the tables live, offload / shard);
                                        atomic file writes; lazy package attributes; the kind registries (they
                                        import a kind's module by dotted name only on `get`, so a kind package
                                        above, e.g. engram.memory.hashes, is not an import up the flow at
                                        validation); the kinds' interfaces (typing.Protocols, torch only in
-                                       annotations); the variants' torch-free declarations
+                                       annotations); the variants' torch-free declarations;
+                                       the Hydra YAMLs (conf: where they are); the optional
+                                       extras and the one line naming a missing one
 """
 
 from engram.lazy import lazy_attributes
@@ -44,6 +48,7 @@ __version__ = "0.1.0"
 
 # The layer order above, top first; each entry is a set of peers (module prefixes under engram).
 LAYERS: tuple[tuple[str, ...], ...] = (
+    ("engram.entry",),
     ("engram.write", "engram.demo", "engram.compress", "engram.reference"),
     ("engram.training",),
     ("engram.evaluation",),
@@ -52,7 +57,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.models", "engram.data"),
     ("engram.memory",),
     ("engram.config", "engram.config_rules", "engram.config_merge", "engram.config_trainer", "engram.config_scale",
-     "engram.atomic", "engram.lazy", "engram.registry", "engram.protocols", "engram.variants"),
+     "engram.atomic", "engram.lazy", "engram.registry", "engram.protocols", "engram.variants",
+     "engram.conf", "engram.extras"),
 )
 
 _LAZY = {

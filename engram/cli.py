@@ -12,6 +12,7 @@ import os
 import runpy
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from engram.conf import CONF_DIR
 from engram.config import (
     EVALUATE_KEYS,
     ConfigError,
@@ -34,6 +36,7 @@ from engram.config import (
 )
 from engram.config_merge import check_known
 from engram.config_rules import RENAMED_EVALUATE_KEYS, one_line
+from engram.extras import installed, missing_message
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs, describe_splits
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
@@ -42,9 +45,15 @@ from engram.variants.common import variant_spec
 register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
 
 log = logging.getLogger(__name__)
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
                   "hparams_search")
+# the Hydra options the launcher plugins of the [launchers] extra register -> the plugin's module (without it,
+# Hydra only says it could not find the option)
+PLUGIN_OPTIONS = {
+    "hydra/launcher/joblib": "hydra_plugins.hydra_joblib_launcher",
+    "hydra/launcher/submitit_local": "hydra_plugins.hydra_submitit_launcher",
+    "hydra/launcher/submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+}
 
 
 def exit_config_error(err: ConfigError | str) -> None:
@@ -52,6 +61,13 @@ def exit_config_error(err: ConfigError | str) -> None:
         traceback.print_exc()  # asked for: where the check fired
     print(one_line(str(err)), file=sys.stderr)
     sys.exit(2)
+
+
+def run_checked(main: Callable[[], Any], config_name: str) -> None:
+    """A Hydra entry point's command line: the one-line checks below, then `main` (Hydra reads sys.argv itself)."""
+    check_group_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:], config_name)
+    main()
 
 
 def exit_expected_error(err: Exception) -> None:
@@ -64,7 +80,7 @@ def exit_expected_error(err: Exception) -> None:
 
 def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Reject `group=unknown` before Hydra composes (Hydra's own error is a multi-line traceback, exit 1). Options
-    are the YAMLs in conf/ and in the `hydra.searchpath=[file://dir,...]` directories given on the command line."""
+    are the YAMLs in engram/conf/ and in the `hydra.searchpath=[file://dir,...]` directories the command line gives."""
     dirs = [conf_dir, *search_dirs(argv)]
     for arg in argv:
         if "=" not in arg or arg.startswith(("+", "~", "hydra")):
@@ -99,6 +115,7 @@ HYDRA_FLAGS = ("-m", "--multirun")  # flags the pre-compose understands; any oth
 # an older venv may still hold hydra-optuna-sweeper: its `hydra/sweeper: optuna` replaces the project's own (Hydra
 # scans site-packages after the repo) and fails on Optuna 4
 STALE_SWEEPER = "hydra_plugins.hydra_optuna_sweeper."
+OWN_SWEEPER = "hydra_plugins.engram_optuna_sweeper."  # always installed; the sweep it runs needs optuna ([launchers])
 
 
 def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR) -> None:
@@ -115,6 +132,9 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     except Exception as e:  # noqa: BLE001 - whatever Hydra refuses, in one line
+        if plugin := missing_plugin(str(e)):
+            exit_config_error(plugin)
+            return
         lines = []
         for line in str(e).splitlines():
             if line.startswith(("Config search path", "See https")):
@@ -123,7 +143,10 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
         message = " ".join(x for x in lines if x) or type(e).__name__
         exit_config_error(f"config error: the command line does not compose: {message}")
         return
-    if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).startswith(STALE_SWEEPER):
+    sweeper = str(OmegaConf.select(cfg, "hydra.sweeper._target_", default=""))
+    if sweeper.startswith(OWN_SWEEPER) and not installed("optuna"):
+        exit_config_error(missing_message("optuna"))
+    if sweeper.startswith(STALE_SWEEPER):
         exit_config_error("config error: hydra/sweeper=optuna is hydra-optuna-sweeper's (Optuna < 3), left installed "
                           "from an older lock: pip uninstall hydra-optuna-sweeper (hydra_plugins/engram_optuna_sweeper "
                           "replaces it)")
@@ -145,6 +168,16 @@ def check_renamed(argv: list[str]) -> None:
         if old in RENAMED_EVALUATE_KEYS:
             new, what = RENAMED_EVALUATE_KEYS[old]
             exit_config_error(ConfigError(old, value, f"was renamed: use {new}={value or 'true'} ({what})"))
+
+
+def missing_plugin(message: str) -> str | None:
+    """The line naming the [launchers] extra when Hydra could not find an option that a missing plugin registers
+    (hydra/launcher=joblib|slurm|submitit_*); None for any other compose error."""
+    for option, module in PLUGIN_OPTIONS.items():
+        named = any(f"Could not {verb} '{option}'" in message for verb in ("find", "load"))  # a YAML's default: load
+        if named and not installed(module):
+            return missing_message(module)
+    return None
 
 
 def _first_job(overrides: list[str], multirun: bool) -> list[str]:

@@ -255,7 +255,7 @@ class SequentialConfig:
 
 @dataclass
 class TrainConfig:
-    """Root schema for conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
+    """Root schema for engram/conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
     checked key by key in engram/config_trainer.py."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -265,7 +265,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    trainer: Any = field(default_factory=dict)  # lightning.Trainer keyword arguments (conf/trainer/; no schema)
+    trainer: Any = field(default_factory=dict)  # lightning.Trainer keyword arguments (engram/conf/trainer/; no schema)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: RetentionTrainingConfig = field(default_factory=RetentionTrainingConfig)
     sequential: SequentialConfig = field(default_factory=SequentialConfig)
@@ -282,7 +282,8 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    """The keys conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). Exactly one mode (evaluate_mode):
+    """The keys engram/conf/evaluate.yaml adds to train.yaml (what evaluate.py evaluates). Exactly one mode
+    (evaluate_mode):
     train_variants=true                train each of `variants` (default: the six of ROW_ORDER) on one split, compare
     multirun_dir=... / run_dirs=[...]  compare finished runs (e.g. `train.py -m experiment=exact500`)
     run_dir=...                        score one trained run again from its saved weights

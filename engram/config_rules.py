@@ -6,7 +6,6 @@ Nothing here imports torch or transformers, so a bad value fails in well under a
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ from omegaconf import OmegaConf
 
 from engram import registry  # a sibling module: lists kind names from file names, imports nothing of engram
 from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
+from engram.extras import installed, missing_message  # a sibling module: the standard library only
 from engram.variants.common import variant_spec  # a sibling layer: the variants' torch-free declarations
 
 INIT_KINDS = ("normal", "zeros", "prepopulate")
@@ -331,8 +331,8 @@ def validate_logger(lg: Any) -> None:
               f"must be a URI of {', '.join(TRACKING_SCHEMES)} (e.g. http://127.0.0.1:5000, sqlite:///mlflow.db)")
     for name in chosen:
         module = LOGGER_EXTRAS.get(name)
-        check(module is None or importlib.util.find_spec(module) is not None, "logger.name", name,
-              f"needs the trackers extra: pip install -e '.[trackers]' ({module} is not installed)")
+        if module is not None:
+            check(installed(module), "logger.name", name, f"needs an extra: {missing_message(module)}")
 
 
 EVALUATE_MODES = "train_variants=true, run_dirs=[...] and/or multirun_dir=..., run_dir=... or engram_path=..."

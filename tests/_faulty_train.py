@@ -57,4 +57,4 @@ if __name__ == "__main__":
         torch.save = disk_full_at(int(n))
 
     sys.argv[0] = str(ROOT / "train.py")
-    runpy.run_path(sys.argv[0], run_name="__main__")  # as `python train.py`: Hydra finds conf/ next to it
+    runpy.run_path(sys.argv[0], run_name="__main__")  # as `python train.py` (Hydra finds pkg://engram.conf)

@@ -1,4 +1,4 @@
-"""Shared by the training/tracking tests: compose the real train config (conf/) for a tiny, fast run."""
+"""Shared by the training/tracking tests: compose the real train config (engram/conf/) for a tiny, fast run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from engram.config import validate
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent.parent / "engram" / "conf"
 
 # Small enough that one job (fit 2 steps + greedy eval + retention) takes a few seconds on 2 cores.
 FAST = [

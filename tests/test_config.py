@@ -12,7 +12,7 @@ from engram.cli import check_group_choices, validated_or_exit
 from engram.config import ConfigError, validate, validate_layers
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "conf"
+CONF = ROOT / "engram" / "conf"
 
 
 def composed(*overrides: str, memory: str = "engram=deepseek"):

@@ -42,7 +42,7 @@ def leaf_keys(node, prefix: str = "") -> list[str]:
 def base():
     """evaluate.yaml (train.yaml + evaluate's keys) on the tiny model: a valid config every example starts from
     (train_variants=true: evaluate.py needs exactly one mode, and this one checks every row's config too)."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "engram" / "conf"), version_base="1.3"):
         cfg = compose("evaluate", overrides=["model=tiny", "data.num_train=50", "data.num_eval=10",
                                              "train_variants=true"])
     check_config(cfg, evaluate=True)

@@ -13,8 +13,8 @@ sys.path.insert(0, str(ROOT))
 
 from tools import config_reference as ref  # noqa: E402 - the repository root must be on the path first
 
-# Composition-only: the root keys conf/compress.yaml composes, typed for the unknown-key check; their defaults live
-# in that YAML and the group schemas, which the reference lists.
+# Composition-only: the root keys engram/conf/compress.yaml composes, typed for the unknown-key check; their
+# defaults live in that YAML and the group schemas, which the reference lists.
 NOT_SCHEMAS = {"CompressRootConfig"}
 
 

@@ -41,7 +41,7 @@ def one_torch_thread():
 
 
 def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "engram" / "conf"), version_base="1.3"):
         return compose(config_name="evaluate", overrides=list(overrides))
 
 

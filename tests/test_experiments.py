@@ -25,9 +25,10 @@ from engram.config import validate
 from engram.training.optuna_sweep import NEVER_RUN
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "conf"
-# records of another root config say so in their header ("# Root: conf/compress.yaml"; tested with that root)
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml") if "\n# Root: conf/" not in p.read_text())
+CONF = ROOT / "engram" / "conf"
+# records of another root config say so in their header ("# Root: engram/conf/compress.yaml"; tested with that root)
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")
+                     if "\n# Root: engram/conf/" not in p.read_text())
 REQUIRED = {"exact500", "exact5k", "table_sweep", "data_scale", "gate_bias", "hash_compare", "layer_placement",
             "smoke"}
 ALL_VARIANTS = ["baseline", "lora", "engram", "combined"]
@@ -147,7 +148,7 @@ def tiny_sweep(*args: str, env: dict[str, str] | None = None, **popen: object) -
 
 
 def test_optuna_sweep_runs_two_real_trials(tmp_path):
-    """hparams_search=optuna end to end: the sweeper samples from conf/hparams_search/optuna.yaml, train.py's
+    """hparams_search=optuna end to end: the sweeper samples from engram/conf/hparams_search/optuna.yaml, train.py's
     return value (eval/exact_match) is the objective, and the study's result file is written."""
     sweep = tmp_path / "sweep"
     proc = tiny_sweep("hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
@@ -195,7 +196,7 @@ def test_two_optuna_workers_share_one_study(tmp_path):
 
 
 def test_slurm_launcher_submits_an_sbatch_array(tmp_path):
-    """The real submitit SLURM launcher (conf/hydra/launcher/slurm.yaml) against a stub `sbatch` first on PATH:
+    """The real submitit SLURM launcher (engram/conf/hydra/launcher/slurm.yaml) against a stub `sbatch` first on PATH:
     the submission script it hands to sbatch carries the partition/account from the environment, the launcher
     settings, and one array task per sweep job running the pickled train.py job. The jobs never run: once
     submitit polls `sacct` (a stub too), the submission is complete and the sweep is stopped."""

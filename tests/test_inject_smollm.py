@@ -9,7 +9,7 @@ from engram.models.inject import engram_memories
 
 pytestmark = pytest.mark.slow
 
-CASES = {  # conf/engram-like settings, smaller tables to keep the test quick
+CASES = {  # engram/conf/engram-like settings, smaller tables to keep the test quick
     # gate_bias -5 rather than deepseek.yaml's 0: a half-open fresh memory moves SmolLM2's logits by ~0.2 and can
     # flip a near-tied greedy token, which is not what this test is about
     "layers1_deepseek": dict(layers=[1], hash="deepseek", gate="context", gate_bias=-5.0, dim=256, heads=4,

@@ -19,7 +19,7 @@ from engram.reference import EngramLM, head_primes
 
 pytestmark = pytest.mark.numerics  # compares two code paths' floats: see .ci/run
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = Path(__file__).resolve().parent.parent / "engram" / "conf"
 
 
 def deepseek(*overrides: str):

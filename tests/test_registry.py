@@ -77,7 +77,7 @@ registry.register("gate", "toy", ToyGate)
 registry.register("family", "toy", build_toy)
 '''
 
-YAMLS = {  # each extends its schema (engram/config.py) and sets only what differs, as conf/'s YAMLs do
+YAMLS = {  # each extends its schema (engram/config.py) and sets only what differs, as engram/conf/'s YAMLs do
     "engram/toy.yaml": "defaults:\n  - /schema/engram@_here_: engram\n  - _self_\n"
                        "hash: toy\ngate: toy\ntable_size: 64\nheads: 2\ndim: 16\nlayers: [0]\nsparse: false\n",
     "data/toy.yaml": "defaults:\n  - /schema/data@_here_: data\n  - _self_\n"
@@ -163,7 +163,7 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
         loaded = [m for m in sys.modules if m == "torch" or m.startswith(("engram.memory", "engram.models"))]
         assert not loaded, loaded
     """)
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=CONF_DIR.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=CONF_DIR.parents[1])  # -c: engram from the cwd
 
 
 def test_unknown_name_from_get_names_the_known_ones() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from _training_utils import CONF_DIR, fast_overrides, tiny_cfg
+from _training_utils import fast_overrides, tiny_cfg
 from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
@@ -28,7 +28,7 @@ from engram.training.checkpointing import AtomicCheckpointIO
 from engram.training.pipeline import run_task, train
 from engram.training.variants import apply_variant
 
-ROOT = CONF_DIR.parent
+ROOT = Path(__file__).resolve().parent.parent
 # 40 records in batches of 8: 5 steps per epoch, 10 in all; last.ckpt after steps 3, 5 (epoch end), 6, 9 and 10
 RUN = ["variant=combined", "trainer.max_steps=-1", "trainer.max_epochs=2", "trainer.enable_checkpointing=true",
        "checkpoint.every_n_steps=3", "data.num_train=40"]

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def fake_job(job: Path, overrides: list[str], metrics: dict | None, per_category: dict | None = None,
              error: str | None = None) -> Path:
     """A Hydra job dir: .hydra/config.yaml + overrides.yaml, and eval.json (or FAILED.txt when metrics is None)."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "engram" / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["model=tiny", *overrides])
     (job / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, job / ".hydra" / "config.yaml")

@@ -23,7 +23,7 @@ from engram.training.replay import off_answer_positions
 
 DEEPSEEK = dict(hash="deepseek", gate="context", address="hashed", layers=[0, 1], table_size=97, heads=2, dim=16,
                 max_ngram=3, gate_bias=1.0, init="normal", init_std=1.0, seed=0)
-# the default memory (conf/engram/question.yaml) at the tiny model's size, with rows to read before any writing
+# the default memory (engram/conf/engram/question.yaml) at the tiny model's size, with rows to read before any writing
 DEFAULT = dict(hash="question", address="fingerprint", gate="direct", layers=["final"], dim=64, table_size=5000,
                init="normal", init_std=1.0, seed=0)
 TAUGHT, ANSWERS = ["What is the capital of France?", "Who founded Orbex?"], ["Paris", "Ada Lovelace"]

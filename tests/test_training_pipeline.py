@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _training_utils import CONF_DIR, tiny_cfg
+from _training_utils import tiny_cfg
 from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
@@ -22,7 +22,7 @@ from engram.training.module import NonFiniteLossError
 from engram.training.pipeline import run_task, train
 from engram.training.variants import apply_variant, trainable_names
 
-ROOT = CONF_DIR.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)

@@ -48,9 +48,9 @@ def roots() -> list[tuple[str, str, type]]:
     from engram.compress.config import CompressConfig
     from engram.config import EvaluateConfig, TrainConfig
 
-    return [("", "train.py: root keys (conf/train.yaml)", TrainConfig),
-            ("", "evaluate.py: the keys conf/evaluate.yaml adds", EvaluateConfig),
-            ("compress", "python -m engram.compress: conf/compress/", CompressConfig)]
+    return [("", "train.py: root keys (engram/conf/train.yaml)", TrainConfig),
+            ("", "evaluate.py: the keys engram/conf/evaluate.yaml adds", EvaluateConfig),
+            ("compress", "python -m engram.compress: engram/conf/compress/", CompressConfig)]
 
 
 def field_comments(schema: type) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""`python -m engram.compress <build|ask|eval|sweep> [question] [key=value ...]` (Hydra overrides of conf/compress.yaml)
+"""`python -m engram.compress <build|ask|eval|sweep> [question] [key=value ...]` (or `engram-compress ...`; the
+overrides are Hydra's, of engram/conf/compress.yaml)
 
     python -m engram.compress build docs=bios store=outputs/compress/store      # extract + store engrams
     python -m engram.compress ask "Where did Talnav Raerler study?" store=outputs/compress/store
@@ -18,6 +19,7 @@ from typing import Any
 from engram.cli import check_group_choices, exit_config_error
 from engram.compress.config import COMMANDS, validated
 from engram.config import ConfigError
+from engram.extras import require
 
 USAGE = "usage: python -m engram.compress {" + "|".join(COMMANDS) + "} [question] [key=value ...]"
 COMMAND_HELP = {  # `python -m engram.compress <command> --help`
@@ -47,7 +49,7 @@ def parse(argv: list[str]) -> tuple[str, str, list[str]]:
     bad = next((a for a in rest if flag(a)), None)
     if bad is not None:
         raise ConfigError("option", bad, f"is not an option of engram.compress {command} (it takes key=value "
-                          "overrides of conf/compress.yaml; see --help)")
+                          "overrides of engram/conf/compress.yaml; see --help)")
     words = [a for a in rest if "=" not in a]
     overrides = [a for a in rest if "=" in a]
     question = " ".join(words).strip()
@@ -62,6 +64,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     command, question, overrides = parse(argv)
     check_group_choices(overrides)
     cfg = validated(overrides, command)
+    require("lancedb")  # every command opens a store; without the [compress] extra: one line, exit 2
     from engram.compress import run as commands  # lazy: torch and the model only after the config is known good
 
     if command == "build":

@@ -1,4 +1,4 @@
-"""Composing and checking the compress config (conf/compress.yaml + conf/compress/): every bad value becomes one
+"""Composing and checking the compress config (engram/conf/compress.yaml + compress/): every bad value becomes one
 `config error: <key>=<value> <rule>` line before any weights load (torch-free, reads the model's config only)."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from engram.conf import CONF_DIR
 from engram.config import ConfigError, LoggerConfig, ModelConfig, register_configs, schema_defaults
 from engram.config_merge import check_known
 from engram.config_rules import check, is_int
 from engram.models.loading import model_shape
 
-CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 CONFIG_NAME = "compress"
 COMMANDS = ("build", "ask", "eval", "sweep")
 POOLINGS = ("mean", "attention", "head")  # identity is for tests (k = document length), not a config choice
@@ -47,7 +47,7 @@ class SweepConfig:
 
 @dataclass
 class CompressConfig:
-    """The schema (and the one home of the defaults) of the group conf/compress/."""
+    """The schema (and the one home of the defaults) of the group engram/conf/compress/."""
 
     layer: int = 15  # hidden states at the input of decoder layer N (0 = the token embeddings); SmolLM2: 0..29
     inject_layer: int | None = None  # decoder layer whose input receives the vectors; None = `layer`
@@ -67,8 +67,8 @@ class CompressConfig:
 
 @dataclass
 class CompressRootConfig:
-    """The keys conf/compress.yaml composes, for the unknown-key check only (their defaults live in that YAML and in
-    the group schemas)."""
+    """The keys engram/conf/compress.yaml composes, for the unknown-key check only (their defaults live in that YAML
+    and in the group schemas)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

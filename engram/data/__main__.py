@@ -1,6 +1,6 @@
 """`python -m engram.data export data=exact_match data.num_train=5000 out=facts.jsonl`
 
-Composes conf/train.yaml with the same overrides train.py takes (Hydra's compose API), validates it, builds the
+Composes engram/conf/train.yaml with the same overrides train.py takes (Hydra's compose API), validates it, builds the
 splits and writes them as messages-format JSONL: the train split to `out`, the eval split next to it
 (`facts.valid.jsonl`), eval lines with their "paraphrases" and "neighbors" (exact_match, entity, user_prefs).
 `data=jsonl data.path=facts.jsonl data.valid_path=facts.valid.jsonl` reads back the same records and the same
@@ -15,20 +15,13 @@ from pathlib import Path
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
+from engram.conf import CONF_DIR
 from engram.config import ConfigError, register_configs, validate
 from engram.config_rules import first_line
 from engram.data import build_splits
 from engram.data.jsonl import JsonlFormatError, write_jsonl
 
 USAGE = "usage: python -m engram.data export [group=option ...] [key=value ...] out=PATH.jsonl"
-
-
-def conf_dir() -> Path:
-    """The repo's conf/ (beside the package in a source checkout)."""
-    path = Path(__file__).resolve().parents[2] / "conf"
-    if not (path / "train.yaml").is_file():
-        raise FileNotFoundError(f"no conf/train.yaml beside the engram package (looked in {path})")
-    return path
 
 
 def valid_path_for(out: Path) -> Path:
@@ -38,7 +31,7 @@ def valid_path_for(out: Path) -> Path:
 
 def compose(overrides: list[str]):  # -> DictConfig
     register_configs()  # the group YAMLs extend the schemas (engram/config.py)
-    with initialize_config_dir(version_base=None, config_dir=str(conf_dir()), job_name="export"):
+    with initialize_config_dir(version_base=None, config_dir=str(CONF_DIR), job_name="export"):
         return hydra_compose(config_name="train", overrides=overrides)
 
 

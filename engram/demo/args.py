@@ -25,9 +25,9 @@ class DemoArgs:
     max_new_tokens: int | None
 
 
-def parser() -> OneLineParser:
+def parser(prog: str = "demo.py") -> OneLineParser:
     p = OneLineParser(
-        prog="demo.py", description="Base model vs memory, side by side, each token tinted by its gate.",
+        prog=prog, description="Base model vs memory, side by side, each token tinted by its gate.",
         epilog="default run: the newest run dir under outputs/default/ (what `make run` writes)")
     p.add_argument("settings", nargs="*", metavar="run_dir=DIR | engram_path=FILE",
                    help="the run to show (default: the newest finished default run)")
@@ -38,16 +38,17 @@ def parser() -> OneLineParser:
     return p
 
 
-def parse(argv: list[str]) -> DemoArgs:
-    """The checked command line (ConfigError on a bad value; argparse's own errors exit 2 as well)."""
-    args = parser().parse_args(argv)
+def parse(argv: list[str], prog: str = "demo.py") -> DemoArgs:
+    """The checked command line (ConfigError on a bad value; argparse's own errors exit 2 as well); `prog`: the
+    command as typed (demo.py or engram-demo), in usage and errors."""
+    args = parser(prog).parse_args(argv)
     given = {}
     for item in args.settings:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError("demo", item, f"is not one of {', '.join(k + '=...' for k in KEYS)}")
         if key not in KEYS:  # the key named, like train.py's unknown keys
-            raise ConfigError(key, value, f"is not a key of demo.py (one of {', '.join(k + '=...' for k in KEYS)})")
+            raise ConfigError(key, value, f"is not a key of {prog} (one of {', '.join(k + '=...' for k in KEYS)})")
         given[key] = value
     if len(given) > 1:
         raise ConfigError("demo", " ".join(args.settings), "gives both run_dir and engram_path; give one")

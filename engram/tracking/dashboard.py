@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engram.config import ROW_ORDER
+from engram.extras import require
 
 PROJECT = "engram-lab"
 DEFAULT_OUT = Path("dashboards")
@@ -87,11 +88,10 @@ def build_spec(project: str = PROJECT, entity: str | None = None, group: str | N
 
 
 def _import_workspaces() -> tuple[Any, Any]:
-    try:  # lazy: wandb-workspaces is an optional extra ([dashboard]); a missing one is a one-line exit
-        import wandb_workspaces.reports.v2 as wr
-        import wandb_workspaces.workspaces as ws
-    except ImportError as e:
-        raise SystemExit("the dashboard needs wandb-workspaces: pip install 'engram-lab[dashboard]'") from e
+    require("wandb_workspaces")  # an optional extra ([dashboard]): a missing one is one line and exit 2
+    import wandb_workspaces.reports.v2 as wr  # lazy: only the online path needs it
+    import wandb_workspaces.workspaces as ws
+
     return ws, wr
 
 

@@ -1,4 +1,4 @@
-"""`python report.py PATH ...` (the entry point at the repo root): the command line of the sweep report
+"""`engram-report PATH ...` / `python report.py PATH ...` (engram/entry/report.py): the command line of the sweep report
 (engram/tracking/report.py). Bad input (a path that does not exist, no job dirs, --out a file) is one line on stderr
 and exit 2, like every entry point."""
 
@@ -18,16 +18,17 @@ from engram.tracking.report import Gallery, collect, write_report
 DESCRIPTION = "Sweep report without a W&B account: every job's config + eval.json -> report.md, results.csv, PNGs."
 
 
-def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None) -> int:
-    """`gallery`: see write_report (report.py passes the demo's; --no-gallery skips it)."""
-    parser = OneLineParser(prog="report.py", description=DESCRIPTION)
+def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None, prog: str = "report.py") -> int:
+    """`gallery`: see write_report (report.py passes the demo's; --no-gallery skips it); `prog`: the command as
+    typed (report.py or engram-report), in usage and errors."""
+    parser = OneLineParser(prog=prog, description=DESCRIPTION)
     parser.add_argument("paths", nargs="+", help="multirun/<experiment>/<date>, a run dir, or a glob")
     parser.add_argument("--out", help="where report.md/PNGs go (default: the single path given, else reports/<now>)")
     parser.add_argument("--no-gallery", action="store_true",
                         help="skip the gate heat maps (they load each memory run's model)")
     args = parser.parse_args(argv)
     if missing := [p for p in args.paths if not glob.glob(p)]:  # a literal path globs to itself when it exists
-        return _bad_input(f"{missing[0]} does not exist (give a multirun dir, a run dir or a glob)")
+        return _bad_input(prog, f"{missing[0]} does not exist (give a multirun dir, a run dir or a glob)")
     single = len(args.paths) == 1 and Path(args.paths[0]).is_dir()
     out = Path(args.out) if args.out else Path(args.paths[0]) if single else Path(
         "reports") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
@@ -36,9 +37,9 @@ def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None) -> i
         compress_runs = read_results(args.paths)  # `python -m engram.compress eval|sweep` runs have no Hydra job dir
         if compress_runs:
             return write_compress_report(compress_runs, out, args.paths)
-        return _bad_input(f"no job dirs (.hydra/config.yaml) under: {' '.join(args.paths)}")
+        return _bad_input(prog, f"no job dirs (.hydra/config.yaml) under: {' '.join(args.paths)}")
     if out.exists() and not out.is_dir():
-        return _bad_input(f"--out {out} is a file; give a directory")
+        return _bad_input(prog, f"--out {out} is a file; give a directory")
     result = write_report(df, out, args.paths, None if args.no_gallery else gallery)
     n_failed = int((df["status"] != "ok").sum())
     print(f"{len(df)} jobs ({n_failed} failed) -> {result['markdown']}, {len(result['plots'])} plots, "
@@ -46,6 +47,6 @@ def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None) -> i
     return 0
 
 
-def _bad_input(message: str) -> int:
-    print(one_line(f"report.py: {message}"), file=sys.stderr)  # the entry points' convention: one line, exit 2
+def _bad_input(prog: str, message: str) -> int:
+    print(one_line(f"{prog}: {message}"), file=sys.stderr)  # the entry points' convention: one line, exit 2
     return 2

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 WANDB_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_SILENT", "WANDB_CONSOLE", "WANDB_DISABLE_CODE")
 # The environment as it was before this process's current W&B run. A run changes it (this module, and Lightning's
 # WandbLogger sets WANDB_MODE=dryrun when offline); in a multirun the next job's config reads WANDB_MODE
-# (conf/logger/wandb.yaml) and its files belong in its own run dir, so finish() puts it back.
+# (engram/conf/logger/wandb.yaml) and its files belong in its own run dir, so finish() puts it back.
 _outer_env: dict[str, str | None] = {}
 
 

@@ -1,6 +1,6 @@
 """`hydra/sweeper: optuna` on Optuna 4+ (ask/tell), in place of hydra-optuna-sweeper (Optuna < 3, whose RDB storage
-fails with SQLAlchemy 2). Same keys as that plugin's (conf/hparams_search/optuna.yaml); the search space and the
-sweep loop are engram/training/search_space.py and engram/training/optuna_sweep.py, imported only when a sweep
+fails with SQLAlchemy 2). Same keys as that plugin's (engram/conf/hparams_search/optuna.yaml); the search space and
+the sweep loop are engram/training/search_space.py and engram/training/optuna_sweep.py, imported only when a sweep
 runs: Hydra imports this module on every start to find its plugins. No `from __future__ import annotations`:
 Hydra's plugin scan runs the module before it is in sys.modules, where dataclasses looks string annotations up."""
 
