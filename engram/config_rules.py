@@ -38,6 +38,10 @@ class ConfigError(ValueError):
         self.key, self.value, self.rule = key, value, rule
         super().__init__(one_line(f"config error: {key}={value} {rule}"))
 
+    def __reduce__(self) -> tuple[type, tuple[str, Any, str]]:
+        # a multirun job's error crosses a process boundary (joblib, submitit): rebuild it from its three parts
+        return (type(self), (self.key, self.value, self.rule))
+
 
 # every character str.splitlines() breaks at, escaped: a value holding one (a path, a typo) keeps the message one line
 _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}

@@ -72,12 +72,26 @@ def describe_splits(data: Any, splits: dict[str, list[dict[str, Any]]]) -> str:
             f"held out, {n_seen} taught){source}{extra}")
 
 
+def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
+    """A run dir (or its checkpoints/ dir) means its last.ckpt; anything else goes to Lightning unchanged."""
+    if not ckpt_path:
+        return None
+    path = _path(ckpt_path)
+    for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
+        if path.is_dir() and candidate.is_file():
+            return str(candidate)
+    return ckpt_path
+
+
 def check_checkpoint(ckpt_path: str | None) -> None:
     """`ckpt_path` is a Lightning checkpoint (read from its pickle without running it), or one of Lightning's
     keywords (last, best, ...), or a remote URL (checked by Lightning)."""
     if not ckpt_path or ckpt_path in LIGHTNING_KEYWORDS or "://" in ckpt_path:
         return
-    path = _path(ckpt_path)
+    path = _path(resolve_ckpt_path(ckpt_path) or ckpt_path)
+    if path.is_dir():
+        raise ConfigError("ckpt_path", ckpt_path, "is a directory without checkpoints/last.ckpt (a run dir that "
+                          "saved no checkpoint?)")
     if not path.is_file():
         raise ConfigError("ckpt_path", ckpt_path, "does not exist or is not a file")
     try:

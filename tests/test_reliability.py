@@ -21,7 +21,9 @@ from safetensors.torch import load_file
 
 import engram.training.pipeline as pipeline
 from engram.atomic import DiskFullError, atomic_write
+from engram.config_rules import ConfigError
 from engram.evaluation.results import write_results
+from engram.inputs import check_checkpoint
 from engram.models.inject import add_engram, save_engram
 from engram.models.loading import load_model
 from engram.training.checkpointing import AtomicCheckpointIO
@@ -77,6 +79,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights_and_lr(
     assert ckpt["global_step"] == 6  # steps 7 and 8 are lost: fewer than checkpoint.every_n_steps
     assert ckpt["EngramDataModule"] == {"train_loader": {"epoch": 1, "served": 1}}  # mid-way through epoch 2
     assert not (killed / "eval.json").exists()
+    check_checkpoint(str(killed))  # train.py's check before any weights load takes the run dir, as documented
+    check_checkpoint(str(killed / "checkpoints"))
 
     build = pipeline.build_callbacks
     runs = {}
@@ -96,6 +100,27 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights_and_lr(
     assert any(k.startswith("memories.") for k in full) and any("lora_" in k for k in full)
     different = [k for k in full if not torch.equal(full[k], resumed[k])]
     assert not different, different  # bit-identical: same batches, same optimizer state, same dropout masks
+
+
+def test_a_run_dir_without_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory without checkpoints/last.ckpt"):
+        check_checkpoint(str(tmp_path))
+    with pytest.raises(ConfigError, match="does not exist or is not a file"):
+        check_checkpoint(str(tmp_path / "nowhere"))
+
+
+def test_a_config_error_survives_the_trip_to_a_multirun_parent() -> None:
+    """joblib and submitit send a job's exception back pickled: it must arrive as the same one-line ConfigError
+    (it arrived as a TypeError, and joblib's BrokenProcessPool hid the message)."""
+    import pickle
+
+    err = pickle.loads(pickle.dumps(ConfigError("ckpt_path", "x", "does not exist")))
+    assert isinstance(err, ConfigError) and str(err) == "config error: ckpt_path=x does not exist"
+    assert (err.key, err.value, err.rule) == ("ckpt_path", "x", "does not exist")
+    from engram.data.jsonl import JsonlFormatError
+
+    bad = pickle.loads(pickle.dumps(JsonlFormatError("facts.jsonl", 3, "invalid JSON")))
+    assert isinstance(bad, JsonlFormatError) and str(bad) == "facts.jsonl:3: invalid JSON"
 
 
 # ---------------------------------------------------------------- a save that dies keeps the previous file

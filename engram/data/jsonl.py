@@ -40,6 +40,9 @@ class JsonlFormatError(ValueError):
         self.path, self.line, self.reason = str(path), line, reason
         super().__init__(f"{path}:{line}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, str]]:
+        return (type(self), (self.path, self.line, self.reason))  # pickled across a multirun's process boundary
+
 
 def _parse_line(text: str) -> Record:
     """One line -> record, or ValueError(reason)."""

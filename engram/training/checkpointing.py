@@ -42,14 +42,3 @@ class LastCheckpoint(ModelCheckpoint):
         super().on_train_epoch_end(trainer, pl_module)
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-
-def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
-    """A run dir (or its checkpoints/ dir) means its last.ckpt; anything else goes to Lightning unchanged."""
-    if not ckpt_path:
-        return None
-    path = Path(ckpt_path).expanduser()
-    for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
-        if path.is_dir() and candidate.is_file():
-            return str(candidate)
-    return ckpt_path

@@ -29,12 +29,13 @@ from engram.evaluation.lm_eval import evaluate_text
 from engram.evaluation.perplexity import LMScore, score_blocks
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save, neighbor_references
+from engram.inputs import resolve_ckpt_path
 from engram.models.engram_model import BASE_WEIGHTS_DIR
 from engram.models.loading import load_model
 from engram.tracking.loggers._common import run_tags
 from engram.tracking.run_log import build_loggers, close_wandb, finish, log_final
 from engram.training.callbacks import GateStats, LoRAGateStats, StepStats
-from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, resolve_ckpt_path
+from engram.training.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from engram.training.module import EngramLitModule
 from engram.training.prefix_cache import PrefixCache, build_prefix_cache, train_sequences
 from engram.training.replay import ReplaySource
