@@ -34,15 +34,15 @@ from engram.config import (
     validate_evaluate_keys,
     validate_layers,
 )
-from engram.config_merge import check_known
-from engram.config_rules import RENAMED_EVALUATE_KEYS, one_line
+from engram.config.merge import check_known
+from engram.config.rules import RENAMED_EVALUATE_KEYS, one_line
 from engram.extras import installed, missing_message
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs, describe_splits
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
 from engram.variants.common import variant_spec
 
-register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
+register_configs()  # the group YAMLs extend the schemas stored here (engram/config/schema.py); hydra is loaded anyway
 
 log = logging.getLogger(__name__)
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",

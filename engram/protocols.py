@@ -138,7 +138,7 @@ class FamilyOptions(Protocol):
     checks_own_paths: bool  # default False: data.path may be a directory or a glob, checked by `check`
 
     def check(self, data_cfg: Any) -> None:
-        """The family's own config rules (torch-free; raise engram.config_rules.ConfigError)."""
+        """The family's own config rules (torch-free; raise engram.config.rules.ConfigError)."""
         ...
 
     def check_run(self, cfg: Any) -> None:

@@ -129,7 +129,7 @@ class EngramMemory(nn.Module):
 class EngramLM(nn.Module):
     """A Llama-family causal LM (`lm.model.layers`) with a memory at each of `cfg.layers`.
 
-    `cfg`: an EngramConfig (engram/config.py) with hash=deepseek, gate=context and `layers` a list.
+    `cfg`: an EngramConfig (engram/config/schema.py) with hash=deepseek, gate=context and `layers` a list.
     `token_map` [vocab_size]: the demo's vocabulary compression, `engram.memory.hashing.build_token_map(tokenizer,
     vocab_size)` (None: no compression). `pad_id`: what padded positions hash as (the tokenizer's pad id).
     """

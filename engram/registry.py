@@ -19,7 +19,7 @@ External kinds: the root config key `plugins: [dotted.module, ...]` names module
 plugin calls `register(kind, name, obj)` at import, and its YAML is found through Hydra's searchpath
 (`hydra.searchpath=[file://dir]` or `--config-dir`).
 
-Torch-free and importing nothing of engram, so the config layer uses it (engram/config_rules.py checks names).
+Torch-free and importing nothing of engram, so the config layer uses it (engram/config/rules.py checks names).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from engram import registry
-from engram.config_rules import check as rule
+from engram.config.rules import check as rule
 from engram.memory.hashing import Lookup
 
 CALLS = {"hash": 0, "gate": 0, "family": 0}
@@ -77,7 +77,7 @@ registry.register("gate", "toy", ToyGate)
 registry.register("family", "toy", build_toy)
 '''
 
-YAMLS = {  # each extends its schema (engram/config.py) and sets only what differs, as engram/conf/'s YAMLs do
+YAMLS = {  # each extends its schema (engram/config/schema.py) and sets only what differs, as engram/conf/'s YAMLs do
     "engram/toy.yaml": "defaults:\n  - /schema/engram@_here_: engram\n  - _self_\n"
                        "hash: toy\ngate: toy\ntable_size: 64\nheads: 2\ndim: 16\nlayers: [0]\nsparse: false\n",
     "data/toy.yaml": "defaults:\n  - /schema/data@_here_: data\n  - _self_\n"

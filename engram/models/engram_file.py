@@ -19,7 +19,7 @@ from safetensors import safe_open
 
 from engram.atomic import atomic_write
 from engram.config import ConfigError, EngramConfig, PrepopulateConfig
-from engram.config_scale import STORAGE_KEYS
+from engram.config.scale import STORAGE_KEYS
 from engram.models.headers import ENGRAM_FILE_FORMAT, ENGRAM_FILE_NAME, ENGRAM_OLD_FORMATS, engram_file
 
 FILE_FORMAT, OLD_FORMATS, FILE_NAME = ENGRAM_FILE_FORMAT, ENGRAM_OLD_FORMATS, ENGRAM_FILE_NAME

@@ -30,7 +30,7 @@ from transformers.cache_utils import Cache
 from engram import registry
 from engram.atomic import atomic_write_dir
 from engram.config import EngramConfig, validate_engram, validate_layers
-from engram.config_rules import from_scratch
+from engram.config.rules import from_scratch
 from engram.data.formatting import PROMPT_FORMATS, format_prompt
 from engram.memory.budget import check_memory_budget
 from engram.memory.hashing import build_token_map

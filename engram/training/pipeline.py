@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from engram.atomic import atomic_write_dir
-from engram.config_rules import from_scratch
+from engram.config.rules import from_scratch
 from engram.data import is_language_model
 from engram.data.datamodule import EngramDataModule
 from engram.data.jsonl import read_jsonl

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from engram.config_rules import check as rule
+from engram.config.rules import check as rule
 from engram.data.jsonl import build_jsonl as build
 
 __all__ = ["build", "check", "from_files"]

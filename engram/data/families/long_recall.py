@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from engram.config_rules import check as rule
-from engram.config_rules import is_int
+from engram.config.rules import check as rule
+from engram.config.rules import is_int
 from engram.data.long_recall import build_long_recall as build
 from engram.data.long_recall import build_word_tokenizer as tokenizer
 

@@ -1,6 +1,6 @@
 """Value rules for every config group: each raises `ConfigError` with one line, `config error: <key>=<value> <rule>`.
 
-`engram.config.validate` applies them to a config typed on the schema; `trainer.*` rules live in config_trainer.py.
+`engram.config.validate` applies them to a config typed on the schema; `trainer.*` rules live in trainer.py.
 Nothing here imports torch or transformers, so a bad value fails in well under a second.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from engram import registry  # a sibling module: lists kind names from file names, imports nothing of engram
-from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
+from engram.config.trainer import trainer_problem  # a sibling module; it imports nothing from here
 from engram.extras import installed, missing_message  # a sibling module: the standard library only
 from engram.variants.common import variant_spec  # a sibling layer: the variants' torch-free declarations
 

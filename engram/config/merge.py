@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from engram.config_rules import ConfigError, check, first_line
+from engram.config.rules import ConfigError, check, first_line
 
 
 @functools.cache

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engram.config_rules import check, one_of
+from engram.config.rules import check, one_of
 
 OFFLOAD_KINDS = ("none", "host")
 SHARD_KINDS = ("none", "rows")
