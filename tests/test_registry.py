@@ -162,6 +162,12 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
         assert names["logger"] == ("csv", "many", "mlflow", "none", "tensorboard", "wandb"), names
         loaded = [m for m in sys.modules if m == "torch" or m.startswith(("engram.memory", "engram.models"))]
         assert not loaded, loaded
+        # what validation reads of a kind (its keys, rules, flags) imports without torch: a kind's torch side is
+        # its own module (engram/memory/gates/_context.py beside context.py), imported on first use
+        for kind in ("hash", "gate", "address", "family", "model", "variant"):
+            for name in names[kind]:
+                registry.attribute(kind, name, "check")
+        assert "torch" not in sys.modules and "transformers" not in sys.modules
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=CONF_DIR.parents[1])  # -c: engram from the cwd
 

@@ -2,4 +2,5 @@
 
 The interface is the `Address` protocol in engram/protocols.py: an nn.Module deciding which looked-up rows may
 contribute, per head; optionally (`AddressOptions.retriever`, address=hybrid) it also finds rows by content.
+Each kind module is what config validation reads (torch-free); the torch code of `address=<name>` is `_<name>.py`.
 """

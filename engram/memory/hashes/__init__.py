@@ -2,4 +2,5 @@
 
 The interface is the `Hash` protocol in engram/protocols.py; the shared helpers are in engram/memory/hashing.py;
 engram/registry.py lists the kinds.
+Each kind module is what config validation reads (torch-free); the torch code of `hash=<name>` is `_<name>.py`.
 """
