@@ -23,7 +23,7 @@ from typing import Any
 
 from engram.config import ConfigError
 from engram.config.rules import first_line
-from engram.data.jsonl import JsonlFormatError, read_jsonl
+from engram.data.families.jsonl import JsonlFormatError, read_jsonl
 from engram.inputs import check_engram_file
 from engram.models.headers import engram_file
 

@@ -7,8 +7,8 @@ import torch
 
 from engram.data.collate import GenerationCollator, TrainCollator
 from engram.data.datamodule import EngramDataModule
+from engram.data.families.long_recall import build_word_tokenizer
 from engram.data.formatting import encode_answers, format_prompt, join_example
-from engram.data.long_recall import build_word_tokenizer
 from engram.models.loading import load_tiny_tokenizer
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from engram.config import ConfigError
 from engram.data import build_splits
-from engram.data import long_recall as lr
-from engram.data import patterns as pt
+from engram.data.families import long_recall as lr
+from engram.data.families import patterns as pt
 
 # ---------------------------------------------------------------- patterns
 

@@ -12,7 +12,7 @@ from test_recall import chat_ids, engram_cfg, tiny
 
 from engram import EngramModel
 from engram.config import ConfigError, validate_engram
-from engram.data.exact_match import build_exact_match
+from engram.data.families.exact_match import build_exact_match
 from engram.evaluation.editing import fact_scores
 from engram.evaluation.generate_eval import greedy_ids
 from engram.memory.questions import QuestionIndex, read_question
@@ -191,7 +191,7 @@ def test_facts_written_later_into_a_saved_memory_answer_their_rewordings_too(tmp
 
     from _training_utils import tiny_cfg
 
-    from engram.data.jsonl import write_jsonl
+    from engram.data.families.jsonl import write_jsonl
     from engram.data.records import record
     from engram.models.engram_model import load_run
     from engram.training.pipeline import train

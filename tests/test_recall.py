@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from engram import EngramModel
 from engram.config import ConfigError, EngramConfig, validate_layers
-from engram.data.exact_match import build_exact_match
+from engram.data.families.exact_match import build_exact_match
 from engram.memory.address.fingerprint import FREE
 from engram.memory.address.fingerprint import Address as Fingerprint
 from engram.memory.address.written import Address as Written

@@ -19,7 +19,7 @@ from engram.conf import CONF_DIR
 from engram.config import ConfigError, register_configs, validate
 from engram.config.rules import first_line
 from engram.data import build_splits
-from engram.data.jsonl import JsonlFormatError, write_jsonl
+from engram.data.families.jsonl import JsonlFormatError, write_jsonl
 
 USAGE = "usage: python -m engram.data export [group=option ...] [key=value ...] out=PATH.jsonl"
 

@@ -23,7 +23,7 @@ from engram.atomic import atomic_write_dir
 from engram.config.rules import from_scratch
 from engram.data import is_language_model
 from engram.data.datamodule import EngramDataModule
-from engram.data.jsonl import read_jsonl
+from engram.data.families.jsonl import read_jsonl
 from engram.data.text_blocks import TextDataModule
 from engram.evaluation.lm_eval import evaluate_text
 from engram.evaluation.perplexity import LMScore, score_blocks
