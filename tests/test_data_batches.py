@@ -172,9 +172,9 @@ def test_answers_end_with_eos(tok):
 
 
 def test_long_recall_through_the_datamodule_with_word_tokens():
-    cfg = {"family": "long_recall", "num_train": 16, "num_eval": 4, "vocab_size": 100, "num_facts": 4,
-           "distraction_min": 300, "distraction_max": 320, "prompt_format": "plain", "max_length": 1024,
-           "batch_size": 4}
+    cfg = {"family": "long_recall", "num_train": 16, "num_eval": 4, "prompt_format": "plain", "max_length": 1024,
+           "batch_size": 4,
+           "long_recall": {"vocab_size": 100, "num_facts": 4, "distraction_min": 300, "distraction_max": 320}}
     tok = build_word_tokenizer(cfg)
     dm = EngramDataModule(cfg, tok)
     batch = next(iter(dm.train_dataloader()))

@@ -1,5 +1,6 @@
-"""A new kind is one module + one YAML: a plugin module written here adds a toy hash, gate and data family, their
-YAMLs sit in a temp config dir on Hydra's searchpath, and the tiny model trains with them."""
+"""A new kind is one module + one YAML: a plugin module written here adds a toy hash, gate (with a key of its own,
+engram.toy.scale) and data family, their YAMLs sit in a temp config dir on Hydra's searchpath, and the tiny model
+trains with them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from engram.config import ConfigError
 
 PLUGIN = '''
 """Toy kinds, registered at import (plugins=[toy_kinds])."""
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -49,15 +52,27 @@ class ToyHash:
 
 
 class ToyGate(nn.Module):
-    """No gate at all: the projected memory goes straight into the residual."""
+    """No gate at all: the projected memory, times engram.toy.scale, goes straight into the residual."""
+
+    @dataclass
+    class Params:  # its own keys: the section engram.toy.* (engram/config/sections.py)
+        """`engram.toy.*` (gate=toy)."""
+
+        scale: float = 1.0  # the projected rows are multiplied by this
+
+    @staticmethod
+    def check(e):  # its own rule, run by validation when engram.gate=toy
+        rule(e.toy.scale > 0, "engram.toy.scale", e.toy.scale, "must be > 0")
 
     def __init__(self, hidden_size, mem_dim, cfg):
         super().__init__()
         self.toy_proj = nn.Linear(mem_dim, hidden_size, bias=False)
+        self.scale = float(cfg.toy.scale)
 
     def forward(self, h, e, keep, cache=None):
         CALLS["gate"] += 1
-        return self.toy_proj(e) * keep.unsqueeze(-1).to(e.dtype), torch.ones(keep.shape)  # (residual, gate [B, T])
+        out = self.toy_proj(e) * self.scale * keep.unsqueeze(-1).to(e.dtype)
+        return out, torch.ones(keep.shape)  # (residual, gate [B, T])
 
 
 def build_toy(cfg):
@@ -97,6 +112,9 @@ def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for kind in ("hash", "gate", "family"):
         registry.unregister(kind, "toy")
     sys.modules.pop("toy_kinds", None)
+    from engram.config import register_configs
+
+    register_configs()  # the stored schemas without the toy section again, for the tests that follow
 
 
 def test_toy_hash_gate_and_family_train_the_tiny_model(toy: Path, tmp_path: Path) -> None:
@@ -105,6 +123,7 @@ def test_toy_hash_gate_and_family_train_the_tiny_model(toy: Path, tmp_path: Path
                    "engram.table_size=64", "engram.dim=32", "data.num_train=16", "data.num_eval=4",
                    f"hydra.searchpath=[file://{toy}]")
     assert (cfg.engram.hash, cfg.engram.gate, cfg.data.family) == ("toy", "toy", "toy")
+    assert cfg.engram.toy.scale == 1.0  # the plugin's own key, at its default
     from engram.training.pipeline import run_task
 
     run_task(cfg)
@@ -113,6 +132,26 @@ def test_toy_hash_gate_and_family_train_the_tiny_model(toy: Path, tmp_path: Path
     tensors = load_file(str(run_dir / "engram.safetensors"))
     assert "layers.0.gate.toy_proj.weight" in tensors  # the toy gate's weights were trained and saved
     assert tensors["layers.0.table.weight"].shape == (2 * 64, 32 // 2)  # the toy hash's layout: 2 heads x 64 rows
+
+
+def test_a_plugin_kind_owns_its_key_and_a_bad_value_is_one_line_exit_2(toy: Path, tmp_path: Path) -> None:
+    """engram.toy.scale is declared in the plugin module alone (its gate's Params and check): on the command line
+    it composes and trains; a bad value stops train.py with one line, exit 2, before any model code is imported."""
+    import os
+
+    from engram.cli import check_overrides
+    from tests.test_bad_inputs import run_entry
+
+    search = f"hydra.searchpath=[file://{toy}]"
+    check_overrides(["plugins=[toy_kinds]", "engram=toy", "engram.toy.scale=3", search], "train")
+    cfg = tiny_cfg(tmp_path / "ok", "plugins=[toy_kinds]", "engram=toy", "engram.toy.scale=3", search)
+    assert cfg.engram.toy.scale == 3.0
+    env = {"PYTHONPATH": os.pathsep.join([str(toy.parent), os.environ.get("PYTHONPATH", "")])}
+    proc, modules = run_entry(tmp_path, "train.py", "model=tiny", "plugins=[toy_kinds]", "engram=toy",
+                              "engram.toy.scale=-2", search, env=env)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines == ["config error: engram.toy.scale=-2.0 must be > 0"], proc.stderr
+    assert "toy_kinds" in modules and not any(".modeling_" in m for m in modules), "weights could have loaded"
 
 
 def test_validation_lists_a_plugin_kind_and_names_the_known_ones(toy: Path) -> None:

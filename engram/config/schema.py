@@ -23,6 +23,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from engram.config.scale import OffloadConfig
+from engram.config.sections import compose, declared
+
 # the comparison's rows in order (evaluate.py's default): gated_lora after lora, engram_hybrid after engram
 ROW_ORDER = ("baseline", "lora", "gated_lora", "engram", "engram_hybrid", "combined")
 
@@ -59,42 +62,30 @@ class PrepopulateConfig:
 
 
 @dataclass
-class EngramConfig:
+class EngramKeys:
     """`engram.*`: the memory (engram/memory/): how a position's key is hashed, which looked-up rows count, how
     they enter the model, how the tables are initialised, trained and stored. `add_engram(model, cfg)` takes one;
-    every key is listed in the configuration reference (docs/config.md)."""
+    every key is listed in the configuration reference (docs/config.md). These are the keys every memory has; a
+    hash, gate or address kind's own keys are its section (`EngramConfig` adds them: engram/config/sections.py)."""
 
     table_size: Any = 5000  # rows per head: an int, or one int per n-gram order (deepseek)
     heads: int = 4  # hash heads; each looks up one row of its own table per position
-    max_ngram: int = 3  # deepseek: n-grams of 2..max_ngram tokens are hashed; the context gate's conv dilation
+    max_ngram: int = 3  # the n-gram order: deepseek hashes 2..max_ngram tokens; the context gate's conv dilation
     layers: Any = field(default_factory=lambda: [1])  # decoder layers whose input gets a memory, "final", or "all"
     dim: int = 256  # memory width per position (the heads' rows side by side; poc: one row of this width)
     gate: str = "context"  # how the rows enter the residual: context (the paper's) | mlp | direct (no gate)
     gate_bias: float = 0.0  # fixed offset on the gate logit (0: a half-open gate at the start)
     hash: str = "deepseek"  # what a position's key is: deepseek | poc | answer | span | question
     address: str = "hashed"  # which looked-up rows count: hashed (all) | written | fingerprint | hybrid
-    hybrid_topk: int = 8  # address=hybrid: rows found by content per position (product keys over the table)
-    hybrid_key_dim: int = 64  # address=hybrid: width of the content query and of the product keys
-    hybrid_gain_init: float = 1.0  # the content rows' gain at the start (0: a fresh memory is the hashed one)
-    question_threshold: float = 0.4  # hash=question: min score for a prompt to read a taught question's rows
-    question_capacity: int = 4096  # hash=question: how many taught questions a memory can hold
     init: str = "normal"  # the tables' start: normal | zeros | prepopulate (zeros, then facts written: prepopulate.*)
     init_std: float = 0.02  # init=normal: standard deviation of the rows
     lr_multiplier: float = 5.0  # the tables train at optim.lr times this (no weight decay, the paper's setting)
     sparse: bool = True  # sparse gradients (SparseAdam steps only the looked-up rows: step time flat in table_size)
     seed: int = 0  # seed of the hash primes and the memory's initial weights (same seed: same memory)
-    # hash=deepseek control: hash fixed random ids of each position instead of its tokens (no n-gram identity);
-    # table_size=1 is the other control (one row per head)
-    key_shuffle: bool = False
     compress_vocab: bool = True  # deepseek / span: token ids whose text normalises equally share one id
-    conv_kernel: int = 4  # gate=context: kernel size of the causal depthwise conv on the gated values
     prepopulate: PrepopulateConfig = field(default_factory=PrepopulateConfig)
     gate_l1: float = 0.0  # training: penalty on the memory entering at positions off the answer (and on replay)
-    # where the tables live (not part of a saved memory's identity, see STORAGE_KEYS): none (in the model) | host
-    # (outside it: host RAM, or memory-mapped files in offload_dir; the looked-up rows are gathered each step)
-    offload: str = "none"
-    offload_dir: str | None = None  # offload=host: memory-map the tables (and Adam moments) to files here
-    offload_reuse: bool = False  # offload_dir: open the tables already in offload_dir instead of initialising them
+    offload: OffloadConfig = field(default_factory=OffloadConfig)
     shard: str = "none"  # none | rows (split the tables' rows over the DDP processes)
 
 
@@ -122,8 +113,9 @@ class LoraConfig:
 
 
 @dataclass
-class DataConfig:
-    """`data.*`: the facts or text a run trains and is scored on (engram/data/families/, one module per family)."""
+class DataKeys:
+    """`data.*`: the facts or text a run trains and is scored on (engram/data/families/, one module per family).
+    These are the keys every family reads; a family's own keys are its section (`DataConfig` adds them)."""
 
     family: str = "exact_match"  # exact_match | entity | user_prefs | jsonl | long_recall | patterns | text
     num_train: int = 500  # training facts (examples)
@@ -141,14 +133,6 @@ class DataConfig:
     max_length: int = 256  # tokens per example (a longer prompt loses its start)
     num_workers: int = 0  # DataLoader worker processes
     facts_per_id: int = 3  # entity, user_prefs: facts (attributes) per ID
-    vocab_size: int = 512  # long_recall: words in the synthetic vocabulary
-    num_facts: int = 32  # long_recall: facts (trigger -> three words)
-    distraction_min: int = 300  # long_recall: fewest random words between a fact and its trigger
-    distraction_max: int = 500  # long_recall: most random words between a fact and its trigger
-    fixed_facts: bool = True  # False: every example draws its own trigger -> words (in-context facts only)
-    # eval: num_eval examples at each of these exact distraction lengths (category distraction_<n>); None = the
-    # training range
-    eval_distractions: list[int] | None = None
     # text (language modelling, engram/data/families/text.py): the built-in corpus when data.path is not given
     corpus: str = "python_stdlib"
     block_size: int = 256  # text: tokens per packed block
@@ -215,15 +199,15 @@ class SequentialConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainKeys:
     """Root schema for engram/conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
     checked key by key in engram/config/trainer.py."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    engram: EngramConfig = field(default_factory=EngramConfig)
+    engram: EngramKeys = field(default_factory=EngramKeys)
     variant: VariantConfig = field(default_factory=VariantConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataKeys = field(default_factory=DataKeys)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: Any = field(default_factory=dict)  # lightning.Trainer keyword arguments (engram/conf/trainer/; no schema)
@@ -264,9 +248,48 @@ class EvaluateConfig:
 
 
 EVALUATE_KEYS = tuple(EvaluateConfig.__dataclass_fields__)  # evaluate.yaml's root keys beside train.yaml's
-SCHEMAS: dict[str, type] = {"model": ModelConfig, "engram": EngramConfig, "variant": VariantConfig,
-                            "lora": LoraConfig, "data": DataConfig, "logger": LoggerConfig, "optim": OptimConfig}
 ROOT_GROUPS = ("model", "engram", "variant", "lora", "data", "logger", "optim", "trainer")  # chosen in train.yaml
+FIXED = {"model": ModelConfig, "variant": VariantConfig, "lora": LoraConfig, "logger": LoggerConfig,
+         "optim": OptimConfig}  # the groups whose schema is written out here (no kind adds a section)
+COMPOSED_GROUPS = {"engram": EngramKeys, "data": DataKeys}  # each kind of theirs may add a section
+PUBLIC = {"engram": "EngramConfig", "data": "DataConfig", "train": "TrainConfig"}  # their composed schemas' names
+
+
+def schema_of(group: str, builtin: bool = False) -> type:
+    """The schema of `group` (a config group, or "train" for the root): for engram and data, their keys plus one
+    section per kind that declares Params, of every kind registered now (plugins too; `builtin`: the built-in
+    ones only: the public EngramConfig / DataConfig / TrainConfig); for the root, TrainKeys with those two. Composed
+    on first use and cached: composing imports the kinds' declarations (torch-free), so `import engram.config` stays
+    light and a kind module that imports `engram.config.rules` is not a cycle."""
+    if group == "train":
+        return compose(TrainKeys, {g: schema_of(g, builtin) for g in COMPOSED_GROUPS}, PUBLIC[group], override=True)
+    if group in FIXED:
+        return FIXED[group]
+    own = compose(COMPOSED_GROUPS[group], declared(group, builtin=True), PUBLIC[group])
+    if builtin:
+        return own
+    return compose(own, {k: v for k, v in declared(group).items() if k not in declared(group, builtin=True)})
+
+
+def schemas() -> dict[str, type]:
+    """{group: its schema now} for every group with one (what `register_configs` stores)."""
+    return {group: schema_of(group) for group in ("model", "engram", "variant", "lora", "data", "logger", "optim")}
+
+
+
+
+def __getattr__(name: str) -> Any:
+    """`EngramConfig`, `DataConfig`, `TrainConfig` (the built-in kinds' sections added) and `SCHEMAS`, composed on
+    first use (see `schema_of`)."""
+    groups = {public: group for group, public in PUBLIC.items()}
+    if name in groups:
+        value: Any = schema_of(groups[name], builtin=True)
+    elif name == "SCHEMAS":
+        value = {group: schema_of(group, builtin=True) for group in schemas()}
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def schema_defaults(schema_cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -281,8 +304,8 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore  # lazy: hydra costs ~0.2 s; `import engram.config` stays light
 
     cs = ConfigStore.instance()
-    for group, schema_cls in SCHEMAS.items():
+    for group, schema_cls in schemas().items():  # with the sections of the plugins imported so far
         cs.store(group=f"schema/{group}", name=group, node=schema_defaults(schema_cls))
     # root keys of train.yaml: everything but the groups it chooses (and `paths`, set by the pipeline)
-    cs.store(group="schema/root", name="root", node=schema_defaults(TrainConfig, (*ROOT_GROUPS, "paths")))
+    cs.store(group="schema/root", name="root", node=schema_defaults(TrainKeys, (*ROOT_GROUPS, "paths")))
     cs.store(group="schema/evaluate", name="evaluate", node=schema_defaults(EvaluateConfig))

@@ -33,7 +33,7 @@ from engram.config.rules import (
     validate_trainer,
 )
 from engram.config.scale import validate_storage
-from engram.config.schema import EvaluateConfig, TrainConfig
+from engram.config.schema import EvaluateConfig, schema_of
 from engram.variants.common import variant_spec
 
 
@@ -53,9 +53,9 @@ def load_plugins(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig, root_extra: tuple[str, ...] | None = None) -> DictConfig:
     """Check a composed config; returns it typed. Raises ConfigError (one line) on the first problem.
     `root_extra`: given for a command line (every root key must then be TrainConfig's or one of these); None for
-    a saved run config, whose unknown root keys are dropped (config_merge.typed_config)."""
+    a saved run config, whose unknown root keys are dropped (merge.typed_config)."""
     load_plugins(cfg)
-    typed = typed_config(cfg, TrainConfig, root_extra)
+    typed = typed_config(cfg, schema_of("train"), root_extra)  # with the plugins' sections
     validate_model(typed.model)
     known_kind("variant", "variant.name", typed.variant.name)
     one_of("variant.finetune", typed.variant.finetune, ("none", "full"))

@@ -22,8 +22,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from engram.config import DataConfig
-
 Record = dict[str, Any]
 RECORD_KEYS = ("prompt", "answer", "category", "key", "seen")
 PARAPHRASES = "paraphrases"  # the optional keys of an eval record (see the module doc)
@@ -85,7 +83,9 @@ def as_data_cfg(cfg: Any) -> DictConfig:
         cfg = cfg["data"]
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    return OmegaConf.merge(OmegaConf.structured(DataConfig), cfg or {})
+    from engram.config import schema_of  # at call time: composing the schema imports the families (they import this)
+
+    return OmegaConf.merge(OmegaConf.structured(schema_of("data")), cfg or {})
 
 
 def rng(seed: int, *parts: str) -> random.Random:

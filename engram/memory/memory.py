@@ -83,7 +83,7 @@ class EngramMemory(nn.Module):
         return out, MemoryTrace.of(gate, passed, found)
 
     def prefetch(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor) -> None:
-        """An offloaded table (engram.offload=host) starts gathering, on a worker thread, the rows a coming forward
+        """An offloaded table (engram.offload.to=host) starts gathering, on a worker thread, the rows a coming forward
         on these ids will read (same arguments as `forward`, all positions new); a no-op for in-memory tables."""
         prefetch = getattr(self.table, "prefetch", None)
         if prefetch is None:

@@ -1,5 +1,5 @@
-"""Recall as a function of distance (data.eval_distractions, engram/data/families/long_recall.py): each job's
-per-category exact match `distraction_<n>` -> one plot of recall against the number of distraction words, one line
+"""Recall as a function of distance (data.long_recall.eval_distractions, engram/data/families/long_recall.py): each
+job's per-category exact match `distraction_<n>` -> one plot of recall against the number of distraction words, one line
 per job, and its markdown table. report.py hands it the per-category columns it has already read from every
 eval.json."""
 

@@ -96,7 +96,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                              replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight),
                              prefix_cache=prefix)
 
-    if memory and cfg.engram.offload == "host":  # gather the next batch's rows meanwhile
+    if memory and cfg.engram.offload.to == "host":  # gather the next batch's rows meanwhile
         datamodule.lookahead = model.prefetch
     callbacks = build_callbacks(cfg, run_dir, tokenizer if text else None)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))

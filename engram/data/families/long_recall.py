@@ -2,20 +2,23 @@
 
 A fixed set of `num_facts` facts maps a trigger token (`K000`, `K001`, ...) to three words. Each example shows one
 fact, then `distraction_min..distraction_max` random words, then the trigger again; the target is the fact's first
-word. A windowed model cannot see the fact from the trigger; a memory can learn trigger -> word across examples.
+word. A windowed model cannot see the fact from the trigger; a memory can learn trigger -> word across examples. The
+family's own keys are `data.long_recall.*` (`Params`).
 
 Records have the common shape: prompt `"K007 bako tumi lera . <distraction> . K007"`, answer `"bako"`, category
 `long_recall`, key `long_recall:K007`. With `eval_seen_fraction < 1` some facts occur only in eval (unseen): only
 in-context recall can answer those. "Tokens" here are words; `build_word_tokenizer` gives one token per word.
 
-`data.fixed_facts=false` draws a fresh trigger -> words for every example (the control: only the context holds the
-fact, so a memory of trigger n-grams cannot know it). `data.eval_distractions=[50, 100, ...]` builds `num_eval`
-eval examples at each exact distraction length, category `distraction_<n>`: recall as a function of distance.
+`data.long_recall.fixed_facts=false` draws a fresh trigger -> words for every example (the control: only the context
+holds the fact, so a memory of trigger n-grams cannot know it). `data.long_recall.eval_distractions=[50, 100, ...]`
+builds `num_eval` eval examples at each exact distraction length, category `distraction_<n>`: recall as a function
+of distance.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -32,13 +35,28 @@ FACT_WORDS = 3
 MAX_DISTRACTION = 100_000  # words; the examples are built in RAM
 
 
+@dataclass
+class Params:
+    """`data.long_recall.*` (data=long_recall): the synthetic vocabulary, the facts and the distance between a fact
+    and its trigger."""
+
+    vocab_size: int = 512  # words in the synthetic vocabulary
+    num_facts: int = 32  # facts (trigger -> three words)
+    distraction_min: int = 300  # fewest random words between a fact and its trigger
+    distraction_max: int = 500  # most random words between a fact and its trigger
+    fixed_facts: bool = True  # False: every example draws its own trigger -> words (in-context facts only)
+    # eval: num_eval examples at each of these exact distraction lengths (category distraction_<n>); None = the
+    # training range
+    eval_distractions: list[int] | None = None
+
+
 def vocabulary(vocab_size: int, seed: int) -> list[str]:
     """`vocab_size` distinct pronounceable lowercase words (two or three CV syllables), fixed by `seed`."""
     syllables = [c + v for c in CONSONANTS for v in VOWELS]
     n_syl = 2 if vocab_size <= len(syllables) ** 2 // 2 else 3
     space = len(syllables) ** n_syl
     if vocab_size > space:
-        raise ConfigError("data.vocab_size", vocab_size, f"must be <= {space}")
+        raise ConfigError("data.long_recall.vocab_size", vocab_size, f"must be <= {space}")
     words = []
     for index in rng(seed, "long_recall", "vocab").sample(range(space), vocab_size):
         parts = []
@@ -56,7 +74,8 @@ def triggers(num_facts: int) -> list[str]:
 def make_facts(vocab_size: int, num_facts: int, seed: int) -> dict[str, list[str]]:
     """trigger -> its three words. First words are distinct, so the target names one fact."""
     if num_facts < 1 or vocab_size < max(num_facts, FACT_WORDS):
-        raise ConfigError("data.num_facts", num_facts, f"must be >= 1 and <= data.vocab_size ({vocab_size})")
+        raise ConfigError("data.long_recall.num_facts", num_facts,
+                          f"must be >= 1 and <= data.long_recall.vocab_size ({vocab_size})")
     words = vocabulary(vocab_size, seed)
     r = rng(seed, "long_recall", "facts")
     firsts = r.sample(words, num_facts)
@@ -80,22 +99,22 @@ def parse_example(prompt: str) -> tuple[str, list[str], list[str], str]:
 
 
 def fresh_fact(words: list[str], r: Any) -> list[str]:
-    """A fact drawn for one example only (data.fixed_facts=false): nothing outside the context can know it."""
+    """A fact drawn for one example only (data.long_recall.fixed_facts=false): only the context can know it."""
     return r.sample(words, FACT_WORDS)
 
 
 def distraction_category(length: int) -> str:
-    """The eval category of examples with exactly `length` distraction words (data.eval_distractions)."""
+    """The eval category of examples with exactly `length` distraction words (data.long_recall.eval_distractions)."""
     return f"distraction_{length}"
 
 
 def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
     cfg = as_data_cfg(data_cfg)
-    seed = int(cfg.seed)
-    low, high = int(cfg.distraction_min), int(cfg.distraction_max)
-    fixed = bool(cfg.fixed_facts)
-    words = vocabulary(int(cfg.vocab_size), seed)
-    facts = make_facts(int(cfg.vocab_size), int(cfg.num_facts), seed)
+    own, seed = cfg.long_recall, int(cfg.seed)
+    low, high = int(own.distraction_min), int(own.distraction_max)
+    fixed = bool(own.fixed_facts)
+    words = vocabulary(int(own.vocab_size), seed)
+    facts = make_facts(int(own.vocab_size), int(own.num_facts), seed)
     n_seen, n_unseen = eval_counts(int(cfg.num_eval), float(cfg.eval_seen_fraction))
 
     order = list(facts)
@@ -104,7 +123,7 @@ def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
     n_unseen_facts = 0 if n_unseen == 0 else max(1, round(len(order) * (1 - float(cfg.eval_seen_fraction))))
     if n_unseen_facts >= len(order) and int(cfg.num_train) > 0:
         raise ConfigError("data.eval_seen_fraction", cfg.eval_seen_fraction,
-                          f"leaves no fact to train on with data.num_facts={len(order)}")
+                          f"leaves no fact to train on with data.long_recall.num_facts={len(order)}")
     unseen_facts, seen_facts = order[:n_unseen_facts], order[n_unseen_facts:]
 
     def examples(pool: list[str], n: int, seen: bool, purpose: str, lengths: tuple[int, int] = (low, high),
@@ -120,7 +139,7 @@ def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
         return out
 
     train = examples(seen_facts, int(cfg.num_train), True, "train")
-    eval_lengths = cfg.eval_distractions
+    eval_lengths = own.eval_distractions
     if eval_lengths:  # recall as a function of distance: the same facts at each exact length
         evals = [rec for d in eval_lengths for rec in
                  examples(seen_facts, n_seen, True, f"eval_seen_{d}", (int(d), int(d)), distraction_category(d))
@@ -142,7 +161,8 @@ def build_word_tokenizer(data_cfg: Any) -> Any:
 
     cfg = as_data_cfg(data_cfg)
     specials = ["<pad>", "<unk>", "<|im_end|>"]
-    tokens = [*specials, "Q:", "A:", SEPARATOR, *triggers(int(cfg.num_facts)), *vocabulary(int(cfg.vocab_size),
+    own = cfg.long_recall
+    tokens = [*specials, "Q:", "A:", SEPARATOR, *triggers(int(own.num_facts)), *vocabulary(int(own.vocab_size),
                                                                                         int(cfg.seed))]
     tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -154,11 +174,14 @@ build, tokenizer = build_long_recall, build_word_tokenizer  # the family; its to
 
 
 def check(d: Any) -> None:
-    rule(d.num_facts >= 1, "data.num_facts", d.num_facts, "must be >= 1")
-    rule(d.vocab_size >= max(d.num_facts, 3), "data.vocab_size", d.vocab_size,
-         f"must be >= 3 and >= data.num_facts ({d.num_facts})")
-    lengths = d.eval_distractions
+    own = d.long_recall
+    rule(own.num_facts >= 1, "data.long_recall.num_facts", own.num_facts, "must be >= 1")
+    rule(own.vocab_size >= max(own.num_facts, 3), "data.long_recall.vocab_size", own.vocab_size,
+         f"must be >= 3 and >= data.long_recall.num_facts ({own.num_facts})")
+    rule(0 < own.distraction_min <= own.distraction_max, "data.long_recall.distraction_min", own.distraction_min,
+         f"must be > 0 and <= data.long_recall.distraction_max ({own.distraction_max})")
+    lengths = own.eval_distractions
     if lengths is not None:
         ok = len(lengths) > 0 and all(is_int(n) and 1 <= n <= MAX_DISTRACTION for n in lengths)
-        rule(ok and len(set(lengths)) == len(lengths), "data.eval_distractions", list(lengths),
+        rule(ok and len(set(lengths)) == len(lengths), "data.long_recall.eval_distractions", list(lengths),
              f"must be null or a list of distinct integers in [1, {MAX_DISTRACTION}]")

@@ -17,11 +17,11 @@ INITIAL_TEMPERATURE = 10.0  # inverse temperature on scores in [-2, 2]: the best
 class ContentLookup(nn.Module):
     def __init__(self, hidden_size: int, row_dim: int, rows: int, heads: int, cfg: Any) -> None:
         super().__init__()
-        self.topk = int(cfg.hybrid_topk)
-        self.query = nn.Linear(hidden_size, int(cfg.hybrid_key_dim), bias=False)
-        self.keys = ProductKeys(rows, int(cfg.hybrid_key_dim), seed=int(cfg.seed))
+        self.topk = int(cfg.hybrid.topk)
+        self.query = nn.Linear(hidden_size, int(cfg.hybrid.key_dim), bias=False)
+        self.keys = ProductKeys(rows, int(cfg.hybrid.key_dim), seed=int(cfg.seed))
         self.log_temperature = nn.Parameter(torch.tensor(math.log(INITIAL_TEMPERATURE)))
-        self.scale = nn.Parameter(torch.full((heads, row_dim), float(cfg.hybrid_gain_init)))  # the content rows' gain
+        self.scale = nn.Parameter(torch.full((heads, row_dim), float(cfg.hybrid.gain_init)))  # the content rows' gain
         self.last_rows: torch.Tensor | None = None  # [B, T, k] the rows of the last forward, best first
 
     def forward(self, h: torch.Tensor, table: nn.Embedding, keep: torch.Tensor) -> torch.Tensor:

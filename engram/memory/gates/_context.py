@@ -62,4 +62,5 @@ class ContextGate(nn.Module):
 
 class Gate(ContextGate):
     def __init__(self, hidden_size: int, mem_dim: int, cfg: Any) -> None:
-        super().__init__(hidden_size, mem_dim, float(cfg.gate_bias), int(cfg.conv_kernel), int(cfg.max_ngram))
+        super().__init__(hidden_size, mem_dim, float(cfg.gate_bias), int(cfg.context.conv_kernel),
+                         int(cfg.max_ngram))

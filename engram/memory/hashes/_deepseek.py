@@ -125,7 +125,7 @@ class Hash(NgramHasher):
     def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
                  token_map: torch.Tensor | None = None) -> None:
         super().__init__(vocab_size, cfg.table_size, cfg.max_ngram, cfg.heads, layers, pad_id, cfg.seed, token_map,
-                         key_shuffle=bool(getattr(cfg, "key_shuffle", False)))
+                         key_shuffle=bool(cfg.deepseek.key_shuffle))
 
     @staticmethod
     def table_sizes(cfg: Any) -> list[int]:

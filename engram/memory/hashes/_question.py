@@ -36,7 +36,7 @@ class TaughtQuestions(nn.Module):
             return
         n = self.count()
         if n == self.keys.numel():
-            raise RuntimeError(f"engram: hash=question holds {n} taught questions; raise engram.question_capacity")
+            raise RuntimeError(f"engram: hash=question holds {n} taught questions; raise engram.question.capacity")
         prompt = prompt[-PROMPT_TOKENS:]
         self.keys[n] = key
         self.prompt_ids[n] = NO_KEY
@@ -79,7 +79,7 @@ class Hash(answer.Hash):
     def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
                  token_map: torch.Tensor | None = None) -> None:
         super().__init__(cfg, layers, vocab_size, pad_id, token_map)
-        self.threshold, self.capacity = float(cfg.question_threshold), int(cfg.question_capacity)
+        self.threshold, self.capacity = float(cfg.question.threshold), int(cfg.question.capacity)
         self.stores: dict[int, TaughtQuestions] = {}
         self.reader: QuestionReader | None = None
         self._index: dict[int, tuple[tuple[int, int], QuestionIndex]] = {}
