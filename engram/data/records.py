@@ -22,6 +22,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from engram.config import ConfigError, schema_of
+from engram.config.renamed import first_old, rule
+
 Record = dict[str, Any]
 RECORD_KEYS = ("prompt", "answer", "category", "key", "seen")
 PARAPHRASES = "paraphrases"  # the optional keys of an eval record (see the module doc)
@@ -83,8 +86,9 @@ def as_data_cfg(cfg: Any) -> DictConfig:
         cfg = cfg["data"]
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    from engram.config import schema_of  # at call time: composing the schema imports the families (they import this)
-
+    if isinstance(cfg, dict) and (old := first_old(cfg, "data.")) is not None:  # data.num_facts: a kind's key now
+        raise ConfigError(old[0], old[1], rule(*old))
+    # the schema is composed at the first call, not at import: composing imports the families, which import this
     return OmegaConf.merge(OmegaConf.structured(schema_of("data")), cfg or {})
 
 
