@@ -18,6 +18,9 @@ attribute needs torch (every hash, gate and address) keeps that in the module `_
 use of the main attribute (engram/lazy.py's `implementation`). Modules whose name starts with `_` or is `common`
 are helpers, not kinds.
 
+From config to object: engram/config/sections.py's `build(kind, name, cfg, **given)` calls what `get` returns with
+the parameters it names, from `given`, the kind's own section (its `Params`) or the group's keys (no adapter class).
+
 External kinds: the root config key `plugins: [dotted.module, ...]` names modules imported before validation; a
 plugin calls `register(kind, name, obj)` at import, and its YAML is found through Hydra's searchpath
 (`hydra.searchpath=[file://dir]` or `--config-dir`).

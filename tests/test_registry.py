@@ -37,8 +37,8 @@ class ToyHash:
 
     shared_table = False
 
-    def __init__(self, cfg, layers, vocab_size, pad_id, token_map=None):
-        self.heads, self.size = int(cfg.heads), int(cfg.table_size)
+    def __init__(self, table_size, heads):  # by name, from the config (engram/config/sections.py's build)
+        self.heads, self.size = int(heads), int(table_size)
 
     def head_sizes(self, layer):
         return [self.size] * self.heads
@@ -64,10 +64,10 @@ class ToyGate(nn.Module):
     def check(e):  # its own rule, run by validation when engram.gate=toy
         rule(e.toy.scale > 0, "engram.toy.scale", e.toy.scale, "must be > 0")
 
-    def __init__(self, hidden_size, mem_dim, cfg):
+    def __init__(self, hidden_size, mem_dim, scale=1.0):  # scale: its own key, engram.toy.scale
         super().__init__()
         self.toy_proj = nn.Linear(mem_dim, hidden_size, bias=False)
-        self.scale = float(cfg.toy.scale)
+        self.scale = float(scale)
 
     def forward(self, h, e, keep, cache=None):
         CALLS["gate"] += 1
@@ -221,7 +221,7 @@ def test_unknown_name_from_get_names_the_known_ones() -> None:
 class StampAddress(torch.nn.Module):
     """Remembers the last key looked up per row (a buffer, as a fingerprint address would keep)."""
 
-    def __init__(self, rows: int, heads: int, cfg: object) -> None:
+    def __init__(self, rows: int) -> None:
         super().__init__()
         self.register_buffer("stamp", torch.full((rows,), -1, dtype=torch.long))
 

@@ -41,12 +41,13 @@ from engram.config.schema import (
     schema_defaults,
     schema_of,
 )
+from engram.config.sections import build
 from engram.config.validation import for_variant, load_plugins, validate, validate_evaluate_keys
 
 __all__ = ["EVALUATE_KEYS", "ROOT_GROUPS", "ROW_ORDER", "SCHEMAS", "CheckpointConfig", "ConfigError", "DataConfig",
            "DataKeys", "EngramConfig", "EngramKeys", "EvaluateConfig", "LoggerConfig", "LoraConfig", "ModelConfig",
            "OffloadConfig", "OptimConfig", "PrepopulateConfig", "RetentionTrainingConfig", "SequentialConfig",
-           "TrainConfig", "TrainKeys", "VariantConfig", "for_variant", "load_plugins", "register_configs",
+           "TrainConfig", "TrainKeys", "VariantConfig", "build", "for_variant", "load_plugins", "register_configs",
            "schema_defaults", "schema_of", "validate", "validate_engram", "validate_evaluate_keys", "validate_layers"]
 
 

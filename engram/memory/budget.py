@@ -48,8 +48,12 @@ class EngramBytes:
 
 def requested_sizes(cfg: Any) -> list[int]:
     """`engram.table_size` as a list (one int, or one per n-gram order): a hash kind's layout unless it says."""
-    size = cfg.table_size
-    return [int(size)] if isinstance(size, int | str) else [int(s) for s in size]
+    return sizes_of(cfg.table_size)
+
+
+def sizes_of(table_size: Any) -> list[int]:
+    """A table_size value (one int, or one per n-gram order) as a list of ints."""
+    return [int(table_size)] if isinstance(table_size, int | str) else [int(s) for s in table_size]
 
 
 def estimate_engram_bytes(cfg: Any, layers: int, hidden_size: int, dtype_bytes: int = 4) -> EngramBytes:

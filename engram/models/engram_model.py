@@ -28,7 +28,7 @@ from transformers.cache_utils import Cache
 
 from engram import registry
 from engram.atomic import atomic_write_dir
-from engram.config import EngramConfig, validate_engram, validate_layers
+from engram.config import EngramConfig, build, validate_engram, validate_layers
 from engram.config.renamed import load_saved
 from engram.config.rules import from_scratch
 from engram.data.formatting import PROMPT_FORMATS, format_prompt
@@ -65,8 +65,7 @@ class EngramModel(ModelWrapper):
         lm = causal_lm(model)
         if _has_engram_hooks(lm):
             raise RuntimeError(ALREADY_INJECTED)
-        decoder_layers = lm.model.layers
-        layers = validate_layers(ecfg.layers, len(decoder_layers))
+        layers = validate_layers(ecfg.layers, len(lm.model.layers))
         ref = next(lm.parameters())
         # refuse a table that would not fit (with its optimizer state) before building primes or allocating rows
         check_memory_budget(ecfg, len(layers), int(lm.config.hidden_size),
@@ -76,7 +75,8 @@ class EngramModel(ModelWrapper):
         token_map = None
         if tokenizer is not None and ecfg.compress_vocab and getattr(hash_kind, "uses_token_map", True):
             token_map = build_token_map(tokenizer, vocab_size=lm.config.vocab_size)
-        hasher = hash_kind(ecfg, layers, int(lm.config.vocab_size), pad_id, token_map)
+        hasher = build("hash", ecfg.hash, ecfg, layers=layers, vocab_size=int(lm.config.vocab_size), pad_id=pad_id,
+                       token_map=token_map)
         if getattr(hasher, "reads_words", False):  # hash=question reads the prompt's words
             if tokenizer is None:
                 raise ValueError(f"engram.hash={ecfg.hash} reads the prompt's words: add_engram needs the tokenizer")

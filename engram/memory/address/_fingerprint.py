@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -11,7 +9,7 @@ FREE = torch.iinfo(torch.long).min  # no key: hashes give keys >= 0 (span/answer
 
 
 class Address(nn.Module):
-    def __init__(self, rows: int, heads: int, cfg: Any) -> None:
+    def __init__(self, rows: int) -> None:
         super().__init__()
         self.register_buffer("owner", torch.full((rows,), FREE, dtype=torch.long))
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 
 class Address(nn.Module):
-    def __init__(self, rows: int, heads: int, cfg: Any) -> None:
+    def __init__(self) -> None:
         super().__init__()
 
     def forward(self, rows: torch.Tensor, keys: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

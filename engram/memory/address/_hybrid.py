@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
@@ -15,13 +14,14 @@ INITIAL_TEMPERATURE = 10.0  # inverse temperature on scores in [-2, 2]: the best
 
 
 class ContentLookup(nn.Module):
-    def __init__(self, hidden_size: int, row_dim: int, rows: int, heads: int, cfg: Any) -> None:
+    def __init__(self, hidden_size: int, row_dim: int, rows: int, heads: int, topk: int, key_dim: int,
+                 gain_init: float, seed: int) -> None:
         super().__init__()
-        self.topk = int(cfg.hybrid.topk)
-        self.query = nn.Linear(hidden_size, int(cfg.hybrid.key_dim), bias=False)
-        self.keys = ProductKeys(rows, int(cfg.hybrid.key_dim), seed=int(cfg.seed))
+        self.topk = int(topk)
+        self.query = nn.Linear(hidden_size, int(key_dim), bias=False)
+        self.keys = ProductKeys(rows, int(key_dim), seed=int(seed))
         self.log_temperature = nn.Parameter(torch.tensor(math.log(INITIAL_TEMPERATURE)))
-        self.scale = nn.Parameter(torch.full((heads, row_dim), float(cfg.hybrid.gain_init)))  # the content rows' gain
+        self.scale = nn.Parameter(torch.full((heads, row_dim), float(gain_init)))  # the content rows' gain
         self.last_rows: torch.Tensor | None = None  # [B, T, k] the rows of the last forward, best first
 
     def forward(self, h: torch.Tensor, table: nn.Embedding, keep: torch.Tensor) -> torch.Tensor:
@@ -34,13 +34,19 @@ class ContentLookup(nn.Module):
         return found.unsqueeze(-2) * self.scale.to(found.dtype)
 
 
-class Address(HashedAddress):
-    """Every hash row passes (address=hashed's forward); `retriever` adds the content lookup."""
+class HybridAddress(HashedAddress):
+    """Every hash row passes (address=hashed's forward); `retriever` adds the content lookup. `topk`, `key_dim`,
+    `gain_init`: engram.hybrid.* (hybrid.py's Params); `seed`: engram.seed (the product keys')."""
 
-    def __init__(self, rows: int, heads: int, cfg: Any) -> None:
-        super().__init__(rows, heads, cfg)
-        self.rows, self.heads, self.cfg = int(rows), int(heads), cfg
+    def __init__(self, rows: int, heads: int, topk: int = 8, key_dim: int = 64, gain_init: float = 1.0,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.rows, self.heads = int(rows), int(heads)
+        self.content = {"topk": int(topk), "key_dim": int(key_dim), "gain_init": float(gain_init), "seed": int(seed)}
 
     def retriever(self, hidden_size: int, row_dim: int) -> ContentLookup:
         """The content lookup over this table, for the memory to own (it needs the hidden size the memory knows)."""
-        return ContentLookup(hidden_size, row_dim, self.rows, self.heads, self.cfg)
+        return ContentLookup(hidden_size, row_dim, self.rows, self.heads, **self.content)
+
+
+Address = HybridAddress  # what the registry builds for address=hybrid

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 
 class Address(nn.Module):
-    def __init__(self, rows: int, heads: int, cfg: Any) -> None:
+    def __init__(self, rows: int) -> None:
         super().__init__()
         self.register_buffer("marked", torch.zeros(rows, dtype=torch.bool))
 

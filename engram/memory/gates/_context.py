@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,9 +13,12 @@ from engram.memory.gates.common import signed_sqrt
 
 class ContextGate(nn.Module):
     def __init__(
-        self, hidden_size: int, mem_dim: int, gate_bias: float = 0.0, conv_kernel: int = 4, dilation: int = 3
+        self, hidden_size: int, mem_dim: int, gate_bias: float = 0.0, conv_kernel: int = 4, max_ngram: int = 3
     ) -> None:
+        """`conv_kernel`: engram.context.conv_kernel; the conv's dilation is `max_ngram` (engram.max_ngram), so it
+        steps over whole n-grams."""
         super().__init__()
+        dilation = int(max_ngram)
         self.hidden_size, self.gate_bias = hidden_size, float(gate_bias)
         self.key_proj = nn.Linear(mem_dim, hidden_size)
         self.value_proj = nn.Linear(mem_dim, hidden_size)
@@ -60,7 +62,4 @@ class ContextGate(nn.Module):
         return (value + F.silu(y)) * mask, alpha
 
 
-class Gate(ContextGate):
-    def __init__(self, hidden_size: int, mem_dim: int, cfg: Any) -> None:
-        super().__init__(hidden_size, mem_dim, float(cfg.gate_bias), int(cfg.context.conv_kernel),
-                         int(cfg.max_ngram))
+Gate = ContextGate  # what the registry builds for gate=context (engram/config/sections.py's build)

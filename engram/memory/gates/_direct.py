@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 
 class Gate(nn.Module):
-    def __init__(self, hidden_size: int, mem_dim: int, cfg: Any) -> None:
+    def __init__(self, hidden_size: int, mem_dim: int) -> None:
         super().__init__()
         self.proj = nn.Identity() if mem_dim == hidden_size else nn.Linear(mem_dim, hidden_size, bias=False)
 

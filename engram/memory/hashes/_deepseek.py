@@ -20,6 +20,7 @@ class NgramHasher:
     """DeepSeek Engram n-gram hash (multiplicative-XOR over the last n ids, one prime modulus per head)."""
 
     shared_table = False
+    uses_token_map = True
 
     def __init__(
         self,
@@ -118,16 +119,10 @@ class NgramHasher:
         keys = torch.stack(mixes, dim=-1).repeat_interleave(self.heads, dim=-1)  # one column per head
         return Lookup(self.slots(mixes, layer), keys, mask[:, -new:].bool())
 
-
-class Hash(NgramHasher):
-    uses_token_map = True
-
-    def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
-                 token_map: torch.Tensor | None = None) -> None:
-        super().__init__(vocab_size, cfg.table_size, cfg.max_ngram, cfg.heads, layers, pad_id, cfg.seed, token_map,
-                         key_shuffle=bool(cfg.deepseek.key_shuffle))
-
     @staticmethod
     def table_sizes(cfg: Any) -> list[int]:
         sizes = requested_sizes(cfg)
         return sizes if len(sizes) > 1 else sizes * max(1, int(cfg.max_ngram) - 1)
+
+
+Hash = NgramHasher  # what the registry builds for hash=deepseek (engram/config/sections.py's build)

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from engram.memory.budget import requested_sizes
+from engram.memory.budget import requested_sizes, sizes_of
+from engram.memory.hashes.poc import PRIMES  # the kind declares them (its check bounds engram.heads by them)
 from engram.memory.hashing import DeviceCache
 from engram.protocols import Lookup
 
-POC_PRIMES = (17, 31, 53, 79, 107, 131, 157, 181)
-
 
 class PocHasher:
-    """Seed hash: unigram, `heads` primes into one shared table of `table_size` rows."""
+    """Seed hash: unigram, `heads` primes into one shared table of `table_size` rows (the first size of a list)."""
 
     shared_table = True
+    uses_token_map = False  # the seed hashed raw ids
 
-    def __init__(self, table_size: int, heads: int) -> None:
-        if heads > len(POC_PRIMES):
-            raise ValueError(f"engram.heads={heads} is more than the {len(POC_PRIMES)} primes of hash=poc")
-        self.table_size, self.heads = int(table_size), int(heads)
-        self._consts = DeviceCache(primes=torch.tensor(POC_PRIMES[:heads], dtype=torch.long))
+    def __init__(self, table_size: int | Sequence[int], heads: int) -> None:
+        if heads > len(PRIMES):
+            raise ValueError(f"engram.heads={heads} is more than the {len(PRIMES)} primes of hash=poc")
+        self.table_size, self.heads = sizes_of(table_size)[0], int(heads)
+        self._consts = DeviceCache(primes=torch.tensor(PRIMES[:heads], dtype=torch.long))
 
     def head_sizes(self, layer: int) -> list[int]:
         return [self.table_size] * self.heads
@@ -41,13 +42,9 @@ class PocHasher:
         return Lookup(self.hash(x, layer), self.keys(x, layer), mask[:, -new:].bool())
 
 
-class Hash(PocHasher):
-    uses_token_map = False  # the seed hashed raw ids
-
-    def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
-                 token_map: torch.Tensor | None = None) -> None:
-        super().__init__(requested_sizes(cfg)[0], int(cfg.heads))
-
     @staticmethod
     def table_sizes(cfg: Any) -> list[int]:
         return requested_sizes(cfg)[:1]
+
+
+Hash = PocHasher  # what the registry builds for hash=poc

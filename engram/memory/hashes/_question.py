@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from engram.memory.hashes import _answer as answer
+from engram.memory.hashes._answer import AnswerHasher
 from engram.memory.questions import Question, QuestionIndex, read_question, template_words
 
 PROMPT_TOKENS = 128  # the last this-many prompt ids are remembered per taught question (the question sits at the end)
@@ -73,13 +74,14 @@ class QuestionReader:
         return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up)
 
 
-class Hash(answer.Hash):
+class QuestionHasher(AnswerHasher):
     reads_words = True  # EngramModel hands it the tokenizer (read_words_with)
 
-    def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
-                 token_map: torch.Tensor | None = None) -> None:
-        super().__init__(cfg, layers, vocab_size, pad_id, token_map)
-        self.threshold, self.capacity = float(cfg.question.threshold), int(cfg.question.capacity)
+    def __init__(self, table_size: int | Sequence[int], heads: int, layers: Sequence[int], seed: int,
+                 token_map: torch.Tensor | None = None, threshold: float = 0.4, capacity: int = 4096) -> None:
+        """`threshold`, `capacity`: engram.question.* (question.py's Params)."""
+        super().__init__(table_size, heads, layers, seed, token_map)
+        self.threshold, self.capacity = float(threshold), int(capacity)
         self.stores: dict[int, TaughtQuestions] = {}
         self.reader: QuestionReader | None = None
         self._index: dict[int, tuple[tuple[int, int], QuestionIndex]] = {}
@@ -165,3 +167,6 @@ class Hash(answer.Hash):
                 self._asked[memo] = keys[b] if match is None else match
             keys[b] = self._asked[memo]
         return torch.tensor(keys, dtype=own.dtype, device=own.device)
+
+
+Hash = QuestionHasher  # what the registry builds for hash=question

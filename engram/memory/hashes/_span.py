@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engram.memory.budget import requested_sizes
+from engram.memory.budget import requested_sizes, sizes_of
 from engram.memory.hashing import LAYER_PRIME, DeviceCache, assign_primes
 from engram.protocols import Lookup
 
@@ -25,6 +25,7 @@ class SpanHasher:
     """
 
     shared_table = False
+    uses_token_map = True
 
     def __init__(
         self,
@@ -34,7 +35,7 @@ class SpanHasher:
         seed: int,
         token_map: torch.Tensor | np.ndarray | None = None,
     ) -> None:
-        size = int(table_size if isinstance(table_size, int) else table_size[0])
+        size = sizes_of(table_size)[0]
         self.heads, self.layers = int(heads), [int(x) for x in layers]
         self.token_map = None if token_map is None else torch.as_tensor(token_map, dtype=torch.long)
         self.primes = assign_primes(self.layers, [size], self.heads)
@@ -92,13 +93,9 @@ class SpanHasher:
         return Lookup(self.slots(key, layer)[:, None, :].expand(-1, new, -1), keys, keep)
 
 
-class Hash(SpanHasher):
-    uses_token_map = True
-
-    def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
-                 token_map: torch.Tensor | None = None) -> None:
-        super().__init__(cfg.table_size, cfg.heads, layers, cfg.seed, token_map)
-
     @staticmethod
     def table_sizes(cfg: Any) -> list[int]:
         return requested_sizes(cfg)[:1]
+
+
+Hash = SpanHasher  # what the registry builds for hash=span
