@@ -9,9 +9,9 @@ raise ConfigError naming the key). Its group's schema then gets a section named 
     data     family                  data.long_recall.* (data=long_recall), ...
 
 So the schema is composed, not written out: `EngramConfig` is `EngramKeys` (the keys every memory has) plus one
-section per built-in kind (engram/config/schema.py). Plugins register after that; `schema(group)` there composes their
-sections on top, and validation uses it. Only the chosen kinds' rules run (a section of a kind not chosen is typed,
-not checked: it does nothing).
+section per built-in kind (engram/config/schema.py). Plugins register after that; `schema_of(group)` there composes
+their sections on top, and validation uses it. Only the chosen kinds' rules run (a section of a kind not chosen is
+typed, not checked: it does nothing).
 
 From config to object, one path for every hash, gate and address (`build`): the kind's constructor, from
 registry.get, is called with each parameter it declares, by name, from what the caller gives (hidden_size, rows,
@@ -62,11 +62,11 @@ def compose(base: type, sections: dict[str, type], name: str | None = None, over
 def _compose(base: type, sections: tuple[tuple[str, type], ...], name: str, override: bool) -> type:
     if not sections and name == base.__name__:
         return base
-    clash = {name for name, _ in sections} & {f.name for f in fields(base)}
+    clash = sorted({key for key, _ in sections} & {f.name for f in fields(base)})
     if clash and not override:
-        raise ValueError(f"engram: a kind named {sorted(clash)[0]} would hide the key {base.__name__}."
-                         f"{sorted(clash)[0]}; rename the kind")
-    own = [(name, params, field(default_factory=params)) for name, params in sections]
+        raise ValueError(f"engram: a kind named {clash[0]} would hide the key {base.__name__}.{clash[0]}; rename the "
+                         "kind")
+    own = [(key, params, field(default_factory=params)) for key, params in sections]
     composed = make_dataclass(name, own, bases=(base,), namespace={"__doc__": base.__doc__})
     composed.__module__ = base.__module__
     return composed
