@@ -13,8 +13,8 @@ import torch
 from benchmarks.common import Row, check, interleaved, median
 from engram.memory.product_keys import ProductKeys
 
-KEY_DIM = 64  # engram.hybrid_key_dim's default
-TOPK = 8  # engram.hybrid_topk's default
+KEY_DIM = 64  # engram.hybrid.key_dim's default
+TOPK = 8  # engram.hybrid.topk's default
 QUERIES = 64  # positions per lookup (e.g. 2 sequences x 32 tokens); the flat index's scores are [64, N] floats
 
 

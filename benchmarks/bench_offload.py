@@ -1,4 +1,4 @@
-"""Issue 19, part 2: engram.offload=host -- tables in host memory or memory-mapped files (engram/memory/offload.py).
+"""Issue 19, part 2: engram.offload.to=host -- tables in host memory or memory-mapped files (engram/memory/offload.py).
 
 - equality: the run's base model with an in-memory memory and with a memory-mapped one (same seed), a few training
   steps on the same batches (the offloaded one prefetching each next batch): the largest difference of the logits
@@ -79,7 +79,7 @@ def equality(base: Any, tok: Any, batches: list[dict], directory: Path) -> list[
 
     cfg = _engram_cfg(8000, init_std=0.5)
     models = {"ram": add_engram(shared_clone(base), cfg, tok),
-              "file": add_engram(shared_clone(base), {**cfg, "offload": "host", "offload_dir": str(directory)}, tok)}
+              "file": add_engram(shared_clone(base), {**cfg, "offload": {"to": "host", "dir": str(directory)}}, tok)}
     steps = {k: TrainStep(m, "engram", batches[0], cfg) for k, m in models.items()}
     for i, batch in enumerate(batches):
         if i + 1 < len(batches):
@@ -136,7 +136,7 @@ def scaling(tok: Any, base: Any, pool: list[dict], rows_list: list[int], rounds:
     small, big = rows_list[0], rows_list[-1]
     configs = {"in-memory": _engram_cfg(small)}
     for rows in rows_list:
-        configs[f"offload {rows:.0e}"] = _engram_cfg(rows, offload="host", offload_dir=str(directory / f"{rows}"))
+        configs[f"offload {rows:.0e}"] = _engram_cfg(rows, offload={"to": "host", "dir": str(directory / f"{rows}")})
     limit, source = process_memory_limit()
     try:
         steps = {name: _CycledStep(add_engram(shared_clone(base), cfg, tok), pool, cfg)

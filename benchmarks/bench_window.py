@@ -20,7 +20,7 @@ from benchmarks.common import Row, check, interleaved, median
 WINDOW = 128
 SHAPE = {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 512}
 MEMORY = {"hash": "deepseek", "layers": [1], "dim": 128, "table_size": 4096, "gate": "context"}
-DATA = {"family": "long_recall", "vocab_size": 512, "num_facts": 32, "seed": 0}
+DATA = {"family": "long_recall", "long_recall": {"vocab_size": 512, "num_facts": 32}, "seed": 0}
 
 
 def _models(attentions: tuple[str, ...]) -> dict[str, Any]:

@@ -188,8 +188,8 @@ def evaluate(scores: dict[str, tuple[torch.Tensor, torch.Tensor]], sets: dict[st
                           "neighbors": float(nb_fire[[x == f for x in nb_fams]].float().mean())} for f in FAMILIES}
         out[name] = {**points, "top1": float((parts["rewordings"][1] == own).float().mean()),
                      "per_family_at_best": per_family, "curve": c}
-        if name.startswith("(a) lexical"):  # also where the product runs: engram.question_threshold's default
-            out[name]["at_configured"] = ks.at_threshold(c, list(NEGATIVES), EngramConfig.question_threshold)
+        if name.startswith("(a) lexical"):  # also where the product runs: engram.question.threshold's default
+            out[name]["at_configured"] = ks.at_threshold(c, list(NEGATIVES), EngramConfig().question.threshold)
         out[name]["examples_at_limit"] = examples(parts, sets, points["at_limit"]["threshold"])
     return out
 

@@ -60,7 +60,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"neighbours, general and unseen prompts each fire on at most {limit}; (ii): the threshold maximising "
         f"rewording recall - neighbour firing. top-1: the rewording's best match is its own fact, at any score. "
         f"Winner by (i): **{winner(routes)}**.",
-        *[f"{name} at engram.question_threshold = {p['threshold']:g} (the product's default): rewordings "
+        *[f"{name} at engram.question.threshold = {p['threshold']:g} (the product's default): rewordings "
           f"{pct(p['rewordings'])}, " + ", ".join(f"{LABELS[n]} {pct(p[n])}" for n in NEGATIVES) + "."
           for name, p in ((n, r["at_configured"]) for n, r in routes.items() if "at_configured" in r)],
         "",

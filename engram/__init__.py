@@ -29,10 +29,10 @@ import its own layer or any layer below, never one above:
                                        cli_args: argparse with one-line errors (report.py, demo.py)
     engram.models, engram.data         base models + Engram injection; the data families
     engram.memory                      hashes, addresses, gates (one module per kind), memory tables, the budget
-    engram.config, config_rules, config_merge, config_trainer, config_scale, atomic, lazy, registry, protocols,
-    variants, conf, extras
-                                       the schema and its rules (config_merge: typing a config on its schema;
-                                       config_scale: where the tables live, offload / shard);
+    engram.config, atomic, lazy, registry, protocols, variants, conf, extras
+                                       the schema and its rules (engram/config/: schema, merge (typing a config
+                                       on its schema), rules, trainer, scale (where the tables live, offload /
+                                       shard), validation);
                                        atomic file writes; lazy package attributes; the kind registries (they
                                        import a kind's module by dotted name only on `get`, so a kind package
                                        above, e.g. engram.memory.hashes, is not an import up the flow at
@@ -56,8 +56,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engram.cli", "engram.inputs", "engram.cli_args"),
     ("engram.models", "engram.data"),
     ("engram.memory",),
-    ("engram.config", "engram.config_rules", "engram.config_merge", "engram.config_trainer", "engram.config_scale",
-     "engram.atomic", "engram.lazy", "engram.registry", "engram.protocols", "engram.variants",
+    ("engram.config", "engram.atomic", "engram.lazy", "engram.registry", "engram.protocols", "engram.variants",
      "engram.conf", "engram.extras"),
 )
 

@@ -27,22 +27,25 @@ from engram.conf import CONF_DIR
 from engram.config import (
     EVALUATE_KEYS,
     ConfigError,
-    TrainConfig,
     for_variant,
+    load_plugins,
     register_configs,
+    schema_of,
     validate,
     validate_evaluate_keys,
     validate_layers,
 )
-from engram.config_merge import check_known
-from engram.config_rules import RENAMED_EVALUATE_KEYS, one_line
+from engram.config.merge import check_known
+from engram.config.renamed import is_old
+from engram.config.renamed import rule as renamed_rule
+from engram.config.rules import RENAMED_EVALUATE_KEYS, one_line
 from engram.extras import installed, missing_message
 from engram.inputs import check_checkpoint, check_data, check_evaluate_inputs, describe_splits
 from engram.memory.budget import check_memory_budget
 from engram.models.loading import model_shape
 from engram.variants.common import variant_spec
 
-register_configs()  # the group YAMLs extend the schemas stored here (engram/config.py); hydra is loaded anyway
+register_configs()  # the group YAMLs extend the schemas stored here (engram/config/schema.py); hydra is loaded anyway
 
 log = logging.getLogger(__name__)
 CHECKED_GROUPS = ("model", "variant", "engram", "lora", "data", "trainer", "logger", "optim", "experiment",
@@ -123,8 +126,8 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
     missing option would otherwise be Hydra's multi-line error with exit 1. In a multirun each sweep counts with
     its first value (the jobs' values are validated per job). For evaluate.py also its mode: a bad combination
     of keys is refused before any job starts."""
-    if config_name == "evaluate":
-        check_renamed(argv)
+    check_renamed(argv, evaluate=config_name == "evaluate")
+    command_line_plugins(argv)
     if any(a.startswith("-") and a not in HYDRA_FLAGS for a in argv):
         return
     try:
@@ -151,7 +154,7 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
                           "from an older lock: pip uninstall hydra-optuna-sweeper (hydra_plugins/engram_optuna_sweeper "
                           "replaces it)")
     try:  # here too, not only in the job: a multirun with an unknown key is refused before any job starts
-        check_known(OmegaConf.to_container(cfg, resolve=False), TrainConfig,
+        check_known(OmegaConf.to_container(cfg, resolve=False), schema_of("train"),
                     EVALUATE_KEYS if config_name == "evaluate" else ())
         if config_name == "evaluate":
             validate_evaluate_keys(cfg)
@@ -159,15 +162,32 @@ def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
         exit_config_error(e)
 
 
-def check_renamed(argv: list[str]) -> None:
-    """An evaluate.py key under its old spelling (four_way=true): one line naming the new one, exit 2 (Hydra would
-    say only that the key is not in the config)."""
+def check_renamed(argv: list[str], evaluate: bool = False) -> None:
+    """A key under its old spelling (engram.hybrid_topk=16, data.num_facts=8, evaluate.py's four_way=true): one line
+    naming the new one, exit 2 (Hydra would say only that the key is not in the config)."""
     for arg in argv:
         key, _, value = arg.partition("=")
         old = key.lstrip("+~")
-        if old in RENAMED_EVALUATE_KEYS:
+        if evaluate and old in RENAMED_EVALUATE_KEYS:
             new, what = RENAMED_EVALUATE_KEYS[old]
             exit_config_error(ConfigError(old, value, f"was renamed: use {new}={value or 'true'} ({what})"))
+        if is_old(old, {} if value.lstrip().startswith("{") else value):  # engram.offload={to: host} is new
+            exit_config_error(ConfigError(old, value, renamed_rule(old, value)))
+
+
+def command_line_plugins(argv: list[str]) -> None:
+    """Import the plugins a command line names (`plugins=[a,b]`) and store the schemas again, so a plugin kind's own
+    keys (engram.<kind>.*) are in the composed config and `engram.<kind>.<key>=...` overrides compose; a plugin
+    that cannot be imported is one line, exit 2. Plugins named only in a YAML still load, at validation, with their
+    keys' defaults."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "plugins" and value.strip("[] "):
+            try:
+                load_plugins({"plugins": [m.strip().strip("'\"") for m in value.strip("[]").split(",") if m.strip()]})
+            except ConfigError as e:
+                exit_config_error(e)
+            register_configs()
 
 
 def missing_plugin(message: str) -> str | None:

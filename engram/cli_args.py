@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from engram.config_rules import one_line
+from engram.config.rules import one_line
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -15,9 +15,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from engram import registry
-from engram.config_rules import ConfigError, first_line
+from engram.config.rules import ConfigError, first_line
 from engram.data import build_splits
-from engram.data.jsonl import JsonlFormatError
+from engram.data.families.jsonl import JsonlFormatError
 from engram.models.headers import (
     ENGRAM_FILE_FORMAT,
     ENGRAM_OLD_FORMATS,

@@ -17,3 +17,10 @@ def lazy_attributes(package: str, where: dict[str, str]) -> Callable[[str], Any]
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def implementation(module: str, *names: str) -> Callable[[str], Any]:
+    """A kind module's `__getattr__`: `names` come from its implementation, the module `_<name>` beside it (torch),
+    imported on first use. The kind module itself is read at config validation, which runs before torch loads."""
+    package, _, name = module.rpartition(".")
+    return lazy_attributes(module, dict.fromkeys(names, f"{package}._{name}"))

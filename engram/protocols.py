@@ -37,10 +37,13 @@ class Lookup(NamedTuple):
 
 
 class HashKind(Protocol):
-    def __call__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
-                 token_map: torch.Tensor | None) -> Hash:
-        """`cfg`: the EngramConfig; `token_map`: the vocabulary compression map when engram.compress_vocab and the
-        hash `uses_token_map` (engram/memory/hashing.py's build_token_map), else None."""
+    def __call__(self, *, layers: list[int], vocab_size: int, pad_id: int, token_map: torch.Tensor | None,
+                 **keys: Any) -> Hash:
+        """Called by name (engram/config/sections.py's `build`, as every kind's constructor): these from the model,
+        each other parameter from the config, the hash's own section first (engram.<name>.*), then the engram key of
+        that name (table_size, heads, max_ngram, seed, ...). `token_map`: the vocabulary compression map when
+        engram.compress_vocab and the hash `uses_token_map` (engram/memory/hashing.py's build_token_map), else None.
+        The constructor takes only the parameters it uses."""
         ...
 
 
@@ -72,7 +75,9 @@ class HashOptions(Protocol):
 
 
 class GateKind(Protocol):
-    def __call__(self, hidden_size: int, mem_dim: int, cfg: Any) -> Gate: ...
+    def __call__(self, *, hidden_size: int, mem_dim: int, **keys: Any) -> Gate:
+        """By name, as HashKind: the model's width and the rows' width, then config keys (gate_bias, ...)."""
+        ...
 
 
 @runtime_checkable
@@ -96,7 +101,9 @@ class GateOptions(Protocol):
 
 
 class AddressKind(Protocol):
-    def __call__(self, rows: int, heads: int, cfg: Any) -> Address: ...
+    def __call__(self, *, rows: int, heads: int, **keys: Any) -> Address:
+        """By name, as HashKind: the table's rows and its head blocks (orders x heads), then config keys."""
+        ...
 
 
 @runtime_checkable
@@ -138,7 +145,7 @@ class FamilyOptions(Protocol):
     checks_own_paths: bool  # default False: data.path may be a directory or a glob, checked by `check`
 
     def check(self, data_cfg: Any) -> None:
-        """The family's own config rules (torch-free; raise engram.config_rules.ConfigError)."""
+        """The family's own config rules (torch-free; raise engram.config.rules.ConfigError)."""
         ...
 
     def check_run(self, cfg: Any) -> None:
@@ -177,13 +184,16 @@ def members(protocol: type) -> dict[str, Any]:
 
 def callable_as(impl: Any, spec: Any, skip_self: bool) -> bool:
     """Whether `impl` accepts what a caller of `spec` passes: its required arguments alone, and all of them
-    (positionally, as the memory and the pipeline call the kinds)."""
+    (positionally, as the pipeline calls a family); for a spec of keyword-only arguments (a constructor called by
+    name), that every parameter takes a keyword (which it gets is engram/config/sections.py's `arguments`)."""
     params = list(inspect.signature(spec).parameters.values())[1 if skip_self else 0:]
     required = sum(p.default is inspect.Parameter.empty for p in params)
     try:
         signature = inspect.signature(impl)
     except (TypeError, ValueError):  # a builtin without a signature: nothing to check
         return True
+    if any(p.kind is p.KEYWORD_ONLY for p in params):
+        return all(p.kind is not p.POSITIONAL_ONLY for p in signature.parameters.values())
     try:
         signature.bind(*range(required))
         signature.bind(*range(len(params)))

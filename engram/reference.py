@@ -5,7 +5,7 @@ Read top to bottom, a forward of `EngramLM` is, at each memory layer:
      multipliers (multiply, XOR) and taken modulo one distinct prime per head: one row per head;
   2. look up: the heads' rows of one embedding table (each head has its own block), concatenated;
   3. gate: alpha = sigmoid(signed_sqrt(<RMSNorm(h), RMSNorm(W_k e)> / sqrt(H)) + gate_bias), v = alpha * W_v e;
-  4. short conv: out = v + SiLU(causal depthwise conv(RMSNorm(v))), kernel conv_kernel, dilation max_ngram;
+  4. short conv: out = v + SiLU(causal depthwise conv(RMSNorm(v))), kernel context.conv_kernel, dilation max_ngram;
   5. residual: the layer's input hidden state h becomes h + out.
 A reading copy, not the code that trains: no registry, no other hash / gate / address kind, no offloaded tables, no
 cached decoding (full forwards only), memories at decoder layers only, none of the controls (key_shuffle,
@@ -94,7 +94,7 @@ class ContextGate(nn.Module):
             nn.init.zeros_(bias)
         # short causal depthwise conv, zero at the start (the identity on v); dilation max_ngram as the paper
         self.conv_norm = nn.RMSNorm(hidden_size, eps=1e-5)
-        self.conv = nn.Conv1d(hidden_size, hidden_size, cfg.conv_kernel, dilation=cfg.max_ngram,
+        self.conv = nn.Conv1d(hidden_size, hidden_size, cfg.context.conv_kernel, dilation=cfg.max_ngram,
                               groups=hidden_size, bias=False)
         nn.init.zeros_(self.conv.weight)
 
@@ -129,7 +129,7 @@ class EngramMemory(nn.Module):
 class EngramLM(nn.Module):
     """A Llama-family causal LM (`lm.model.layers`) with a memory at each of `cfg.layers`.
 
-    `cfg`: an EngramConfig (engram/config.py) with hash=deepseek, gate=context and `layers` a list.
+    `cfg`: an EngramConfig (engram/config/schema.py) with hash=deepseek, gate=context and `layers` a list.
     `token_map` [vocab_size]: the demo's vocabulary compression, `engram.memory.hashing.build_token_map(tokenizer,
     vocab_size)` (None: no compression). `pad_id`: what padded positions hash as (the tokenizer's pad id).
     """

@@ -10,16 +10,22 @@
     logger    engram.tracking.loggers   `build(cfg, run_dir)`        logger.name
 
 A new kind is one module in its package (named after the kind, e.g. engram/memory/hashes/toy.py) and one YAML that
-selects it; nothing else changes. `names(kind)` lists the module files without importing them (config validation
-stays torch-free: the modules are imported by dotted name only on `get`). Modules whose name starts with `_` or is
-`common` are helpers, not kinds. `attribute(kind, name, attr, default)` reads an optional module attribute beside
-the main one (a data family's or model source's `check`, ...; documented in each kind package's `__init__`).
+selects it; nothing else changes. `names(kind)` lists the module files without importing them; `attribute(kind,
+name, attr, default)` reads an optional module attribute beside the main one (a data family's or model source's
+`check`, ...; documented in each kind package's `__init__`) without touching the main one. Config validation reads
+those attributes and must not import torch, so a built-in kind module imports without it: a kind whose main
+attribute needs torch (every hash, gate and address) keeps that in the module `_<name>` beside it, imported on first
+use of the main attribute (engram/lazy.py's `implementation`). Modules whose name starts with `_` or is `common`
+are helpers, not kinds.
+
+From config to object: engram/config/sections.py's `build(kind, name, cfg, **given)` calls what `get` returns with
+the parameters it names, from `given`, the kind's own section (its `Params`) or the group's keys (no adapter class).
 
 External kinds: the root config key `plugins: [dotted.module, ...]` names modules imported before validation; a
 plugin calls `register(kind, name, obj)` at import, and its YAML is found through Hydra's searchpath
 (`hydra.searchpath=[file://dir]` or `--config-dir`).
 
-Torch-free and importing nothing of engram, so the config layer uses it (engram/config_rules.py checks names).
+Torch-free and importing nothing of engram, so the config layer uses it (engram/config/rules.py checks names).
 """
 
 from __future__ import annotations
@@ -83,12 +89,9 @@ def names(kind: str) -> tuple[str, ...]:
 def get(kind: str, name: str) -> Any:
     """The class / function of `name` (importing its module on first use); KeyError naming the known names
     (config validation reports unknown names first, as one config line)."""
-    package, attribute, key = _kind(kind)
     if name in _registered[kind]:
         return _registered[kind][name]
-    if name not in builtin_names(kind):
-        raise KeyError(f"engram: {key}={name} is not one of {', '.join(names(kind))}")
-    return getattr(import_module(f"{package}.{name}"), attribute)
+    return getattr(_module(kind, name), _kind(kind)[1])
 
 
 def attribute(kind: str, name: str, attr: str, default: Any = None) -> Any:
@@ -97,8 +100,16 @@ def attribute(kind: str, name: str, attr: str, default: Any = None) -> Any:
     _kind(kind)
     if name in _registered[kind]:
         return getattr(_registered[kind][name], attr, default)
-    get(kind, name)  # KeyError naming the known names
-    return getattr(import_module(f"{KINDS[kind][0]}.{name}"), attr, default)
+    return getattr(_module(kind, name), attr, default)
+
+
+def _module(kind: str, name: str) -> Any:
+    """The built-in module of `name` (not its main attribute, which may import torch); KeyError naming the known
+    names."""
+    package, _, key = _kind(kind)
+    if name not in builtin_names(kind):
+        raise KeyError(f"engram: {key}={name} is not one of {', '.join(names(kind))}")
+    return import_module(f"{package}.{name}")
 
 
 def load_plugins(modules: Any) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from engram.config import ConfigError
-from engram.config_rules import first_line
-from engram.data.jsonl import JsonlFormatError, read_jsonl
+from engram.config.rules import first_line
+from engram.data.families.jsonl import JsonlFormatError, read_jsonl
 from engram.inputs import check_engram_file
 from engram.models.headers import engram_file
 

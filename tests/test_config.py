@@ -189,8 +189,10 @@ def test_zero_epochs_only_when_nothing_is_meant_to_train():
         validate(composed("model=tiny", "engram=recall", "variant=combined", "trainer.max_epochs=0"))
 
 
-def test_trainer_rules_know_what_lightning_accepts():
-    """The copied argument names and choices (no lightning import at validation) match the installed Lightning."""
+def test_trainer_rules_know_what_lightning_accepts(monkeypatch):
+    """The argument names are read from Lightning's source without importing it, and equal the imported class's
+    signature (also the fallback's answer); the copied choices match the installed Lightning."""
+    import importlib.util
     import inspect
     import typing
 
@@ -199,13 +201,21 @@ def test_trainer_rules_know_what_lightning_accepts():
     from lightning.pytorch.accelerators import AcceleratorRegistry
     from lightning.pytorch.strategies import StrategyRegistry
 
-    from engram.config_trainer import ACCELERATORS, PRECISIONS, SET_BY_PIPELINE, STRATEGIES, TRAINER_ARGS
+    from engram.config.trainer import ACCELERATORS, PRECISIONS, RULES, SET_BY_PIPELINE, STRATEGIES, trainer_arguments
 
     params = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
-    assert set(TRAINER_ARGS) | set(SET_BY_PIPELINE) == params
+    assert trainer_arguments() | set(SET_BY_PIPELINE) == params
+    assert set(RULES) <= trainer_arguments()  # every rule is for an argument Lightning has
     assert set(PRECISIONS) == {v for lit in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(lit)}
     assert set(AcceleratorRegistry.available_accelerators()) <= set(ACCELERATORS)
     assert set(StrategyRegistry.available_strategies()) | {"auto"} == set(STRATEGIES)
+    parsed = trainer_arguments()
+    trainer_arguments.cache_clear()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no source file: inspect the class
+    try:
+        assert trainer_arguments() == parsed
+    finally:
+        trainer_arguments.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -249,8 +259,8 @@ def _yaml_files_and_schemas():
 
 
 def test_defaults_have_one_home_the_dataclasses():
-    """Every group YAML extends its schema (engram/config.py) and sets only what that option changes: a value equal
-    to the dataclass default would be a second home for it."""
+    """Every group YAML extends its schema (engram/config/schema.py) and sets only what that option changes: a value
+    equal to the dataclass default would be a second home for it."""
     twice, unschema = [], []
     for path, group, defaults in _yaml_files_and_schemas():
         raw = OmegaConf.to_container(OmegaConf.load(path))
@@ -261,7 +271,7 @@ def test_defaults_have_one_home_the_dataclasses():
             if key in defaults and value == defaults[key]:
                 twice.append(f"{path.relative_to(CONF)}: {key}={value}")
     assert not unschema, f"YAMLs not starting from their schema (defaults: [/schema/<group>@_here_: ...]): {unschema}"
-    assert not twice, f"defaults written in a YAML as well as in engram/config.py: {twice}"
+    assert not twice, f"defaults written in a YAML as well as in engram/config/schema.py: {twice}"
 
 
 def test_composed_groups_carry_every_schema_default():

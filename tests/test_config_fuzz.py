@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from engram.cli import check_config
 from engram.config import ConfigError, EvaluateConfig, TrainConfig
-from engram.data.jsonl import JsonlFormatError, read_jsonl
+from engram.data.families.jsonl import JsonlFormatError, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 # no example database: nothing written into the checkout; the fixtures are read-only, so sharing them is fine

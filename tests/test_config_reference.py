@@ -56,15 +56,22 @@ def test_the_page_lists_every_field_with_its_type_and_default() -> None:
 
 
 def test_every_schema_dataclass_is_a_section() -> None:
+    """Every schema dataclass, and every kind's own keys (its `Params`, a section of its group), is on the page; a
+    composed schema's bases (EngramKeys under EngramConfig) through it."""
     import engram.compress.config as compress_config
-    import engram.config as config
+    import engram.config.schema as config
+    from engram import registry
+    from engram.config.sections import SECTION_KINDS
 
     covered = {section.schema for section in ref.sections()}
     for module in (config, compress_config):
         for name, obj in vars(module).items():
             if is_dataclass(obj) and obj.__module__ == module.__name__ and name not in NOT_SCHEMAS:
-                assert obj in covered, f"{module.__name__}.{name} is not in the configuration reference"
+                assert any(issubclass(c, obj) for c in covered), f"{module.__name__}.{name} is not in the reference"
     assert set(config.SCHEMAS.values()) <= covered
+    params = {registry.attribute(kind, name, "Params") for kinds in SECTION_KINDS.values() for kind in kinds
+              for name in registry.names(kind)} - {None}
+    assert params and params <= covered  # hybrid, question, long_recall, ... each a section
 
 
 def test_the_docs_page_is_filled_after_its_marker() -> None:

@@ -7,8 +7,8 @@ import torch
 
 from engram.data.collate import GenerationCollator, TrainCollator
 from engram.data.datamodule import EngramDataModule
+from engram.data.families.long_recall import build_word_tokenizer
 from engram.data.formatting import encode_answers, format_prompt, join_example
-from engram.data.long_recall import build_word_tokenizer
 from engram.models.loading import load_tiny_tokenizer
 
 
@@ -172,9 +172,9 @@ def test_answers_end_with_eos(tok):
 
 
 def test_long_recall_through_the_datamodule_with_word_tokens():
-    cfg = {"family": "long_recall", "num_train": 16, "num_eval": 4, "vocab_size": 100, "num_facts": 4,
-           "distraction_min": 300, "distraction_max": 320, "prompt_format": "plain", "max_length": 1024,
-           "batch_size": 4}
+    cfg = {"family": "long_recall", "num_train": 16, "num_eval": 4, "prompt_format": "plain", "max_length": 1024,
+           "batch_size": 4,
+           "long_recall": {"vocab_size": 100, "num_facts": 4, "distraction_min": 300, "distraction_max": 320}}
     tok = build_word_tokenizer(cfg)
     dm = EngramDataModule(cfg, tok)
     batch = next(iter(dm.train_dataloader()))

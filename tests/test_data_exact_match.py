@@ -9,7 +9,7 @@ import pytest
 
 from engram.config import ConfigError
 from engram.data import RECORD_KEYS, build_splits
-from engram.data import exact_match as em
+from engram.data.families import exact_match as em
 
 
 def splits(**kw):

@@ -11,7 +11,7 @@ import pytest
 from engram.config import ConfigError, validate
 from engram.data import build_splits
 from engram.data.__main__ import compose, main
-from engram.data.jsonl import JsonlFormatError, read_jsonl, write_jsonl
+from engram.data.families.jsonl import JsonlFormatError, read_jsonl, write_jsonl
 
 
 def msg(prompt, answer, **extra):

@@ -10,12 +10,12 @@ import re
 import pytest
 
 from engram.data import build_splits
-from engram.data import exact_match as em
 from engram.data.__main__ import main
-from engram.data.entity import ENTITY
-from engram.data.jsonl import read_jsonl
+from engram.data.families import exact_match as em
+from engram.data.families.entity import ENTITY
+from engram.data.families.jsonl import read_jsonl
+from engram.data.families.user_prefs import USER_PREFS
 from engram.data.records import neighbor_split, record, with_neighbors
-from engram.data.user_prefs import USER_PREFS
 from engram.evaluation.retention import load_general_prompts
 
 KEYED = {"entity": ENTITY, "user_prefs": USER_PREFS}

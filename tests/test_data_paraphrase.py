@@ -8,9 +8,9 @@ import json
 import pytest
 
 from engram.data import build_splits
-from engram.data import exact_match as em
 from engram.data.__main__ import main
-from engram.data.jsonl import JsonlFormatError, read_jsonl
+from engram.data.families import exact_match as em
+from engram.data.families.jsonl import JsonlFormatError, read_jsonl
 
 SAME = ("answer", "category", "key", "seen")
 

@@ -8,8 +8,8 @@ import pytest
 
 from engram.config import ConfigError
 from engram.data import build_splits
-from engram.data import long_recall as lr
-from engram.data import patterns as pt
+from engram.data.families import long_recall as lr
+from engram.data.families import patterns as pt
 
 # ---------------------------------------------------------------- patterns
 
@@ -63,10 +63,16 @@ def test_consistency_counts_groups_with_one_answer():
 # ---------------------------------------------------------------- long_recall
 
 
+LONG_RECALL = {"vocab_size", "num_facts", "distraction_min", "distraction_max", "fixed_facts", "eval_distractions"}
+
+
 def recall_cfg(**kw):
-    base = {"family": "long_recall", "num_train": 200, "num_eval": 40, "vocab_size": 300, "num_facts": 16,
-            "distraction_min": 300, "distraction_max": 500, "eval_seen_fraction": 1.0, "prompt_format": "plain"}
-    return {**base, **kw}
+    """A data=long_recall config; its own keys (data.long_recall.*) may be given flat here."""
+    base = {"family": "long_recall", "num_train": 200, "num_eval": 40, "eval_seen_fraction": 1.0,
+            "prompt_format": "plain"}
+    own = {"vocab_size": 300, "num_facts": 16, "distraction_min": 300, "distraction_max": 500}
+    own |= {k: v for k, v in kw.items() if k in LONG_RECALL}
+    return {**base, **{k: v for k, v in kw.items() if k not in LONG_RECALL}, "long_recall": own}
 
 
 def test_long_recall_lengths_in_range_and_target_is_first_word():
@@ -95,7 +101,7 @@ def test_long_recall_knobs_and_determinism():
         _, fact, distraction, _ = lr.parse_example(r["prompt"])
         assert 10 <= len(distraction) <= 12 and set(fact + distraction) <= words
     assert {r["key"] for r in s["train"]} == {f"long_recall:K{i:03d}" for i in range(4)}
-    with pytest.raises(ConfigError, match=r"data\.num_facts"):
+    with pytest.raises(ConfigError, match=r"data\.long_recall\.num_facts"):
         build_splits(recall_cfg(vocab_size=10, num_facts=20))
 
 

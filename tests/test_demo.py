@@ -17,7 +17,7 @@ import pytest
 from _demo_utils import WRITTEN, tiny_memory_run
 from rich.console import Console
 
-from engram.config_rules import ConfigError
+from engram.config.rules import ConfigError
 from engram.data.formatting import encode_prompts
 from engram.demo.args import default_run, parse
 from engram.demo.gallery import gate_gallery

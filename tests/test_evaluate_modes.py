@@ -1,4 +1,4 @@
-"""evaluate.py's modes (config_rules.evaluate_mode): each alone is its mode; any two are one config line naming
+"""evaluate.py's modes (engram.config.rules.evaluate_mode): each alone is its mode; any two are one config line naming
 both keys, so no mode is silently dropped (the subprocess checks of exit 2 are in tests/test_bad_inputs.py)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ MODE_KEYS = [("train_variants", True, "train_variants"), ("run_dirs", ["a"], "ru
 
 
 def mode_of(**keys: object) -> str:
-    from engram.config_rules import evaluate_mode
+    from engram.config.rules import evaluate_mode
 
     return evaluate_mode(validate_evaluate_keys(OmegaConf.create(keys)))
 
@@ -47,6 +47,6 @@ def test_nothing_and_reevaluate_without_runs() -> None:
 
 def test_the_old_key_is_not_a_key() -> None:
     from engram.config import EVALUATE_KEYS
-    from engram.config_rules import RENAMED_EVALUATE_KEYS
+    from engram.config.rules import RENAMED_EVALUATE_KEYS
 
     assert "four_way" not in EVALUATE_KEYS and RENAMED_EVALUATE_KEYS["four_way"][0] in EVALUATE_KEYS

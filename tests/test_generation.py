@@ -69,8 +69,8 @@ def test_generation_cached_equals_uncached_with_the_hybrid_address():
     model, tok = load_model("tiny", dtype="float64")
     lively(model)
     batch = left_padded(tok)
-    model = open_memory(model, tok, hash="deepseek", gate="context", address="hybrid", hybrid_topk=4,
-                        hybrid_key_dim=16)
+    model = open_memory(model, tok, hash="deepseek", gate="context", address="hybrid",
+                        hybrid={"topk": 4, "key_dim": 16})
     assert all(memory.retrieval is not None for memory in engram_memories(model).values())
     assert torch.equal(greedy(model, batch, use_cache=True), greedy(model, batch, use_cache=False))
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def memory_cfg(address: str, **kw):
     base = dict(table_size=300, heads=4, dim=32, max_ngram=3, layers=[1], seed=0, hash="deepseek", gate="context",
-                address=address, hybrid_topk=4, hybrid_key_dim=16)
+                address=address, hybrid={"topk": 4, "key_dim": 16})
     return {**base, **kw}
 
 
@@ -66,7 +66,8 @@ def test_hybrid_shapes_and_a_fresh_zero_memory_changes_nothing():
     for address, gain in (("hashed", 1.0), ("hybrid", 0.0)):  # gain 0: a fresh hybrid memory is the hashed one
         model, tok = load_model("tiny")
         torch.manual_seed(0)  # the same table and gate weights for both
-        model = add_engram(model, memory_cfg(address, hybrid_gain_init=gain), tokenizer=tok)
+        cfg = memory_cfg(address, hybrid={"topk": 4, "key_dim": 16, "gain_init": gain})
+        model = add_engram(model, cfg, tokenizer=tok)
         with torch.no_grad():
             outs[address] = model(ids).logits
     assert torch.equal(outs["hashed"], outs["hybrid"]) and not torch.equal(outs["hashed"], base)
@@ -139,11 +140,14 @@ def test_six_rows_in_order_in_evaluate_report_and_dashboard(tmp_path):
 
 
 @pytest.mark.parametrize(("script", "args", "needle"), [
-    ("train.py", ["engram=hybrid", "engram.hybrid_topk=0"], "engram.hybrid_topk=0"),
-    ("train.py", ["engram=hybrid", "engram.table_size=16", "engram.hybrid_topk=32"], "engram.hybrid_topk=32"),
-    ("train.py", ["variant=engram_hybrid", "engram.hybrid_key_dim=7"], "engram.hybrid_key_dim=7"),
+    ("train.py", ["engram=hybrid", "engram.hybrid.topk=0"], "engram.hybrid.topk=0"),
+    ("train.py", ["engram=hybrid", "engram.table_size=16", "engram.hybrid.topk=32"], "engram.hybrid.topk=32"),
+    ("train.py", ["variant=engram_hybrid", "engram.hybrid.key_dim=7"], "engram.hybrid.key_dim=7"),
     # the comparison checks every row's config before training any: here only engram_hybrid's is bad
-    ("evaluate.py", ["train_variants=true", "engram.hybrid_topk=0"], "engram.hybrid_topk=0"),
+    ("evaluate.py", ["train_variants=true", "engram.hybrid.topk=0"], "engram.hybrid.topk=0"),
+    # the spelling before address=hybrid's keys became its own section: one line naming the new one
+    ("train.py", ["engram=hybrid", "engram.hybrid_topk=16"],
+     "engram.hybrid_topk=16 was renamed: use engram.hybrid.topk=16"),
 ])
 def test_bad_hybrid_settings_are_one_line_and_exit_2(tmp_path, script, args, needle):
     proc = subprocess.run([sys.executable, script, "model=tiny", *args, f"hydra.run.dir={tmp_path}"], cwd=ROOT,

@@ -104,7 +104,7 @@ def test_written_facts_are_recalled_and_other_prompts_untouched_on_smollm(smollm
 
     from engram import EngramModel
     from engram.config import EngramConfig
-    from engram.data.exact_match import build_exact_match
+    from engram.data.families.exact_match import build_exact_match
     from engram.training.writing import recall_of, write_facts
 
     model, tok, batch, gen, logits, greedy = smollm

@@ -74,7 +74,7 @@ def test_shuffled_keys_ignore_the_tokens_and_follow_the_position():
     g = torch.Generator().manual_seed(1)
     a, b = torch.randint(4, 2000, (1, 24), generator=g), torch.randint(4, 2000, (1, 24), generator=g)
     model, tok = load_model("tiny")
-    shuffled = add_engram(model, deepseek(key_shuffle=True), tokenizer=tok)
+    shuffled = add_engram(model, deepseek(deepseek={"key_shuffle": True}), tokenizer=tok)
     assert torch.equal(lookups(shuffled, a), lookups(shuffled, b))  # other text, same rows
     assert lookups(shuffled, a)[0, :, 0].unique().numel() > 10  # but not one row for all positions
     # the last position looked up alone (as cached decoding does) reads what the whole sequence gave it

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engram.config_rules import ConfigError
+from engram.config.rules import ConfigError
 from engram.data.families import text as text_family
 from engram.data.records import as_data_cfg
 from engram.data.text_blocks import TextDataModule, pack_documents

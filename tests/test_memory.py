@@ -106,7 +106,7 @@ def test_memory_heads_concatenate_for_deepseek_and_tables_are_sparse():
 @pytest.mark.numerics
 def test_memory_context_gate_conv_with_cache_equals_full_sequence():
     torch.manual_seed(0)
-    gate = ContextGate(16, 8, gate_bias=0.0, conv_kernel=4, dilation=3)
+    gate = ContextGate(16, 8, gate_bias=0.0, conv_kernel=4, max_ngram=3)
     torch.nn.init.normal_(gate.conv.weight, std=0.5)
     gate.double()  # float64: the cached steps convolve over other slices than the full sequence does
     h, e = torch.randn(2, 20, 16, dtype=torch.float64), torch.randn(2, 20, 8, dtype=torch.float64)
@@ -137,7 +137,7 @@ def test_memory_context_gate_matches_the_paper_formula():
     import torch.nn.functional as F
 
     torch.manual_seed(1)
-    gate = ContextGate(16, 8, gate_bias=-1.0, conv_kernel=4, dilation=3)
+    gate = ContextGate(16, 8, gate_bias=-1.0, conv_kernel=4, max_ngram=3)
     torch.nn.init.normal_(gate.conv.weight)
     gate.double()  # float64: F.conv1d and the module's conv may sum in different orders
     h, e = torch.randn(2, 11, 16, dtype=torch.float64), torch.randn(2, 11, 8, dtype=torch.float64)

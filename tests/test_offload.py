@@ -1,4 +1,5 @@
-"""engram.offload=host: tables in host RAM or memory-mapped files train exactly like in-memory tables (tiny model)."""
+"""engram.offload.to=host: tables in host RAM or memory-mapped files train exactly like in-memory tables (tiny
+model)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def test_offloaded_table_trains_like_the_in_memory_table(float64_default: None) 
     """In float64: the two paths sum a row's duplicate lookups in a different order, and in float32 Adam amplifies
     that rounding past any tolerance that would still catch a wrong update (~lr); float64 rounding stays ~1e-15."""
     ref, ref_opt, tok = _build("float64")
-    off, off_opt, _ = _build("float64", offload="host")
+    off, off_opt, _ = _build("float64", offload={"to": "host"})
     assert isinstance(off.model.memory(1).table, HostTable) and _table(off).dtype == torch.float64
     assert torch.equal(_table(ref), _table(off))  # the same random rows from the same seed, bit for bit
     dense = dict(off.model.memories.named_parameters())
@@ -86,7 +87,8 @@ def test_offloaded_table_trains_like_the_in_memory_table(float64_default: None) 
     off_losses = _train(off, off_opt, batches, prefetch=True)
     close = {"rtol": 0, "atol": 1e-10}
     torch.testing.assert_close(torch.stack(off_losses), torch.stack(ref_losses), **close)
-    assert not torch.equal(_table(off), _build("float64", offload="host")[0].model.memory(1).table.weight)  # moved
+    fresh = _build("float64", offload={"to": "host"})[0]
+    assert not torch.equal(_table(off), fresh.model.memory(1).table.weight)  # moved
     torch.testing.assert_close(_table(off), _table(ref), **close)
     torch.testing.assert_close(_logits(off, batches[0]), _logits(ref, batches[0]), **close)
     assert off.model.memory(1).table.prefetcher.hits == 3  # every announced batch was served from the prefetch
@@ -94,8 +96,8 @@ def test_offloaded_table_trains_like_the_in_memory_table(float64_default: None) 
 
 def test_memory_mapped_table_trains_bit_for_bit_like_the_host_ram_table(tmp_path: Path) -> None:
     """The files are float32 by format; the same HostTable operations in the same order as in host RAM."""
-    mapped, mapped_opt, tok = _build(offload="host", offload_dir=str(tmp_path))
-    ram, ram_opt, _ = _build(offload="host")
+    mapped, mapped_opt, tok = _build(offload={"to": "host", "dir": str(tmp_path)})
+    ram, ram_opt, _ = _build(offload={"to": "host"})
     assert mapped.model.memory(1).table.memory_mapped and not ram.model.memory(1).table.memory_mapped
     batches = _batches(tok, 4)
     assert torch.equal(torch.stack(_train(mapped, mapped_opt, batches, prefetch=True)),
@@ -130,14 +132,14 @@ def test_memory_mapped_table_persists_and_reloads(tmp_path: Path) -> None:
     for part in ("weight", "exp_avg", "exp_avg_sq"):
         assert torch.equal(getattr(again, part), getattr(table, part)), part
     assert again.step == 1 and bool(again.exp_avg[1].abs().sum() > 0) and bool(again.exp_avg[5].eq(0).all())
-    with pytest.raises(ValueError, match="engram.offload_reuse"):
+    with pytest.raises(ValueError, match="engram.offload.reuse"):
         HostTable(65, 8, directory=tmp_path, name="layer1", reuse=True)
 
 
 def test_offloaded_table_saves_loads_and_checkpoints_like_an_embedding(tmp_path: Path) -> None:
     ref, ref_opt, tok = _build()
     _train(ref, ref_opt, _batches(tok, 1))
-    off, _, _ = _build(offload="host", offload_dir=str(tmp_path / "tables"))
+    off, _, _ = _build(offload={"to": "host", "dir": str(tmp_path / "tables")})
     assert not torch.equal(_table(ref), _table(off))
     path = ref.model.save_engram(tmp_path / "saved")
     off.model.load_engram(path)  # the safetensors file of an in-memory table loads into the file-backed one
@@ -153,8 +155,8 @@ def test_train_with_offloaded_tables_prefetches_and_saves(tmp_path: Path) -> Non
     from engram.training.pipeline import train
     from tests._training_utils import tiny_cfg
 
-    cfg = tiny_cfg(tmp_path / "run", "variant=engram", "trainer.max_steps=3", "engram.offload=host",
-                   f"engram.offload_dir={tmp_path / 'tables'}")
+    cfg = tiny_cfg(tmp_path / "run", "variant=engram", "trainer.max_steps=3", "engram.offload.to=host",
+                   f"engram.offload.dir={tmp_path / 'tables'}")
     _, objects = train(cfg)
     table = objects["model"].memory(1).table
     assert isinstance(table, HostTable) and table.step == 3 and table.prefetcher.hits >= 2
@@ -162,19 +164,20 @@ def test_train_with_offloaded_tables_prefetches_and_saves(tmp_path: Path) -> Non
     assert torch.equal(saved, table.weight)
     assert bool(table.exp_avg.abs().sum() > 0)  # the moments trained in the file
     again = HostTable(table.rows, table.dim, directory=tmp_path / "tables", name=table.name, reuse=True)
-    assert again.step == 3 and torch.equal(again.weight, table.weight)  # engram.offload_reuse resumes at step 3
+    assert again.step == 3 and torch.equal(again.weight, table.weight)  # engram.offload.reuse resumes at step 3
 
 
 @pytest.mark.parametrize(("overrides", "needle"), [
-    (["engram.offload=disk"], "engram.offload=disk is not one of none, host"),
-    (["engram.offload_dir=x"], "engram.offload_dir=x needs engram.offload=host"),
-    (["engram.offload=host", "engram.sparse=false"], "engram.offload=host needs engram.sparse=true"),
-    (["engram.offload=host", "trainer=ddp_sim"], "engram.offload=host runs in one process"),
-    (["engram.offload=host", "engram.init=prepopulate"], "engram.init=prepopulate"),
+    (["engram.offload.to=disk"], "engram.offload.to=disk is not one of none, host"),
+    (["engram.offload.dir=x"], "engram.offload.dir=x needs engram.offload.to=host"),
+    (["engram.offload.to=host", "engram.sparse=false"], "engram.offload.to=host needs engram.sparse=true"),
+    (["engram.offload.to=host", "trainer=ddp_sim"], "engram.offload.to=host runs in one process"),
+    (["engram.offload.to=host", "engram.init=prepopulate"], "engram.init=prepopulate"),
+    (["engram.offload=host"], "engram.offload=host was renamed: use engram.offload.to=host"),
     (["engram.shard=rows"], "engram.shard=rows needs a multi-process DDP trainer"),
     (["engram.shard=rows", "trainer=ddp_sim"], "trainer.enable_checkpointing=false"),
-    (["engram.shard=rows", "trainer=ddp_sim", "trainer.enable_checkpointing=false", "engram.offload=host"],
-     "engram.offload=host runs in one process"),
+    (["engram.shard=rows", "trainer=ddp_sim", "trainer.enable_checkpointing=false", "engram.offload.to=host"],
+     "engram.offload.to=host runs in one process"),
     (["engram.shard=cols"], "engram.shard=cols is not one of none, rows"),
 ])
 def test_bad_storage_settings_are_one_config_line(tmp_path: Path, overrides: list[str], needle: str) -> None:
@@ -205,7 +208,7 @@ def test_resumed_offloaded_run_ends_like_a_resumed_in_memory_run(tmp_path: Path)
 
     ends = {}
     for where in ("ram", "file"):
-        offload = [] if where == "ram" else ["engram.offload=host", f"engram.offload_dir={tmp_path / where}"]
+        offload = [] if where == "ram" else ["engram.offload.to=host", f"engram.offload.dir={tmp_path / where}"]
         run(f"{where}-first", "trainer.max_steps=2", "trainer.enable_checkpointing=true", *offload)
         ckpt = tmp_path / f"{where}-first" / "checkpoints" / "last.ckpt"
         ends[where] = run(f"{where}-resumed", "trainer.max_steps=4", f"ckpt_path={ckpt}", *offload)

@@ -14,7 +14,7 @@ from peft import LoraConfig, get_peft_model
 from engram import EngramModel
 from engram.config import EngramConfig
 from engram.data.collate import teacher_forced_batch
-from engram.data.exact_match import build_exact_match
+from engram.data.families.exact_match import build_exact_match
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.models import load_model
 from engram.training.module import EngramLitModule

@@ -1,6 +1,7 @@
 """Every registered kind satisfies its protocols (engram/protocols.py): its factory can be called as the memory or
 the data pipeline calls it, what it builds has the members and answers in the documented shapes, and each optional
-member it declares has the documented form. And the check can fail."""
+member it declares has the documented form. A hash, gate or address is built from the config on the one path
+(engram/config/sections.py's `build`), and its constructor's defaults equal the schema's. And the checks can fail."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from torch import nn
 
 from engram import protocols, registry
-from engram.config import EngramConfig
+from engram.config import EngramConfig, build
+from engram.config.sections import default_drift
 from engram.protocols import Lookup, problems
 
 CFG = EngramConfig(table_size=31, heads=2, dim=8, max_ngram=3, layers=[0])
@@ -19,13 +21,13 @@ HIDDEN, MEM_DIM, ROWS, HEADS, VOCAB = 16, 8, 124, 4, 64
 KINDS = [(kind, name) for kind in protocols.PROTOCOLS for name in registry.names(kind)]
 
 
+# what the memory gives each kind's constructor beside the config (engram/memory/memory.py, engram_model.py)
+GIVEN = {"hash": {"layers": [0], "vocab_size": VOCAB, "pad_id": 0, "token_map": None},
+         "gate": {"hidden_size": HIDDEN, "mem_dim": MEM_DIM}, "address": {"rows": ROWS, "heads": HEADS}}
+
+
 def built(kind: str, name: str):
-    factory = registry.get(kind, name)
-    if kind == "hash":
-        return factory(CFG, [0], VOCAB, 0, None)
-    if kind == "gate":
-        return factory(HIDDEN, MEM_DIM, CFG)
-    return factory(ROWS, HEADS, CFG)
+    return build(kind, name, CFG, **GIVEN[kind])
 
 
 def declared_options(name: str) -> SimpleNamespace:
@@ -80,6 +82,41 @@ def test_an_address_answers_in_the_documented_shapes(name: str):
     rows = torch.randint(0, ROWS, (2, 3, HEADS))
     passed = built("address", name)(rows, rows * 7, torch.ones(2, 3, dtype=torch.bool))
     assert passed.shape == (2, 3, HEADS)
+
+
+@pytest.mark.parametrize(("kind", "name"), [(k, n) for k in GIVEN for n in registry.names(k)])
+def test_a_constructor_default_is_the_schemas(kind: str, name: str):
+    """A default written in a constructor too (MLPGate's gate_bias was -5.0 against the schema's 0.0) is a second
+    home that drifts: only an object built by hand would get it."""
+    assert default_drift(kind, name, EngramConfig) == []
+
+
+class DriftingGate(torch.nn.Module):
+    def __init__(self, hidden_size: int, mem_dim: int, gate_bias: float = -5.0, max_ngram: int = 3) -> None:
+        super().__init__()
+
+
+def test_the_default_check_and_the_one_path_fail_clearly():
+    registry.register("gate", "drifting", DriftingGate)
+    try:
+        assert default_drift("gate", "drifting", EngramConfig) == ["gate_bias=-5.0, schema 0.0"]
+    finally:
+        registry.unregister("gate", "drifting")
+    registry.register("gate", "asks", lambda hidden_size, mem_dim, width: None)
+    try:
+        with pytest.raises(TypeError, match="gate=asks takes width, which is neither given"):
+            build("gate", "asks", CFG, hidden_size=HIDDEN, mem_dim=MEM_DIM)
+    finally:
+        registry.unregister("gate", "asks")
+
+
+def test_the_one_path_takes_a_kinds_section_then_the_groups_key():
+    cfg = EngramConfig(table_size=31, heads=2, dim=8, layers=[0], gate_bias=-2.0, address="hybrid", seed=5)
+    cfg.context.conv_kernel, cfg.hybrid.topk = 3, 2
+    gate = build("gate", "context", cfg, **GIVEN["gate"])
+    assert gate.gate_bias == -2.0 and gate.conv.kernel_size == (3,) and gate.conv.dilation == (cfg.max_ngram,)
+    address = build("address", "hybrid", cfg, **GIVEN["address"])
+    assert address.content == {"topk": 2, "key_dim": 64, "gain_init": 1.0, "seed": 5}
 
 
 class Lacking:

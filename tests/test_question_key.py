@@ -12,7 +12,7 @@ from test_recall import chat_ids, engram_cfg, tiny
 
 from engram import EngramModel
 from engram.config import ConfigError, validate_engram
-from engram.data.exact_match import build_exact_match
+from engram.data.families.exact_match import build_exact_match
 from engram.evaluation.editing import fact_scores
 from engram.evaluation.generate_eval import greedy_ids
 from engram.memory.questions import QuestionIndex, read_question
@@ -145,11 +145,10 @@ def test_a_rewording_decodes_the_same_with_and_without_the_kv_cache() -> None:
     assert torch.equal(cached, uncached)
 
 
-@pytest.mark.parametrize(("key", "value"), [("question_threshold", 0.0), ("question_threshold", 1.5),
-                                            ("question_capacity", 0)])
+@pytest.mark.parametrize(("key", "value"), [("threshold", 0.0), ("threshold", 1.5), ("capacity", 0)])
 def test_bad_question_keys_are_one_line_errors(key: str, value: float) -> None:
-    with pytest.raises(ConfigError, match=f"engram.{key}"):
-        validate_engram(engram_cfg(hash="question", **{key: value}))
+    with pytest.raises(ConfigError, match=f"engram.question.{key}"):
+        validate_engram(engram_cfg(hash="question", question={key: value}))
 
 
 def test_the_question_hash_needs_the_tokenizer() -> None:
@@ -160,8 +159,8 @@ def test_the_question_hash_needs_the_tokenizer() -> None:
 
 def test_a_full_store_says_which_key_to_raise() -> None:
     model, tok = tiny()
-    wrapped = EngramModel(model, engram_cfg(hash="question", question_capacity=2), tok)
-    with pytest.raises(RuntimeError, match="question_capacity"):
+    wrapped = EngramModel(model, engram_cfg(hash="question", question={"capacity": 2}), tok)
+    with pytest.raises(RuntimeError, match="engram.question.capacity"):
         write_facts(wrapped, tok, capital_facts(3)["train"], progress=False)
 
 
@@ -178,7 +177,7 @@ def test_the_firing_curve_separates_rewordings_from_general_prompts(tmp_path: Pa
     at = at_threshold(curve, 0.4)
     assert at["firing/rewordings"] >= 0.9 and at["firing/neighbors"] == 0.0 and at["firing/general"] == 0.0
     assert curve["rewordings"] == sorted(curve["rewordings"], reverse=True)  # a higher bar never fires more
-    cfg = OmegaConf.create({"data": {"prompt_format": "chat", "seed": 0}, "engram": {"question_threshold": 0.4}})
+    cfg = OmegaConf.create({"data": {"prompt_format": "chat", "seed": 0}, "engram": {"question": {"threshold": 0.4}}})
     assert firing_metrics(wrapped, tok, splits, cfg, tmp_path, "tiny") == at
     assert (tmp_path / "firing.json").is_file() and (tmp_path / "firing.png").stat().st_size > 0
     plain, _ = tiny()  # a memory keyed by the exact prompt has no firing curve
@@ -191,7 +190,7 @@ def test_facts_written_later_into_a_saved_memory_answer_their_rewordings_too(tmp
 
     from _training_utils import tiny_cfg
 
-    from engram.data.jsonl import write_jsonl
+    from engram.data.families.jsonl import write_jsonl
     from engram.data.records import record
     from engram.models.engram_model import load_run
     from engram.training.pipeline import train

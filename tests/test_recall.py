@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from engram import EngramModel
 from engram.config import ConfigError, EngramConfig, validate_layers
-from engram.data.exact_match import build_exact_match
+from engram.data.families.exact_match import build_exact_match
 from engram.memory.address.fingerprint import FREE
 from engram.memory.address.fingerprint import Address as Fingerprint
 from engram.memory.address.written import Address as Written
@@ -61,7 +61,7 @@ def test_a_fresh_zero_memory_leaves_every_logit_bit_identical(hash_kind: str, ga
 
 
 def test_fingerprint_claims_first_writer_and_passes_only_its_key() -> None:
-    address = Fingerprint(rows=10, heads=1, cfg=None)
+    address = Fingerprint(rows=10)
     rows = torch.tensor([[[3], [3], [5]]])  # two keys want row 3 in one batch: the smaller wins
     keys = torch.tensor([[[70], [40], [90]]])
     address.train()
@@ -77,7 +77,7 @@ def test_fingerprint_claims_first_writer_and_passes_only_its_key() -> None:
 
 
 def test_written_passes_any_key_on_a_trained_row_and_nothing_elsewhere() -> None:
-    address = Written(rows=10, heads=1, cfg=None)
+    address = Written(rows=10)
     address.train()
     address(torch.tensor([[[2]]]), torch.tensor([[[5]]]), torch.tensor([[True]]))
     address.eval()

@@ -1,5 +1,6 @@
-"""A new kind is one module + one YAML: a plugin module written here adds a toy hash, gate and data family, their
-YAMLs sit in a temp config dir on Hydra's searchpath, and the tiny model trains with them."""
+"""A new kind is one module + one YAML: a plugin module written here adds a toy hash, gate (with a key of its own,
+engram.toy.scale) and data family, their YAMLs sit in a temp config dir on Hydra's searchpath, and the tiny model
+trains with them."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from engram.config import ConfigError
 
 PLUGIN = '''
 """Toy kinds, registered at import (plugins=[toy_kinds])."""
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from engram import registry
-from engram.config_rules import check as rule
+from engram.config.rules import check as rule
 from engram.memory.hashing import Lookup
 
 CALLS = {"hash": 0, "gate": 0, "family": 0}
@@ -34,8 +37,8 @@ class ToyHash:
 
     shared_table = False
 
-    def __init__(self, cfg, layers, vocab_size, pad_id, token_map=None):
-        self.heads, self.size = int(cfg.heads), int(cfg.table_size)
+    def __init__(self, table_size, heads):  # by name, from the config (engram/config/sections.py's build)
+        self.heads, self.size = int(heads), int(table_size)
 
     def head_sizes(self, layer):
         return [self.size] * self.heads
@@ -49,15 +52,27 @@ class ToyHash:
 
 
 class ToyGate(nn.Module):
-    """No gate at all: the projected memory goes straight into the residual."""
+    """No gate at all: the projected memory, times engram.toy.scale, goes straight into the residual."""
 
-    def __init__(self, hidden_size, mem_dim, cfg):
+    @dataclass
+    class Params:  # its own keys: the section engram.toy.* (engram/config/sections.py)
+        """`engram.toy.*` (gate=toy)."""
+
+        scale: float = 1.0  # the projected rows are multiplied by this
+
+    @staticmethod
+    def check(e):  # its own rule, run by validation when engram.gate=toy
+        rule(e.toy.scale > 0, "engram.toy.scale", e.toy.scale, "must be > 0")
+
+    def __init__(self, hidden_size, mem_dim, scale=1.0):  # scale: its own key, engram.toy.scale
         super().__init__()
         self.toy_proj = nn.Linear(mem_dim, hidden_size, bias=False)
+        self.scale = float(scale)
 
     def forward(self, h, e, keep, cache=None):
         CALLS["gate"] += 1
-        return self.toy_proj(e) * keep.unsqueeze(-1).to(e.dtype), torch.ones(keep.shape)  # (residual, gate [B, T])
+        out = self.toy_proj(e) * self.scale * keep.unsqueeze(-1).to(e.dtype)
+        return out, torch.ones(keep.shape)  # (residual, gate [B, T])
 
 
 def build_toy(cfg):
@@ -77,7 +92,7 @@ registry.register("gate", "toy", ToyGate)
 registry.register("family", "toy", build_toy)
 '''
 
-YAMLS = {  # each extends its schema (engram/config.py) and sets only what differs, as engram/conf/'s YAMLs do
+YAMLS = {  # each extends its schema (engram/config/schema.py) and sets only what differs, as engram/conf/'s YAMLs do
     "engram/toy.yaml": "defaults:\n  - /schema/engram@_here_: engram\n  - _self_\n"
                        "hash: toy\ngate: toy\ntable_size: 64\nheads: 2\ndim: 16\nlayers: [0]\nsparse: false\n",
     "data/toy.yaml": "defaults:\n  - /schema/data@_here_: data\n  - _self_\n"
@@ -97,6 +112,9 @@ def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for kind in ("hash", "gate", "family"):
         registry.unregister(kind, "toy")
     sys.modules.pop("toy_kinds", None)
+    from engram.config import register_configs
+
+    register_configs()  # the stored schemas without the toy section again, for the tests that follow
 
 
 def test_toy_hash_gate_and_family_train_the_tiny_model(toy: Path, tmp_path: Path) -> None:
@@ -105,6 +123,7 @@ def test_toy_hash_gate_and_family_train_the_tiny_model(toy: Path, tmp_path: Path
                    "engram.table_size=64", "engram.dim=32", "data.num_train=16", "data.num_eval=4",
                    f"hydra.searchpath=[file://{toy}]")
     assert (cfg.engram.hash, cfg.engram.gate, cfg.data.family) == ("toy", "toy", "toy")
+    assert cfg.engram.toy.scale == 1.0  # the plugin's own key, at its default
     from engram.training.pipeline import run_task
 
     run_task(cfg)
@@ -113,6 +132,26 @@ def test_toy_hash_gate_and_family_train_the_tiny_model(toy: Path, tmp_path: Path
     tensors = load_file(str(run_dir / "engram.safetensors"))
     assert "layers.0.gate.toy_proj.weight" in tensors  # the toy gate's weights were trained and saved
     assert tensors["layers.0.table.weight"].shape == (2 * 64, 32 // 2)  # the toy hash's layout: 2 heads x 64 rows
+
+
+def test_a_plugin_kind_owns_its_key_and_a_bad_value_is_one_line_exit_2(toy: Path, tmp_path: Path) -> None:
+    """engram.toy.scale is declared in the plugin module alone (its gate's Params and check): on the command line
+    it composes and trains; a bad value stops train.py with one line, exit 2, before any model code is imported."""
+    import os
+
+    from engram.cli import check_overrides
+    from tests.test_bad_inputs import run_entry
+
+    search = f"hydra.searchpath=[file://{toy}]"
+    check_overrides(["plugins=[toy_kinds]", "engram=toy", "engram.toy.scale=3", search], "train")
+    cfg = tiny_cfg(tmp_path / "ok", "plugins=[toy_kinds]", "engram=toy", "engram.toy.scale=3", search)
+    assert cfg.engram.toy.scale == 3.0
+    env = {"PYTHONPATH": os.pathsep.join([str(toy.parent), os.environ.get("PYTHONPATH", "")])}
+    proc, modules = run_entry(tmp_path, "train.py", "model=tiny", "plugins=[toy_kinds]", "engram=toy",
+                              "engram.toy.scale=-2", search, env=env)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines == ["config error: engram.toy.scale=-2.0 must be > 0"], proc.stderr
+    assert "toy_kinds" in modules and not any(".modeling_" in m for m in modules), "weights could have loaded"
 
 
 def test_validation_lists_a_plugin_kind_and_names_the_known_ones(toy: Path) -> None:
@@ -162,6 +201,12 @@ def test_listing_names_imports_no_kind_module_and_no_torch() -> None:
         assert names["logger"] == ("csv", "many", "mlflow", "none", "tensorboard", "wandb"), names
         loaded = [m for m in sys.modules if m == "torch" or m.startswith(("engram.memory", "engram.models"))]
         assert not loaded, loaded
+        # what validation reads of a kind (its keys, rules, flags) imports without torch: a kind's torch side is
+        # its own module (engram/memory/gates/_context.py beside context.py), imported on first use
+        for kind in ("hash", "gate", "address", "family", "model", "variant"):
+            for name in names[kind]:
+                registry.attribute(kind, name, "check")
+        assert "torch" not in sys.modules and "transformers" not in sys.modules
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=CONF_DIR.parents[1])  # -c: engram from the cwd
 
@@ -176,7 +221,7 @@ def test_unknown_name_from_get_names_the_known_ones() -> None:
 class StampAddress(torch.nn.Module):
     """Remembers the last key looked up per row (a buffer, as a fingerprint address would keep)."""
 
-    def __init__(self, rows: int, heads: int, cfg: object) -> None:
+    def __init__(self, rows: int) -> None:
         super().__init__()
         self.register_buffer("stamp", torch.full((rows,), -1, dtype=torch.long))
 

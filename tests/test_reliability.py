@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 import engram.training.pipeline as pipeline
 from engram.atomic import DiskFullError, atomic_write
-from engram.config_rules import ConfigError
+from engram.config import ConfigError
 from engram.evaluation.results import write_results
 from engram.inputs import check_checkpoint
 from engram.models.inject import add_engram, save_engram
@@ -117,7 +117,7 @@ def test_a_config_error_survives_the_trip_to_a_multirun_parent() -> None:
     err = pickle.loads(pickle.dumps(ConfigError("ckpt_path", "x", "does not exist")))
     assert isinstance(err, ConfigError) and str(err) == "config error: ckpt_path=x does not exist"
     assert (err.key, err.value, err.rule) == ("ckpt_path", "x", "does not exist")
-    from engram.data.jsonl import JsonlFormatError
+    from engram.data.families.jsonl import JsonlFormatError
 
     bad = pickle.loads(pickle.dumps(JsonlFormatError("facts.jsonl", 3, "invalid JSON")))
     assert isinstance(bad, JsonlFormatError) and str(bad) == "facts.jsonl:3: invalid JSON"

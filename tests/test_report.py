@@ -177,8 +177,8 @@ def test_selectivity_columns_reach_the_table(tmp_path):
 
 
 def test_recall_vs_distraction_curve(tmp_path):
-    """Jobs with data.eval_distractions (categories distraction_<n>) get recall_vs_distraction.png: one line per
-    job with its per-length recall, sorted by length, and the attention window marked; plus a table."""
+    """Jobs with data.long_recall.eval_distractions (categories distraction_<n>) get recall_vs_distraction.png: one
+    line per job with its per-length recall, sorted by length, and the attention window marked; plus a table."""
     arms = {"0": (["+arm=windowed"], {"distraction_50": 0.9, "distraction_300": 0.05, "distraction_100": 0.5}),
             "1": (["+arm=windowed_engram"], {"distraction_50": 1.0, "distraction_300": 1.0, "distraction_100": 1.0}),
             "2": (["+arm=full"], {"distraction_50": 1.0, "distraction_300": 0.8, "distraction_100": 0.9})}
@@ -200,7 +200,7 @@ def test_firing_curves_of_question_keyed_runs_are_plotted(tmp_path):
     """A job with firing.json (engram.hash=question) gets a line per panel in firing.png, with its own values."""
     thresholds = [0.2, 0.4, 0.6]
     for i, threshold in enumerate((0.4, 0.6)):
-        job = fake_job(tmp_path / "sweep" / str(i), ["engram=question", f"engram.question_threshold={threshold}"],
+        job = fake_job(tmp_path / "sweep" / str(i), ["engram=question", f"engram.question.threshold={threshold}"],
                        grid_metrics(1000, 100))
         curve = {"threshold": threshold, "thresholds": thresholds, "rewordings": [0.9, (0.8, 0.7)[i], 0.5],
                  "neighbors": [0.3, 0.1, 0.0], "general": [0.0, 0.0, 0.0], "counts": {}}

@@ -1,6 +1,6 @@
 """model=scratch (engram/models/scratch.py): the sliding window is really applied, a scratch model trains every
 weight next to its memory, and its config rules give one line. The long_recall knobs it is studied with
-(fixed_facts, eval_distractions) are tested in tests/test_data_patterns_recall.py."""
+(data.long_recall.fixed_facts, eval_distractions) are tested in tests/test_data_patterns_recall.py."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ from engram.config import ConfigError, validate
 from engram.models.loading import load_model
 from engram.training.pipeline import train
 
-DATA = {"family": "long_recall", "vocab_size": 100, "num_facts": 4, "seed": 0}
+DATA = {"family": "long_recall", "long_recall": {"vocab_size": 100, "num_facts": 4}, "seed": 0}
 SHAPE = {"name": "scratch", "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
 WINDOW = 8
 SEQ = 40
 
 # a tiny long_recall run on model=scratch (a few seconds)
 SCRATCH = ["model=scratch", "data=long_recall", "model.hidden_size=32", "model.num_layers=2",
-           "model.intermediate_size=64", f"model.attention_window={WINDOW}", "data.vocab_size=100",
-           "data.num_facts=4", "data.distraction_min=10", "data.distraction_max=20", "data.eval_distractions=[5,30]",
+           "model.intermediate_size=64", f"model.attention_window={WINDOW}", "data.long_recall.vocab_size=100",
+           "data.long_recall.num_facts=4", "data.long_recall.distraction_min=10", "data.long_recall.distraction_max=20",
+           "data.long_recall.eval_distractions=[5,30]",
            "data.num_eval=4", "eval_max_new_tokens=2"]
 
 
@@ -105,8 +106,8 @@ def test_scratch_baseline_trains_every_weight_without_finetune_flag(tmp_path: Pa
         (["model=tiny", "model.attention_window=8"], "model.attention_window"),
         (["variant=lora"], "variant.name"),
         (["data=exact_match"], "data.family"),
-        (["data.eval_distractions=[0]"], "data.eval_distractions"),
-        (["data.eval_distractions=[50,50]"], "data.eval_distractions"),
+        (["data.long_recall.eval_distractions=[0]"], "data.long_recall.eval_distractions"),
+        (["data.long_recall.eval_distractions=[50,50]"], "data.long_recall.eval_distractions"),
     ],
 )
 def test_bad_scratch_config_is_one_line(overrides: list[str], key: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from _training_utils import tiny_cfg
 
-from engram.config_rules import ConfigError
+from engram.config.rules import ConfigError
 from engram.training.pipeline import train
 
 pytest.importorskip("tensorboard", reason="the trackers extra (make test installs it)")

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from engram import registry
-from engram.config_rules import ConfigError
+from engram.config.rules import ConfigError
 from engram.inputs import check_run_dir
 from engram.variants.common import Undeclared, VariantSpec, variant_spec
 

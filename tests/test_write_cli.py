@@ -14,7 +14,7 @@ import pytest
 from _training_utils import tiny_cfg
 from omegaconf import OmegaConf
 
-from engram.data.jsonl import write_jsonl
+from engram.data.families.jsonl import write_jsonl
 from engram.data.records import record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def test_write_adds_facts_keeps_old_ones_and_never_touches_the_input(run_dir: Pa
     assert digest(source) == before and out.is_file()
 
     # the new file is a complete memory: loading it recalls the new facts (checked without writing anything)
-    from engram.data.jsonl import read_jsonl
+    from engram.data.families.jsonl import read_jsonl
     from engram.models.engram_model import EngramModel
     from engram.models.loading import load_model
     from engram.training.writing import recall_of

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from engram import EngramModel
 from engram.config import EngramConfig
-from engram.data.exact_match import build_exact_match
+from engram.data.families.exact_match import build_exact_match
 from engram.models import load_model
 from engram.training.prefix_cache import PrefixCache
 from engram.training.writing import recall_of, write_facts

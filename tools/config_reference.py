@@ -54,8 +54,22 @@ def roots() -> list[tuple[str, str, type]]:
 
 
 def field_comments(schema: type) -> dict[str, str]:
-    """{field name: its comment text}: the comment block directly above the field, then its trailing comment."""
-    source = textwrap.dedent(inspect.getsource(schema))
+    """{field name: its comment text}: the comment block directly above the field, then its trailing comment. A
+    composed schema (EngramConfig: EngramKeys plus a section per kind, engram/config/sections.py) has no source of
+    its own: its fields' comments are those of the classes it derives from (its sections are sections, not keys)."""
+    out: dict[str, str] = {}
+    for cls in reversed(schema.__mro__):
+        if cls is object:
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(cls))
+        except (OSError, TypeError):  # composed at run time: nothing written to read
+            continue
+        out.update(_comments(source))
+    return out
+
+
+def _comments(source: str) -> dict[str, str]:
     comments: dict[int, str] = {}
     own_line: set[int] = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):

@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from engram.conf import CONF_DIR
 from engram.config import ConfigError, LoggerConfig, ModelConfig, register_configs, schema_defaults
-from engram.config_merge import check_known
-from engram.config_rules import check, is_int
+from engram.config.merge import check_known
+from engram.config.rules import check, is_int
 from engram.models.loading import model_shape
 
 CONFIG_NAME = "compress"

@@ -17,9 +17,9 @@ from hydra import initialize_config_dir
 
 from engram.conf import CONF_DIR
 from engram.config import ConfigError, register_configs, validate
-from engram.config_rules import first_line
+from engram.config.rules import first_line
 from engram.data import build_splits
-from engram.data.jsonl import JsonlFormatError, write_jsonl
+from engram.data.families.jsonl import JsonlFormatError, write_jsonl
 
 USAGE = "usage: python -m engram.data export [group=option ...] [key=value ...] out=PATH.jsonl"
 
@@ -30,7 +30,7 @@ def valid_path_for(out: Path) -> Path:
 
 
 def compose(overrides: list[str]):  # -> DictConfig
-    register_configs()  # the group YAMLs extend the schemas (engram/config.py)
+    register_configs()  # the group YAMLs extend the schemas (engram/config/schema.py)
     with initialize_config_dir(version_base=None, config_dir=str(CONF_DIR), job_name="export"):
         return hydra_compose(config_name="train", overrides=overrides)
 

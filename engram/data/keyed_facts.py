@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engram.config_rules import ConfigError, check
+from engram.config.rules import ConfigError, check
 from engram.data.records import (
     RECORD_KEYS,
     Record,

@@ -22,7 +22,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from engram.config import DataConfig
+from engram.config import ConfigError, schema_of
+from engram.config.renamed import first_old, rule
 
 Record = dict[str, Any]
 RECORD_KEYS = ("prompt", "answer", "category", "key", "seen")
@@ -85,7 +86,10 @@ def as_data_cfg(cfg: Any) -> DictConfig:
         cfg = cfg["data"]
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    return OmegaConf.merge(OmegaConf.structured(DataConfig), cfg or {})
+    if isinstance(cfg, dict) and (old := first_old(cfg, "data.")) is not None:  # data.num_facts: a kind's key now
+        raise ConfigError(old[0], old[1], rule(*old))
+    # the schema is composed at the first call, not at import: composing imports the families, which import this
+    return OmegaConf.merge(OmegaConf.structured(schema_of("data")), cfg or {})
 
 
 def rng(seed: int, *parts: str) -> random.Random:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import http
 import random
 
-from engram.data.exact_match import capital_facts, element_facts
+from engram.data.families.exact_match import capital_facts, element_facts
 
 COUNTRY_TEMPLATES = (
     "Tell me one interesting fact about {x}.",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engram.cli_args import OneLineParser
-from engram.config_rules import ConfigError
+from engram.config.rules import ConfigError
 from engram.inputs import check_engram_file, check_run_dir
 from engram.models.headers import engram_file
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from engram.cli import exit_config_error
-from engram.config_rules import ConfigError
+from engram.config.rules import ConfigError
 from engram.demo.args import parse
 
 

@@ -21,7 +21,7 @@ from peft import PeftModel
 
 from engram import registry
 from engram.config import ROW_ORDER, validate, validate_evaluate_keys
-from engram.config_rules import evaluate_mode
+from engram.config.rules import evaluate_mode
 from engram.data import is_language_model
 from engram.data.datamodule import EngramDataModule
 from engram.data.text_blocks import TextDataModule
@@ -264,7 +264,7 @@ def user_overrode(*groups: str) -> bool:
 def run(cfg: DictConfig, typed: DictConfig, train_variants: TrainVariants | None = None) -> dict[str, Any]:
     """What evaluate.py does with its config (`cfg`: raw, for the evaluate keys; `typed`: validated).
     `train_variants` trains the variants for train_variants=true (the training layer's, given by evaluate.py).
-    The mode is config_rules.evaluate_mode's: exactly one, else ConfigError (one line) before anything loads."""
+    The mode is engram.config.rules.evaluate_mode's: exactly one, else ConfigError (one line) before anything loads."""
     out = output_dir(cfg)
     ev = validate_evaluate_keys(cfg)  # evaluate.py checked them already; a direct caller gets the same rules
     mode = evaluate_mode(ev)

@@ -6,7 +6,7 @@ For three sets of prompts, each prompt's best score against the taught questions
   - neighbours: untaught questions about taught entities (the "neighbor" split), which should never fire;
   - general: generated general prompts (engram/data/replay.py; never the retention prompts), which should never fire.
 Swept over thresholds, that is a recall / false-firing curve (firing.json, firing.png in the run dir); the
-metrics are the three shares at the configured `engram.question_threshold`.
+metrics are the three shares at the configured `engram.question.threshold`.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def plot_firing(curve: dict[str, Any], threshold: float, path: Path, title: str)
     ax.plot(curve["thresholds"], curve["rewordings"], "o-", label=f"rewordings on their fact ({n['rewordings']})")
     ax.plot(curve["thresholds"], curve["neighbors"], "s-", label=f"neighbour questions ({n['neighbors']})")
     ax.plot(curve["thresholds"], curve["general"], "^-", label=f"general prompts ({n['general']})")
-    ax.axvline(threshold, color="grey", linestyle="--", label=f"engram.question_threshold = {threshold:g}")
+    ax.axvline(threshold, color="grey", linestyle="--", label=f"engram.question.threshold = {threshold:g}")
     ax.set(xlabel="threshold", ylabel="share firing", ylim=(-0.02, 1.02), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -100,7 +100,7 @@ def firing_metrics(model: Any, tokenizer: Any, splits: dict[str, list[dict[str, 
     curve = firing_curve(model, tokenizer, splits, str(cfg.data.prompt_format), int(cfg.data.seed))
     if curve is None:
         return {}
-    threshold = float(cfg.engram.question_threshold)
+    threshold = float(cfg.engram.question.threshold)
     Path(run_dir, FIRING_JSON).write_text(json.dumps({"threshold": threshold, **curve}, indent=1))
     plot_firing(curve, threshold, Path(run_dir) / FIRING_PNG, f"{title}: when the memory fires")
     return at_threshold(curve, threshold)

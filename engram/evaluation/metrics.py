@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from engram.data.patterns import consistency
+from engram.data.families.patterns import consistency
 
 # End-of-turn markers of the model families we use, in case a decoded text still carries one.
 STOP_STRINGS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<pad>")
@@ -62,6 +62,6 @@ def per_category_counts(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, f
 
 
 def consistency_from_rows(rows: list[dict[str, Any]]) -> float:
-    """patterns' consistency (engram.data.patterns.consistency, the one implementation) of eval rows: share of keys
-    with >= 2 eval paraphrases whose generations are all the same; nan if none."""
+    """patterns' consistency (engram.data.families.patterns.consistency, the one implementation) of eval rows: share
+    of keys with >= 2 eval paraphrases whose generations are all the same; nan if none."""
     return consistency([{"key": str(r.get("key"))} for r in rows], [str(r.get("generated", "")) for r in rows])

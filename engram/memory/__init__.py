@@ -8,11 +8,11 @@ importing torch (~2 s) just to reject a bad value.
 from engram.lazy import lazy_attributes
 
 _LAZY = {
-    "ContextGate": "engram.memory.gates.context",
-    "MLPGate": "engram.memory.gates.mlp",
-    "NgramHasher": "engram.memory.hashes.deepseek",
-    "PocHasher": "engram.memory.hashes.poc",
-    "SpanHasher": "engram.memory.hashes.span",
+    "ContextGate": "engram.memory.gates._context",
+    "MLPGate": "engram.memory.gates._mlp",
+    "NgramHasher": "engram.memory.hashes._deepseek",
+    "PocHasher": "engram.memory.hashes._poc",
+    "SpanHasher": "engram.memory.hashes._span",
     "build_token_map": "engram.memory.hashing",
     "EngramMemory": "engram.memory.memory",
     "MemoryTrace": "engram.memory.trace",

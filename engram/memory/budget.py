@@ -23,6 +23,7 @@ from typing import Any
 
 from engram import registry
 from engram.config import ConfigError
+from engram.config.scale import offload_of
 
 GIB = 1024**3
 
@@ -47,8 +48,12 @@ class EngramBytes:
 
 def requested_sizes(cfg: Any) -> list[int]:
     """`engram.table_size` as a list (one int, or one per n-gram order): a hash kind's layout unless it says."""
-    size = cfg.table_size
-    return [int(size)] if isinstance(size, int | str) else [int(s) for s in size]
+    return sizes_of(cfg.table_size)
+
+
+def sizes_of(table_size: Any) -> list[int]:
+    """A table_size value (one int, or one per n-gram order) as a list of ints."""
+    return [int(table_size)] if isinstance(table_size, int | str) else [int(s) for s in table_size]
 
 
 def estimate_engram_bytes(cfg: Any, layers: int, hidden_size: int, dtype_bytes: int = 4) -> EngramBytes:
@@ -100,18 +105,19 @@ def free_disk_bytes(directory: str | Path) -> int:
 
 
 def check_disk_budget(cfg: Any, need: EngramBytes) -> None:
-    """engram.offload_dir: the tables and both Adam moments are files there, so they need disk, not RAM (the moments
+    """engram.offload.dir: the tables and both Adam moments are files there, so they need disk, not RAM (the moments
     start sparse, but may fill). Raise `MemoryBudgetError` (one line) when they would not fit."""
-    if getattr(cfg, "offload_reuse", False):
+    offload = offload_of(cfg)
+    if offload.reuse:
         return  # the files exist already
     files = need.tables + need.optimizer
-    free = free_disk_bytes(cfg.offload_dir)
+    free = free_disk_bytes(offload.dir)
     if files > free:
         raise MemoryBudgetError(
             "engram.table_size", cfg.table_size,
-            f"needs ~{files / GIB:.1f} GiB of disk in engram.offload_dir={cfg.offload_dir} (table + Adam moments, "
+            f"needs ~{files / GIB:.1f} GiB of disk in engram.offload.dir={offload.dir} (table + Adam moments, "
             f"{need.layers} layer(s) x {need.rows:,} rows x {need.row_dim} floats) but only {free / GIB:.1f} GiB is "
-            "free; use a smaller engram.table_size or another engram.offload_dir",
+            "free; use a smaller engram.table_size or another engram.offload.dir",
         )
 
 
@@ -119,11 +125,11 @@ def check_memory_budget(cfg: Any, layers: int, hidden_size: int, dtype_bytes: in
     """Raise `MemoryBudgetError` (one line, names engram.table_size) when the estimate exceeds the available RAM.
 
     `ENGRAM_MEMORY_LIMIT_GB` overrides the available RAM (e.g. to keep room for other jobs on a shared machine).
-    Memory-mapped tables (engram.offload=host with engram.offload_dir) are checked against the free disk instead;
+    Memory-mapped tables (engram.offload.to=host with engram.offload.dir) are checked against the free disk instead;
     only their small dense parts count against the RAM (the page cache holds what fits of the files).
     """
     need = estimate_engram_bytes(cfg, layers, hidden_size, dtype_bytes)
-    if getattr(cfg, "offload", "none") == "host" and getattr(cfg, "offload_dir", None):
+    if offload_of(cfg).to == "host" and offload_of(cfg).dir:
         check_disk_budget(cfg, need)
         need = replace(need, tables=0, optimizer=0)
     limit = os.environ.get("ENGRAM_MEMORY_LIMIT_GB")

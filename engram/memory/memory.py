@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engram import registry
+from engram.config import build
 from engram.memory.tables import build_table
 from engram.memory.trace import MemoryTrace
 from engram.protocols import Lookup
@@ -31,8 +31,8 @@ from engram.protocols import Lookup
 
 class EngramMemory(nn.Module):
     def __init__(self, cfg: Any, layer: int, hidden_size: int, hasher: Any) -> None:
-        """`hasher`: a hash (engram/protocols.py); the gate and address kinds come from `cfg.gate` /
-        `cfg.address` through engram/registry.py."""
+        """`hasher`: a hash (engram/protocols.py); the gate and address kinds are `cfg.gate` / `cfg.address`,
+        built from the config by engram/config/sections.py's `build`, as every kind is."""
         super().__init__()
         self.layer, self.kind, self.hasher = int(layer), cfg.hash, hasher
         sizes = hasher.head_sizes(self.layer)
@@ -49,8 +49,8 @@ class EngramMemory(nn.Module):
         self.register_buffer("hits", torch.zeros(rows, dtype=torch.bool), persistent=False)
         # rows hit so far, kept up to date per forward so utilisation never scans the whole table
         self.register_buffer("hit_count", torch.zeros((), dtype=torch.long), persistent=False)
-        self.gate: nn.Module = registry.get("gate", cfg.gate)(hidden_size, mem_dim, cfg)
-        self.address: nn.Module = registry.get("address", getattr(cfg, "address", "hashed"))(rows, len(sizes), cfg)
+        self.gate: nn.Module = build("gate", cfg.gate, cfg, hidden_size=hidden_size, mem_dim=mem_dim)
+        self.address: nn.Module = build("address", cfg.address, cfg, rows=rows, heads=len(sizes))
         taught_store = getattr(hasher, "taught_store", None)  # hash=question: the questions trained on, saved
         self.taught: nn.Module | None = taught_store(self.layer) if taught_store is not None else None
         retriever = getattr(self.address, "retriever", None)  # content lookup over the table (address=hybrid)
@@ -83,7 +83,7 @@ class EngramMemory(nn.Module):
         return out, MemoryTrace.of(gate, passed, found)
 
     def prefetch(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor) -> None:
-        """An offloaded table (engram.offload=host) starts gathering, on a worker thread, the rows a coming forward
+        """An offloaded table (engram.offload.to=host) starts gathering, on a worker thread, the rows a coming forward
         on these ids will read (same arguments as `forward`, all positions new); a no-op for in-memory tables."""
         prefetch = getattr(self.table, "prefetch", None)
         if prefetch is None:

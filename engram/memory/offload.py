@@ -1,8 +1,8 @@
-"""HostTable: an Engram table kept outside the model (engram.offload=host), in host RAM or memory-mapped files.
+"""HostTable: an Engram table kept outside the model (engram.offload.to=host), in host RAM or memory-mapped files.
 
 The in-memory table is an `nn.Embedding(sparse=True)` trained by SparseAdam: the whole table and both Adam moments
 are tensors of the process. A HostTable keeps the same three arrays in host memory (pinned when CUDA is present) or,
-with `engram.offload_dir`, in three memory-mapped files (`<name>.weight.f32`, `.exp_avg.f32`, `.exp_avg_sq.f32`;
+with `engram.offload.dir`, in three memory-mapped files (`<name>.weight.f32`, `.exp_avg.f32`, `.exp_avg_sq.f32`;
 the moments start as sparse files, so disk is only used for rows that were ever trained). Each forward:
 
   1. takes the unique rows the batch looks up (prefetched on a background thread when the data loader announced the
@@ -111,7 +111,7 @@ class HostTable(nn.Module):
             expected = self.rows * self.dim * 4
             if not path.is_file() or path.stat().st_size != expected:
                 found = path.stat().st_size if path.is_file() else "no file"
-                raise ValueError(f"engram.offload_reuse: {path} should hold {self.rows} x {self.dim} float32 "
+                raise ValueError(f"engram.offload.reuse: {path} should hold {self.rows} x {self.dim} float32 "
                                  f"({expected} bytes), found {found}")
         size = self.rows * self.dim * 4
         with open(path, "r+b" if reuse else "w+b") as f:

@@ -1,4 +1,4 @@
-"""Gathering the rows a coming batch will look up, on a background thread (engram.offload=host).
+"""Gathering the rows a coming batch will look up, on a background thread (engram.offload.to=host).
 
 The hash of a batch depends on its token ids only, so the rows it will read are known as soon as the data loader
 hands the batch out, one step before the model runs it. `RowPrefetcher.submit` hashes and gathers them on a worker

@@ -8,24 +8,27 @@ that differs; safetensors never unpickles, so a file from elsewhere cannot run c
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from safetensors import safe_open
 
 from engram.atomic import atomic_write
-from engram.config import ConfigError, EngramConfig, PrepopulateConfig
-from engram.config_scale import STORAGE_KEYS
+from engram.config import ConfigError, EngramConfig, schema_of
+from engram.config.renamed import first_old, rule, upgrade
+from engram.config.rules import first_line
+from engram.config.scale import STORAGE_KEYS
 from engram.models.headers import ENGRAM_FILE_FORMAT, ENGRAM_FILE_NAME, ENGRAM_OLD_FORMATS, engram_file
 
 FILE_FORMAT, OLD_FORMATS, FILE_NAME = ENGRAM_FILE_FORMAT, ENGRAM_OLD_FORMATS, ENGRAM_FILE_NAME
 # Config keys that change hashes, shapes or the forward; the rest (init, lr, sparse) only matter for training.
 STRUCTURAL_KEYS = ("hash", "table_size", "heads", "max_ngram", "dim", "gate", "address", "seed", "compress_vocab",
-                   "conv_kernel", "hybrid_topk", "hybrid_key_dim", "question_capacity")
+                   "context.conv_kernel", "hybrid.topk", "hybrid.key_dim", "question.capacity")
 
 
 class EngramLoadError(ValueError):
@@ -43,17 +46,26 @@ class EngramSpec:
 
 
 def as_engram_config(cfg: Any) -> EngramConfig:
-    """EngramConfig from an EngramConfig, DictConfig or dict (unknown keys are an error naming the key)."""
-    if isinstance(cfg, EngramConfig):
+    """The typed engram config (with every kind's section, plugins' too) of an EngramConfig, DictConfig or dict. An
+    unknown key, a wrong type or a key of an older spelling (engram.hybrid_topk, now engram.hybrid.topk) is an error
+    naming the key (a file saved before the rename is translated when read: `saved_config`)."""
+    schema = schema_of("engram")
+    if isinstance(cfg, schema):
         return cfg
-    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    known = {f.name for f in fields(EngramConfig)}
+    if is_dataclass(cfg):
+        plain = asdict(cfg)  # type: ignore[arg-type]
+    else:
+        plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    if (old := first_old(plain, "engram.")) is not None:
+        raise ConfigError(old[0], old[1], rule(*old))
+    known = {f.name for f in fields(schema)}
     for key, value in plain.items():
         if key not in known:
             raise ConfigError(f"engram.{key}", value, "is not an engram config key")
-    if isinstance(plain.get("prepopulate"), dict):
-        plain["prepopulate"] = PrepopulateConfig(**plain["prepopulate"])
-    return EngramConfig(**plain)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), plain))  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"engram.{e.full_key}", None, f"has the wrong type ({first_line(e)})") from None
 
 
 def write_engram_file(path: str | Path, tensors: dict[str, torch.Tensor], spec: EngramSpec) -> Path:
@@ -78,7 +90,7 @@ def write_engram_file(path: str | Path, tensors: dict[str, torch.Tensor], spec: 
 
 def read_engram_config(path: str | Path) -> EngramConfig:
     """The engram config stored in a file written by `write_engram_file` (to rebuild the model before loading)."""
-    cfg = as_engram_config(json.loads(_read_metadata(engram_file(path))["engram_config"]))
+    cfg = saved_config(_read_metadata(engram_file(path)))
     # where the training run kept its tables (offloaded files, shards) is not part of the memory: it loads in RAM
     return replace(cfg, **{key: getattr(EngramConfig(), key) for key in STORAGE_KEYS})
 
@@ -88,12 +100,12 @@ def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch
     tensors are `target` (same keys and shapes). Raises EngramLoadError naming the first key that differs."""
     path = engram_file(path)
     meta = _read_metadata(path)
-    saved = asdict(as_engram_config(json.loads(meta["engram_config"])))  # keys added since: their defaults
+    saved = asdict(saved_config(meta))  # keys added since: their defaults
     here = asdict(spec.cfg)
     for key in (*STRUCTURAL_KEYS, "gate_bias"):  # gate_bias: a fixed offset in every gate
-        if _norm(saved.get(key)) != _norm(here[key]):
-            raise EngramLoadError(f"engram file {path}: engram.{key}={saved.get(key)} in the file but "
-                                  f"engram.{key}={here[key]} in the model")
+        if _norm(_get(saved, key)) != _norm(_get(here, key)):
+            raise EngramLoadError(f"engram file {path}: engram.{key}={_get(saved, key)} in the file but "
+                                  f"engram.{key}={_get(here, key)} in the model")
     for key, mine in (("layers", json.dumps(spec.layers)), ("pad_id", str(spec.pad_id)),
                       ("token_map", spec.token_map)):
         if meta.get(key) != mine:
@@ -115,6 +127,18 @@ def read_engram_file(path: str | Path, spec: EngramSpec, target: dict[str, torch
             raise EngramLoadError(f"engram file {path}: tensor {key} has shape {tuple(tensors[key].shape)}, "
                                   f"the model expects {tuple(target[key].shape)}")
     return tensors
+
+
+def saved_config(meta: dict[str, str]) -> EngramConfig:
+    """The engram config in a file's metadata, typed; keys renamed since it was written take their new place."""
+    return as_engram_config(upgrade(json.loads(meta["engram_config"]), "engram"))
+
+
+def _get(values: dict[str, Any], key: str) -> Any:
+    """A dotted key (hybrid.topk) of nested plain values."""
+    for part in key.split("."):
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
 
 
 def _norm(x: Any) -> Any:

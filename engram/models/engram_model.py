@@ -5,10 +5,9 @@ The wrapper owns everything the memories need; nothing is stored on, or replaced
     `memories.{l}.…` however the LM is wrapped (peft inside, Lightning outside);
   - `context`: the token-id history the memories hash (engram/models/generation.py);
   - the handles of two kinds of forward pre-hooks (PyTorch's public hook API), removed again by `remove()`:
-      * one on the causal LM records the ids of every forward into `context` before any layer runs. It has to sit
-        on the inner model: HF's generate loop calls the inner model's forward at every step, never the wrapper's;
-      * one per chosen decoder layer adds that layer's memory output to the layer's input hidden state (a residual
-        before attention).
+      * one on the causal LM records the ids of every forward into `context` before any layer runs (on the inner
+        model: HF's generate loop calls its forward at every step, never the wrapper's);
+      * one per chosen decoder layer adds its memory's output to the layer's input (a residual before attention).
 `forward` and `generate` take `prompt_lengths` (where each prompt ends; hash=span needs it) and hand it to the
 context. The base model's own parameter names do not change, so base checkpoints and LoRA adapters still load.
 """
@@ -29,8 +28,9 @@ from transformers.cache_utils import Cache
 
 from engram import registry
 from engram.atomic import atomic_write_dir
-from engram.config import EngramConfig, validate_engram, validate_layers
-from engram.config_rules import from_scratch
+from engram.config import EngramConfig, build, validate_engram, validate_layers
+from engram.config.renamed import load_saved
+from engram.config.rules import from_scratch
 from engram.data.formatting import PROMPT_FORMATS, format_prompt
 from engram.memory.budget import check_memory_budget
 from engram.memory.hashing import build_token_map
@@ -65,8 +65,7 @@ class EngramModel(ModelWrapper):
         lm = causal_lm(model)
         if _has_engram_hooks(lm):
             raise RuntimeError(ALREADY_INJECTED)
-        decoder_layers = lm.model.layers
-        layers = validate_layers(ecfg.layers, len(decoder_layers))
+        layers = validate_layers(ecfg.layers, len(lm.model.layers))
         ref = next(lm.parameters())
         # refuse a table that would not fit (with its optimizer state) before building primes or allocating rows
         check_memory_budget(ecfg, len(layers), int(lm.config.hidden_size),
@@ -76,7 +75,8 @@ class EngramModel(ModelWrapper):
         token_map = None
         if tokenizer is not None and ecfg.compress_vocab and getattr(hash_kind, "uses_token_map", True):
             token_map = build_token_map(tokenizer, vocab_size=lm.config.vocab_size)
-        hasher = hash_kind(ecfg, layers, int(lm.config.vocab_size), pad_id, token_map)
+        hasher = build("hash", ecfg.hash, ecfg, layers=layers, vocab_size=int(lm.config.vocab_size), pad_id=pad_id,
+                       token_map=token_map)
         if getattr(hasher, "reads_words", False):  # hash=question reads the prompt's words
             if tokenizer is None:
                 raise ValueError(f"engram.hash={ecfg.hash} reads the prompt's words: add_engram needs the tokenizer")
@@ -133,7 +133,7 @@ class EngramModel(ModelWrapper):
             return self.base_model.generate(input_ids=input_ids, **kwargs)
 
     def prefetch(self, batch: Mapping[str, torch.Tensor]) -> None:
-        """engram.offload=host: start gathering, on a worker thread, the table rows a training batch (input_ids,
+        """engram.offload.to=host: start gathering, on a worker thread, the table rows a training batch (input_ids,
         attention_mask, prompt_lengths) will look up, so its forward finds them ready (engram/memory/prefetch.py).
         The data loader calls this as it hands the batch out; a no-op for in-memory tables."""
         ids, prompt_lengths = batch["input_ids"], batch.get("prompt_lengths")
@@ -270,7 +270,7 @@ def run_model_config(run_dir: Path) -> Any:
     if not cfg_file.is_file():
         raise FileNotFoundError(f"engram: {run_dir} has no .hydra/config.yaml naming its base model; "
                                 "pass the base model (model=..., tokenizer=...)")
-    cfg = OmegaConf.load(cfg_file)
+    cfg = load_saved(cfg_file)  # an older run's keys in their new spelling
     if "model" not in cfg:
         raise ValueError(f"engram: {cfg_file} has no model: section")
     if from_scratch(str(cfg.model.get("name"))):  # its vocabulary is the data's, its trained weights are the run's

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engram.config_rules import first_line
+from engram.config.rules import first_line
 
 # GGUF metadata value types (gguf spec): fixed-size scalars by struct code, 8 = string, 9 = array.
 _GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}

@@ -82,7 +82,7 @@ def engram_param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
 
 
 def host_tables(model: nn.Module) -> list[HostTable]:
-    """The offloaded tables (engram.offload=host) inside `model`; they train with HostSparseAdam."""
+    """The offloaded tables (engram.offload.to=host) inside `model`; they train with HostSparseAdam."""
     return [m.table for m in engram_memories(model).values() if isinstance(m.table, HostTable)]
 
 

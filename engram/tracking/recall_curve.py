@@ -1,6 +1,7 @@
-"""Recall as a function of distance (data.eval_distractions, engram/data/long_recall.py): each job's per-category
-exact match `distraction_<n>` -> one plot of recall against the number of distraction words, one line per job, and
-its markdown table. report.py hands it the per-category columns it has already read from every eval.json."""
+"""Recall as a function of distance (data.long_recall.eval_distractions, engram/data/families/long_recall.py): each
+job's per-category exact match `distraction_<n>` -> one plot of recall against the number of distraction words, one line
+per job, and its markdown table. report.py hands it the per-category columns it has already read from every
+eval.json."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import matplotlib.pyplot as plt
 from engram.tracking.figures import finish_axes, line_data, save_figure
 
 PREFIX = "cat/"  # report.py's per-category columns
-CATEGORY = re.compile(r"^distraction_(\d+)$")  # engram.data.long_recall.distraction_category (data is not imported)
+# engram.data.families.long_recall.distraction_category (data is not imported)
+CATEGORY = re.compile(r"^distraction_(\d+)$")
 
 
 def read_curves(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, list[tuple[int, float]]]:

@@ -41,9 +41,9 @@ CONFIG_COLUMNS = {
     "experiment": "experiment_name", "variant": "variant.name", "model": "model.name", "data": "data.family",
     "num_train": "data.num_train", "num_eval": "data.num_eval", "table_size": "engram.table_size",
     "hash": "engram.hash", "address": "engram.address", "gate": "engram.gate", "gate_bias": "engram.gate_bias",
-    "layers": "engram.layers", "attention_window": "model.attention_window", "fixed_facts": "data.fixed_facts",
-    "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed", "num_tokens": "data.num_tokens",
-    "key_shuffle": "engram.key_shuffle",
+    "layers": "engram.layers", "attention_window": "model.attention_window",
+    "fixed_facts": "data.long_recall.fixed_facts", "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed",
+    "num_tokens": "data.num_tokens", "key_shuffle": "engram.deepseek.key_shuffle",
 }
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
           "gate_open_frac", "slot_utilisation", "collision_rate")
@@ -276,7 +276,7 @@ def make_plots(df: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
 
 
 def _recall_curves(df: pd.DataFrame) -> dict[str, list[tuple[int, float]]]:
-    """Recall per distraction length of each job (data.eval_distractions), from its per-category columns."""
+    """Recall per distraction length of each job (data.long_recall.eval_distractions), from its per-category columns."""
     cats = [c for c in df.columns if c.startswith("cat/")]
     return read_recall_curves({str(r["label"]): {c: r[c] for c in cats} for _, r in df.iterrows()})
 

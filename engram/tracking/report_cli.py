@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engram.cli_args import OneLineParser
-from engram.config_rules import one_line
+from engram.config.rules import one_line
 from engram.tracking.compress_plots import read_results, write_compress_report
 from engram.tracking.report import Gallery, collect, write_report
 

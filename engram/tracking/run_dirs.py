@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from engram.config.renamed import load_saved
+
 # eval.json metric -> column name (report.py's results.csv and evaluate.py's comparison rows)
 METRIC_COLUMNS = {
     "eval/exact_match": "exact_match", "eval/exact_match_seen": "exact_match_seen",
@@ -89,7 +91,7 @@ def read_error(job: Path) -> str | None:
 def read_config(run_dir: Path) -> DictConfig | None:
     """The job's composed config (`.hydra/config.yaml`), None when there is none."""
     cfg_file = Path(run_dir) / ".hydra" / "config.yaml"
-    return OmegaConf.load(cfg_file) if cfg_file.is_file() else None
+    return load_saved(cfg_file) if cfg_file.is_file() else None  # keys renamed since: their new spelling
 
 
 def read_run(run_dir: str | Path) -> RunDir:

@@ -1,4 +1,4 @@
-"""HostSparseAdam: torch.optim.SparseAdam for tables kept outside the model (engram.offload=host).
+"""HostSparseAdam: torch.optim.SparseAdam for tables kept outside the model (engram.offload.to=host).
 
 A `HostTable` (engram/memory/offload.py) is not an nn.Parameter: its rows live in host memory or a memory-mapped file
 and each forward hands autograd a small leaf of the looked-up rows. This optimizer steps those tables with the same

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from engram.config import ConfigError
 from engram.data import build_splits
-from engram.data.jsonl import read_jsonl
+from engram.data.families.jsonl import read_jsonl
 from engram.evaluation.retention import base_answers, measure_retention
 from engram.models.engram_model import EngramModel
 from engram.models.headers import engram_file

@@ -71,7 +71,7 @@ class EngramLitModule(L.LightningModule):
     def on_fit_end(self) -> None:
         if self.shard_rows and torch.distributed.is_initialized():
             unshard_tables(self.model)  # every process: evaluation and engram.safetensors see the whole table
-        for table in host_tables(self.model):  # memory-mapped rows and the Adam step count, for engram.offload_reuse
+        for table in host_tables(self.model):  # memory-mapped rows and the Adam step count, for engram.offload.reuse
             table.flush()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -172,7 +172,7 @@ class EngramLitModule(L.LightningModule):
         keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         memories = getattr(self.model, "memories", None)
         if isinstance(memories, nn.Module):
-            # offloaded tables (engram.offload=host) are no parameters but train: their rows are saved too
+            # offloaded tables (engram.offload.to=host) are no parameters but train: their rows are saved too
             keep |= {f"model.memories.{n}" for n in memories.state_dict()
                      if ".address." in f".{n}" or n.endswith(".table.weight")}
         return keep

@@ -85,7 +85,7 @@ def build_optimizer(
     host_tables: Sequence[HostTable] = (),
 ) -> torch.optim.Optimizer | None:
     """One optimizer over the trainable groups (None when nothing trains). `host_tables`: offloaded tables
-    (engram.offload=host, not parameters), stepped by HostSparseAdam at the tables' lr."""
+    (engram.offload.to=host, not parameters), stepped by HostSparseAdam at the tables' lr."""
     lr = float(optim_cfg.get("lr", 1e-3))
     wd = float(optim_cfg.get("weight_decay", 0.0))
     betas = tuple(float(b) for b in optim_cfg.get("betas", (0.9, 0.999)))

@@ -20,10 +20,10 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from engram.atomic import atomic_write_dir
-from engram.config_rules import from_scratch
+from engram.config.rules import from_scratch
 from engram.data import is_language_model
 from engram.data.datamodule import EngramDataModule
-from engram.data.jsonl import read_jsonl
+from engram.data.families.jsonl import read_jsonl
 from engram.data.text_blocks import TextDataModule
 from engram.evaluation.lm_eval import evaluate_text
 from engram.evaluation.perplexity import LMScore, score_blocks
@@ -97,7 +97,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                              replay=replay_source(cfg, tokenizer), replay_weight=float(cfg.train.replay_weight),
                              prefix_cache=prefix)
 
-    if memory and cfg.engram.offload == "host":  # gather the next batch's rows meanwhile
+    if memory and cfg.engram.offload.to == "host":  # gather the next batch's rows meanwhile
         datamodule.lookahead = model.prefetch
     callbacks = build_callbacks(cfg, run_dir, tokenizer if text else None)
     loggers = build_loggers(cfg, run_dir, config=OmegaConf.to_container(cfg, resolve=True))

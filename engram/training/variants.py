@@ -9,7 +9,7 @@ from typing import Any
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from engram.config_rules import ConfigError, from_scratch
+from engram.config.rules import ConfigError, from_scratch
 from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import add_engram, engram_param_groups, engram_parameters
 from engram.variants.common import variant_spec

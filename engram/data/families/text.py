@@ -24,8 +24,8 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-from engram.config_rules import ConfigError
-from engram.config_rules import check as rule
+from engram.config.rules import ConfigError
+from engram.config.rules import check as rule
 from engram.data.records import Record, record
 from engram.variants.common import variant_spec
 

@@ -1,16 +1,5 @@
 """address=hashed: every looked-up row contributes (plain hashing: colliding keys share their row)."""
 
-from __future__ import annotations
+from engram.lazy import implementation
 
-from typing import Any
-
-import torch
-from torch import nn
-
-
-class Address(nn.Module):
-    def __init__(self, rows: int, heads: int, cfg: Any) -> None:
-        super().__init__()
-
-    def forward(self, rows: torch.Tensor, keys: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        return torch.ones(rows.shape, dtype=torch.bool, device=rows.device)
+__getattr__ = implementation(__name__, "Address")  # the torch side: _hashed.py

@@ -9,21 +9,6 @@ written): with address=hashed every kept position gets its rows. The gate is alw
 enters (the memory's trace) is that times the share of heads whose rows the address let through.
 """
 
-from __future__ import annotations
+from engram.lazy import implementation
 
-from typing import Any
-
-import torch
-from torch import nn
-
-
-class Gate(nn.Module):
-    def __init__(self, hidden_size: int, mem_dim: int, cfg: Any) -> None:
-        super().__init__()
-        self.proj = nn.Identity() if mem_dim == hidden_size else nn.Linear(mem_dim, hidden_size, bias=False)
-
-    def forward(
-        self, h: torch.Tensor, e: torch.Tensor, keep: torch.Tensor, cache: dict | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        scale = h.float().pow(2).mean(-1, keepdim=True).sqrt().to(h.dtype)
-        return scale * self.proj(e) * keep.unsqueeze(-1), torch.ones_like(keep, dtype=h.dtype)
+__getattr__ = implementation(__name__, "Gate")  # the torch side: _direct.py

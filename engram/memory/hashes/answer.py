@@ -9,46 +9,6 @@ so a fact with an n-token answer owns n keys (n + 1 with the end-of-turn token).
 the j-th generated token is predicted from key_j whatever the earlier tokens were.
 """
 
-from __future__ import annotations
+from engram.lazy import implementation
 
-from typing import Any
-
-import numpy as np
-import torch
-
-from engram.memory.hashes import span
-from engram.memory.hashes.span import SPAN_MODULUS
-from engram.memory.hashing import LAYER_PRIME
-from engram.protocols import Lookup
-
-OFFSET_SEED = 7  # keeps the offset multiplier independent of the span multipliers drawn from the same seed
-
-
-class Hash(span.Hash):
-    def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
-                 token_map: torch.Tensor | None = None) -> None:
-        super().__init__(cfg, layers, vocab_size, pad_id, token_map)
-        self.offset_step = {
-            int(layer): int(np.random.default_rng([int(cfg.seed), LAYER_PRIME * int(layer), OFFSET_SEED])
-                            .integers(1, SPAN_MODULUS))
-            for layer in self.layers
-        }
-
-    def prompt_keys(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor,
-                    layer: int) -> torch.Tensor:
-        """The span key of each row's prompt (its non-pad ids before prompt_lengths): LongTensor[B]."""
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        in_prompt = (pos < prompt_lengths.to(ids.device).unsqueeze(-1)) & mask.bool()
-        return self.span_keys(ids, in_prompt, layer)
-
-    def lookup(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int,
-               layer: int) -> Lookup:
-        S = ids.shape[1]
-        pos = torch.arange(S, device=ids.device)
-        lengths = prompt_lengths.to(ids.device).unsqueeze(-1)
-        span = self.prompt_keys(ids, mask, prompt_lengths, layer)  # [B]
-        offset = (pos[-new:] - (lengths - 1)).clamp_min(0)  # [B, T]: j at the position predicting answer token j
-        keep = mask[:, -new:].bool() & (pos[-new:] >= lengths - 1)
-        key = (span[:, None] + (offset + 1) * self.offset_step[int(layer)]) % SPAN_MODULUS  # [B, T]
-        keys = key.unsqueeze(-1).expand(-1, -1, self.heads)
-        return Lookup(self.slots(key, layer), keys, keep)
+__getattr__ = implementation(__name__, "Hash")  # the torch side: _answer.py

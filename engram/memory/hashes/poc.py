@@ -1,54 +1,18 @@
-"""hash=poc: the seed module's unigram hash. Head h: `slot = (id * p_h) % table_size` with p_h from
-(17, 31, 53, 79, 107, 131, 157, 181); all heads index one shared table and their rows are averaged."""
+"""hash=poc: the seed module's unigram hash. Head h: `slot = (id * p_h) % table_size` with p_h from `PRIMES`; all
+heads index one shared table and their rows are averaged."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
+from engram.config.rules import check as rule
+from engram.lazy import implementation
 
-from engram.memory.budget import requested_sizes
-from engram.memory.hashing import DeviceCache
-from engram.protocols import Lookup
-
-POC_PRIMES = (17, 31, 53, 79, 107, 131, 157, 181)
+PRIMES = (17, 31, 53, 79, 107, 131, 157, 181)  # one per head, so at most eight heads
 
 
-class PocHasher:
-    """Seed hash: unigram, `heads` primes into one shared table of `table_size` rows."""
-
-    shared_table = True
-
-    def __init__(self, table_size: int, heads: int) -> None:
-        if heads > len(POC_PRIMES):
-            raise ValueError(f"engram.heads={heads} is more than the {len(POC_PRIMES)} primes of hash=poc")
-        self.table_size, self.heads = int(table_size), int(heads)
-        self._consts = DeviceCache(primes=torch.tensor(POC_PRIMES[:heads], dtype=torch.long))
-
-    def head_sizes(self, layer: int) -> list[int]:
-        return [self.table_size] * self.heads
-
-    def keys(self, input_ids: torch.Tensor, layer: int) -> torch.Tensor:
-        """The token id, for every head: LongTensor[B, T, heads]."""
-        return input_ids.long().unsqueeze(-1).expand(*input_ids.shape, self.heads)
-
-    def hash(self, input_ids: torch.Tensor, layer: int) -> torch.Tensor:
-        primes = self._consts.on(input_ids.device)["primes"]
-        return (input_ids.long().unsqueeze(-1) * primes) % self.table_size
-
-    def lookup(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, new: int,
-               layer: int) -> Lookup:
-        x = ids[:, -new:]
-        return Lookup(self.hash(x, layer), self.keys(x, layer), mask[:, -new:].bool())
+def check(e: Any) -> None:
+    rule(e.heads <= len(PRIMES), "engram.heads", e.heads, f"must be <= {len(PRIMES)} with engram.hash=poc")
 
 
-class Hash(PocHasher):
-    uses_token_map = False  # the seed hashed raw ids
-
-    def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
-                 token_map: torch.Tensor | None = None) -> None:
-        super().__init__(requested_sizes(cfg)[0], int(cfg.heads))
-
-    @staticmethod
-    def table_sizes(cfg: Any) -> list[int]:
-        return requested_sizes(cfg)[:1]
+__getattr__ = implementation(__name__, "Hash", "PocHasher")  # the torch side: _poc.py

@@ -4,173 +4,35 @@ same fact asked in other words reads the rows its taught wording wrote.
 Every prompt trained on (a sequence with answer tokens, in training mode) is remembered with its span key in
 `TaughtQuestions`, a buffer saved with the memory. At lookup, a prompt whose own span key was taught uses it (the
 exact path, unchanged); any other prompt is read as a question (engram/memory/questions.py: entities, relation
-words, wh kind) and, when it scores at least `engram.question_threshold` against a taught question, takes that
+words, wh kind) and, when it scores at least `engram.question.threshold` against a taught question, takes that
 question's key. Otherwise it keeps its own key, which wrote no row: the memory abstains and the base model answers.
 The key depends only on the prompt's ids, so cached and uncached generation read the same rows.
 """
 
 from __future__ import annotations
 
-import functools
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
-
-from engram.memory.hashes import answer
-from engram.memory.questions import Question, QuestionIndex, read_question, template_words
-
-PROMPT_TOKENS = 128  # the last this-many prompt ids are remembered per taught question (the question sits at the end)
-COMMON_RANK = 8000  # a word the tokenizer spells as one token below this id is a common word (byte-level BPE ranks)
-MADE_UP_PIECES = 3  # a lower-case word the tokenizer spells in this many pieces or more is a name ("zarnite")
-NO_KEY = -1
-MEMO_SIZE = 65536  # prompts whose key is remembered between forwards (decoding asks again at every step)
+from engram.config.rules import check as rule
+from engram.config.rules import finite, is_int
+from engram.lazy import implementation
 
 
-class TaughtQuestions(nn.Module):
-    """The prompts trained on, as ids, with the span key their rows were written under (fixed size, so a saved
-    memory loads into a fresh one)."""
+@dataclass
+class Params:
+    """`engram.question.*` (hash=question): when a prompt reads a taught question's rows, and how many it holds."""
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__()
-        self.register_buffer("keys", torch.full((capacity,), NO_KEY, dtype=torch.long))
-        self.register_buffer("prompt_ids", torch.full((capacity, PROMPT_TOKENS), NO_KEY, dtype=torch.long))
-
-    def count(self) -> int:
-        return int((self.keys != NO_KEY).sum())
-
-    @torch.no_grad()
-    def remember(self, prompt: torch.Tensor, key: int) -> None:
-        if bool((self.keys == key).any()):
-            return
-        n = self.count()
-        if n == self.keys.numel():
-            raise RuntimeError(f"engram: hash=question holds {n} taught questions; raise engram.question_capacity")
-        prompt = prompt[-PROMPT_TOKENS:]
-        self.keys[n] = key
-        self.prompt_ids[n] = NO_KEY
-        self.prompt_ids[n, : prompt.numel()] = prompt
-
-    def signature(self, first: int | None = None) -> tuple[int, int]:
-        """(count, sum of keys) of the first `first` questions (default: all); it changes whenever they do (a load or
-        a new fact), so a cached index is brought up to date."""
-        n = self.count() if first is None else int(first)
-        return n, int(self.keys[:n].sum())
+    threshold: float = 0.4  # min score for a prompt to read a taught question's rows
+    capacity: int = 4096  # how many taught questions a memory can hold
 
 
-class QuestionReader:
-    """Reads a prompt's ids as a question: decoded with the tokenizer, whose vocabulary says which words are common
-    (one token below COMMON_RANK) and which are made up (MADE_UP_PIECES pieces or more), the prompt formats' own
-    words skipped. The benchmark of key routes (benchmarks/key_routes.py) reads prompts with it too."""
-
-    def __init__(self, tokenizer: Any, template_texts: list[str]) -> None:
-        self.tokenizer, self.template = tokenizer, template_words(template_texts)
-        self._common = functools.lru_cache(maxsize=65536)(self._is_common)
-        self._made_up = functools.lru_cache(maxsize=65536)(self._is_made_up)
-
-    def _pieces(self, word: str) -> list[int]:
-        return self.tokenizer.encode(" " + word, add_special_tokens=False)
-
-    def _is_common(self, word: str) -> bool:
-        ids = self._pieces(word)
-        return len(ids) == 1 and ids[0] < COMMON_RANK
-
-    def _is_made_up(self, word: str) -> bool:
-        return len(self._pieces(word)) >= MADE_UP_PIECES
-
-    def __call__(self, prompt_ids: list[int]) -> Question:
-        return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up)
+def check(e: Any) -> None:
+    q = e.question
+    rule(finite(q.threshold) and 0 < q.threshold <= 1, "engram.question.threshold", q.threshold,
+         "must be a number in (0, 1] (share of a taught question's words a prompt needs)")
+    rule(is_int(q.capacity) and q.capacity >= 1, "engram.question.capacity", q.capacity,
+         "must be an integer >= 1 (taught questions the memory can hold)")
 
 
-class Hash(answer.Hash):
-    reads_words = True  # EngramModel hands it the tokenizer (read_words_with)
-
-    def __init__(self, cfg: Any, layers: list[int], vocab_size: int, pad_id: int,
-                 token_map: torch.Tensor | None = None) -> None:
-        super().__init__(cfg, layers, vocab_size, pad_id, token_map)
-        self.threshold, self.capacity = float(cfg.question_threshold), int(cfg.question_capacity)
-        self.stores: dict[int, TaughtQuestions] = {}
-        self.reader: QuestionReader | None = None
-        self._index: dict[int, tuple[tuple[int, int], QuestionIndex]] = {}
-        self._asked: dict[tuple[int, tuple[int, ...]], int] = {}  # (layer, prompt ids) -> key, per index
-
-    def read_words_with(self, tokenizer: Any, template_texts: list[str]) -> None:
-        """`template_texts`: the prompt formats' text around an empty question (their words are skipped)."""
-        self.reader = QuestionReader(tokenizer, template_texts)
-
-    def taught_store(self, layer: int) -> TaughtQuestions:
-        """The module holding layer `layer`'s taught questions (EngramMemory keeps it, so it is saved)."""
-        self.stores[int(layer)] = TaughtQuestions(self.capacity)
-        return self.stores[int(layer)]
-
-    # ------------------------------------------------------------ reading a prompt
-    def question(self, prompt_ids: list[int]) -> Question:
-        if self.reader is None:
-            raise RuntimeError("engram: hash=question reads the prompt's words and needs the tokenizer "
-                               "(add_engram(model, cfg, tokenizer))")
-        return self.reader(prompt_ids)
-
-    def index(self, layer: int) -> QuestionIndex:
-        """The taught questions of layer `layer`, read once each: questions remembered since the last call are
-        added to the cached index; a store that changed otherwise (a load) is read again from the start."""
-        store = self.stores.get(int(layer))
-        if store is None:  # a hasher used without its memory (nothing taught): abstain everywhere
-            return QuestionIndex(self.threshold)
-        count = store.count()
-        cached = self._index.get(int(layer))
-        if cached is not None and cached[0] == store.signature():
-            return cached[1]
-        index, start = QuestionIndex(self.threshold), 0
-        if cached is not None and cached[0][0] <= count and store.signature(cached[0][0]) == cached[0]:
-            index, start = cached[1], cached[0][0]  # only appended since: read just the new ones
-        for key, ids in zip(store.keys[start:count].tolist(), store.prompt_ids[start:count].tolist(), strict=True):
-            index.add(self.question([t for t in ids if t != NO_KEY]), key)
-        self._index[int(layer)] = (store.signature(), index)
-        self._asked = {k: v for k, v in self._asked.items() if k[0] != int(layer)}
-        return index
-
-    @staticmethod
-    def _prompts(ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor) -> list[list[int]]:
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        in_prompt = (pos < prompt_lengths.to(ids.device).unsqueeze(-1)) & mask.bool()
-        return [row[keep].tolist() for row, keep in zip(ids.cpu(), in_prompt.cpu(), strict=True)]
-
-    def best_match(self, prompt_ids: list[int], layer: int) -> tuple[float, int | None]:
-        """(score, key) of the taught question scoring highest for one prompt (its ids as generation feeds them);
-        the firing curve (engram/evaluation/firing.py) reads it at every threshold."""
-        return self.index(layer).best(self.question(prompt_ids))
-
-    def key_of(self, prompt_ids: list[int], layer: int) -> int:
-        """The prompt's own span key (what its rows are written under when it is taught)."""
-        ids = torch.tensor([prompt_ids], dtype=torch.long)
-        return int(super().prompt_keys(ids, torch.ones_like(ids), torch.tensor([len(prompt_ids)]), layer)[0])
-
-    # ------------------------------------------------------------ the two uses
-    @torch.no_grad()
-    def remember(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor, layer: int) -> None:
-        """Training forward: remember every prompt that has answer tokens (replay prompts have none)."""
-        own = super().prompt_keys(ids, mask, prompt_lengths, layer)
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        answered = (mask.bool() & (pos >= prompt_lengths.to(ids.device).unsqueeze(-1))).any(-1)
-        for prompt, key, has_answer in zip(self._prompts(ids, mask, prompt_lengths), own.tolist(),
-                                           answered.tolist(), strict=True):
-            if has_answer:
-                self.stores[int(layer)].remember(torch.tensor(prompt, dtype=torch.long), int(key))
-
-    def prompt_keys(self, ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor,
-                    layer: int) -> torch.Tensor:
-        """Each row's own span key if it was taught, else the key of the taught question it asks, else its own."""
-        own = super().prompt_keys(ids, mask, prompt_lengths, layer)
-        index = self.index(layer)
-        if not index.taught:  # nothing taught yet: every prompt keeps its own key
-            return own
-        keys = own.tolist()
-        for b, prompt in enumerate(self._prompts(ids, mask, prompt_lengths)):
-            memo = (int(layer), tuple(prompt))
-            if memo not in self._asked:
-                if len(self._asked) >= MEMO_SIZE:
-                    self._asked.clear()
-                match = index.match(self.question(prompt), own_key=keys[b])
-                self._asked[memo] = keys[b] if match is None else match
-            keys[b] = self._asked[memo]
-        return torch.tensor(keys, dtype=own.dtype, device=own.device)
+__getattr__ = implementation(__name__, "Hash", "QuestionReader")  # the torch side: _question.py

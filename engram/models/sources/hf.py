@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engram.config_rules import check as rule
+from engram.config.rules import check as rule
 from engram.models.loading import config_shape, hf_config_file, load_pretrained
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engram.config_rules import check as rule
-from engram.config_rules import check_decoder_shape
+from engram.config.rules import check as rule
+from engram.config.rules import check_decoder_shape
 from engram.models.scratch import build_scratch_model, load_scratch_model, scratch_tokenizer
 
 from_scratch = True  # engram/training/variants.py trains every base weight; LoRA variants are refused

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engram.config_rules import check_decoder_shape
+from engram.config.rules import check_decoder_shape
 from engram.models.loading import build_tiny_model, load_tiny_tokenizer
 
 llama = True  # LoRA target modules are checked against the Llama module names

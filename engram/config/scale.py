@@ -1,18 +1,35 @@
-"""Rules for where the tables live: `engram.offload` (host RAM or memory-mapped files) and `engram.shard` (rows
-split over the DDP processes). They cross groups (engram x trainer x checkpoints), so they sit here rather than in
-`validate_engram`. Nothing here imports torch: a bad combination fails in well under a second, with one line.
+"""Where the tables live: `engram.offload.*` (host RAM or memory-mapped files; its keys, `OffloadConfig`, are declared
+here) and `engram.shard` (rows split over the DDP processes), with their rules. They cross groups (engram x trainer x
+checkpoints), so they sit here rather than in `validate_engram`. Nothing here imports torch: a bad combination fails
+in well under a second, with one line.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from engram.config_rules import check, one_of
+from engram.config.rules import check, one_of
 
 OFFLOAD_KINDS = ("none", "host")
 SHARD_KINDS = ("none", "rows")
 # keys that say where a memory's tables live, not what the memory is: a saved memory loads with any of them
-STORAGE_KEYS = ("offload", "offload_dir", "offload_reuse", "shard")
+STORAGE_KEYS = ("offload", "shard")
+
+
+@dataclass
+class OffloadConfig:
+    """`engram.offload.*`: where the tables live (not part of a saved memory's identity, see STORAGE_KEYS); offloaded,
+    the looked-up rows are gathered each step (engram/memory/offload.py)."""
+
+    to: str = "none"  # none (the tables are in the model) | host (outside it: host RAM, or memory-mapped files in dir)
+    dir: str | None = None  # to=host: memory-map the tables (and Adam moments) to files here
+    reuse: bool = False  # dir: open the tables already in dir instead of initialising them
+
+
+def offload_of(e: Any) -> Any:
+    """`engram.offload` of an engram config; the defaults (in the model) for a partial one that has none."""
+    return getattr(e, "offload", None) or OffloadConfig()
 
 
 def process_count(trainer: Any) -> int | None:
@@ -42,27 +59,27 @@ def _process_count(trainer: Any) -> int | None:
 
 
 def validate_storage(cfg: Any) -> None:
-    """`engram.offload`, `engram.offload_dir`, `engram.offload_reuse` and `engram.shard` against each other, the
-    trainer and checkpointing."""
+    """`engram.offload.*` and `engram.shard` against each other, the trainer and checkpointing."""
     e, trainer = cfg.engram, cfg.trainer
-    one_of("engram.offload", e.offload, OFFLOAD_KINDS)
+    offload = e.offload
+    one_of("engram.offload.to", offload.to, OFFLOAD_KINDS)
     one_of("engram.shard", e.shard, SHARD_KINDS)
-    check(e.offload_dir is None or e.offload == "host", "engram.offload_dir", e.offload_dir,
-          "needs engram.offload=host (the tables are only memory-mapped when offloaded)")
-    check(not e.offload_reuse or e.offload_dir is not None, "engram.offload_reuse", e.offload_reuse,
-          "needs engram.offload_dir (the files to open)")
+    check(offload.dir is None or offload.to == "host", "engram.offload.dir", offload.dir,
+          "needs engram.offload.to=host (the tables are only memory-mapped when offloaded)")
+    check(not offload.reuse or offload.dir is not None, "engram.offload.reuse", offload.reuse,
+          "needs engram.offload.dir (the files to open)")
     processes = process_count(trainer) if hasattr(trainer, "get") else 1
     strategy = str(trainer.get("strategy", "auto")) if hasattr(trainer, "get") else "auto"
-    if e.offload == "host":
-        check(bool(e.sparse), "engram.offload", e.offload, "needs engram.sparse=true (each step updates only the "
-              "looked-up rows)")
-        check(e.init != "prepopulate", "engram.offload", e.offload, "cannot be combined with "
+    if offload.to == "host":
+        check(bool(e.sparse), "engram.offload.to", offload.to, "needs engram.sparse=true (each step updates only "
+              "the looked-up rows)")
+        check(e.init != "prepopulate", "engram.offload.to", offload.to, "cannot be combined with "
               "engram.init=prepopulate yet (writing facts optimises the table as a parameter)")
-        check(processes == 1, "engram.offload", e.offload, f"runs in one process, but the trainer starts "
+        check(processes == 1, "engram.offload.to", offload.to, f"runs in one process, but the trainer starts "
               f"{processes or 'an unknown number of'} (set trainer.devices=1; to spread a table over processes use "
               "engram.shard=rows)")
     if e.shard == "rows":
-        check(e.offload == "none", "engram.shard", e.shard, "cannot be combined with engram.offload=host yet")
+        check(offload.to == "none", "engram.shard", e.shard, "cannot be combined with engram.offload.to=host yet")
         check(bool(e.sparse), "engram.shard", e.shard, "needs engram.sparse=true (each shard trains with SparseAdam)")
         check(strategy.startswith("ddp") and (processes is None or processes >= 2), "engram.shard", e.shard,
               f"needs a multi-process DDP trainer (trainer=ddp_sim, or trainer=ddp with devices x num_nodes >= 2), "

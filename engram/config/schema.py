@@ -1,9 +1,4 @@
-"""Structured configs for every Hydra group, and validation that names the bad key.
-
-The dataclasses are the schema: `validate(cfg)` merges a composed config onto them (type errors) and then
-checks values (range errors, rules in config_rules.py). Both raise `ConfigError` with one line:
-`config error: <key>=<value> <rule>`. Nothing here imports torch or transformers, so a bad config fails in well
-under a second.
+"""The schema: a dataclass per Hydra group (and the root keys), the one home of every default.
 
 **One home for defaults: these dataclasses.** `register_configs()` stores each schema's defaults in Hydra's
 ConfigStore as `schema/<group>` (option `<group>`; the root keys as `schema/root`, evaluate.py's as
@@ -17,50 +12,19 @@ that option changes:
     hash: poc            # only the keys that differ from EngramConfig
 
 A YAML value equal to the dataclass default is a second home; tests/test_config.py fails on one. The trainer group
-has no schema (its keys go straight to lightning.Trainer; engram/config_trainer.py checks them). Call
+has no schema (its keys go straight to lightning.Trainer; engram/config/trainer.py checks them). Call
 `register_configs()` before composing (train.py, evaluate.py and engram.cli do at import).
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from engram import registry
-from engram.config_merge import typed_config
-from engram.config_rules import (
-    FLOAT32_MAX,
-    ConfigError,
-    check,
-    check_seed,
-    evaluate_mode,
-    finite,
-    first_line,
-    is_int,
-    known_kind,
-    one_of,
-    validate_data,
-    validate_engram,
-    validate_layers,
-    validate_logger,
-    validate_lora,
-    validate_model,
-    validate_optim,
-    validate_scratch,
-    validate_sequential,
-    validate_train,
-    validate_trainer,
-)
-from engram.config_scale import validate_storage
-from engram.variants.common import variant_spec
-
-__all__ = ["ConfigError", "DataConfig", "EngramConfig", "EvaluateConfig", "LoggerConfig", "LoraConfig",
-           "ModelConfig", "OptimConfig", "TrainConfig", "VariantConfig", "register_configs", "validate",
-           "validate_engram", "validate_layers"]
-
+from engram.config.scale import OffloadConfig
+from engram.config.sections import compose, declared
 
 # the comparison's rows in order (evaluate.py's default): gated_lora after lora, engram_hybrid after engram
 ROW_ORDER = ("baseline", "lora", "gated_lora", "engram", "engram_hybrid", "combined")
@@ -98,42 +62,30 @@ class PrepopulateConfig:
 
 
 @dataclass
-class EngramConfig:
+class EngramKeys:
     """`engram.*`: the memory (engram/memory/): how a position's key is hashed, which looked-up rows count, how
     they enter the model, how the tables are initialised, trained and stored. `add_engram(model, cfg)` takes one;
-    every key is listed in the configuration reference (docs/config.md)."""
+    every key is listed in the configuration reference (docs/config.md). These are the keys every memory has; a
+    hash, gate or address kind's own keys are its section (`EngramConfig` adds them: engram/config/sections.py)."""
 
     table_size: Any = 5000  # rows per head: an int, or one int per n-gram order (deepseek)
     heads: int = 4  # hash heads; each looks up one row of its own table per position
-    max_ngram: int = 3  # deepseek: n-grams of 2..max_ngram tokens are hashed; the context gate's conv dilation
+    max_ngram: int = 3  # the n-gram order: deepseek hashes 2..max_ngram tokens; the context gate's conv dilation
     layers: Any = field(default_factory=lambda: [1])  # decoder layers whose input gets a memory, "final", or "all"
     dim: int = 256  # memory width per position (the heads' rows side by side; poc: one row of this width)
     gate: str = "context"  # how the rows enter the residual: context (the paper's) | mlp | direct (no gate)
     gate_bias: float = 0.0  # fixed offset on the gate logit (0: a half-open gate at the start)
     hash: str = "deepseek"  # what a position's key is: deepseek | poc | answer | span | question
     address: str = "hashed"  # which looked-up rows count: hashed (all) | written | fingerprint | hybrid
-    hybrid_topk: int = 8  # address=hybrid: rows found by content per position (product keys over the table)
-    hybrid_key_dim: int = 64  # address=hybrid: width of the content query and of the product keys
-    hybrid_gain_init: float = 1.0  # the content rows' gain at the start (0: a fresh memory is the hashed one)
-    question_threshold: float = 0.4  # hash=question: min score for a prompt to read a taught question's rows
-    question_capacity: int = 4096  # hash=question: how many taught questions a memory can hold
     init: str = "normal"  # the tables' start: normal | zeros | prepopulate (zeros, then facts written: prepopulate.*)
     init_std: float = 0.02  # init=normal: standard deviation of the rows
     lr_multiplier: float = 5.0  # the tables train at optim.lr times this (no weight decay, the paper's setting)
     sparse: bool = True  # sparse gradients (SparseAdam steps only the looked-up rows: step time flat in table_size)
     seed: int = 0  # seed of the hash primes and the memory's initial weights (same seed: same memory)
-    # hash=deepseek control: hash fixed random ids of each position instead of its tokens (no n-gram identity);
-    # table_size=1 is the other control (one row per head)
-    key_shuffle: bool = False
     compress_vocab: bool = True  # deepseek / span: token ids whose text normalises equally share one id
-    conv_kernel: int = 4  # gate=context: kernel size of the causal depthwise conv on the gated values
     prepopulate: PrepopulateConfig = field(default_factory=PrepopulateConfig)
     gate_l1: float = 0.0  # training: penalty on the memory entering at positions off the answer (and on replay)
-    # where the tables live (not part of a saved memory's identity, see STORAGE_KEYS): none (in the model) | host
-    # (outside it: host RAM, or memory-mapped files in offload_dir; the looked-up rows are gathered each step)
-    offload: str = "none"
-    offload_dir: str | None = None  # offload=host: memory-map the tables (and Adam moments) to files here
-    offload_reuse: bool = False  # offload_dir: open the tables already in offload_dir instead of initialising them
+    offload: OffloadConfig = field(default_factory=OffloadConfig)
     shard: str = "none"  # none | rows (split the tables' rows over the DDP processes)
 
 
@@ -161,8 +113,9 @@ class LoraConfig:
 
 
 @dataclass
-class DataConfig:
-    """`data.*`: the facts or text a run trains and is scored on (engram/data/families/, one module per family)."""
+class DataKeys:
+    """`data.*`: the facts or text a run trains and is scored on (engram/data/families/, one module per family).
+    These are the keys every family reads; a family's own keys are its section (`DataConfig` adds them)."""
 
     family: str = "exact_match"  # exact_match | entity | user_prefs | jsonl | long_recall | patterns | text
     num_train: int = 500  # training facts (examples)
@@ -180,14 +133,6 @@ class DataConfig:
     max_length: int = 256  # tokens per example (a longer prompt loses its start)
     num_workers: int = 0  # DataLoader worker processes
     facts_per_id: int = 3  # entity, user_prefs: facts (attributes) per ID
-    vocab_size: int = 512  # long_recall: words in the synthetic vocabulary
-    num_facts: int = 32  # long_recall: facts (trigger -> three words)
-    distraction_min: int = 300  # long_recall: fewest random words between a fact and its trigger
-    distraction_max: int = 500  # long_recall: most random words between a fact and its trigger
-    fixed_facts: bool = True  # False: every example draws its own trigger -> words (in-context facts only)
-    # eval: num_eval examples at each of these exact distraction lengths (category distraction_<n>); None = the
-    # training range
-    eval_distractions: list[int] | None = None
     # text (language modelling, engram/data/families/text.py): the built-in corpus when data.path is not given
     corpus: str = "python_stdlib"
     block_size: int = 256  # text: tokens per packed block
@@ -254,15 +199,15 @@ class SequentialConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainKeys:
     """Root schema for engram/conf/train.yaml. Trainer kwargs stay open (they go straight to lightning.Trainer) and are
-    checked key by key in engram/config_trainer.py."""
+    checked key by key in engram/config/trainer.py."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    engram: EngramConfig = field(default_factory=EngramConfig)
+    engram: EngramKeys = field(default_factory=EngramKeys)
     variant: VariantConfig = field(default_factory=VariantConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataKeys = field(default_factory=DataKeys)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: Any = field(default_factory=dict)  # lightning.Trainer keyword arguments (engram/conf/trainer/; no schema)
@@ -303,9 +248,48 @@ class EvaluateConfig:
 
 
 EVALUATE_KEYS = tuple(EvaluateConfig.__dataclass_fields__)  # evaluate.yaml's root keys beside train.yaml's
-SCHEMAS: dict[str, type] = {"model": ModelConfig, "engram": EngramConfig, "variant": VariantConfig,
-                            "lora": LoraConfig, "data": DataConfig, "logger": LoggerConfig, "optim": OptimConfig}
 ROOT_GROUPS = ("model", "engram", "variant", "lora", "data", "logger", "optim", "trainer")  # chosen in train.yaml
+FIXED = {"model": ModelConfig, "variant": VariantConfig, "lora": LoraConfig, "logger": LoggerConfig,
+         "optim": OptimConfig}  # the groups whose schema is written out here (no kind adds a section)
+COMPOSED_GROUPS = {"engram": EngramKeys, "data": DataKeys}  # each kind of theirs may add a section
+PUBLIC = {"engram": "EngramConfig", "data": "DataConfig", "train": "TrainConfig"}  # their composed schemas' names
+
+
+def schema_of(group: str, builtin: bool = False) -> type:
+    """The schema of `group` (a config group, or "train" for the root): for engram and data, their keys plus one
+    section per kind that declares Params, of every kind registered now (plugins too; `builtin`: the built-in
+    ones only: the public EngramConfig / DataConfig / TrainConfig); for the root, TrainKeys with those two. Composed
+    on first use and cached: composing imports the kinds' declarations (torch-free), so `import engram.config` stays
+    light and a kind module that imports `engram.config.rules` is not a cycle."""
+    if group == "train":
+        return compose(TrainKeys, {g: schema_of(g, builtin) for g in COMPOSED_GROUPS}, PUBLIC[group], override=True)
+    if group in FIXED:
+        return FIXED[group]
+    own = compose(COMPOSED_GROUPS[group], declared(group, builtin=True), PUBLIC[group])
+    if builtin:
+        return own
+    return compose(own, {k: v for k, v in declared(group).items() if k not in declared(group, builtin=True)})
+
+
+def schemas() -> dict[str, type]:
+    """{group: its schema now} for every group with one (what `register_configs` stores)."""
+    return {group: schema_of(group) for group in ("model", "engram", "variant", "lora", "data", "logger", "optim")}
+
+
+
+
+def __getattr__(name: str) -> Any:
+    """`EngramConfig`, `DataConfig`, `TrainConfig` (the built-in kinds' sections added) and `SCHEMAS`, composed on
+    first use (see `schema_of`)."""
+    groups = {public: group for group, public in PUBLIC.items()}
+    if name in groups:
+        value: Any = schema_of(groups[name], builtin=True)
+    elif name == "SCHEMAS":
+        value = {group: schema_of(group, builtin=True) for group in schemas()}
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def schema_defaults(schema_cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -320,82 +304,8 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore  # lazy: hydra costs ~0.2 s; `import engram.config` stays light
 
     cs = ConfigStore.instance()
-    for group, schema_cls in SCHEMAS.items():
+    for group, schema_cls in schemas().items():  # with the sections of the plugins imported so far
         cs.store(group=f"schema/{group}", name=group, node=schema_defaults(schema_cls))
     # root keys of train.yaml: everything but the groups it chooses (and `paths`, set by the pipeline)
-    cs.store(group="schema/root", name="root", node=schema_defaults(TrainConfig, (*ROOT_GROUPS, "paths")))
+    cs.store(group="schema/root", name="root", node=schema_defaults(TrainKeys, (*ROOT_GROUPS, "paths")))
     cs.store(group="schema/evaluate", name="evaluate", node=schema_defaults(EvaluateConfig))
-
-
-# ---------------------------------------------------------------- validation
-
-
-def load_plugins(cfg: DictConfig) -> None:
-    """Import the modules `plugins` names (each registers its kinds in engram/registry.py) before any name is
-    checked; one config line if one cannot be imported."""
-    modules = OmegaConf.select(cfg, "plugins", default=None) if isinstance(cfg, DictConfig) else cfg.get("plugins")
-    check(modules is None or isinstance(modules, list) or OmegaConf.is_list(modules), "plugins", modules,
-          "must be a list of module names")
-    for module in modules or []:
-        try:
-            registry.load_plugins([module])
-        except Exception as e:  # noqa: BLE001 - whatever the plugin raises, as one config line
-            raise ConfigError("plugins", module, f"cannot be imported ({first_line(e)})") from None
-
-
-def validate(cfg: DictConfig, root_extra: tuple[str, ...] | None = None) -> DictConfig:
-    """Check a composed config; returns it typed. Raises ConfigError (one line) on the first problem.
-    `root_extra`: given for a command line (every root key must then be TrainConfig's or one of these); None for
-    a saved run config, whose unknown root keys are dropped (config_merge.typed_config)."""
-    load_plugins(cfg)
-    typed = typed_config(cfg, TrainConfig, root_extra)
-    validate_model(typed.model)
-    known_kind("variant", "variant.name", typed.variant.name)
-    one_of("variant.finetune", typed.variant.finetune, ("none", "full"))
-    check(is_int(typed.variant.gate_width) and 1 <= typed.variant.gate_width <= 65536, "variant.gate_width",
-          typed.variant.gate_width, "must be an integer in [1, 65536]")
-    check(finite(typed.variant.gate_init_bias) and abs(typed.variant.gate_init_bias) <= 30,
-          "variant.gate_init_bias", typed.variant.gate_init_bias, "must be a number in [-30, 30]")
-    if fixed := variant_spec(typed.variant.name).address:  # e.g. engram_hybrid's
-        typed.engram.address = fixed
-    validate_engram(typed.engram)
-    validate_lora(typed.lora, typed.model.name)
-    validate_data(typed.data)
-    if run_rules := registry.attribute("family", typed.data.family, "check_run"):  # the family's rules on the run
-        run_rules(typed)
-    validate_scratch(typed)
-    check(is_int(typed.checkpoint.every_n_steps) and typed.checkpoint.every_n_steps >= 0,
-          "checkpoint.every_n_steps", typed.checkpoint.every_n_steps, "must be >= 0 (0 = only at epoch ends)")
-    validate_optim(typed.optim)
-    check(typed.optim.lr * typed.engram.lr_multiplier < FLOAT32_MAX, "engram.lr_multiplier",
-          typed.engram.lr_multiplier, f"times optim.lr ({typed.optim.lr}) overflows float32 (the tables' lr)")
-    validate_sequential(typed)  # before the trainer: sequential.batch > 0 lets trainer.max_epochs be 0
-    validate_trainer(typed)
-    validate_storage(typed)  # after the trainer's own keys: it counts the processes the trainer starts
-    validate_train(typed.train)
-    validate_logger(typed.logger)
-    check_seed("seed", typed.seed)
-    check(is_int(typed.eval_max_new_tokens) and 1 <= typed.eval_max_new_tokens <= 4096, "eval_max_new_tokens",
-          typed.eval_max_new_tokens, "must be an integer in [1, 4096]")
-    return typed
-
-
-def for_variant(cfg: DictConfig, variant: str) -> DictConfig:
-    """A validated copy of `cfg` for one comparison row: variant.name set, no full fine-tuning, the variant's own
-    engram settings (engram_hybrid: engram.address=hybrid). ConfigError (one line) when they do not fit."""
-    vcfg = copy.deepcopy(cfg)
-    vcfg.variant.name = variant
-    vcfg.variant.finetune = "none"
-    return validate(vcfg)
-
-
-def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:
-    """The keys evaluate.yaml adds, typed on EvaluateConfig (their files are checked in engram/inputs.py)."""
-    keys = [k for k in EvaluateConfig.__dataclass_fields__ if k in cfg]
-    typed = typed_config(OmegaConf.masked_copy(cfg, keys), EvaluateConfig)
-    known = registry.names("variant")
-    bad = [v for v in typed.variants if v not in known]
-    check(not bad and len(typed.variants) > 0, "variants", list(typed.variants),
-          f"must be a non-empty list of {', '.join(known)}")
-    evaluate_mode(typed)  # exactly one mode, or one line naming the keys
-    return typed

@@ -1,6 +1,6 @@
 """Value rules for every config group: each raises `ConfigError` with one line, `config error: <key>=<value> <rule>`.
 
-`engram.config.validate` applies them to a config typed on the schema; `trainer.*` rules live in config_trainer.py.
+`engram.config.validate` applies them to a config typed on the schema; `trainer.*` rules live in trainer.py.
 Nothing here imports torch or transformers, so a bad value fails in well under a second.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from engram import registry  # a sibling module: lists kind names from file names, imports nothing of engram
-from engram.config_trainer import trainer_problem  # a sibling module; it imports nothing from here
+from engram.config.trainer import trainer_problem  # a sibling module; it imports nothing from here
 from engram.extras import installed, missing_message  # a sibling module: the standard library only
 from engram.variants.common import variant_spec  # a sibling layer: the variants' torch-free declarations
 
@@ -28,7 +28,6 @@ LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
 MAX_SEED = 2**32 - 1  # numpy's range; Lightning's seed_everything silently replaces a seed outside it by 0
 MAX_GENERATED = 1_000_000  # generated families: synthetic keys are 6 digits, and the records are built in RAM
 FLOAT32_MAX = 3.4e38  # torch optimizers store lr as float32 scalars
-POC_HEADS = 8  # hash=poc has eight fixed primes
 
 
 class ConfigError(ValueError):
@@ -75,87 +74,56 @@ def known_kind(kind: str, key: str, value: Any) -> None:
     one_of(key, value, registry.names(kind))
 
 
-def validate_engram(e: Any, prefix: str = "engram") -> None:
-    known_kind("hash", f"{prefix}.hash", e.hash)
-    known_kind("gate", f"{prefix}.gate", e.gate)
-    known_kind("address", f"{prefix}.address", e.address)
+def validate_engram(e: Any) -> None:
+    """The `engram.*` keys every memory has, then the chosen hash, gate and address kinds' own rules (their module's
+    `check(e)`, which reads the kind's section, e.g. engram.hybrid.*)."""
+    for kind in ("hash", "gate", "address"):
+        known_kind(kind, f"engram.{kind}", getattr(e, kind))
     per_order = isinstance(e.table_size, list | tuple) or OmegaConf.is_list(e.table_size)
     sizes = list(e.table_size) if per_order else [e.table_size]
-    check(len(sizes) > 0, f"{prefix}.table_size", list(sizes), "must be a positive integer (or one per n-gram order)")
+    check(len(sizes) > 0, "engram.table_size", list(sizes), "must be a positive integer (or one per n-gram order)")
     for s in sizes:
-        check(is_int(s) and s > 0, f"{prefix}.table_size", e.table_size, "must be a positive integer")
-    check(is_int(e.heads) and e.heads >= 1, f"{prefix}.heads", e.heads, "must be an integer >= 1")
-    capacity_one = min(sizes) == 1 and e.hash == "deepseek"  # the control: one row per head
-    check(capacity_one or e.heads <= min(sizes), f"{prefix}.heads", e.heads,
-          f"must be <= engram.table_size ({min(sizes)})")
-    check(isinstance(e.key_shuffle, bool), f"{prefix}.key_shuffle", e.key_shuffle, "must be true or false")
-    check(not e.key_shuffle or e.hash == "deepseek", f"{prefix}.key_shuffle", e.key_shuffle,
-          f"is a control of the n-gram hash (engram.hash=deepseek), not of hash={e.hash}")
-    check(not is_int(e.dim) or e.heads <= e.dim, f"{prefix}.heads", e.heads,
+        check(is_int(s) and s > 0, "engram.table_size", e.table_size, "must be a positive integer")
+    check(is_int(e.heads) and e.heads >= 1, "engram.heads", e.heads, "must be an integer >= 1")
+    # a hash may allow the capacity-1 control (one row per head: deepseek's table_size=1)
+    one_row = min(sizes) == 1 and registry.attribute("hash", e.hash, "one_row_control", False)
+    check(one_row or e.heads <= min(sizes), "engram.heads", e.heads, f"must be <= engram.table_size ({min(sizes)})")
+    check(is_int(e.dim) and e.dim >= 1, "engram.dim", e.dim, "must be a positive integer")
+    check(e.heads <= e.dim, "engram.heads", e.heads,
           f"must be <= engram.dim ({e.dim}): each head's rows are dim // heads wide")
-    check(is_int(e.max_ngram) and 2 <= e.max_ngram <= 16, f"{prefix}.max_ngram", e.max_ngram,
-           "must be an integer in [2, 16]")
-    if e.hash == "poc":
-        check(e.heads <= POC_HEADS, f"{prefix}.heads", e.heads, f"must be <= {POC_HEADS} with engram.hash=poc")
-    if len(sizes) > 1 or (per_order and e.hash == "deepseek"):  # the n-gram hash takes exactly one per order
-        check(
-            len(sizes) == e.max_ngram - 1,
-            f"{prefix}.table_size",
-            e.table_size,
-            f"must be one int or one per n-gram order ({e.max_ngram - 1} for max_ngram={e.max_ngram})",
-        )
-    check(is_int(e.dim) and e.dim >= 1, f"{prefix}.dim", e.dim, "must be a positive integer")
-    if e.address == "hybrid":
-        validate_hybrid(e, min(sizes), prefix)
-    if e.hash == "question":
-        check(finite(e.question_threshold) and 0 < e.question_threshold <= 1, f"{prefix}.question_threshold",
-              e.question_threshold, "must be a number in (0, 1] (share of a taught question's words a prompt needs)")
-        check(is_int(e.question_capacity) and e.question_capacity >= 1, f"{prefix}.question_capacity",
-              e.question_capacity, "must be an integer >= 1 (taught questions the memory can hold)")
-    one_of(f"{prefix}.init", e.init, INIT_KINDS)
-    check(finite(e.gate_l1) and e.gate_l1 >= 0, f"{prefix}.gate_l1", e.gate_l1, "must be a number >= 0")
+    check(is_int(e.max_ngram) and 2 <= e.max_ngram <= 16, "engram.max_ngram", e.max_ngram,
+          "must be an integer in [2, 16]")
+    check(len(sizes) == 1 or len(sizes) == e.max_ngram - 1, "engram.table_size", e.table_size,
+          f"must be one int or one per n-gram order ({e.max_ngram - 1} for max_ngram={e.max_ngram})")
+    one_of("engram.init", e.init, INIT_KINDS)
+    check(finite(e.gate_l1) and e.gate_l1 >= 0, "engram.gate_l1", e.gate_l1, "must be a number >= 0")
     p = getattr(e, "prepopulate", None)
     if p is not None:
-        check(is_int(p.steps) and p.steps >= 1, f"{prefix}.prepopulate.steps", p.steps, "must be an integer >= 1")
-        check(is_int(p.batch_size) and p.batch_size >= 1, f"{prefix}.prepopulate.batch_size", p.batch_size,
+        check(is_int(p.steps) and p.steps >= 1, "engram.prepopulate.steps", p.steps, "must be an integer >= 1")
+        check(is_int(p.batch_size) and p.batch_size >= 1, "engram.prepopulate.batch_size", p.batch_size,
               "must be an integer >= 1")
-        check(finite(p.lr) and p.lr > 0, f"{prefix}.prepopulate.lr", p.lr, "must be a number > 0")
-        check(finite(p.margin) and p.margin >= 0, f"{prefix}.prepopulate.margin", p.margin, "must be a number >= 0")
+        check(finite(p.lr) and p.lr > 0, "engram.prepopulate.lr", p.lr, "must be a number > 0")
+        check(finite(p.margin) and p.margin >= 0, "engram.prepopulate.margin", p.margin, "must be a number >= 0")
         shortlist = getattr(p, "shortlist", 0)
-        check(is_int(shortlist) and shortlist >= 0, f"{prefix}.prepopulate.shortlist",
+        check(is_int(shortlist) and shortlist >= 0, "engram.prepopulate.shortlist",
               shortlist, "must be an integer >= 0 (0: score the whole vocabulary every step)")
-    check(
-        isinstance(e.gate_bias, int | float) and not isinstance(e.gate_bias, bool) and math.isfinite(e.gate_bias),
-        f"{prefix}.gate_bias",
-        e.gate_bias,
-        "must be a finite number",
-    )
-    check(finite(e.lr_multiplier) and e.lr_multiplier > 0, f"{prefix}.lr_multiplier", e.lr_multiplier,
-           "must be a number > 0")
-    check(finite(e.init_std) and e.init_std >= 0, f"{prefix}.init_std", e.init_std, "must be a number >= 0")
-    check(is_int(e.conv_kernel) and 1 <= e.conv_kernel <= 64, f"{prefix}.conv_kernel", e.conv_kernel,
-           "must be an integer in [1, 64]")
-    check_seed(f"{prefix}.seed", e.seed)
+    check(finite(e.gate_bias), "engram.gate_bias", e.gate_bias, "must be a finite number")
+    check(finite(e.lr_multiplier) and e.lr_multiplier > 0, "engram.lr_multiplier", e.lr_multiplier,
+          "must be a number > 0")
+    check(finite(e.init_std) and e.init_std >= 0, "engram.init_std", e.init_std, "must be a number >= 0")
+    check_seed("engram.seed", e.seed)
     layers = e.layers
     is_list = isinstance(layers, list | tuple) or OmegaConf.is_list(layers)
     if not is_list:
-        check(layers == "all", f"{prefix}.layers", layers, 'must be a list of layer indices or "all"')
+        check(layers == "all", "engram.layers", layers, 'must be a list of layer indices or "all"')
     else:
-        check(len(layers) > 0, f"{prefix}.layers", list(layers), "must name at least one layer")
+        check(len(layers) > 0, "engram.layers", list(layers), "must name at least one layer")
         for layer in layers:
-            check((is_int(layer) and layer >= 0) or layer == FINAL_LAYER, f"{prefix}.layers", list(layers),
+            check((is_int(layer) and layer >= 0) or layer == FINAL_LAYER, "engram.layers", list(layers),
                   f'must hold integers >= 0 or "{FINAL_LAYER}"')
-
-
-def validate_hybrid(e: Any, rows: int, prefix: str = "engram") -> None:
-    """address=hybrid: k rows by content from a table of at least `rows` rows (any size: no square needed)."""
-    check(is_int(e.hybrid_topk) and e.hybrid_topk >= 1, f"{prefix}.hybrid_topk", e.hybrid_topk,
-          "must be an integer >= 1 (rows found by content per position)")
-    check(e.hybrid_topk <= min(rows, 1024), f"{prefix}.hybrid_topk", e.hybrid_topk,
-          f"must be <= engram.table_size ({rows}) and <= 1024")
-    check(is_int(e.hybrid_key_dim) and 2 <= e.hybrid_key_dim <= 4096 and e.hybrid_key_dim % 2 == 0,
-          f"{prefix}.hybrid_key_dim", e.hybrid_key_dim, "must be an even integer in [2, 4096] (two product-key halves)")
-    check(finite(e.hybrid_gain_init), f"{prefix}.hybrid_gain_init", e.hybrid_gain_init, "must be a finite number")
+    for kind in ("hash", "gate", "address"):  # each kind's own rules (its keys, and how it uses the shared ones)
+        if (rules := registry.attribute(kind, getattr(e, kind), "check")) is not None:
+            rules(e)
 
 
 FINAL_LAYER = "final"  # engram.layers entry: after the last decoder layer (the final norm's input)
@@ -186,12 +154,6 @@ def validate_data(d: Any) -> None:
     check(d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
     check(0.0 <= d.eval_seen_fraction <= 1.0, "data.eval_seen_fraction", d.eval_seen_fraction, "must be in [0, 1]")
     check(d.batch_size >= 1, "data.batch_size", d.batch_size, "must be >= 1")
-    check(
-        0 < d.distraction_min <= d.distraction_max,
-        "data.distraction_min",
-        d.distraction_min,
-        f"must be > 0 and <= data.distraction_max ({d.distraction_max})",
-    )
     check(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "must be >= 1")
     check(d.max_length >= 2, "data.max_length", d.max_length, "must be >= 2")
     check(0.0 <= d.split_fraction < 1.0, "data.split_fraction", d.split_fraction, "must be in [0, 1)")

@@ -12,7 +12,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from engram.config_rules import ConfigError, check, first_line
+from engram.config.renamed import first_old, rule
+from engram.config.rules import ConfigError, check, first_line
 
 
 @functools.cache
@@ -35,6 +36,8 @@ def typed_config(cfg: DictConfig, schema_cls: type, root_extra: Collection[str] 
         raise ConfigError(getattr(e, "full_key", None) or "config", None,
                           f"cannot be resolved ({first_line(e)})") from None
     plain.pop("hydra", None)
+    if (old := first_old(plain)) is not None:  # a key under its spelling before it moved into a kind's section
+        raise ConfigError(old[0], old[1], rule(*old))
     known = {k: v for k, v in plain.items() if k in schema}
     check_known(plain if root_extra is not None else known, schema_cls, root_extra or ())
     try:
