@@ -158,3 +158,24 @@ def six_way_hybrid_gain1(entity: Path, user_prefs: Path) -> str:
         (row,) = md_table(path, "Variant")
         rows.append([f"data={family}", *(row[k] for k in COMPARED)])
     return markdown(["engram_hybrid, gain 1", *COMPARED_HEADER], rows, "lrrrrrr")
+
+
+# ---------------------------------------------------------------- editing: keys that survive rewording
+
+FIRING = ("neighbors", "general", "unseen")
+
+
+@table("editing.key_routes", R + "key_routes/key_routes.json")
+def editing_key_routes(record: Path) -> str:
+    data = read_json(record)
+    rows = []
+    for name, r in data["routes"].items():
+        at_limit, best = r["at_limit"], r["best"]
+        label = f"**{name}**" if name == data["winner"] else name
+        threshold = "none fires" if at_limit["threshold"] is None else fixed(at_limit["threshold"], 3)
+        gain = ("abstains" if best["threshold"] is None
+                else f"{pct(best['rewordings'])} / {pct(best['neighbors'])}")
+        rows.append([label, pct(r["top1"]), threshold, pct(at_limit["rewordings"]),
+                     " / ".join(pct(at_limit[k]) for k in FIRING), gain])
+    return markdown(["route", "top-1", "(i) threshold", "(i) rewordings", "(i) neighbours / general / unseen firing",
+                     "(ii) rewordings / neighbours firing"], rows, "lrrrrr")
