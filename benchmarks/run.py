@@ -64,6 +64,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="offload: size of the largest memory-mapped table in GiB (default: 10^7 rows = 2.4 GiB; "
                          "full mode confines that part to a memory limit below it where it can, see benchmarks/README)")
     ap.add_argument("--offload-dir", default=None, help="offload: where the table files go (default: the temp dir)")
+    ap.add_argument("--no-cgroup", action="store_true",
+                    help="offload: never confine a child process in a memory cgroup (a shared machine); give an "
+                         "--offload-gib above the free RAM instead")
     ap.add_argument("--exact5k-dir", type=Path, default=None,
                     help="exact5k: read this finished `experiment=exact5k_fast` sweep instead of running it")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.offload_gib:
             offload_rows[-1] = int(args.offload_gib * 2**30 / bench_offload.ROW_BYTES)
         done("offload", bench_offload.offload(base, tok, offload_rows, s["offload_rounds"], s["offload_steps"],
-                                              args.offload_dir, beyond_ram=not args.quick))
+                                              args.offload_dir, beyond_ram=not args.quick, confine=not args.no_cgroup))
     if "shard" in parts:
         done("shard", bench_shard.shard(s["shard_steps"]))
     if "lm" in parts:
