@@ -175,24 +175,27 @@ def scaling(tok: Any, base: Any, pool: list[dict], rows_list: list[int], rounds:
 
 
 def offload(base: Any, tok: Any, rows_list: list[int], rounds: int, equality_steps: int,
-            directory: str | None = None, beyond_ram: bool = True) -> list[Row]:
+            directory: str | None = None, beyond_ram: bool = True, confine: bool = True) -> list[Row]:
     """Both parts; the table files go to a temporary directory (under `directory` if given), deleted at the end.
-    `beyond_ram`: the largest table is meant to exceed the RAM this process may use (full mode)."""
+    `beyond_ram`: the largest table is meant to exceed the RAM this process may use (full mode); `confine=False`
+    never makes a memory cgroup (the table must then be larger than the free RAM itself)."""
     from benchmarks.common import train_batch
 
     work = Path(tempfile.mkdtemp(prefix="engram-offload-", dir=directory))
     try:
         batches = [train_batch(tok, 8, num_train=8 * equality_steps, offset=8 * i) for i in range(equality_steps)]
         rows = equality(base, tok, batches, work / "equality")
-        return rows + scaling_beyond_ram(rows_list, rounds, work / "scaling", beyond_ram)
+        return rows + scaling_beyond_ram(rows_list, rounds, work / "scaling", beyond_ram, confine)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def scaling_beyond_ram(rows_list: list[int], rounds: int, directory: Path, beyond_ram: bool) -> list[Row]:
-    """`tiny_scaling`, in a memory-confined child process when the largest table would otherwise fit in RAM."""
+def scaling_beyond_ram(rows_list: list[int], rounds: int, directory: Path, beyond_ram: bool,
+                       confine: bool = True) -> list[Row]:
+    """`tiny_scaling`, in a memory-confined child process when the largest table would otherwise fit in RAM (and
+    `confine`)."""
     table_bytes = rows_list[-1] * ROW_BYTES
-    if beyond_ram and table_bytes < process_memory_limit()[0]:
+    if beyond_ram and confine and table_bytes < process_memory_limit()[0]:
         cgroup = MemoryCgroup.make(int(table_bytes * CONFINE_FRACTION))
         if cgroup is not None:
             try:

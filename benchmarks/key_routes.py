@@ -26,7 +26,6 @@ to their taught prompt. Writes key_routes.json, key_routes.md and key_routes.png
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -242,20 +241,12 @@ def layer_closeness(feats: dict[str, object], sets: dict[str, list]) -> list[dic
     return rows
 
 
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     import torch
 
-    from benchmarks.common import machine_info
+    from benchmarks.common import commit, machine_info
     from benchmarks.key_routes_report import write_outputs
     from engram.models.loading import load_model
 

@@ -10,15 +10,18 @@
     python benchmarks/run.py --only data        # 20 000 exact-match records; loading the model again
     python benchmarks/run.py --only lm          # data=text: a training step with the memory at layer 1 vs the base
 
-Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown).
+Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown),
+`--json FILE` the same rows with the machine info, the command and the commit (the docs' tables read these).
 Exit status 0 even with FAILs (machines are noisy; the table is the result), 2 on bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
@@ -61,14 +64,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="offload: size of the largest memory-mapped table in GiB (default: 10^7 rows = 2.4 GiB; "
                          "full mode confines that part to a memory limit below it where it can, see benchmarks/README)")
     ap.add_argument("--offload-dir", default=None, help="offload: where the table files go (default: the temp dir)")
+    ap.add_argument("--no-cgroup", action="store_true",
+                    help="offload: never confine a child process in a memory cgroup (a shared machine); give an "
+                         "--offload-gib above the free RAM instead")
     ap.add_argument("--exact5k-dir", type=Path, default=None,
                     help="exact5k: read this finished `experiment=exact5k_fast` sweep instead of running it")
     ap.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows, machine info and command (JSON)")
     args = ap.parse_args(argv)
     unknown = set(args.only.split(",")) - set(PARTS)
     if unknown:
         ap.error(f"--only: unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
     return args
+
+
+def without_json(argv: list[str]) -> list[str]:
+    """The command line as recorded: where the JSON record went is no part of what was measured (and is often a
+    machine's temp dir)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True  # its value is the next argument
+        elif not arg.startswith("--json="):
+            out.append(arg)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_train,
         bench_window,
     )
-    from benchmarks.common import format_table, frozen, machine_info, peak_rss_bytes, train_batch
+    from benchmarks.common import commit, format_table, frozen, machine_info, peak_rss_bytes, train_batch
     from engram.models import load_model
 
     torch.set_num_threads(args.threads)
@@ -142,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.offload_gib:
             offload_rows[-1] = int(args.offload_gib * 2**30 / bench_offload.ROW_BYTES)
         done("offload", bench_offload.offload(base, tok, offload_rows, s["offload_rounds"], s["offload_steps"],
-                                              args.offload_dir, beyond_ram=not args.quick))
+                                              args.offload_dir, beyond_ram=not args.quick, confine=not args.no_cgroup))
     if "shard" in parts:
         done("shard", bench_shard.shard(s["shard_steps"]))
     if "lm" in parts:
@@ -154,13 +175,18 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - start
     table = format_table(rows)
-    cmd = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = ("python benchmarks/run.py " + " ".join(without_json(sys.argv[1:] if argv is None else argv))).strip()
     header = "\n".join([f"mode={mode}, model={model}, total {total:.0f} s, peak RSS "
-                        f"{peak_rss_bytes() / 2**30:.2f} GiB, command: `{cmd.strip()}`", "",
+                        f"{peak_rss_bytes() / 2**30:.2f} GiB, command: `{cmd}`", "",
                         *[f"- {k}: {v}" for k, v in info.items()], ""])
     print("\n== results ==\n" + header + "\n" + table)
     if args.out:
         args.out.write_text(header + "\n" + table + "\n")
+    if args.json:
+        record = {"info": {"command": cmd, "mode": mode, "model": model, "commit": commit(), "total_s": round(total),
+                           "peak_rss_gib": round(peak_rss_bytes() / 2**30, 2), **info},
+                  "rows": [{**asdict(r), "result": r.verdict} for r in rows]}
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 

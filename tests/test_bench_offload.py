@@ -51,3 +51,17 @@ def test_the_step_rows_measured_in_a_child_process_come_back(tmp_path: Path, mon
     assert ratio.ratio is not None and ratio.ratio > 0 and ratio.passed is not None
     ram = by_target["offload table file / RAM this process may use"]
     assert "child process in a memory cgroup" in ram.note and ram.measured.startswith("0.00 GiB")
+
+
+def test_no_cgroup_measures_unconfined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--no-cgroup` (a shared machine): no cgroup is made, the rows are measured in this process, and a table that
+    fits in the RAM fails the larger-than-RAM row instead of passing it by confinement."""
+    from benchmarks import bench_offload
+
+    def refuse(limit_bytes: int) -> None:
+        raise AssertionError("a memory cgroup was made")
+
+    monkeypatch.setattr(bench_offload.MemoryCgroup, "make", staticmethod(refuse))
+    rows = bench_offload.scaling_beyond_ram([10**3, 10**4], 1, tmp_path / "scaling", beyond_ram=True, confine=False)
+    ram = {r.target: r for r in rows}["offload table file / RAM this process may use"]
+    assert ram.passed is False and "memory cgroup" not in ram.note

@@ -156,10 +156,17 @@ def test_bad_hybrid_settings_are_one_line_and_exit_2(tmp_path, script, args, nee
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"config error: {needle}"), proc.stderr
 
 
-def test_benchmark_quick_hybrid_part_runs(capsys):
+def test_benchmark_quick_hybrid_part_runs(capsys, tmp_path):
     sys.path.insert(0, str(ROOT))
     from benchmarks import run
 
-    assert run.main(["--quick", "--only", "hybrid"]) == 0
+    assert run.main(["--quick", "--only", "hybrid", "--json", str(tmp_path / "hybrid.json")]) == 0
     out = capsys.readouterr().out
     assert "product-key lookup time, 10,000 / 1,000 rows" in out and "model=none" in out
+    # the JSON record: the printed rows, and the command without where the record went
+    record = json.loads((tmp_path / "hybrid.json").read_text())
+    assert record["info"]["command"] == "python benchmarks/run.py --quick --only hybrid"
+    assert record["info"]["mode"] == "quick" and record["info"]["cpu"]
+    targets = [r["target"] for r in record["rows"]]
+    assert "product-key lookup time, 10,000 / 1,000 rows" in targets
+    assert {r["result"] for r in record["rows"]} <= {"PASS", "FAIL", "info"}

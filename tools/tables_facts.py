@@ -32,6 +32,38 @@ def experiments_table_sweep(results: Path) -> str:
                      "gate mean (open)"], rows)
 
 
+# ---------------------------------------------------------------- recall: the default run and its references
+
+DEFAULT_ARMS = R + "default_run_arms/"
+DEFAULT_ARM_NAMES = {"baseline": "baseline (untrained SmolLM2, `variant=baseline`)", "deepseek": "`engram=deepseek`",
+                     "recall": "`engram=recall`"}
+
+
+def run_time(metrics: dict, info: dict) -> str:
+    """`time/total_s` (model load to saved results), then the parts a run has: cache fill, write, training."""
+    parts = [f"{name} {count(metrics[key])} s" for name, key in (("cache", "time/prefix_cache_s"),
+                                                                 ("write", "time/prepopulate_s"))
+             if key in metrics]
+    if info["global_step"]:
+        parts.append(f"train {count(metrics['time/train_s'])} s")
+    return f"{count(metrics['time/total_s'])} s" + (f": {', '.join(parts)}" if parts else "")
+
+
+@table("recall.default_run", *(DEFAULT_ARMS + f"{arm}/eval.json" for arm in DEFAULT_ARM_NAMES))
+def recall_default_run(*evals: Path) -> str:
+    rows = []
+    for name, path in zip(DEFAULT_ARM_NAMES.values(), evals, strict=True):
+        record = read_json(path)
+        m, info = record["metrics"], record["info"]
+        steps = f" ({info['global_step']} steps)" if info["global_step"] else ""
+        rows.append([name + steps, *(pct(m.get(k)) for k in ("eval/exact_match", "eval/exact_match_seen",
+                     "eval/exact_match_unseen", "eval/retention", "knockout/exact_match_seen",
+                     "paraphrase/exact_match_seen")), run_time(m, info)])
+    seen, unseen = count(m["eval/num_seen"]), count(m["eval/num_unseen"])
+    return markdown(["", "exact match", f"seen ({seen})", f"unseen ({unseen})", "retention", "knock-out (seen)",
+                     "paraphrases (seen)", "time"], rows, "lrrrrrrl")
+
+
 # ---------------------------------------------------------------- editing: writing facts batch after batch
 
 WRITE_ARMS = R + "write_facts_question/question/", R + "write_facts_question/recall/"
@@ -158,3 +190,24 @@ def six_way_hybrid_gain1(entity: Path, user_prefs: Path) -> str:
         (row,) = md_table(path, "Variant")
         rows.append([f"data={family}", *(row[k] for k in COMPARED)])
     return markdown(["engram_hybrid, gain 1", *COMPARED_HEADER], rows, "lrrrrrr")
+
+
+# ---------------------------------------------------------------- editing: keys that survive rewording
+
+FIRING = ("neighbors", "general", "unseen")
+
+
+@table("editing.key_routes", R + "key_routes/key_routes.json")
+def editing_key_routes(record: Path) -> str:
+    data = read_json(record)
+    rows = []
+    for name, r in data["routes"].items():
+        at_limit, best = r["at_limit"], r["best"]
+        label = f"**{name}**" if name == data["winner"] else name
+        threshold = "none fires" if at_limit["threshold"] is None else fixed(at_limit["threshold"], 3)
+        gain = ("abstains" if best["threshold"] is None
+                else f"{pct(best['rewordings'])} / {pct(best['neighbors'])}")
+        rows.append([label, pct(r["top1"]), threshold, pct(at_limit["rewordings"]),
+                     " / ".join(pct(at_limit[k]) for k in FIRING), gain])
+    return markdown(["route", "top-1", "(i) threshold", "(i) rewordings", "(i) neighbours / general / unseen firing",
+                     "(ii) rewordings / neighbours firing"], rows, "lrrrrr")
