@@ -64,6 +64,18 @@ def recall_default_run(*evals: Path) -> str:
                      "paraphrases (seen)", "time"], rows, "lrrrrrrl")
 
 
+@table("recall.mechanisms", R + "recall_retention/results.csv")
+def recall_mechanisms(results: Path) -> str:
+    hashes, addresses = ("answer", "span"), ("fingerprint", "written", "hashed")
+    jobs = sorted(csv_rows(results), key=lambda r: (hashes.index(r["hash"]), addresses.index(r["address"])))
+    rows = [[r["hash"], r["address"], pct(r["exact_match_seen"]), pct(r["exact_match_unseen"]), pct(r["retention"]),
+             pct(r["knockout_seen"]), f"{fixed(r['entering_facts'], 2)} / {fixed(r['entering_general'], 3)}",
+             pct(r["lost_rows"]), f"{count(r['write_s'])} s", f"{count(r['wall_s'])} s"] for r in jobs]
+    return markdown(["hash", "address", "seen", "unseen", "retention", "knock-out (seen)",
+                     "memory entering: facts / general", "facts with a lost row", "write", "total"], rows,
+                    "llrrrrrrrr")
+
+
 # ---------------------------------------------------------------- editing: writing facts batch after batch
 
 WRITE_ARMS = R + "write_facts_question/question/", R + "write_facts_question/recall/"
