@@ -4,7 +4,9 @@ files under experiments/results/ (tools/docs_tables.py puts them into the pages)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tools.docs_tables import by_label, change, count, csv_rows, fixed, markdown, pct, read_json, sig, table
 
@@ -121,3 +123,41 @@ def performance_exact5k(results: Path) -> str:
              pct(r["knockout_seen"]), pct(r["lost_rows"])] for r in rows]
     return markdown(["variant", "write", "whole job", "seen", "unseen", "retention", "knock-out (seen)",
                      "facts with a lost row"], body)
+
+
+def ratio(value: float | None) -> str:
+    """A benchmark's ratio: 3 significant digits, whole numbers from 100 on, powers of ten below 0.001."""
+    if value is None:
+        return ""
+    return f"{value:.0f}" if value >= 100 else f"{value:.1e}" if value < 1e-3 else f"{value:.3g}"
+
+
+def benchmark_rows(record: Path, keep: Callable[[dict[str, Any]], bool]) -> str:
+    """The rows of a `benchmarks/run.py --json` record that `keep` selects, then the command and the machine."""
+    data = read_json(record)
+    info = data["info"]
+    rows = [[r["target"], r["measured"], ratio(r["ratio"]), r["limit"], r["result"]] for r in data["rows"] if keep(r)]
+    return (markdown(["target", "measured", "ratio", "limit", "result"], rows, "llrll") +
+            f"\n\n`{info['command']}` (mode={info['mode']}, code at commit {info['commit']}, {info['total_s']} s, peak "
+            f"RSS {info['peak_rss_gib']} GiB): {info['cpu']}, torch {info['torch']}, RAM {info['ram']}, load average "
+            f"{info['load average']}.")
+
+
+WINDOW_LONGEST = 8192
+
+
+BESIDE_TARGETS = ("all-rows lookup time", "sharded vs unsharded outputs, float32")  # the page compares with these
+
+
+def small_model_target(row: dict[str, Any]) -> bool:
+    """A checked target (it has a limit), of the window part only the longest sequence; and the rows beside them."""
+    if row["target"].startswith(BESIDE_TARGETS):
+        return True
+    if not row["limit"]:
+        return False
+    return not row["target"].startswith("6 ") or row["target"].endswith(f", {WINDOW_LONGEST} tokens")
+
+
+@table("performance.small_models", R + "performance/window_hybrid_shard.json")
+def performance_small_models(record: Path) -> str:
+    return benchmark_rows(record, small_model_target)
