@@ -49,13 +49,16 @@ def ppl_and_change(row: dict[str, str]) -> str:
 
 
 @table("language_modelling.data_scale", R + "lm_slots/results.csv", R + "lm_frozen/results.csv",
-       R + "lm_frozen_196k/results.csv")
-def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path) -> str:
+       R + "lm_frozen_196k/results.csv", R + "lm_frozen_393k/results.csv")
+def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path, frozen_393k: Path) -> str:
     small = by_label(csv_rows(slots))["table_size=10000"]
     rows = [[f"{count(small['num_tokens'])} (lm_slots, 10^4 rows)", ppl_and_change(small), "-", "-"]]
-    for path in (frozen, frozen_196k):
+    for path in (frozen, frozen_196k, frozen_393k):
         arms = by_label(csv_rows(path))
-        memory, control = arms["arm=lm_engram"], arms["arm=lm_capacity1"]
+        memory, control = arms["arm=lm_engram"], arms.get("arm=lm_capacity1")
+        if control is None:  # the control not run at this scale yet
+            rows.append([count(memory["num_tokens"]), ppl_and_change(memory), "not run", "-"])
+            continue
         gap = (float(memory["lm_ppl_change"]) - float(control["lm_ppl_change"])) * 100
         ahead = "the control" if gap > 0 else "the memory"
         rows.append([count(memory["num_tokens"]), ppl_and_change(memory), ppl_and_change(control),
