@@ -121,6 +121,28 @@ def editing_lora_record(report: Path) -> str:
                      "teaching time"], rows)
 
 
+GATED = R + "gated_lora/"
+GATED_ARMS = {"lora": "lora (`variant=lora`)", "gated_lora": "gated_lora",
+              "gated_lora_replay": "gated_lora + `train.replay_ratio=0.5`"}
+
+
+@table("editing.gated_lora", *(GATED + f"{arm}/eval.json" for arm in GATED_ARMS))
+def editing_gated_lora(*evals: Path) -> str:
+    rows = []
+    for name, path in zip(GATED_ARMS.values(), evals, strict=True):
+        m = read_json(path)["metrics"]
+        gate = "-" if "gate/general" not in m else \
+            f"{fixed(m['gate/answer_seen'], 3)} / {fixed(m['gate/prompt_seen'], 3)}, {fixed(m['gate/general'], 3)}"
+        rows.append([name, *(pct(m[k]) for k in ("eval/exact_match", "eval/exact_match_seen", "eval/exact_match_unseen",
+                                                 "eval/retention", "paraphrase/exact_match_seen", "edit/efficacy_tf",
+                                                 "edit/locality_tf")),
+                     count(m["eval/latency_ms"]), gate, f"{count(m['time/train_s'])} s / {count(m['time/total_s'])} s"])
+    seen, unseen = count(m["eval/num_seen"]), count(m["eval/num_unseen"])
+    return markdown(["variant", "exact match", f"seen ({seen})", f"unseen ({unseen})", "retention", "paraphrase (seen)",
+                     "efficacy tf", "locality tf", "ms/answer", "gate: answers / prompts (seen), general",
+                     "training / total"], rows, "lrrrrrrrrrr")
+
+
 # ---------------------------------------------------------------- paraphrase: keys that survive rewording
 
 DEFAULT_RUN = R + "default_run/eval.md"
