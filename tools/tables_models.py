@@ -129,17 +129,26 @@ def performance_exact5k(results: Path) -> str:
 
 
 def ratio(value: float | None) -> str:
-    """A benchmark's ratio: 3 significant digits, whole numbers from 100 on, powers of ten below 0.001."""
+    """A benchmark's ratio: 4 decimals below 10 (a ratio at its limit shows which side it is on), 1 decimal below
+    100, whole numbers from 100 on, powers of ten below 0.001."""
     if value is None:
         return ""
-    return f"{value:.0f}" if value >= 100 else f"{value:.1e}" if value < 1e-3 else f"{value:.3g}"
+    if value < 1e-3:
+        return f"{value:.1e}"
+    return f"{value:.4f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+# targets whose label in an older record named the tracker; benchmarks/ prints the new label now
+RENAMED = {"3 issue 8: same poc table, sparse, no cache / seed":
+           "3 first comparison: same poc table, sparse, no cache / seed"}
 
 
 def benchmark_rows(record: Path, keep: Callable[[dict[str, Any]], bool]) -> str:
     """The rows of a `benchmarks/run.py --json` record that `keep` selects, then the command and the machine."""
     data = read_json(record)
     info = data["info"]
-    rows = [[r["target"], r["measured"], ratio(r["ratio"]), r["limit"], r["result"]] for r in data["rows"] if keep(r)]
+    rows = [[RENAMED.get(r["target"], r["target"]), r["measured"], ratio(r["ratio"]), r["limit"], r["result"]]
+            for r in data["rows"] if keep(r)]
     return (markdown(["target", "measured", "ratio", "limit", "result"], rows, "llrll") +
             f"\n\n`{info['command']}` (mode={info['mode']}, code at commit {info['commit']}, {info['total_s']} s, peak "
             f"RSS {info['peak_rss_gib']} GiB): {info['cpu']}, torch {info['torch']}, RAM {info['ram']}, load average "
@@ -164,3 +173,13 @@ def small_model_target(row: dict[str, Any]) -> bool:
 @table("performance.small_models", R + "performance/window_hybrid_shard.json")
 def performance_small_models(record: Path) -> str:
     return benchmark_rows(record, small_model_target)
+
+
+def smollm_target(row: dict[str, Any]) -> bool:
+    """A checked target, or a comparison beside one (it has a ratio); not the per-configuration timings."""
+    return bool(row["limit"]) or row["ratio"] is not None
+
+
+@table("performance.smollm", R + "performance/smollm_targets.json")
+def performance_smollm(record: Path) -> str:
+    return benchmark_rows(record, smollm_target)
