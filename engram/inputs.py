@@ -77,9 +77,10 @@ def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
     if not ckpt_path:
         return None
     path = _path(ckpt_path)
-    for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
-        if path.is_dir() and candidate.is_file():
-            return str(candidate)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
+            if candidate.is_file():
+                return str(candidate)
     return ckpt_path
 
 
@@ -88,7 +89,7 @@ def check_checkpoint(ckpt_path: str | None) -> None:
     keywords (last, best, ...), or a remote URL (checked by Lightning)."""
     if not ckpt_path or ckpt_path in LIGHTNING_KEYWORDS or "://" in ckpt_path:
         return
-    path = _path(resolve_ckpt_path(ckpt_path) or ckpt_path)
+    path = _path(str(resolve_ckpt_path(ckpt_path)))
     if path.is_dir():
         raise ConfigError("ckpt_path", ckpt_path, "is a directory without checkpoints/last.ckpt (a run dir that "
                           "saved no checkpoint?)")
