@@ -78,18 +78,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def without_json(argv: list[str]) -> list[str]:
-    """The command line as recorded: where the JSON record went is no part of what was measured (and is often a
-    machine's temp dir)."""
+def without_outputs(argv: list[str]) -> list[str]:
+    """The command line as recorded: where the records went (`--json`, `--out`) is no part of what was measured (and
+    is often a machine's temp dir)."""
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--json":
+        elif arg in OUTPUT_FLAGS:
             skip = True  # its value is the next argument
-        elif not arg.startswith("--json="):
+        elif not arg.startswith(tuple(f"{flag}=" for flag in OUTPUT_FLAGS)):
             out.append(arg)
     return out
+
+
+OUTPUT_FLAGS = ("--json", "--out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - start
     table = format_table(rows)
-    cmd = ("python benchmarks/run.py " + " ".join(without_json(sys.argv[1:] if argv is None else argv))).strip()
+    cmd = ("python benchmarks/run.py " + " ".join(without_outputs(sys.argv[1:] if argv is None else argv))).strip()
     header = "\n".join([f"mode={mode}, model={model}, total {total:.0f} s, peak RSS "
                         f"{peak_rss_bytes() / 2**30:.2f} GiB, command: `{cmd}`", "",
                         *[f"- {k}: {v}" for k, v in info.items()], ""])

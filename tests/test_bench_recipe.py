@@ -35,3 +35,10 @@ def test_the_exact5k_row_reads_a_finished_sweep(tmp_path: Path) -> None:
     total = rows[-1]
     assert total.passed is True and total.measured == "1900 s"  # workers: 1500 + 300 and 1000 + 900
     assert [r.target for r in rows[:4]] == [f"10 {v}" for v in times]
+
+
+def test_the_recorded_command_leaves_out_where_the_records_went() -> None:
+    from benchmarks.run import without_outputs
+
+    argv = ["--only", "offload", "--json", "/tmp/x/a.json", "--out=/tmp/x/a.md", "--out", "b.md", "--json=c.json"]
+    assert without_outputs(argv) == ["--only", "offload"]  # a machine's temp dir is no part of what was measured

@@ -125,6 +125,9 @@ def test_nothing_to_evaluate_and_bad_paths(tmp_path):
     cfg = composed("model=tiny", "train_variants=true", f"multirun_dir={tmp_path}")
     with pytest.raises(ConfigError, match="train_variants=true and multirun_dir="):  # neither is silently dropped
         run(cfg, validate(cfg), train_variants)
+    cfg = composed("model=tiny", "variants=[baseline,engram]", f"run_dirs=[{tmp_path}]")
+    with pytest.raises(ConfigError, match="variants=.*train_variants=true; it does nothing with the runs mode"):
+        run(cfg, validate(cfg))  # rows chosen for a comparison that is not trained: said, not ignored
 
 
 # ---------------------------------------------------------------- real runs on the tiny model

@@ -183,3 +183,8 @@ def smollm_target(row: dict[str, Any]) -> bool:
 @table("performance.smollm", R + "performance/smollm_targets.json")
 def performance_smollm(record: Path) -> str:
     return benchmark_rows(record, smollm_target)
+
+
+@table("performance.offload", R + "performance/offload.json")
+def performance_offload(record: Path) -> str:
+    return benchmark_rows(record, lambda row: True)  # every row: the timings behind the ratios are the finding

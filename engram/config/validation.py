@@ -33,7 +33,7 @@ from engram.config.rules import (
     validate_trainer,
 )
 from engram.config.scale import validate_storage
-from engram.config.schema import EvaluateConfig, schema_of
+from engram.config.schema import ROW_ORDER, EvaluateConfig, schema_of
 from engram.variants.common import variant_spec
 
 
@@ -104,5 +104,7 @@ def validate_evaluate_keys(cfg: DictConfig) -> DictConfig:
     bad = [v for v in typed.variants if v not in known]
     check(not bad and len(typed.variants) > 0, "variants", list(typed.variants),
           f"must be a non-empty list of {', '.join(known)}")
-    evaluate_mode(typed)  # exactly one mode, or one line naming the keys
+    mode = evaluate_mode(typed)  # exactly one mode, or one line naming the keys
+    check(mode == "train_variants" or list(typed.variants) == list(ROW_ORDER), "variants", list(typed.variants),
+          f"chooses the rows of train_variants=true; it does nothing with the {mode} mode")
     return typed
