@@ -58,8 +58,8 @@ def token_gates(model: Any, prompts: Sequence[Sequence[int]], answers: Sequence[
     """The gate at every token of each (prompt ids, answer ids) pair, joined as training joins them."""
     out: list[TokenGates] = []
     for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_token_id, batch_size):
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        gate, answer = model.last_gate, answer_positions(batch["labels"])
+        forward = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        gate, answer = forward.lora_gate, answer_positions(batch["labels"])
         for row in range(len(batch["input_ids"])):
             n = int(batch["attention_mask"][row].sum())  # right-padded: the real tokens come first
             out.append(TokenGates(batch["input_ids"][row, :n].tolist(), gate[row, :n].float().tolist(),

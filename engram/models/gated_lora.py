@@ -18,8 +18,9 @@ Choices, and why:
   - **The gate starts mostly closed** (output bias `gate_init_bias`, default −4: g ≈ 0.018), so a freshly added
     gated LoRA changes little even once the adapter has moved.
 
-The wrapper owns the gate (`gate.*` parameters) and records the gate of its last forward (`last_gate`, [B, T] at
-every position, detached) for the training logs and the evaluation's gate statistics. Saved as the peft adapter
+The wrapper owns the gate (`gate.*` parameters); each forward's output carries its gate (`lora_gate`, [B, T] at
+every position, detached) for the training logs and the evaluation's gate statistics, as it carries the base's
+logits: nothing of a forward is kept on the wrapper. Saved as the peft adapter
 (`lora_adapter/`) plus `lora_gate.safetensors` (gate weights, its sizes as metadata) in the run dir.
 """
 
@@ -71,24 +72,22 @@ class GatedLoRAModel(ModelWrapper):
         self.base_model = model
         self.gate = gate.to(device=ref.device, dtype=ref.dtype)
         self.gate_sizes = {"hidden_size": int(lm.config.hidden_size), "width": int(width)}
-        self.last_gate: torch.Tensor | None = None
 
     # ------------------------------------------------------------ calling the model
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                logits_to_keep: int | torch.Tensor = 0, record: bool = True, **kwargs: Any) -> Any:
-        """The LoRA model's output with its logits mixed with the base's by the gate, and the base's logits as
-        `base_logits` (other keywords pass through to both forwards; `labels` is refused: the loss of the mixture
-        is the caller's). `record=False` leaves `last_gate` alone (replay prompts: the step's statistics stay the
-        facts')."""
+                logits_to_keep: int | torch.Tensor = 0, **kwargs: Any) -> Any:
+        """The LoRA model's output with its logits mixed with the base's by the gate, the base's logits as
+        `base_logits` and the gate at every position as `lora_gate` ([B, T], detached); other keywords pass through
+        to both forwards; `labels` is refused: the loss of the mixture is the caller's."""
         if "labels" in kwargs:
             raise ValueError("gated LoRA: compute the loss from the returned logits (labels would score LoRA alone)")
         out, logits, _ = self.mixed(input_ids=input_ids, attention_mask=attention_mask,
-                                    logits_to_keep=logits_to_keep, record=record, **kwargs)
+                                    logits_to_keep=logits_to_keep, **kwargs)
         out.logits = logits
         return out
 
-    def mixed(self, record: bool = True, **inputs: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """(LoRA output, mixed logits, gate at the kept positions) of one call; records `last_gate`."""
+    def mixed(self, **inputs: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """(LoRA output, mixed logits, gate at the kept positions) of one call."""
         keep = inputs.pop("logits_to_keep", 0)
         base_inputs = dict(inputs)
         lora_cache, base_cache = _split_caches(inputs, base_inputs)
@@ -96,12 +95,11 @@ class GatedLoRAModel(ModelWrapper):
             base = self.base_model(**base_inputs, **base_cache, logits_to_keep=keep, output_hidden_states=True)
         lora = self.base_model(**inputs, **lora_cache, logits_to_keep=keep)
         gate_all = self.gate(base.hidden_states[-1])  # [B, T]: every position (cheap), for the statistics
-        if record:
-            self.last_gate = gate_all.detach()
         gate = _kept(gate_all, keep, lora.logits.shape[1]).unsqueeze(-1).to(lora.logits.dtype)
         base_logits = base.logits.to(lora.logits.dtype)
         lora.base_output = base  # its cache, for the decoding loop
         lora.base_logits = base_logits  # for the replay KL (engram/training/replay.py)
+        lora.lora_gate = gate_all.detach()  # for the gate statistics (training logs, evaluation)
         return lora, base_logits + gate * (lora.logits - base_logits), gate.squeeze(-1)
 
     def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

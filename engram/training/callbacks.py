@@ -84,7 +84,7 @@ class LoRAGateStats(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        gate = getattr(_unwrap(pl_module), "last_gate", None)
+        gate = outputs.get("lora_gate") if isinstance(outputs, dict) else None
         if gate is None:
             return
         means = gate_split_means(gate, batch["labels"], batch["attention_mask"])

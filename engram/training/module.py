@@ -75,22 +75,28 @@ class EngramLitModule(L.LightningModule):
             table.flush()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean cross-entropy over answer tokens (labels != -100), as the HF causal-LM loss computes it.
+        """Mean cross-entropy over answer tokens (labels != -100), as the HF causal-LM loss computes it."""
+        return self.loss_and_output(batch)[0]
+
+    def loss_and_output(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+        """The loss (`forward`) and the model's output it came from (None from the prefix cache's states): what
+        else the forward returned, such as a gated LoRA's `lora_gate`, is read from there.
 
         Only positions from the shortest prompt on get logits: every earlier position predicts a prompt token
         (label -100), and the lm_head over a ~49k vocabulary is about a fifth of SmolLM2's forward cost.
         """
         if self.prefix_cache is not None:
-            return self._cached_loss(batch)
+            return self._cached_loss(batch), None
         labels = batch["labels"]
         start = max(int(batch["prompt_lengths"].min()) - 1, 0)
         keep = torch.arange(start, labels.shape[1] - 1, device=labels.device)
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "logits_to_keep": keep}
         if isinstance(self.model, EngramModel):  # a plain LM (or PeftModel) would reject the keyword
             kwargs["prompt_lengths"] = batch["prompt_lengths"]
-        logits = self.model(**kwargs).logits
-        targets = labels[:, start + 1 :]
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        out = self.model(**kwargs)
+        logits, targets = out.logits, labels[:, start + 1 :]
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                               ignore_index=-100), out
 
     def _cached_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The same loss from the cached states entering the lowest trainable layer, logits at answer positions
@@ -105,11 +111,11 @@ class EngramLitModule(L.LightningModule):
         return F.cross_entropy(logits.float(), labels[:, 1:][answer])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
-        """{"loss", "traces": the memories' traces of this batch's forward, without graphs} (GateStats reads
-        the traces from the step's outputs)."""
+        """{"loss", "traces": the memories' traces of this batch's forward, without graphs, and for a gated LoRA
+        "lora_gate": its gate at every position} (GateStats and LoRAGateStats read them from the step's outputs)."""
         live = self.gate_l1 > 0  # the gate penalty is a loss on the memory entering: its traces keep the graph
         with memory_tracing(self.model, live) as traces:
-            loss = self(batch)
+            loss, out = self.loss_and_output(batch)
         size = len(batch["input_ids"])
         if live:
             penalty = gate_penalty(traces, off_answer_positions(batch))
@@ -134,7 +140,9 @@ class EngramLitModule(L.LightningModule):
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True,
                  batch_size=len(batch["input_ids"]))
-        return {"loss": loss, "traces": {layer: trace.without_graph() for layer, trace in traces.items()}}
+        step = {"loss": loss, "traces": {layer: trace.without_graph() for layer, trace in traces.items()}}
+        gate = getattr(out, "lora_gate", None)
+        return step if gate is None else {**step, "lora_gate": gate}
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss = self(batch)

@@ -47,7 +47,7 @@ def replay_kl(model: EngramModel | GatedLoRAModel, batch: dict[str, torch.Tensor
     """Mean KL(base || model) per real position of `batch` (the memories' or the gated adapter's contribution on
     general prompts)."""
     if isinstance(model, GatedLoRAModel):  # one call gives both: the mixture and the base it mixes in
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], record=False)
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         base, now = F.log_softmax(out.base_logits.float(), -1), F.log_softmax(out.logits.float(), -1)
     else:
         with torch.no_grad(), model.memories_off(), _adapters_off(model.base_model):
