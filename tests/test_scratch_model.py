@@ -104,6 +104,9 @@ def test_scratch_baseline_trains_every_weight_without_finetune_flag(tmp_path: Pa
     [
         (["model.attention_window=0"], "model.attention_window"),
         (["model=tiny", "model.attention_window=8"], "model.attention_window"),
+        (["model.experts=-1"], "model.experts"),
+        (["model=tiny", "model.experts=4"], "model.experts"),
+        (["model.experts=4", "model.experts_per_token=5"], "model.experts_per_token"),
         (["variant=lora"], "variant.name"),
         (["data=exact_match"], "data.family"),
         (["data.long_recall.eval_distractions=[0]"], "data.long_recall.eval_distractions"),

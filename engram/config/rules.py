@@ -175,6 +175,8 @@ def validate_model(m: Any) -> None:
     one_of("model.dtype", m.dtype, DTYPES)
     check(m.attention_window is None or from_scratch(m.name), "model.attention_window", m.attention_window,
           f"is only built into model=scratch (model={m.name} keeps its own attention)")
+    check(not m.experts or from_scratch(m.name), "model.experts", m.experts,
+          f"is only built into model=scratch (model={m.name} keeps its own MLP)")
 
 
 def check_decoder_shape(m: Any, source: str) -> None:

@@ -46,6 +46,9 @@ class ModelConfig:
     # model=scratch: sliding-window attention over this many tokens (each position sees itself and the window - 1
     # before it); None = full causal attention
     attention_window: int | None = None
+    experts: int = 0  # model=scratch: MoE experts per layer (transformers' Mixtral); 0 = a dense MLP (Mistral)
+    experts_per_token: int = 2  # model=scratch with experts: how many experts each token is routed to (top-k)
+    router_aux_loss: float = 0.01  # model=scratch with experts: weight of the router's load-balancing loss
 
 
 @dataclass

@@ -21,6 +21,7 @@ from engram.evaluation.gate_stats import collect_gate_stats
 from engram.evaluation.perplexity import LMScore, score_blocks
 from engram.evaluation.results import write_results
 from engram.evaluation.scoring import EvalOutcome
+from engram.models.accounting import account, sequence_length
 from engram.models.inject import engram_memories, memory_tracing
 from engram.models.params import count_parameters
 from engram.tracking.token_gate_plot import GateRow, plot_token_gates
@@ -62,7 +63,8 @@ def evaluate_text(model: Any, datamodule: Any, cfg: Any, run_dir: Path, info: di
             rows = [GateRow(f"test block {i}", pieces, gate, [False] * len(gate))
                     for i, (pieces, gate) in enumerate(by_class.examples)]
             plot_token_gates(rows, f"{title}: memory gate per token (test text)", Path(run_dir) / GATE_PNG)
-    metrics["params/trainable"], metrics["params/total"] = float(counts["trainable"]), float(counts["total"])
+    metrics["params/trainable"] = float(counts["trainable"])
+    metrics.update(account(model, sequence_length(cfg.data)).metrics())  # params/total, params/active, flops/token
     info = {**info, "corpus": datamodule.corpus}
     if before_write is not None:
         before_write(metrics, info)

@@ -23,6 +23,7 @@ from engram.evaluation.results import print_results, write_results
 from engram.evaluation.retention import measure_retention
 from engram.evaluation.selectivity import knockout_metrics, selectivity_metrics
 from engram.memory.trace import Traces
+from engram.models.accounting import account, sequence_length
 from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import engram_memories, memory_tracing
 from engram.models.params import count_parameters
@@ -107,7 +108,7 @@ def evaluate_and_save(
     params = count_parameters(model)
     trainable = params["trainable"] if base_params is None else params["total"] - base_params
     metrics["params/trainable"] = float(trainable)
-    metrics["params/total"] = float(params["total"])
+    metrics.update(account(model, sequence_length(cfg.data)).metrics())  # params/total, params/active, flops/token
     metrics.update({f"final/{k}": v for k, v in collect_gate_stats(model, traces).items()})  # none without a memory
 
     if before_write is not None:

@@ -1,7 +1,10 @@
 """model=scratch: a small decoder built from config and trained from scratch on a data family's own vocabulary.
 
 The architecture is transformers' Mistral (a Llama-shaped decoder whose `sliding_window` config is applied by the
-library's own mask builder, `create_sliding_window_causal_mask`, for eager and sdpa attention alike): with
+library's own mask builder, `create_sliding_window_causal_mask`, for eager and sdpa attention alike), or with
+`model.experts` > 0 transformers' Mixtral: the same decoder whose MLP is a mixture of `model.experts` experts, each
+token routed to `model.experts_per_token` of them by a learned router (the library's own MoE block and
+load-balancing loss, weighted by `model.router_aux_loss`). With
 `model.attention_window = W` every position attends to itself and the W - 1 positions before it, in every layer;
 `null` is full causal attention. Nothing here patches the library; tests/test_scratch_model.py checks that a
 token beyond the window cannot change the last position's logits and one inside it does.
@@ -29,14 +32,19 @@ def scratch_tokenizer(data_cfg: Any) -> Any:
 def build_scratch_model(cfg: dict[str, Any], vocab_size: int, special_ids: dict[str, int | None],
                         attention: str = ATTENTION) -> Any:
     """A randomly initialised MistralForCausalLM of `cfg`'s shape (model.hidden_size, num_layers, num_heads,
-    intermediate_size, attention_window, seed); the same seed gives the same weights."""
+    intermediate_size, attention_window, seed), a MixtralForCausalLM with `model.experts` > 0 (each expert an MLP of
+    intermediate_size); the same seed gives the same weights."""
     # lazy: torch ~1.9 s + transformers ~1.0 s; validation imports the source module
     import torch
-    from transformers import MistralConfig, MistralForCausalLM
+    from transformers import MistralConfig, MistralForCausalLM, MixtralConfig, MixtralForCausalLM
 
     heads = int(cfg.get("num_heads", 4))
     window = cfg.get("attention_window")
-    config = MistralConfig(
+    experts = int(cfg.get("experts") or 0)
+    moe = {"num_local_experts": experts, "num_experts_per_tok": int(cfg.get("experts_per_token", 2)),
+           "router_aux_loss_coef": float(cfg.get("router_aux_loss", 0.01))}
+    config_class, model_class = (MixtralConfig, MixtralForCausalLM) if experts else (MistralConfig, MistralForCausalLM)
+    config = config_class(
         vocab_size=vocab_size,
         hidden_size=int(cfg.get("hidden_size", 128)),
         intermediate_size=int(cfg.get("intermediate_size", 512)),
@@ -47,18 +55,19 @@ def build_scratch_model(cfg: dict[str, Any], vocab_size: int, special_ids: dict[
         max_position_embeddings=MAX_POSITIONS,
         sliding_window=None if window is None else int(window),
         tie_word_embeddings=True,
+        **(moe if experts else {}),
         **special_ids,
     )
     config._attn_implementation = attention
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(cfg.get("seed", 0)))
-        model = MistralForCausalLM(config)
+        model = model_class(config)
     model.generation_config.pad_token_id = special_ids.get("pad_token_id")
     return model.eval()
 
 
 def load_scratch_model(path: str) -> Any:
-    """A trained scratch model saved by save_pretrained (a run dir's model/), in eval mode."""
-    from transformers import MistralForCausalLM  # lazy: see build_scratch_model
+    """A trained scratch model saved by save_pretrained (a run dir's model/: Mistral or Mixtral), in eval mode."""
+    from transformers import AutoModelForCausalLM  # lazy: see build_scratch_model
 
-    return MistralForCausalLM.from_pretrained(path, attn_implementation=ATTENTION).eval()
+    return AutoModelForCausalLM.from_pretrained(path, attn_implementation=ATTENTION).eval()

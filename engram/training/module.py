@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from engram.memory.shard import shard_tables, unshard_tables
-from engram.models.engram_model import EngramModel
+from engram.models.engram_model import EngramModel, causal_lm
 from engram.models.gated_lora import GatedLoRAModel
 from engram.models.inject import host_tables, memory_tracing
 from engram.models.layer_runner import top_logits
@@ -50,6 +50,8 @@ class EngramLitModule(L.LightningModule):
         self.lr_multiplier = float(engram_cfg.get("lr_multiplier", 1.0)) if engram_cfg is not None else 1.0
         self.sparse_tables = bool(engram_cfg.get("sparse", False)) if engram_cfg is not None else False
         self.shard_rows = engram_cfg is not None and engram_cfg.get("shard", "none") == "rows"
+        # an MoE's load-balancing loss (model.router_aux_loss), which transformers adds only to a loss it computes
+        self.router_aux_weight = float(getattr(causal_lm(model).config, "router_aux_loss_coef", 0.0) or 0.0)
         self.strict_loading = False  # checkpoints carry the trainable weights only (see on_save_checkpoint)
         self.model.train()  # see on_fit_start; set here too so Lightning's model summary reports train mode
 
@@ -78,9 +80,10 @@ class EngramLitModule(L.LightningModule):
         """Mean cross-entropy over answer tokens (labels != -100), as the HF causal-LM loss computes it."""
         return self.loss_and_output(batch)[0]
 
-    def loss_and_output(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+    def loss_and_output(self, batch: dict[str, torch.Tensor], router: bool = False) -> tuple[torch.Tensor, Any]:
         """The loss (`forward`) and the model's output it came from (None from the prefix cache's states): what
-        else the forward returned, such as a gated LoRA's `lora_gate`, is read from there.
+        else the forward returned, such as a gated LoRA's `lora_gate`, is read from there. `router`: an MoE's output
+        also holds its routers' load-balancing loss (`aux_loss`).
 
         Only positions from the shortest prompt on get logits: every earlier position predicts a prompt token
         (label -100), and the lm_head over a ~49k vocabulary is about a fifth of SmolLM2's forward cost.
@@ -93,6 +96,8 @@ class EngramLitModule(L.LightningModule):
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "logits_to_keep": keep}
         if isinstance(self.model, EngramModel):  # a plain LM (or PeftModel) would reject the keyword
             kwargs["prompt_lengths"] = batch["prompt_lengths"]
+        if router and self.router_aux_weight > 0:  # only here: cached generation cannot compute it
+            kwargs["output_router_logits"] = True
         out = self.model(**kwargs)
         logits, targets = out.logits, labels[:, start + 1 :]
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
@@ -115,8 +120,12 @@ class EngramLitModule(L.LightningModule):
         "lora_gate": its gate at every position} (GateStats and LoRAGateStats read them from the step's outputs)."""
         live = self.gate_l1 > 0  # the gate penalty is a loss on the memory entering: its traces keep the graph
         with memory_tracing(self.model, live) as traces:
-            loss, out = self.loss_and_output(batch)
+            loss, out = self.loss_and_output(batch, router=True)
         size = len(batch["input_ids"])
+        router_aux = getattr(out, "aux_loss", None)
+        if router_aux is not None and self.router_aux_weight > 0:
+            self.log("train/router_aux", router_aux.detach(), on_step=True, batch_size=size)
+            loss = loss + self.router_aux_weight * router_aux
         if live:
             penalty = gate_penalty(traces, off_answer_positions(batch))
             if penalty is not None:

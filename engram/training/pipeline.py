@@ -30,6 +30,7 @@ from engram.evaluation.perplexity import LMScore, score_blocks
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save, neighbor_references
 from engram.inputs import resolve_ckpt_path
+from engram.models.accounting import account, sequence_length
 from engram.models.engram_model import BASE_WEIGHTS_DIR
 from engram.models.loading import load_model
 from engram.tracking.loggers._common import run_tags
@@ -89,6 +90,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     base_neighbors = None if text else neighbor_references(model, tokenizer, datamodule, cfg)
     base_score = frozen_base_score(cfg, model, datamodule) if text else None
     model = apply_variant(model, cfg, tokenizer)
+    log.info("model=%s variant=%s: %s", cfg.model.name, cfg.variant.name,
+             account(model, sequence_length(cfg.data)).line())
     sequential = int(cfg.sequential.batch) > 0  # facts taught batch by batch instead of prepopulation + fit
     prefix = None if sequential or text else prefix_cache(cfg, model, datamodule)
     prepopulated = None if sequential else prepopulate(cfg, model, tokenizer, datamodule, prefix)

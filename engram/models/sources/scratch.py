@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from engram.config.rules import check as rule
-from engram.config.rules import check_decoder_shape
+from engram.config.rules import check_decoder_shape, is_int
 from engram.models.scratch import build_scratch_model, load_scratch_model, scratch_tokenizer
 
+MAX_EXPERTS = 256
 from_scratch = True  # engram/training/variants.py trains every base weight; LoRA variants are refused
 
 
@@ -21,6 +22,13 @@ def check(m: Any) -> None:
     window = m.attention_window
     rule(window is None or (isinstance(window, int) and not isinstance(window, bool) and window >= 1),
          "model.attention_window", window, "must be null (full attention) or an integer >= 1")
+    experts = m.experts
+    rule(is_int(experts) and 0 <= experts <= MAX_EXPERTS, "model.experts", experts,
+         f"must be an integer in [0, {MAX_EXPERTS}] (0: a dense MLP)")
+    if experts:
+        rule(is_int(m.experts_per_token) and 1 <= m.experts_per_token <= experts, "model.experts_per_token",
+             m.experts_per_token, f"must be an integer in [1, model.experts={experts}]")
+        rule(m.router_aux_loss >= 0, "model.router_aux_loss", m.router_aux_loss, "must be >= 0")
 
 
 class Source:
