@@ -138,3 +138,10 @@ def test_a_scratch_run_dir_reloads_with_its_trained_weights(tmp_path: Path) -> N
     ids = objects["tokenizer"]("K000 . K001", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert torch.allclose(reloaded(input_ids=ids).logits, trained(input_ids=ids).logits, atol=1e-5)
+    # evaluate.py run_dir=<it> data=...: the run's own trained model scored again (on its data's vocabulary), not a
+    # model the evaluation config would build
+    from engram.evaluation.evaluate import reevaluate_run
+
+    again = reevaluate_run(tmp_path, tmp_path / "again", cfg.data)
+    before = json.loads((tmp_path / "eval.json").read_text())["metrics"]
+    assert again.result["metrics"]["eval/exact_match"] == before["eval/exact_match"]

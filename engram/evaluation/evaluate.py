@@ -21,7 +21,7 @@ from peft import PeftModel
 
 from engram import registry
 from engram.config import ROW_ORDER, validate, validate_evaluate_keys
-from engram.config.rules import evaluate_mode
+from engram.config.rules import evaluate_mode, from_scratch
 from engram.data import is_language_model
 from engram.data.datamodule import EngramDataModule
 from engram.data.text_blocks import TextDataModule
@@ -30,7 +30,7 @@ from engram.evaluation.metrics import consistency_from_rows
 from engram.evaluation.perplexity import score_blocks
 from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save, neighbor_references
-from engram.models.engram_model import EngramModel
+from engram.models.engram_model import EngramModel, run_model_config
 from engram.models.gated_lora import GatedLoRAModel
 from engram.models.loading import load_model
 from engram.models.params import count_parameters
@@ -195,8 +195,10 @@ def load_weights(model: Any, tokenizer: Any, run_dir: Path | None, variant: str,
 
 def evaluate_model(cfg: Any, out_dir: Path, run_dir: Path | None = None, variant: str = "baseline",
                    engram_path: Path | None = None) -> dict[str, float]:
-    """Load the base model of cfg.model, add the saved weights, score it on cfg.data; eval.json + eval.md."""
-    model, tokenizer = load_model(cfg.model)
+    """Load the base model of cfg.model, add the saved weights, score it on cfg.data; eval.json + eval.md. A model
+    trained from scratch is the run's own (its trained weights, on its training data's vocabulary)."""
+    scratch = run_dir is not None and from_scratch(str(cfg.model.name))
+    model, tokenizer = load_model(run_model_config(run_dir) if scratch else cfg.model)
     if is_language_model(cfg.data.family):
         return evaluate_text_model(cfg, out_dir, model, tokenizer, run_dir, variant, engram_path)
     dm = EngramDataModule(cfg.data, tokenizer)
