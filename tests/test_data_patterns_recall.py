@@ -63,7 +63,8 @@ def test_consistency_counts_groups_with_one_answer():
 # ---------------------------------------------------------------- long_recall
 
 
-LONG_RECALL = {"vocab_size", "num_facts", "distraction_min", "distraction_max", "fixed_facts", "eval_distractions"}
+LONG_RECALL = {"vocab_size", "num_facts", "distraction_min", "distraction_max", "fixed_facts", "eval_distractions",
+               "warmup_examples", "warmup_max"}
 
 
 def recall_cfg(**kw):
@@ -144,3 +145,24 @@ def test_long_recall_fresh_facts_live_only_in_the_context():
         firsts.setdefault(trigger, set()).add(fact[0])
     assert all(len(answers) > 1 for answers in firsts.values())  # one trigger, many answers: no fixed mapping
     assert not any(r["seen"] for r in s["eval"])  # a fresh fact was never trained on
+
+
+def test_long_recall_warmup_examples_come_first_and_short():
+    """data.long_recall.warmup_examples: a curriculum of short distractions first, then the studied range."""
+    s = build_splits(recall_cfg(warmup_examples=60, warmup_max=20, shuffle=False))
+    assert len(s["train"]) == 200  # the warm-up is part of data.num_train
+    lengths = [len(lr.parse_example(r["prompt"])[2]) for r in s["train"]]
+    assert all(1 <= n <= 20 for n in lengths[:60]) and all(300 <= n <= 500 for n in lengths[60:])
+    assert len({r["key"] for r in s["train"][:60]}) == 16  # every fact in the warm-up too
+    assert s["eval"] == build_splits(recall_cfg())["eval"]  # evaluation does not change
+
+
+def test_an_unshuffled_sampler_keeps_the_records_order_in_every_epoch():
+    from engram.data.sampling import EpochShuffleSampler
+
+    sampler = EpochShuffleSampler(10, seed=3, shuffle=False)
+    for epoch in (0, 1, 5):
+        sampler.set_epoch(epoch)
+        assert list(sampler) == list(range(10))
+    shuffled = EpochShuffleSampler(10, seed=3)
+    assert list(shuffled) != list(range(10)) and sorted(shuffled) == list(range(10))

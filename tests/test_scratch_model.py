@@ -107,6 +107,8 @@ def test_scratch_baseline_trains_every_weight_without_finetune_flag(tmp_path: Pa
         (["model.experts=-1"], "model.experts"),
         (["model=tiny", "model.experts=4"], "model.experts"),
         (["model.experts=4", "model.experts_per_token=5"], "model.experts_per_token"),
+        (["data.long_recall.warmup_examples=10"], "data.long_recall.warmup_examples"),  # shuffled: no curriculum
+        (["data.long_recall.warmup_examples=100000", "data.shuffle=false"], "data.long_recall.warmup_examples"),
         (["variant=lora"], "variant.name"),
         (["data=exact_match"], "data.family"),
         (["data.long_recall.eval_distractions=[0]"], "data.long_recall.eval_distractions"),

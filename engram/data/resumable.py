@@ -38,7 +38,7 @@ class ResumableDataModule(L.LightningDataModule):
         loader = ResumableDataLoader(
             ds,
             batch_size=int(self.cfg.batch_size),
-            sampler=EpochShuffleSampler(len(ds), int(self.cfg.seed)),
+            sampler=EpochShuffleSampler(len(ds), int(self.cfg.seed), bool(self.cfg.get("shuffle", True))),
             # its own generator for the worker seeds, so building an iterator never draws from the global RNG
             # (which LoRA dropout uses: a resumed run must see the same dropout masks as an uninterrupted one)
             generator=torch.Generator().manual_seed(int(self.cfg.seed)),

@@ -24,17 +24,21 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 class EpochShuffleSampler(Sampler[int]):
-    """A permutation of range(n) that depends only on (seed, epoch)."""
+    """A permutation of range(n) that depends only on (seed, epoch); with `shuffle=False` (data.shuffle) range(n)
+    itself, the records' own order, in every epoch."""
 
-    def __init__(self, num_samples: int, seed: int) -> None:
+    def __init__(self, num_samples: int, seed: int, shuffle: bool = True) -> None:
         self.num_samples = int(num_samples)
         self.seed = int(seed)
+        self.shuffle = bool(shuffle)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.num_samples))
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         return iter(torch.randperm(self.num_samples, generator=generator).tolist())
 

@@ -45,6 +45,10 @@ class Params:
     distraction_min: int = 300  # fewest random words between a fact and its trigger
     distraction_max: int = 500  # most random words between a fact and its trigger
     fixed_facts: bool = True  # False: every example draws its own trigger -> words (in-context facts only)
+    # a curriculum: this many of the data.num_train training examples have a short distraction (1 to warmup_max
+    # words) and come first, so attention learns to fetch the fact where it is near (needs data.shuffle=false)
+    warmup_examples: int = 0
+    warmup_max: int = 20  # most distraction words of a warm-up example
     # eval: num_eval examples at each of these exact distraction lengths (category distraction_<n>); None = the
     # training range
     eval_distractions: list[int] | None = None
@@ -138,7 +142,9 @@ def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
         r.shuffle(out)
         return out
 
-    train = examples(seen_facts, int(cfg.num_train), True, "train")
+    warmup = int(own.warmup_examples)  # short examples first, then the rest (data.shuffle=false keeps the order)
+    train = (examples(seen_facts, warmup, True, "train_warmup", (1, int(own.warmup_max))) if warmup else []) \
+        + examples(seen_facts, int(cfg.num_train) - warmup, True, "train")
     eval_lengths = own.eval_distractions
     if eval_lengths:  # recall as a function of distance: the same facts at each exact length
         evals = [rec for d in eval_lengths for rec in
@@ -180,6 +186,13 @@ def check(d: Any) -> None:
          f"must be >= 3 and >= data.long_recall.num_facts ({own.num_facts})")
     rule(0 < own.distraction_min <= own.distraction_max, "data.long_recall.distraction_min", own.distraction_min,
          f"must be > 0 and <= data.long_recall.distraction_max ({own.distraction_max})")
+    warmup = own.warmup_examples
+    rule(is_int(warmup) and 0 <= warmup <= d.num_train, "data.long_recall.warmup_examples", warmup,
+         f"must be an integer in [0, data.num_train={d.num_train}]")
+    rule(is_int(own.warmup_max) and 1 <= own.warmup_max <= MAX_DISTRACTION, "data.long_recall.warmup_max",
+         own.warmup_max, f"must be an integer in [1, {MAX_DISTRACTION}]")
+    rule(not warmup or not d.shuffle, "data.long_recall.warmup_examples", warmup,
+         "puts short examples first; set data.shuffle=false so training keeps that order")
     lengths = own.eval_distractions
     if lengths is not None:
         ok = len(lengths) > 0 and all(is_int(n) and 1 <= n <= MAX_DISTRACTION for n in lengths)
