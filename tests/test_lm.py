@@ -186,3 +186,24 @@ def test_benchmark_row_measures_memory_training_against_the_frozen_base(capsys):
     assert run.main(["--quick", "--only", "lm"]) == 0
     out = capsys.readouterr().out
     assert "12 lm frozen base fwd+bwd (128 tokens)" in out and "12 lm engram[1] training tokens/s / frozen base" in out
+
+
+def test_a_scratch_model_trains_on_text_with_its_own_byte_level_vocabulary(tmp_path):
+    """model=scratch data=text: a byte-level BPE of data.text.vocab_size trained on the training split (decodes
+    every text back to itself), then a small decoder trained from scratch on it, scored in bits per byte."""
+    from engram.data.families.text import build_text_tokenizer
+    from engram.training.pipeline import train
+
+    corpus = write_corpus(tmp_path / "corpus", 40, words=120)
+    cfg = tiny_cfg(tmp_path / "run", "model=scratch", "data=text", f"data.path={corpus}", "data.text.vocab_size=300",
+                   "data.block_size=32", "data.num_tokens=512", "data.eval_tokens=128", "variant=baseline",
+                   "model.hidden_size=32", "model.intermediate_size=64", "model.attention_window=null")
+    tok = build_text_tokenizer(cfg.data)
+    assert len(tok) == 300 and tok.eos_token == "<|endoftext|>"
+    text = "Zürich, naïve café — 'quoted' text\n\twith tabs."  # not in the corpus: bytes cover it
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+    assert build_text_tokenizer(cfg.data).get_vocab() == tok.get_vocab()  # deterministic: a run dir rebuilds it
+    metrics, objects = train(cfg)
+    assert objects["model"].config.vocab_size == 300 and math.isfinite(metrics["lm/bpb"])
+    assert metrics["lm/ppl"] == pytest.approx(math.exp(metrics["lm/loss"])) and metrics["lm/bpb"] > 0
+    assert "lm/ppl_base" not in metrics  # no pretrained base to compare with: the model is the run's own

@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from engram.config.rules import check as rule
 from engram.data.records import Record, record
 from engram.variants.common import variant_spec
 
-__all__ = ["CORPORA", "build", "check", "check_run", "documents", "language_model", "split_of"]
+__all__ = ["CORPORA", "Params", "build", "build_text_tokenizer", "check", "check_run", "documents", "language_model",
+           "split_of", "tokenizer"]
 
 generated = False  # read from files: data.num_train / num_eval do not apply (data.num_tokens caps training)
 from_files = True
@@ -41,6 +43,13 @@ SKIPPED_PARTS = {"test", "tests", "idlelib", "site-packages", "dist-packages", "
 SNIFF_BYTES = 8192
 MIN_FILES = 20  # fewer files than this: each is cut into sections (below) so every split gets documents
 SECTION_CHARS = 2000
+
+
+@dataclass
+class Params:
+    """`data.text.*` (data=text): what only a model trained on the text from scratch needs."""
+
+    vocab_size: int = 4096  # model=scratch: tokens of the byte-level BPE trained on the training split
 
 
 def sections(text: str) -> list[str]:
@@ -67,6 +76,8 @@ def check(d: Any) -> None:
          f"must be an integer >= data.block_size ({d.block_size})")
     rule(0.0 < d.split_fraction < 0.5, "data.split_fraction", d.split_fraction,
          "must be in (0, 0.5) for data=text (that share of documents each for validation and test)")
+    rule(isinstance(d.text.vocab_size, int) and 260 <= d.text.vocab_size <= 1_000_000, "data.text.vocab_size",
+         d.text.vocab_size, "must be an integer in [260, 1000000] (256 bytes, the special tokens and merges)")
     if d.path:
         text_files(str(d.path))  # raises ConfigError naming the path or the bad file
 
@@ -210,3 +221,30 @@ def corpus_info(d: Any, splits: dict[str, list[Record]]) -> dict[str, Any]:
     names = hashlib.sha256("\n".join(r["key"] for s in ("train", "eval", "test") for r in splits[s]).encode())
     return {"source": str(d.path) if d.path else d.corpus, "python": sys.version.split()[0],
             "documents": {s: len(v) for s, v in splits.items()}, "fingerprint": names.hexdigest()[:16]}
+
+
+SPECIALS = ("<pad>", "<|endoftext|>")  # padding, and the eos that separates documents in a block
+
+
+def build_text_tokenizer(d: Any) -> Any:
+    """data=text's own tokenizer, for a model trained from scratch on it (model=scratch): a byte-level BPE (the
+    `tokenizers` library's, GPT-2's scheme) of `data.text.vocab_size` tokens trained on the training split only, so a
+    small model gets a small vocabulary instead of a pretrained model's 49 152 tokens, whose embedding would dwarf
+    it. Byte-level: every string has a tokenisation and decodes back to itself, so bits per byte stay exact.
+    Deterministic (the same documents give the same merges), so a run dir's tokenizer is rebuilt from its config."""
+    # lazy: transformers costs ~2 s, and validation imports the family without needing a tokenizer
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = [r["answer"] for r in build(d)["train"]]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=int(d.text.vocab_size), special_tokens=list(SPECIALS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=SPECIALS[0], eos_token=SPECIALS[1],
+                                   bos_token=SPECIALS[1])
+
+
+tokenizer = build_text_tokenizer  # what model=scratch builds its vocabulary from
