@@ -201,7 +201,8 @@ def validate_scratch(cfg: Any) -> None:
     if not from_scratch(cfg.model.name):
         return
     check(registry.attribute("family", cfg.data.family, "tokenizer") is not None, "data.family", cfg.data.family,
-          f"has no tokenizer of its own, which model={cfg.model.name} builds its vocabulary from (data=long_recall or data=text)")
+          f"has no tokenizer of its own, which model={cfg.model.name} builds its vocabulary from "
+          "(data=long_recall or data=text)")
     check(not variant_spec(cfg.variant.name).lora, "variant.name", cfg.variant.name,
           f"adds LoRA, but model={cfg.model.name} trains every weight from scratch (use baseline or engram)")
 

@@ -25,7 +25,8 @@ def scratch_tokenizer(data_cfg: Any) -> Any:
     family = data_cfg["family"]
     build = registry.attribute("family", family, "tokenizer")
     if build is None:
-        raise ValueError(f"data={family} has no tokenizer of its own; model=scratch needs one (data=long_recall or data=text)")
+        raise ValueError(f"data={family} has no tokenizer of its own; model=scratch needs one "
+                         "(data=long_recall or data=text)")
     return build(data_cfg)
 
 
