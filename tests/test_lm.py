@@ -147,6 +147,25 @@ def test_slots_fit_recovers_a_log_linear_slope_and_the_report_draws_it(tmp_path)
     assert [p[1] for p in drawn] == pytest.approx(list(loss))
 
 
+def test_the_report_draws_loss_against_the_memorys_share_with_the_seed_spread(tmp_path):
+    """experiment=lm_allocation's plot: rho from each run's accounting (table / (table + idle experts)), the mean
+    and the range over seeds per share, the dense runs as a line."""
+    idle, rows = 1000.0, []
+    for rho, losses in ((0.0, (3.0, 3.2)), (0.25, (2.9, 2.95)), (1.0, (3.4, 3.6))):
+        for seed, loss in enumerate(losses):
+            rows.append({"label": f"rho={rho} seed={seed}", "variant": "engram" if rho else "baseline", "data": "text",
+                         "lm_loss": loss, "lm_ppl": np.exp(loss), "table_params": rho * idle,
+                         "idle_expert_params": (1 - rho) * idle, "status": "ok"})
+    rows.append({"label": "dense", "variant": "baseline", "data": "text", "lm_loss": 3.5, "lm_ppl": np.exp(3.5),
+                 "table_params": 0.0, "idle_expert_params": 0.0, "status": "ok"})
+    md, plots = lm_section(pd.DataFrame(rows), tmp_path, markdown_table)
+    assert (tmp_path / "loss_vs_rho.png").is_file() and any("rho" in line for line in md)
+    drawn = plots["loss_vs_rho.png"]
+    means = drawn["MoE experts + memory rows (equal total parameters)"]
+    assert [p[0] for p in means] == [0.0, 0.25, 1.0] and [p[1] for p in means] == pytest.approx([3.1, 2.925, 3.5])
+    assert [p[1] for p in drawn["dense, equal active FLOPs"]] == pytest.approx([3.5, 3.5])
+
+
 def test_token_classes_and_bigram_counts():
     texts = ["def", " get", "_item", "(", " Paris", " of", " 42", " ", "x"]
     assert classify(texts) == ["function_word", "word_start", "inside_word", "punctuation", "name_start",

@@ -31,11 +31,21 @@ class Accounting:
     total: int  # parameters (and offloaded table rows)
     active: int  # parameters one token uses
     flops_per_token: int  # forward FLOPs per token, at the context length given
+    table: int = 0  # memory table rows' parameters (the memory's share of the sparse parameters)
+    idle_experts: int = 0  # expert parameters a token does not use (the MoE's share)
 
     def metrics(self) -> dict[str, float]:
-        """eval.json's `params/total`, `params/active` and `flops/token`."""
+        """eval.json's `params/total`, `params/active`, `flops/token`, `params/table` and `params/idle_experts`."""
         return {"params/total": float(self.total), "params/active": float(self.active),
-                "flops/token": float(self.flops_per_token)}
+                "flops/token": float(self.flops_per_token), "params/table": float(self.table),
+                "params/idle_experts": float(self.idle_experts)}
+
+    @property
+    def memory_share(self) -> float | None:
+        """rho of the paper's allocation study: the table's share of the parameters a token does not use (table
+        rows + idle experts); None for a model with neither."""
+        sparse = self.table + self.idle_experts
+        return self.table / sparse if sparse else None
 
     def line(self) -> str:
         """The run header's line: `params 1.23 M total, 0.45 M active per token; 0.91 MFLOPs per token`."""
@@ -52,7 +62,7 @@ def account(model: nn.Module, context: int) -> Accounting:
     embedding = lm.get_input_embeddings().weight
     tables = {id(m.table): m for m in model.modules() if isinstance(m, EngramMemory)}
     table_params = {id(p) for m in tables.values() for p in m.table.parameters()}
-    total = active = matmul = 0
+    total = active = matmul = table = idle = 0
     for name, p in model.named_parameters():
         n = p.numel()
         total += n
@@ -62,13 +72,14 @@ def account(model: nn.Module, context: int) -> Accounting:
             continue  # below: one row per head
         elif experts and ".experts." in f".{name}." and p.dim() >= 2 and p.shape[0] == experts:
             used = n * per_token // experts
-            active, matmul = active + used, matmul + used
+            active, matmul, idle = active + used, matmul + used, idle + n - used
         else:
             active += n
             matmul += n if p.dim() >= 2 else 0
     for memory in tables.values():
         rows, dim = _table_shape(memory.table)
         total += 0 if any(True for _ in memory.table.parameters()) else rows * dim  # offloaded: host arrays
+        table += rows * dim
         active += memory.offsets.numel() * dim  # each head reads one row
     head = lm.get_output_embeddings()
     if head is not None and head.weight is embedding:  # a tied head multiplies by the embedding's weights
@@ -76,7 +87,7 @@ def account(model: nn.Module, context: int) -> Accounting:
     layers, hidden = int(config.num_hidden_layers), int(config.hidden_size)
     attended = _mean_attended(int(context), getattr(config, "sliding_window", None))
     flops = 2 * matmul + 4 * layers * hidden * attended
-    return Accounting(total, active, int(round(flops)))
+    return Accounting(total, active, int(round(flops)), table, idle)
 
 
 def sequence_length(data: Any) -> int:

@@ -20,11 +20,13 @@ from engram.tracking.figures import finish_axes, line_data, save_figure
 from engram.variants.common import variant_spec
 
 LM_COLUMNS = ("label", "variant", "table_size", "key_shuffle", "num_tokens", "lm_ppl", "lm_bpb", "lm_ppl_base",
-              "lm_ppl_change", "lm_ppl_knockout", "lm_loss", "trainable_params", "lm_tokens_per_s", "wall_s")
+              "lm_ppl_change", "lm_ppl_knockout", "lm_loss", "trainable_params", "active_params", "flops_per_token",
+              "lm_tokens_per_s", "wall_s")
 LM_HEADERS = {"label": "arm", "table_size": "slots per head", "key_shuffle": "shuffled keys",
               "num_tokens": "train tokens", "lm_ppl": "test ppl", "lm_bpb": "bits/byte", "lm_ppl_base": "base ppl",
               "lm_ppl_change": "vs base", "lm_ppl_knockout": "memory off ppl", "lm_loss": "test loss",
-              "trainable_params": "trainable params", "lm_tokens_per_s": "scoring tokens/s", "wall_s": "wall s"}
+              "trainable_params": "trainable params", "active_params": "active params per token",
+              "flops_per_token": "FLOPs per token", "lm_tokens_per_s": "scoring tokens/s", "wall_s": "wall s"}
 # the differences between arms are small: more digits than the report's general 3 significant ones
 PRECISE = {"lm_ppl": "{:.3f}", "lm_ppl_base": "{:.3f}", "lm_ppl_knockout": "{:.3f}", "lm_bpb": "{:.4f}",
            "lm_loss": "{:.4f}", "lm_ppl_change": "{:+.2%}"}
@@ -107,4 +109,40 @@ def lm_section(df: pd.DataFrame, out_dir: Path,
                 plots[name] = drawn
     if "loss_vs_slots.png" in plots and slope is not None:
         md += [f"Fitted slope: {slope[0]:+.4f} nats of test loss per 10x slots.", ""]
+    drawn = plot_loss_vs_share(ok, out_dir / "loss_vs_rho.png")
+    if drawn:
+        plots["loss_vs_rho.png"] = drawn
+        md += ["Test loss against the memory's share of the idle parameters (rho): the mean over seeds, the bars "
+               "from the lowest to the highest seed (loss_vs_rho.png).", ""]
     return md, plots
+
+
+def memory_share(df: pd.DataFrame) -> pd.Series:
+    """rho per run: table parameters over table + idle expert parameters (eval.json's accounting); NaN for a run
+    with neither (a dense model)."""
+    table = pd.to_numeric(df.get("table_params", pd.Series(index=df.index, dtype=float)), errors="coerce")
+    idle = pd.to_numeric(df.get("idle_expert_params", pd.Series(index=df.index, dtype=float)), errors="coerce")
+    sparse = table.fillna(0) + idle.fillna(0)
+    return (table.fillna(0) / sparse).where(sparse > 0)
+
+
+def plot_loss_vs_share(df: pd.DataFrame, path: Path) -> dict[str, Any] | None:
+    """Test loss against rho (the allocation study), mean and seed-to-seed range per arm, the dense models' loss
+    as a dashed line; None unless at least two shares were run."""
+    runs = df.assign(_x=memory_share(df).round(2), _y=pd.to_numeric(df["lm_loss"], errors="coerce"))
+    shared, dense = runs.dropna(subset=["_x", "_y"]), runs[runs["_x"].isna()].dropna(subset=["_y"])
+    if shared["_x"].nunique() < 2:
+        return None
+    stats = shared.groupby("_x")["_y"].agg(["mean", "min", "max"])
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.plot(stats.index, stats["mean"], marker="o", label="MoE experts + memory rows (equal total parameters)")
+    ax.errorbar(stats.index, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                fmt="none", capsize=3, ecolor="C0")  # the seed-to-seed range
+    if not dense.empty:
+        ax.axhline(float(dense["_y"].mean()), color="grey", linestyle="--", label="dense, equal active FLOPs")
+    ax.set(xlabel="rho: the memory's share of the idle parameters", ylabel="test loss (nats per token)",
+           title="Held-out loss vs allocation")
+    finish_axes(ax)
+    drawn = line_data(ax)
+    save_figure(fig, path)
+    return drawn

@@ -43,7 +43,7 @@ CONFIG_COLUMNS = {
     "hash": "engram.hash", "address": "engram.address", "gate": "engram.gate", "gate_bias": "engram.gate_bias",
     "layers": "engram.layers", "attention_window": "model.attention_window",
     "fixed_facts": "data.long_recall.fixed_facts", "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed",
-    "num_tokens": "data.num_tokens", "key_shuffle": "engram.deepseek.key_shuffle",
+    "num_tokens": "data.num_tokens", "key_shuffle": "engram.deepseek.key_shuffle", "experts": "model.experts",
 }
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
           "gate_open_frac", "slot_utilisation", "collision_rate")

@@ -24,6 +24,9 @@ METRIC_COLUMNS = {
     "eval/exact_match_unseen": "exact_match_unseen", "eval/retention": "retention",
     "eval/consistency": "consistency", "eval/latency_ms": "latency_ms", "params/trainable": "trainable_params",
     "params/total": "total_params", "eval/num_examples": "num_examples",
+    # what a token costs (engram/models/accounting.py)
+    "params/active": "active_params", "flops/token": "flops_per_token", "params/table": "table_params",
+    "params/idle_experts": "idle_expert_params",
     "val/loss": "eval_loss", "train/loss": "train_loss", "time/total_s": "wall_s",
     # does the memory act only where it should (engram/evaluation/selectivity.py)
     "knockout/exact_match_seen": "knockout_seen", "selectivity/facts": "entering_facts",
