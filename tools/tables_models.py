@@ -19,7 +19,7 @@ def long_recall_arms(results: Path) -> str:
              "arm=full": "full attention", "arm=windowed, fixed_facts=False": "control (fresh facts): windowed",
              "arm=windowed_engram, fixed_facts=False": "control: windowed + Engram",
              "arm=full, fixed_facts=False": "control: full attention"}
-    rows = csv_rows(results)
+    rows = sorted(csv_rows(results), key=lambda r: list(names).index(r["label"]))  # the arms in the order above
     lengths = sorted((c for c in rows[0] if c.startswith("cat/distraction_")), key=lambda c: int(c.rsplit("_", 1)[1]))
     body = [[names[r["label"]], *(pct(r[c]) for c in lengths), pct(r["knockout_seen"]), sig(r["eval_loss"]),
              count(r["wall_s"])] for r in rows]
