@@ -49,22 +49,22 @@ def ppl_and_change(row: dict[str, str]) -> str:
 
 
 @table("language_modelling.data_scale", R + "lm_slots/results.csv", R + "lm_frozen/results.csv",
-       R + "lm_frozen_196k/results.csv", R + "lm_frozen_393k/results.csv")
-def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path, frozen_393k: Path) -> str:
+       R + "lm_frozen_196k/results.csv", R + "lm_frozen_393k/results.csv", R + "lm_frozen_393k_controls/results.csv")
+def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path, frozen_393k: Path, controls_393k: Path) -> str:
     small = by_label(csv_rows(slots))["table_size=10000"]
-    rows = [[f"{count(small['num_tokens'])} (lm_slots, 10^4 rows)", ppl_and_change(small), "-", "-"]]
-    for path in (frozen, frozen_196k, frozen_393k):
-        arms = by_label(csv_rows(path))
-        memory, control = arms["arm=lm_engram"], arms.get("arm=lm_capacity1")
-        if control is None:  # the control not run at this scale yet
-            rows.append([count(memory["num_tokens"]), ppl_and_change(memory), "not run", "-"])
-            continue
-        gap = (float(memory["lm_ppl_change"]) - float(control["lm_ppl_change"])) * 100
-        ahead = "the control" if gap > 0 else "the memory"
-        rows.append([count(memory["num_tokens"]), ppl_and_change(memory), ppl_and_change(control),
-                     f"{abs(gap):.1f} points for {ahead}"])
-    return markdown(["training tokens", "paper's memory (20 000 rows per head)", "one row per head", "difference"],
-                    rows, "rrrr")
+    rows = [[f"{count(small['num_tokens'])} (lm_slots, 10^4 rows)", ppl_and_change(small), "-", "-", "-"]]
+    for paths in ((frozen,), (frozen_196k,), (frozen_393k, controls_393k)):  # the 4x arms ran as two sweeps
+        arms = {label: row for path in paths for label, row in by_label(csv_rows(path)).items()}
+        memory, control, lora = arms["arm=lm_engram"], arms.get("arm=lm_capacity1"), arms.get("arm=lm_lora")
+        gap = "-"
+        if control is not None:
+            points = (float(memory["lm_ppl_change"]) - float(control["lm_ppl_change"])) * 100
+            gap = f"{abs(points):.1f} points for {'the control' if points > 0 else 'the memory'}"
+        rows.append([count(memory["num_tokens"]), ppl_and_change(memory),
+                     "not run" if control is None else ppl_and_change(control), gap,
+                     "not run" if lora is None else ppl_and_change(lora)])
+    return markdown(["training tokens", "paper's memory (20 000 rows per head)", "one row per head", "difference",
+                     "LoRA, equal size"], rows, "rrrrr")
 
 
 @table("language_modelling.slots", R + "lm_slots/results.csv")
