@@ -9,6 +9,7 @@
     python benchmarks/run.py --only exact5k     # experiment=exact5k_fast's four variants vs one hour (~1 h)
     python benchmarks/run.py --only data        # 20 000 exact-match records; loading the model again
     python benchmarks/run.py --only lm          # data=text: a training step with the memory at layer 1 vs the base
+    python benchmarks/run.py --only alloc       # experiment=lm_allocation's arms: training steps vs the dense arm
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown),
 `--json FILE` the same rows with the machine info, the command and the commit (the docs' tables read these).
@@ -27,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
 PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid", "offload", "shard", "exact5k",
-         "data", "lm")
+         "data", "lm", "alloc")
 # measured on the base model (window builds its own model, shard and exact5k run the pipeline, hybrid needs none,
-# data loads the model itself)
-BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard", "exact5k", "data"}
+# data loads the model itself, alloc builds the allocation arms)
+BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard", "exact5k", "data", "alloc"}
 
 # quick: tiny model, smaller tables, fewer steps; full: the issue's settings on SmolLM2
 SETTINGS = {
@@ -38,13 +39,13 @@ SETTINGS = {
               "warmup": 2, "train_n": 5000, "tp_batch": 8, "tp_batches": 4, "recipe_n": 16, "gen_rounds": 3,
               "window_lengths": [256, 512], "window_attentions": ("sdpa",), "hybrid_rows": [10**3, 10**4],
               "offload_rows": [10**3, 10**5], "offload_steps": 3, "offload_rounds": 6, "shard_steps": 2,
-              "lm_block": 64, "lm_blocks": 2},
+              "lm_block": 64, "lm_blocks": 2, "alloc_blocks": 4},
     "full": {"model": "smollm", "rows64": [10**3, 10**5, 10**6, 10**7], "rows576": [10**3, 10**6], "rounds": 3,
              "warmup": 1, "train_n": 5000, "tp_batch": 8, "tp_batches": 2, "recipe_n": 128, "gen_rounds": 3,
              "window_lengths": [512, 1024, 2048, 4096, 8192], "window_attentions": ("sdpa", "flex_attention"),
              "hybrid_rows": [10**3, 10**4, 10**5, 10**6],
              "offload_rows": [10**3, 10**7], "offload_steps": 3, "offload_rounds": 30, "shard_steps": 4,
-             "lm_block": 256, "lm_blocks": 4},
+             "lm_block": 256, "lm_blocks": 4, "alloc_blocks": 16},
 }
 
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks import (
+        bench_alloc,
         bench_data,
         bench_exact5k,
         bench_generation,
@@ -171,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         done("shard", bench_shard.shard(s["shard_steps"]))
     if "lm" in parts:
         done("lm", bench_lm.lm_speed(base, tok, s["lm_block"], s["lm_blocks"], 20000, rounds, s["warmup"]))
+    if "alloc" in parts:
+        done("alloc", bench_alloc.alloc_speed(128, s["alloc_blocks"], max(rounds, 5), s["warmup"]))
     if "exact5k" in parts:
         done("exact5k", bench_exact5k.exact5k(args.quick, args.exact5k_dir))
     if "data" in parts:

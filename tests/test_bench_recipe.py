@@ -42,3 +42,12 @@ def test_the_recorded_command_leaves_out_where_the_records_went() -> None:
 
     argv = ["--only", "offload", "--json", "/tmp/x/a.json", "--out=/tmp/x/a.md", "--out", "b.md", "--json=c.json"]
     assert without_outputs(argv) == ["--only", "offload"]  # a machine's temp dir is no part of what was measured
+
+
+def test_the_allocation_benchmark_times_each_arm_against_the_dense_one() -> None:
+    from benchmarks.bench_alloc import alloc_speed
+
+    rows = alloc_speed(32, 2, rounds=2, warmup=1, arms=("alloc_dense", "alloc_rho0", "alloc_rho100"))
+    assert [r.target for r in rows] == ["13 alloc dense step (64 tokens)", "13 alloc MoE alone (rho 0) / dense",
+                                        "13 alloc alloc_rho100 / dense"]
+    assert rows[2].limit == ">= 0.9" and rows[2].ratio > 0 and rows[1].passed is None  # rho 0 is reported, not held

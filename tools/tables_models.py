@@ -188,3 +188,30 @@ def performance_smollm(record: Path) -> str:
 @table("performance.offload", R + "performance/offload.json")
 def performance_offload(record: Path) -> str:
     return benchmark_rows(record, lambda row: True)  # every row: the timings behind the ratios are the finding
+
+
+# ---------------------------------------------------------------- the allocation study (from scratch)
+
+ALLOCATION_ARMS = ("alloc_dense", "alloc_rho0", "alloc_rho10", "alloc_rho25", "alloc_rho50", "alloc_rho75",
+                   "alloc_rho100")
+
+
+@table("language_modelling.allocation", R + "lm_allocation/results.csv")
+def lm_allocation(results: Path) -> str:
+    """One row per arm: its accounting, and the test loss over its seeds (mean, lowest-highest)."""
+    runs: dict[str, list[dict[str, str]]] = {}
+    for r in csv_rows(results):
+        arm = next(o.split("=", 1)[1] for o in r["overrides"].split() if o.startswith("+arm="))
+        runs.setdefault(arm, []).append(r)
+    body = []
+    for arm in (a for a in ALLOCATION_ARMS if a in runs):
+        rows, first = runs[arm], runs[arm][0]
+        table, idle = float(first["table_params"] or 0), float(first["idle_expert_params"] or 0)
+        rho = "dense" if table + idle == 0 else f"{table / (table + idle):.2f}"
+        losses = [float(r["lm_loss"]) for r in rows]
+        spread = f"{min(losses):.4f}-{max(losses):.4f}" if len(losses) > 1 else "-"
+        body.append([rho, first["experts"] or "0", f"{float(first['total_params']) / 1e6:.2f} M",
+                     f"{float(first['active_params']) / 1e6:.3f} M", f"{float(first['flops_per_token']) / 1e6:.2f} M",
+                     f"{sum(losses) / len(losses):.4f}", spread, str(len(losses))])
+    return markdown(["rho", "experts", "total params", "active per token", "FLOPs per token", "test loss (mean)",
+                     "seeds' range", "seeds"], body, "rrrrrrrr")
