@@ -6,8 +6,6 @@ transformers' MoE block runs its experts one after the other, which costs time t
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from benchmarks.common import Row, TrainStep, check, interleaved, median, spread
@@ -15,38 +13,23 @@ from benchmarks.common import Row, TrainStep, check, interleaved, median, spread
 ARMS = ("alloc_dense", "alloc_rho0", "alloc_rho10", "alloc_rho25", "alloc_rho50", "alloc_rho75", "alloc_rho100")
 
 
-def arm_model(name: str) -> tuple[Any, str, dict]:
-    """(model, variant, engram config) of one arm, as experiment=lm_allocation builds it (random weights; the
-    vocabulary's size only, since speed does not depend on which tokens)."""
-    from hydra import compose, initialize_config_dir
+def alloc_speed(block_size: int, blocks: int, rounds: int, warmup: int, arms: tuple[str, ...] = ARMS) -> list[Row]:
     from omegaconf import OmegaConf
 
-    from engram.conf import CONF_DIR
-    from engram.config.schema import register_configs
-    from engram.models.inject import add_engram
-    from engram.models.scratch import build_scratch_model
+    from engram.data.text_blocks import collate_blocks
     from engram.variants.common import variant_spec
+    from tools.allocation_arms import arm_model
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=lm_allocation", f"+arm={name}", "seed=0"])
-    ids = {"bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 0}
-    model = build_scratch_model(OmegaConf.to_container(cfg.model, resolve=True), int(cfg.data.text.vocab_size), ids)
-    if not variant_spec(cfg.variant.name).engram:
-        return model, "baseline", {}
-    engram = OmegaConf.to_container(OmegaConf.merge(cfg.engram, {"compress_vocab": False}), resolve=True)
-    return add_engram(model, engram), "engram", engram
-
-
-def alloc_speed(block_size: int, blocks: int, rounds: int, warmup: int, arms: tuple[str, ...] = ARMS) -> list[Row]:
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(2, 4096, (blocks, block_size), generator=generator)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone(),
-             "prompt_lengths": torch.zeros(blocks, dtype=torch.long)}
+    batch = collate_blocks([{"input_ids": row, "num_bytes": torch.tensor(0)} for row in ids])
+    batch.pop("num_bytes")  # scoring's, not training's
     steps = {}
     for name in arms:
-        model, variant, engram = arm_model(name)
-        steps[name] = TrainStep(model, variant, batch, engram or None, {"lr": 3e-3})
+        model, cfg = arm_model(name)
+        memory = variant_spec(cfg.variant.name).engram
+        engram = OmegaConf.to_container(cfg.engram, resolve=True) if memory else None
+        steps[name] = TrainStep(model, "engram" if memory else "baseline", batch, engram, {"lr": 3e-3})
     times = interleaved(steps, rounds, warmup)
     tokens = ids.numel()
     dense = tokens / median(times["alloc_dense"])

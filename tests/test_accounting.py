@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from _training_utils import tiny_cfg
+from omegaconf import OmegaConf
 from test_scratch_model import SCRATCH
 
 from engram.models.accounting import account
@@ -86,8 +87,6 @@ def test_a_scratch_moe_run_trains_its_router_and_reports_the_accounting(tmp_path
     metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
     assert 0 < metrics["params/active"] < metrics["params/total"] and metrics["flops/token"] > 0
     assert metrics["params/total"] == account(objects["model"], int(cfg.data.max_length)).total
-    from omegaconf import OmegaConf
-
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
     assert type(EngramModel.from_pretrained(tmp_path).lm).__name__ == "MixtralForCausalLM"  # reloads as trained

@@ -5,29 +5,16 @@ per token (engram/models/accounting.py on the models the arms build)."""
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from engram.conf import CONF_DIR
-from engram.config.schema import register_configs
 from engram.models.accounting import Accounting, account
-from engram.models.inject import add_engram
-from engram.models.scratch import build_scratch_model
-from engram.variants.common import variant_spec
+from tools.allocation_arms import arm_model
 
 SHARES = {"alloc_rho0": 0.0, "alloc_rho10": 0.1, "alloc_rho25": 0.25, "alloc_rho50": 0.5, "alloc_rho75": 0.75,
           "alloc_rho100": 1.0}
 
 
 def arm(name: str) -> Accounting:
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=lm_allocation", f"+arm={name}", "seed=0"])
-    ids = {"bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 0}
-    model = build_scratch_model(OmegaConf.to_container(cfg.model, resolve=True), int(cfg.data.text.vocab_size), ids)
-    if variant_spec(cfg.variant.name).engram:
-        engram = OmegaConf.merge(cfg.engram, {"compress_vocab": False})  # rows do not depend on the vocabulary
-        model = add_engram(model, engram)
+    model, cfg = arm_model(name)
     return account(model, int(cfg.data.block_size))
 
 

@@ -78,7 +78,8 @@ def account(model: nn.Module, context: int) -> Accounting:
             matmul += n if p.dim() >= 2 else 0
     for memory in tables.values():
         rows, dim = _table_shape(memory.table)
-        total += 0 if any(True for _ in memory.table.parameters()) else rows * dim  # offloaded: host arrays
+        if not any(True for _ in memory.table.parameters()):  # offloaded: host arrays, not parameters
+            total += rows * dim
         table += rows * dim
         active += memory.offsets.numel() * dim  # each head reads one row
     head = lm.get_output_embeddings()

@@ -123,7 +123,7 @@ class EngramLitModule(L.LightningModule):
             loss, out = self.loss_and_output(batch, router=True)
         size = len(batch["input_ids"])
         router_aux = getattr(out, "aux_loss", None)
-        if router_aux is not None and self.router_aux_weight > 0:
+        if router_aux is not None:  # asked for only when it has a weight (loss_and_output)
             self.log("train/router_aux", router_aux.detach(), on_step=True, batch_size=size)
             loss = loss + self.router_aux_weight * router_aux
         if live:
