@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import Row, TrainStep, check, interleaved, median, spread
-
-ARMS = ("alloc_dense", "alloc_rho0", "alloc_rho10", "alloc_rho25", "alloc_rho50", "alloc_rho75", "alloc_rho100")
+from tools.allocation_arms import ARMS, arm_model  # ARMS: the dense reference first
 
 
 def alloc_speed(block_size: int, blocks: int, rounds: int, warmup: int, arms: tuple[str, ...] = ARMS) -> list[Row]:
@@ -18,7 +17,6 @@ def alloc_speed(block_size: int, blocks: int, rounds: int, warmup: int, arms: tu
 
     from engram.data.text_blocks import collate_blocks
     from engram.variants.common import variant_spec
-    from tools.allocation_arms import arm_model
 
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(2, 4096, (blocks, block_size), generator=generator)

@@ -109,6 +109,12 @@ def test_scratch_baseline_trains_every_weight_without_finetune_flag(tmp_path: Pa
         (["model.experts=4", "model.experts_per_token=5"], "model.experts_per_token"),
         (["data.long_recall.warmup_examples=10"], "data.long_recall.warmup_examples"),  # shuffled: no curriculum
         (["data.long_recall.warmup_examples=100000", "data.shuffle=false"], "data.long_recall.warmup_examples"),
+        (["model.experts=4", "model.memory_share=1.5", "variant=engram"], "model.memory_share"),
+        (["model.memory_share=0.5", "variant=engram"], "model.memory_share"),  # no experts to move
+        (["model.experts=22", "model.memory_share=0.01", "variant=engram"], "model.memory_share"),  # rounds to 0
+        (["model.experts=4", "model.memory_share=0.5", "variant=baseline"], "model.memory_share"),  # no memory
+        (["model.experts=4", "model.memory_share=0", "variant=engram"], "model.memory_share"),  # the MoE alone
+        (["model=tiny", "data=exact_match", "model.memory_share=0.5"], "model.memory_share"),
         (["variant=lora"], "variant.name"),
         (["data=exact_match"], "data.family"),
         (["data.long_recall.eval_distractions=[0]"], "data.long_recall.eval_distractions"),

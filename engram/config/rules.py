@@ -199,12 +199,18 @@ def from_scratch(model_name: str) -> bool:
 def validate_scratch(cfg: Any) -> None:
     """A model trained from scratch needs its data family's tokenizer, and has nothing for LoRA to adapt."""
     if not from_scratch(cfg.model.name):
+        check(cfg.model.get("memory_share") is None, "model.memory_share", cfg.model.get("memory_share"),
+              f"splits a model=scratch MoE's parameters, not model={cfg.model.name}'s (leave it null)")
         return
     check(registry.attribute("family", cfg.data.family, "tokenizer") is not None, "data.family", cfg.data.family,
           f"has no tokenizer of its own, which model={cfg.model.name} builds its vocabulary from "
           "(data=long_recall or data=text)")
     check(not variant_spec(cfg.variant.name).lora, "variant.name", cfg.variant.name,
           f"adds LoRA, but model={cfg.model.name} trains every weight from scratch (use baseline or engram)")
+    share, memory = cfg.model.get("memory_share"), variant_spec(cfg.variant.name).engram
+    check(share is None or (share > 0) == memory, "model.memory_share", share,
+          f"needs a memory to move experts into (variant=engram), not variant={cfg.variant.name}" if not memory
+          else "= 0 is the MoE alone: run it without a memory (variant=baseline)")
 
 
 def validate_lora(lora: Any, model_name: str) -> None:

@@ -49,6 +49,10 @@ class ModelConfig:
     experts: int = 0  # model=scratch: MoE experts per layer (transformers' Mixtral); 0 = a dense MLP (Mistral)
     experts_per_token: int = 2  # model=scratch with experts: how many experts each token is routed to (top-k)
     router_aux_loss: float = 0.01  # model=scratch with experts: weight of the router's load-balancing loss
+    # model=scratch with experts: rho of the allocation study - this share of the idle experts' parameters moves into
+    # the memory's table rows at equal total parameters (sets model.experts and engram.table_size:
+    # engram/models/allocation.py); null = both as given
+    memory_share: float | None = None
 
 
 @dataclass

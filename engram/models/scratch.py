@@ -22,6 +22,9 @@ ATTENTION = "sdpa"  # eager gives the same logits (tested); sdpa is faster on CP
 
 def scratch_tokenizer(data_cfg: Any) -> Any:
     """The data family's own tokenizer (e.g. long_recall's one-token-per-word vocabulary)."""
+    from omegaconf import OmegaConf  # a run dir's saved data section arrives as a plain dict (run_model_config)
+
+    data_cfg = OmegaConf.create(data_cfg) if isinstance(data_cfg, dict) else data_cfg
     family = data_cfg["family"]
     build = registry.attribute("family", family, "tokenizer")
     if build is None:

@@ -31,6 +31,7 @@ from engram.evaluation.retention import base_answers
 from engram.evaluation.scoring import RETENTION_BATCH, evaluate_and_save, neighbor_references
 from engram.inputs import resolve_ckpt_path
 from engram.models.accounting import account, sequence_length
+from engram.models.allocation import allocate
 from engram.models.engram_model import BASE_WEIGHTS_DIR
 from engram.models.loading import load_model
 from engram.tracking.loggers._common import run_tags
@@ -80,6 +81,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     run_dir = resolve_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    allocate(cfg)  # model.memory_share: the experts and table rows it sets
 
     model, tokenizer = load_model(cfg.model, data=cfg.data)  # model=scratch builds its vocabulary from the data
     text = is_language_model(cfg.data.family)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from engram.config.rules import check as rule
-from engram.config.rules import check_decoder_shape, is_int
+from engram.config.rules import check_decoder_shape, finite, is_int
+from engram.models.allocation import kept_experts
 from engram.models.scratch import build_scratch_model, load_scratch_model, scratch_tokenizer
 
 MAX_EXPERTS = 256
@@ -29,6 +30,13 @@ def check(m: Any) -> None:
         rule(is_int(m.experts_per_token) and 1 <= m.experts_per_token <= experts, "model.experts_per_token",
              m.experts_per_token, f"must be an integer in [1, model.experts={experts}]")
         rule(m.router_aux_loss >= 0, "model.router_aux_loss", m.router_aux_loss, "must be >= 0")
+    share = m.memory_share
+    if share is not None:
+        rule(finite(share) and 0 <= share <= 1, "model.memory_share", share, "must be a number in [0, 1] or null")
+        rule(experts > 0, "model.memory_share", share, "moves idle experts into the memory: set model.experts > 0")
+        idle = experts - m.experts_per_token
+        rule(share == 0 or kept_experts(experts, m.experts_per_token, share) < experts, "model.memory_share", share,
+             f"moves no expert: {share} of the {idle} idle ones rounds to 0")
 
 
 class Source:
