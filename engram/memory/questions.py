@@ -14,7 +14,8 @@ words. A question is reduced to
 `QuestionIndex` scores a new question against the taught ones. Relation words are weighted by how many distinct
 taught relations use them, and the rarest ones of a taught question must all be there: "User prefers theme:" and
 "User prefers units:" share "user prefers", so "theme" is what the taught question is about and a question without
-it is a neighbour, not a rewording.
+it is a neighbour, not a rewording. Two relation words match when their stems are equal or, given a `senses` reader
+(engram/memory/wordnet.py), when their word senses overlap: "Who is the author of X?" asks "Who wrote X?".
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 WORD = re.compile(r"\w+")  # unicode letters, digits and _: "Réunion", "SYN_01762"
 SENTENCE_START = re.compile(r"(?:^|[.?!:\]\n>|]\s*)(\w+)")
@@ -48,6 +49,12 @@ class Question:
     entities: frozenset[str]
     relation: frozenset[str]
     wh: str | None
+    # relation stem -> the senses of its words (read with a `senses` reader; empty without one)
+    senses: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, hash=False)
+
+    def means(self, stem_: str, other: Question) -> bool:
+        """Whether `other` has the relation word `stem_` of this question, or one meaning the same."""
+        return stem_ in other.relation or any(self.senses.get(stem_, frozenset()) & s for s in other.senses.values())
 
 
 def stem(word: str) -> str:
@@ -76,12 +83,14 @@ def template_words(texts: list[str]) -> frozenset[str]:
 
 
 def read_question(text: str, is_common: Callable[[str], bool], template: frozenset[str] = frozenset(),
-                  is_made_up: Callable[[str], bool] = lambda word: False) -> Question:
+                  is_made_up: Callable[[str], bool] = lambda word: False,
+                  senses: Callable[[str], frozenset[str]] | None = None) -> Question:
     """The question's entities, relation stems and wh kind. `is_common(lowercase word)`: a frequent word of the
     language, so a capitalised "Convert" or "User" opening a sentence is not an entity (the tokenizer's vocabulary
     decides; engram/memory/hashes/question.py). `template`: words of the prompt format, skipped. `is_made_up(lowercase
-    word)`: a word the vocabulary does not know (spelt in several pieces: "zarnite"), a name even in lower case."""
-    entities, relation = set(), set()
+    word)`: a word the vocabulary does not know (spelt in several pieces: "zarnite"), a name even in lower case.
+    `senses(lowercase word)`: its word senses (engram/memory/wordnet.py), kept per relation stem; None: none."""
+    entities, relation, meanings = set(), set(), {}
     starts = {m.start(1) for m in SENTENCE_START.finditer(text)}
     words = [m for m in WORD.finditer(text) if m.group().lower() not in template]
     for i, m in enumerate(words):
@@ -95,13 +104,15 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
             entities.add(low)  # "Zarnite" opening a sentence is "zarnite" inside one
         elif low not in STOPWORDS:
             relation.add(stem(w))
+            if senses is not None:
+                meanings[stem(w)] = meanings.get(stem(w), frozenset()) | senses(low)
     lowered = " ".join(m.group().lower() for m in words)
     wh = "quantity" if any(q in lowered for q in QUANTITY) else next(
         (WH_KINDS[w] for w in lowered.split() if w in WH_KINDS), None)
     opening = next((m.group().lower() for m in words if text[m.start() - 1: m.start()] != "["), "")  # not "[ID]"
     if wh is None and opening in AUXILIARIES:  # "Is the element ... a metal?" asks yes or no, not the element
         wh = "yes/no"
-    return Question(frozenset(entities), frozenset(relation), wh)
+    return Question(frozenset(entities), frozenset(relation), wh, meanings)
 
 
 class QuestionIndex:
@@ -140,19 +151,20 @@ class QuestionIndex:
 
     def score(self, query: Question, taught: Question) -> float:
         """0 unless the query names every entity of the taught question, asks for the same kind of answer and has
-        its distinctive relation words; else the smaller of the weighted share of the taught relation words the
-        query has, and the weighted share of the query's known relation words (ones a taught question uses) that
-        the taught question has."""
+        its distinctive relation words (or ones meaning the same); else the smaller of the weighted share of the
+        taught relation words the query has, and the weighted share of the query's known relation words (ones a
+        taught question uses, or meaning one of the taught question's) that the taught question has."""
         if not taught.entities <= query.entities:
             return 0.0
         if (query.wh and taught.wh and query.wh != taught.wh) or (query.wh == "yes/no") != (taught.wh == "yes/no"):
             return 0.0
-        if not self.distinctive(taught.relation) <= query.relation:
+        if not all(taught.means(w, query) for w in self.distinctive(taught.relation)):
             return 0.0
-        shared = sum(self.weight(w) for w in taught.relation & query.relation)
-        recall = shared / sum(self.weight(w) for w in taught.relation) if taught.relation else 1.0
-        known = [w for w in query.relation if w in self.df]
-        precision = shared / sum(self.weight(w) for w in known) if known else 1.0
+        kept = [w for w in taught.relation if taught.means(w, query)]
+        recall = sum(map(self.weight, kept)) / sum(map(self.weight, taught.relation)) if taught.relation else 1.0
+        answered = [w for w in query.relation if query.means(w, taught)]
+        known = {*answered, *(w for w in query.relation if w in self.df)}
+        precision = sum(map(self.weight, answered)) / sum(map(self.weight, known)) if known else 1.0
         return min(recall, precision)
 
     def best(self, query: Question) -> tuple[float, int | None]:

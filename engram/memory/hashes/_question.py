@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engram.memory import wordnet
 from engram.memory.hashes._answer import AnswerHasher
 from engram.memory.questions import Question, QuestionIndex, read_question, template_words
 
@@ -55,8 +56,12 @@ class QuestionReader:
     (one token below COMMON_RANK) and which are made up (MADE_UP_PIECES pieces or more), the prompt formats' own
     words skipped. The benchmark of key routes (benchmarks/key_routes.py) reads prompts with it too."""
 
-    def __init__(self, tokenizer: Any, template_texts: list[str]) -> None:
+    def __init__(self, tokenizer: Any, template_texts: list[str], synonyms: bool = False) -> None:
+        """`synonyms`: relation words carry their WordNet senses (engram/memory/wordnet.py)."""
         self.tokenizer, self.template = tokenizer, template_words(template_texts)
+        self.senses = wordnet.senses if synonyms else None
+        if synonyms:
+            wordnet.data_dir()  # a missing package is one line now, not at the first question
         self._common = functools.lru_cache(maxsize=65536)(self._is_common)
         self._made_up = functools.lru_cache(maxsize=65536)(self._is_made_up)
 
@@ -71,17 +76,19 @@ class QuestionReader:
         return len(self._pieces(word)) >= MADE_UP_PIECES
 
     def __call__(self, prompt_ids: list[int]) -> Question:
-        return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up)
+        return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up,
+                             self.senses)
 
 
 class QuestionHasher(AnswerHasher):
     reads_words = True  # EngramModel hands it the tokenizer (read_words_with)
 
     def __init__(self, table_size: int | Sequence[int], heads: int, layers: Sequence[int], seed: int,
-                 token_map: torch.Tensor | None = None, threshold: float = 0.4, capacity: int = 4096) -> None:
-        """`threshold`, `capacity`: engram.question.* (question.py's Params)."""
+                 token_map: torch.Tensor | None = None, threshold: float = 0.4, capacity: int = 4096,
+                 synonyms: bool = True) -> None:
+        """`threshold`, `capacity`, `synonyms`: engram.question.* (question.py's Params)."""
         super().__init__(table_size, heads, layers, seed, token_map)
-        self.threshold, self.capacity = float(threshold), int(capacity)
+        self.threshold, self.capacity, self.synonyms = float(threshold), int(capacity), bool(synonyms)
         self.stores: dict[int, TaughtQuestions] = {}
         self.reader: QuestionReader | None = None
         self._index: dict[int, tuple[tuple[int, int], QuestionIndex]] = {}
@@ -89,7 +96,7 @@ class QuestionHasher(AnswerHasher):
 
     def read_words_with(self, tokenizer: Any, template_texts: list[str]) -> None:
         """`template_texts`: the prompt formats' text around an empty question (their words are skipped)."""
-        self.reader = QuestionReader(tokenizer, template_texts)
+        self.reader = QuestionReader(tokenizer, template_texts, self.synonyms)
 
     def taught_store(self, layer: int) -> TaughtQuestions:
         """The module holding layer `layer`'s taught questions (EngramMemory keeps it, so it is saved)."""

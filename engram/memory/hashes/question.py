@@ -25,6 +25,9 @@ class Params:
 
     threshold: float = 0.4  # min score for a prompt to read a taught question's rows
     capacity: int = 4096  # how many taught questions a memory can hold
+    # relation words match when their WordNet senses overlap ("author" / "wrote"; engram/memory/wordnet.py), not only
+    # when their stems are equal
+    synonyms: bool = True
 
 
 def check(e: Any) -> None:
@@ -33,6 +36,7 @@ def check(e: Any) -> None:
          "must be a number in (0, 1] (share of a taught question's words a prompt needs)")
     rule(is_int(q.capacity) and q.capacity >= 1, "engram.question.capacity", q.capacity,
          "must be an integer >= 1 (taught questions the memory can hold)")
+    rule(isinstance(q.synonyms, bool), "engram.question.synonyms", q.synonyms, "must be true or false")
 
 
 __getattr__ = implementation(__name__, "Hash", "QuestionReader")  # the torch side: _question.py
