@@ -6,7 +6,8 @@ fires when that score reaches the threshold, and a rewording counts only when it
   - content keys (GRACE with a radius): cosine of hidden states standardised per dimension by general prompts;
   - MEMOIR: overlap |A ∩ B| / k of the top-k masks of the decentred mean down-projection input;
   - token alignment: BERTScore-like recall, each taught token's best cosine in the query, IDF-weighted;
-  - lexical: engram.memory.questions as hash=question reads a prompt (engram/memory/hashes/question.py);
+  - lexical: engram.memory.questions as hash=question reads a prompt (engram/memory/hashes/question.py), with and
+    without the relation words' WordNet senses (engram.question.synonyms);
   - lexical + content: the taught prompts whose entities the query all names, best cosine among them.
 """
 
@@ -173,11 +174,11 @@ def best(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class LexicalReader:
     """Reads prompts exactly as engram/memory/hashes/question.py does (its QuestionReader): the prompt's ids as
-    generation feeds them."""
+    generation feeds them; `synonyms` as engram.question.synonyms (relation words with their WordNet senses)."""
 
-    def __init__(self, tokenizer: Any, prompt_format: str) -> None:
+    def __init__(self, tokenizer: Any, prompt_format: str, synonyms: bool = True) -> None:
         self.tokenizer, self.prompt_format = tokenizer, prompt_format
-        self.reader = QuestionReader(tokenizer, format_templates(tokenizer))
+        self.reader = QuestionReader(tokenizer, format_templates(tokenizer), synonyms)
 
     def read(self, prompts: list[str]) -> list[Question]:
         return [self.reader(x) for x in encode_prompts(self.tokenizer, prompts, self.prompt_format)]

@@ -15,7 +15,8 @@ states, MEMOIR's background mean, the token IDF. Routes (benchmarks/key_route_sc
        state at a late layer, and of the question tokens' mean at a mid layer;
   (b)  MEMOIR: overlap of top-k masks of the decentred mean down-projection input of one decoder layer;
   (b') token alignment: BERTScore-like IDF-weighted recall over the question tokens' hidden states;
-  (a)  lexical question keys, as engram.hash=question reads a prompt (engram/memory/questions.py);
+  (a)  lexical question keys, as engram.hash=question reads a prompt (engram/memory/questions.py), with and without
+       the relation words' WordNet senses (engram.question.synonyms);
   (a)+(c) the lexical entity check, then the best cosine among the taught prompts that pass it.
 Reported per route: (i) rewording recall at the lowest threshold where neighbours, general and unseen prompts each
 fire on at most 5%; (ii) the threshold maximising rewording recall - neighbour firing. Thresholds are chosen on the
@@ -125,8 +126,9 @@ def route_scores(args: argparse.Namespace, model: torch.nn.Module, tok: Any, set
 
     taught, query, calib = (features(sets["taught"], "taught"), features(queries, "queries"),
                             features(sets["calibration"], "calibration"))
-    reader = ks.LexicalReader(tok, args.prompt_format)
+    reader, plain = ks.LexicalReader(tok, args.prompt_format), ks.LexicalReader(tok, args.prompt_format, False)
     taught_q, query_q = reader.read(sets["taught"]), reader.read(queries)
+    taught_plain, query_plain = plain.read(sets["taught"]), plain.read(queries)
     candidates = ks.entity_candidates(query_q, taught_q)
 
     content: dict[str, torch.Tensor] = {}
@@ -147,6 +149,8 @@ def route_scores(args: argparse.Namespace, model: torch.nn.Module, tok: Any, set
     jobs[f"(b') token alignment: IDF recall, hidden_states[{token_layer}]"] = lambda: ks.best(ks.token_alignment(
         query.token_states, taught.token_states, taught.token_ids, calib.token_states, idf))
     jobs["(a) lexical: hash=question"] = lambda: ks.lexical_best(ks.lexical_index(taught_q), query_q)
+    jobs["(a) lexical without word senses: engram.question.synonyms=false"] = lambda: ks.lexical_best(
+        ks.lexical_index(taught_plain), query_plain)
     for name, s in content.items():
         jobs["(a)+(c) entities, then " + name.split(": ", 1)[1]] = lambda s=s: ks.best(ks.among(s, candidates))
     scores = {name: job() for name, job in tqdm(jobs.items(), desc="routes", leave=False)}
