@@ -141,6 +141,12 @@ def test_store_round_trip_persists_and_refuses_other_settings(tmp_path: Path) ->
         assert "\n" not in message and "holds engrams of model=tiny layer=1" in message
         assert isinstance(err.value, ConfigError)
     assert len(EngramStore(tmp_path / "db")) == 6  # nothing was added
+    assert torch.equal(reopened.get("d4").vectors, engrams[4].vectors)
+    with pytest.raises(ConfigError, match="^config error: doc_id=d9 is not in store="):
+        reopened.get("d9")
+    sizes = reopened.sizes()
+    assert sizes["documents"] == 6 and sizes["vectors"] == sum(e.k for e in engrams)
+    assert sizes["vector_bytes"] == 4 * 8 * sizes["vectors"] and sizes["disk_bytes"] > 0
     exported = reopened.export_safetensors(tmp_path / "engrams.safetensors")
     with safe_open(str(exported), "pt") as f:
         assert json.loads(f.metadata()["spec"])["layer"] == 1

@@ -76,6 +76,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     (("eval", "stray"), "argument=stray"),
     (("eval", "compress.nope=1"), "do not compose"),
     (("eval", "model=gpt9"), "model=gpt9 is not a known model"),
+    (("info",), "holds no engrams; build it first"),
+    (("delete", "bio-0"), "holds no engrams; build it first"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
     done = cli(*args, f"out={tmp_path / 'run'}", f"store={tmp_path / 'store'}") if args else cli()
@@ -83,3 +85,27 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...],
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], lines
     assert not (tmp_path / "run").exists() and not (tmp_path / "store").exists()
+
+
+def test_info_and_delete_edit_a_store_by_document_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A store built by `build`: `info` lists its documents and sizes without loading a model; `delete` removes
+    documents (all or none: an unknown id is one line, exit 2, and nothing goes) and survives a reopen."""
+    from engram.compress.store import EngramStore
+
+    store = tmp_path / "store"
+    run_main(capsys, "build", "docs=bios", f"store={store}", *TINY)
+    info = run_main(capsys, "info", f"store={store}")
+    ids = info["doc_ids"]
+    assert len(ids) == 3 and info["documents"] == 3 and info["vectors"] == 12 and info["deleted"] == 0
+    assert info["vector_bytes"] == 4 * 12 * 64 and info["disk_bytes"] > info["vector_bytes"]
+    assert info["compression_ratio"] > 1 and "layer=1" in info["spec"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["delete", ids[0], "no-such-doc", f"store={store}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "doc_id=no-such-doc is not in store=" in err
+    assert EngramStore(store).doc_ids() == ids  # nothing went
+    after = run_main(capsys, "delete", ids[0], ids[2], f"store={store}")
+    assert after["deleted"] == 2 and after["doc_ids"] == [ids[1]] and after["vectors"] == 4
+    reopened = EngramStore(store)  # a restart
+    assert reopened.doc_ids() == [ids[1]] and reopened.get(ids[1]).k == 4

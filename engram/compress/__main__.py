@@ -5,6 +5,8 @@ overrides are Hydra's, of engram/conf/compress.yaml)
     python -m engram.compress ask "Where did Talnav Raerler study?" store=outputs/compress/store
     python -m engram.compress eval compress.layer=15 compress.k=4 compress.pooling=mean
     python -m engram.compress sweep experiment=compress_sweep
+    python -m engram.compress info store=outputs/compress/store                 # its documents and sizes
+    python -m engram.compress delete bio_03 bio_07 store=outputs/compress/store # remove documents' engrams
 
 Prints one JSON object. Bad input (unknown command or key, a value out of range, a store of another model or layer)
 gives one line on stderr and exit 2, before any weights load where it can be known then; nothing is written.
@@ -31,6 +33,10 @@ COMMAND_HELP = {  # `python -m engram.compress <command> --help`
             "Full context vs k engrams vs nothing vs retrieval, one setting; writes compress.json/.md in out=.",
     "sweep": "usage: python -m engram.compress sweep [experiment=compress_sweep] [key=value ...]\n"
              "Every layer x k x pooling of compress.sweep.*; writes one row per setting.",
+    "info": "usage: python -m engram.compress info [store=DIR]\n"
+            "The store's setting, document ids and sizes (vectors, bytes, compression ratio).",
+    "delete": "usage: python -m engram.compress delete DOC_ID [DOC_ID ...] [store=DIR]\n"
+              "Remove these documents' engrams (all or none: an unknown id is one line and nothing goes).",
 }
 HELP_FLAGS = ("-h", "--help")
 
@@ -55,6 +61,10 @@ def parse(argv: list[str]) -> tuple[str, str, list[str]]:
     question = " ".join(words).strip()
     if command == "ask" and not question:
         raise ConfigError("question", "(none)", "is required: python -m engram.compress ask \"question\" store=<dir>")
+    if command == "delete":
+        if not words:
+            raise ConfigError("doc_id", "(none)", "is required: python -m engram.compress delete DOC_ID store=<dir>")
+        return command, " ".join(words), overrides
     if command != "ask" and words:
         raise ConfigError("argument", " ".join(words), f"is not a key=value override; {USAGE}")
     return command, question, overrides
@@ -71,6 +81,8 @@ def run(argv: list[str]) -> dict[str, Any]:
         return commands.build(cfg)
     if command == "ask":
         return commands.ask(cfg, question)
+    if command in ("info", "delete"):
+        return commands.edit_store(cfg, question.split() if command == "delete" else [])
     return commands.evaluate(cfg, sweep=command == "sweep")
 
 

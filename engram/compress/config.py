@@ -18,7 +18,8 @@ from engram.config.rules import check, is_int
 from engram.models.loading import model_shape
 
 CONFIG_NAME = "compress"
-COMMANDS = ("build", "ask", "eval", "sweep")
+COMMANDS = ("build", "ask", "eval", "sweep", "info", "delete")
+STORE_COMMANDS = ("info", "delete")  # read or edit a store: no model, no documents
 POOLINGS = ("mean", "attention", "head")  # identity is for tests (k = document length), not a config choice
 PLACEMENTS = ("replace", "prefix")
 DOC_KINDS = ("bios", "stdlib")
@@ -102,6 +103,10 @@ def check_config(cfg: DictConfig, command: str) -> DictConfig:
     check_known(OmegaConf.to_container(cfg, resolve=False), CompressRootConfig)  # `+compress.nosuch=1` too
     c = cfg.compress
     check(command in COMMANDS, "command", command, f"is not a command (one of: {', '.join(COMMANDS)})")
+    if command in STORE_COMMANDS:
+        check((Path(str(cfg.store)) / "engrams.lance").is_dir(), "store", cfg.store,
+              "holds no engrams; build it first: python -m engram.compress build docs=bios store=<dir>")
+        return cfg
     for key in ("compress.k", "compress.num_docs", "compress.num_train_docs", "compress.batch_size",
                 "compress.max_new_tokens", "compress.head.steps", "compress.head.batch_size", "compress.head.rank"):
         _positive(cfg, key)

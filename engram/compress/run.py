@@ -94,6 +94,15 @@ def build(cfg: DictConfig) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def edit_store(cfg: DictConfig, delete: list[str]) -> dict[str, Any]:
+    """`info` (delete empty) or `delete`: the store's setting, documents and sizes, after removing `delete`."""
+    store = EngramStore(str(cfg.store))
+    removed = store.delete(delete) if delete else 0
+    spec = store.spec
+    return {"store": str(cfg.store), "spec": spec.describe() if spec else None, "deleted": removed,
+            **store.sizes(), "doc_ids": store.doc_ids()}
+
+
 def ask(cfg: DictConfig, question: str) -> dict[str, Any]:
     store = EngramStore(str(cfg.store))
     spec = store.spec

@@ -111,6 +111,43 @@ class EngramStore:
     def __len__(self) -> int:
         return 0 if self._table is None else int(self._table.count_rows())
 
+    def doc_ids(self) -> list[str]:
+        if self._table is None:
+            return []
+        return sorted(self._table.to_arrow().column("doc_id").to_pylist())
+
+    def _missing(self, doc_ids: Sequence[str]) -> None:
+        """ConfigError (one line) naming the first id the store does not hold."""
+        held = set(self.doc_ids())
+        unknown = next((d for d in doc_ids if d not in held), None)
+        if unknown is not None:
+            raise ConfigError("doc_id", unknown, f"is not in store={self.path} ({len(held)} documents; "
+                              "`python -m engram.compress info store=...` lists them)")
+
+    def get(self, doc_id: str) -> Engram:
+        """The engram of document `doc_id`."""
+        self._missing([doc_id])
+        quoted = doc_id.replace("'", "''")
+        return self._engram(self._table.search().where(f"doc_id = '{quoted}'").limit(1).to_list()[0])
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Remove the engrams of `doc_ids` (all or none: an unknown id is one line and nothing goes); how many."""
+        self._missing(doc_ids)
+        if doc_ids:
+            self._table.delete("doc_id IN (" + ", ".join("'" + d.replace("'", "''") + "'" for d in doc_ids) + ")")
+        return len(set(doc_ids))
+
+    def sizes(self) -> dict[str, float]:
+        """documents, engram vectors (sum of k), their float32 bytes, the bytes the store's directory takes on disk,
+        and the mean compression ratio (document tokens per engram vector)."""
+        rows = [] if self._table is None else self._table.to_arrow().select(["k", "doc_tokens"]).to_pylist()
+        vectors = sum(r["k"] for r in rows)
+        dim = self.spec.dim if self.spec else 0
+        on_disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) if self.path.exists() else 0
+        ratios = [r["doc_tokens"] / r["k"] for r in rows if r["k"]]
+        return {"documents": len(rows), "vectors": vectors, "vector_bytes": 4 * vectors * dim, "disk_bytes": on_disk,
+                "compression_ratio": round(sum(ratios) / len(ratios), 2) if ratios else 0.0}
+
     def all(self) -> list[Engram]:
         if self._table is None:
             return []
