@@ -19,9 +19,20 @@ def long_recall_arms(results: Path) -> str:
              "arm=full": "full attention", "arm=windowed, fixed_facts=False": "control (fresh facts): windowed",
              "arm=windowed_engram, fixed_facts=False": "control: windowed + Engram",
              "arm=full, fixed_facts=False": "control: full attention"}
-    rows = sorted(csv_rows(results), key=lambda r: list(names).index(r["label"]))  # the arms in the order above
+    return recall_by_distance(results, names)
+
+
+@table("long_recall.induction", R + "long_recall_induction/results.csv")
+def long_recall_induction(results: Path) -> str:
+    return recall_by_distance(results, {"arm=windowed_engram": "fresh facts, long warm-up: windowed (128) + Engram",
+                                        "arm=full": "fresh facts, long warm-up: full attention"})
+
+
+def recall_by_distance(results: Path, names: dict[str, str]) -> str:
+    """Recall per distraction length of each arm (in the order of `names`), its knock-out, eval loss and time."""
+    rows = sorted(csv_rows(results), key=lambda r: list(names).index(r["label"]))
     lengths = sorted((c for c in rows[0] if c.startswith("cat/distraction_")), key=lambda c: int(c.rsplit("_", 1)[1]))
-    body = [[names[r["label"]], *(pct(r[c]) for c in lengths), pct(r["knockout_seen"]), sig(r["eval_loss"]),
+    body = [[names[r["label"]], *(pct(r[c]) for c in lengths), pct(r.get("knockout_seen")), sig(r["eval_loss"]),
              count(r["wall_s"])] for r in rows]
     return markdown(["arm", *(c.rsplit("_", 1)[1] for c in lengths), "knock-out", "eval loss", "wall s"], body)
 
