@@ -55,6 +55,25 @@ def lm_frozen(results: Path) -> str:
                     "lrrrrrr")
 
 
+LEVERS = {"arm=lm_engram": "paper's memory, tables lr 1.5e-2 (the study's)",
+          "arm=lm_capacity1": "control: one row per head",
+          "arm=lm_engram, lr_multiplier=50": "paper's memory, tables lr 0.15",
+          "arm=lm_engram, layers=[1,15]": "paper's memory",
+          "arm=lm_capacity1, layers=[1,15], num_tokens=98304": "control: one row per head",
+          "arm=lm_engram, layers=[1,15], num_tokens=196608": "paper's memory"}
+
+
+@table("language_modelling.levers", R + "lm_frozen/results.csv", R + "lm_frozen_levers/results.csv")
+def lm_levers(frozen: Path, levers: Path) -> str:
+    """The study's layer-1 arms at 1x beside the levers tried on them (another tables' lr, a second layer)."""
+    rows = [r for r in csv_rows(frozen) if r["label"] in LEVERS] + csv_rows(levers)
+    rows.sort(key=lambda r: (r["layers"].count(","), int(r["num_tokens"]), list(LEVERS).index(r["label"])))
+    body = [[LEVERS[r["label"]], r["layers"], count(r["num_tokens"]), ppl_and_change(r), fixed(r["lm_ppl_knockout"], 3),
+             count(r["trainable_params"]), count(r["wall_s"])] for r in rows]
+    return markdown(["arm", "layers", "training tokens", "test ppl (vs base)", "memory off", "trainable params",
+                     "wall s"], body, "lllrrrr")
+
+
 def ppl_and_change(row: dict[str, str]) -> str:
     return f"{fixed(row['lm_ppl'], 3)} ({change(row['lm_ppl_change'])})"
 
