@@ -103,9 +103,9 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
         elif named or acronym or (low not in STOPWORDS and is_made_up(low)):
             entities.add(low)  # "Zarnite" opening a sentence is "zarnite" inside one
         elif low not in STOPWORDS:
-            relation.add(stem(w))
+            relation.add(root := stem(w))
             if senses is not None:
-                meanings[stem(w)] = meanings.get(stem(w), frozenset()) | senses(low)
+                meanings[root] = meanings.get(root, frozenset()) | senses(low)
     lowered = " ".join(m.group().lower() for m in words)
     wh = "quantity" if any(q in lowered for q in QUANTITY) else next(
         (WH_KINDS[w] for w in lowered.split() if w in WH_KINDS), None)

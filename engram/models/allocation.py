@@ -32,7 +32,7 @@ def kept_experts(experts: int, per_token: int, share: float) -> int:
 
 def total_parameters(model_cfg: dict[str, Any], engram_cfg: Any | None) -> int:
     """accounting's total of a scratch model of `model_cfg`'s shape, with a memory of `engram_cfg` when given."""
-    import torch  # lazy: the config layer reads this module's docstring only through the docs
+    import torch  # lazy: validation imports kept_experts (engram/models/sources/scratch.py) before any torch
 
     from engram.models.accounting import account
     from engram.models.inject import add_engram
@@ -53,11 +53,11 @@ def rows_within(budget: int, model_cfg: dict[str, Any], engram_cfg: DictConfig) 
         sized = OmegaConf.merge(engram_cfg, {"table_size": rows, "compress_vocab": False})
         return total_parameters(model_cfg, sized)
 
-    low = 1
-    if total(low) > budget:
+    low, smallest = 1, total(1)
+    if smallest > budget:
         return 0
-    per_row = max(1, total(low + 1000) - total(low)) / 1000
-    high = low + int((budget - total(low)) / per_row) + 1000  # above the answer: the total grows with the rows
+    per_row = max(1, total(low + 1000) - smallest) / 1000
+    high = low + int((budget - smallest) / per_row) + 1000  # above the answer: the total grows with the rows
     while low < high:
         mid = (low + high + 1) // 2
         low, high = (mid, high) if total(mid) <= budget else (low, mid - 1)

@@ -56,8 +56,8 @@ class QuestionReader:
     (one token below COMMON_RANK) and which are made up (MADE_UP_PIECES pieces or more), the prompt formats' own
     words skipped. The benchmark of key routes (benchmarks/key_routes.py) reads prompts with it too."""
 
-    def __init__(self, tokenizer: Any, template_texts: list[str], synonyms: bool = False) -> None:
-        """`synonyms`: relation words carry their WordNet senses (engram/memory/wordnet.py)."""
+    def __init__(self, tokenizer: Any, template_texts: list[str], synonyms: bool) -> None:
+        """`synonyms`: relation words carry their WordNet senses (engram.question.synonyms; memory/wordnet.py)."""
         self.tokenizer, self.template = tokenizer, template_words(template_texts)
         self.senses = wordnet.senses if synonyms else None
         if synonyms:
