@@ -89,11 +89,12 @@ def test_other_entry_points_bad_input_is_one_line_exit_2(tmp_path: Path, target:
     (script("demo.py"), ["--help"], "usage: demo.py"),
     ("engram.write", ["--help"], "python -m engram.write facts.jsonl"),
     ("engram.write", ["-h"], "python -m engram.write facts.jsonl"),
-    ("engram.compress", ["--help"], "python -m engram.compress <build|ask|eval|sweep>"),
+    ("engram.compress", ["--help"], "python -m engram.compress <build|ask|eval|sweep|train|info|delete>"),
     ("engram.compress", ["ask", "--help"], "usage: python -m engram.compress ask QUESTION"),
     ("engram.compress", ["build", "-h"], "usage: python -m engram.compress build"),
     ("engram.compress", ["eval", "-h"], "usage: python -m engram.compress eval"),
     ("engram.compress", ["sweep", "--help"], "usage: python -m engram.compress sweep"),
+    ("engram.compress", ["train", "--help"], "usage: python -m engram.compress train"),
     ("engram.data", ["--help"], "python -m engram.data export"),
     ("engram.data", ["export", "-h"], "python -m engram.data export"),
 ])

@@ -28,3 +28,38 @@ def test_report_draws_compress_runs(tmp_path: Path) -> None:
     assert "Semantic-compression engrams" in report and "layer 0: 90.0%" in report
     for png in ("compress_accuracy_vs_k.png", "compress_ratio_vs_accuracy.png"):
         assert (tmp_path / png).stat().st_size > 1000 and f"]({png})" in report
+
+
+def trained_row(docs: str, condition: str, exact: float, k: int | None = None, carrier: str | None = None,
+                placement: str | None = None) -> dict:
+    ratio = 64.0 / k if k else (1.0 if condition == "full" else None)
+    return {"docs": docs, "condition": condition, "k": k, "carrier": carrier, "placement": placement,
+            "doc_tokens": 64.0, "compression_ratio": ratio, "exact_match": exact, "share_of_full": exact / 0.8,
+            "token_accuracy": exact, "n": 96}
+
+
+def test_report_draws_trained_compressor_runs(tmp_path: Path) -> None:
+    run = tmp_path / "trained"
+    run.mkdir()
+    rows = [trained_row(d, "full", 0.8) for d in ("bios", "towns")] + [trained_row(d, "none", 0.0)
+                                                                       for d in ("bios", "towns")]
+    rows += [trained_row(d, "compressor", 0.05 * k, k, c, p) for d in ("bios", "towns") for k in (1, 4, 16)
+             for c, p in (("embedding", "prefix"), ("kv", "prefix"))]
+    rows += [trained_row("bios", "retrieval", 0.04 * k, k, "embedding", "prefix") for k in (1, 4, 16)]
+    (run / "compressor.json").write_text(json.dumps(rows))
+    assert main([str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "## Trained compressor (`trained`)" in report
+    assert "| towns | compressor | 16 | kv | prefix | 4.0x |" in report
+    assert (tmp_path / "compressor_share_vs_ratio.png").stat().st_size > 1000
+    assert "](compressor_share_vs_ratio.png)" in report
+
+
+def test_compressor_plot_draws_each_setting_by_its_ratio(tmp_path: Path) -> None:
+    from engram.tracking.compressor_plots import plot_share_vs_ratio
+
+    rows = [trained_row("bios", "full", 0.8), trained_row("bios", "none", 0.0)]
+    rows += [trained_row("bios", "compressor", 0.2, k, "kv", "prefix") for k in (4, 16)]
+    drawn = plot_share_vs_ratio(rows, tmp_path / "p.png")
+    assert drawn["bios"]["kv, prefix"] == [[4.0, 0.25], [16.0, 0.25]]
+    assert drawn["bios"]["no document"][0][1] == 0.0

@@ -1,10 +1,11 @@
-"""`python -m engram.compress <build|ask|eval|sweep> [question] [key=value ...]` (or `engram-compress ...`; the
-overrides are Hydra's, of engram/conf/compress.yaml)
+"""`python -m engram.compress <build|ask|eval|sweep|train|info|delete> [question] [key=value ...]` (or
+`engram-compress ...`; the overrides are Hydra's, of engram/conf/compress.yaml)
 
     python -m engram.compress build docs=bios store=outputs/compress/store      # extract + store engrams
     python -m engram.compress ask "Where did Talnav Raerler study?" store=outputs/compress/store
     python -m engram.compress eval compress.layer=15 compress.k=4 compress.pooling=mean
     python -m engram.compress sweep experiment=compress_sweep
+    python -m engram.compress train experiment=compress_trained                  # train compressors, score them
     python -m engram.compress info store=outputs/compress/store                 # its documents and sizes
     python -m engram.compress delete bio_03 bio_07 store=outputs/compress/store # remove documents' engrams
 
@@ -33,6 +34,9 @@ COMMAND_HELP = {  # `python -m engram.compress <command> --help`
             "Full context vs k engrams vs nothing vs retrieval, one setting; writes compress.json/.md in out=.",
     "sweep": "usage: python -m engram.compress sweep [experiment=compress_sweep] [key=value ...]\n"
              "Every layer x k x pooling of compress.sweep.*; writes one row per setting.",
+    "train": "usage: python -m engram.compress train [experiment=compress_trained] [compress.trained.ks=[4,16] ...]\n"
+             "Train a compressor (LoRA encoder + k memory tokens; the decoder frozen) per k x carrier x placement\n"
+             "of compress.trained.*, score it on biographies and held-out towns; writes compressor.json in out=.",
     "info": "usage: python -m engram.compress info [store=DIR]\n"
             "The store's setting, document ids and sizes (vectors, bytes, compression ratio).",
     "delete": "usage: python -m engram.compress delete DOC_ID [DOC_ID ...] [store=DIR]\n"
@@ -81,6 +85,10 @@ def run(argv: list[str]) -> dict[str, Any]:
         return commands.build(cfg)
     if command == "ask":
         return commands.ask(cfg, question)
+    if command == "train":
+        from engram.compress import trained
+
+        return trained.train(cfg, commands.run_dir(cfg))
     if command in ("info", "delete"):
         return commands.edit_store(cfg, question.split() if command == "delete" else [])
     return commands.evaluate(cfg, sweep=command == "sweep")

@@ -18,11 +18,15 @@ from engram.config.rules import check, is_int
 from engram.models.loading import model_shape
 
 CONFIG_NAME = "compress"
-COMMANDS = ("build", "ask", "eval", "sweep", "info", "delete")
+COMMANDS = ("build", "ask", "eval", "sweep", "train", "info", "delete")
 STORE_COMMANDS = ("info", "delete")  # read or edit a store: no model, no documents
 POOLINGS = ("mean", "attention", "head")  # identity is for tests (k = document length), not a config choice
 PLACEMENTS = ("replace", "prefix")
 DOC_KINDS = ("bios", "stdlib")
+# the trained compressor's choices (engram/compress/compressor.py and compressor_training.py read them from here)
+CARRIER_PLACEMENTS = {"embedding": ("replace", "prefix", "add"), "kv": ("prefix",)}
+TRAINED_PLACEMENTS = ("replace", "prefix", "add")
+PRETRAIN_OBJECTIVES = ("autoencode", "continuation")
 
 
 @dataclass
@@ -47,6 +51,25 @@ class SweepConfig:
 
 
 @dataclass
+class TrainedConfig:
+    """`train`: the trained compressor (engram/compress/compressor.py), one per k x carrier x placement of the grid
+    (a placement a carrier does not take is skipped), scored on the evaluated biographies and on held-out towns."""
+
+    ks: list[int] = field(default_factory=lambda: [16])  # memory tokens per document
+    carriers: list[str] = field(default_factory=lambda: ["embedding"])  # embedding | kv
+    placements: list[str] = field(default_factory=lambda: ["prefix"])  # replace | prefix | add (kv: prefix only)
+    rank: int = 16  # LoRA rank of the encoding pass
+    lr: float = 0.001  # Adam, for the LoRA, the memory tokens and the output map
+    pretrain: list[str] = field(default_factory=lambda: ["autoencode", "continuation"])  # [] = no pretraining
+    pretrain_steps: int = 100  # steps round the pretraining objectives
+    qa_steps: int = 300  # question-answering steps after them
+    docs_per_step: int = 4  # documents encoded per step (QA: every question of each)
+    train_docs: int = 400  # training biographies (another seed; none shares a name with the evaluated ones)
+    passages: int = 2000  # 60-word prose passages of Python's documentation for pretraining
+    heldout_docs: int = 16  # fictional towns: documents of a kind training never saw
+
+
+@dataclass
 class CompressConfig:
     """The schema (and the one home of the defaults) of the group engram/conf/compress/."""
 
@@ -64,6 +87,7 @@ class CompressConfig:
     max_new_tokens: int = 24  # ask: length of the generated answer
     head: HeadConfig = field(default_factory=HeadConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    trained: TrainedConfig = field(default_factory=TrainedConfig)
 
 
 @dataclass
@@ -115,11 +139,15 @@ def check_config(cfg: DictConfig, command: str) -> DictConfig:
     check(c.placement in PLACEMENTS, "compress.placement", c.placement,
           f"is not a placement (one of: {', '.join(PLACEMENTS)})")
     depth, _ = model_shape(cfg.model)  # ModelUnavailableError is a ConfigError
-    if command != "ask":  # ask takes the layers from the store it reads
+    if command not in ("ask", "train"):  # ask takes the layers from the store it reads; train reads layer 0
         _layer(c.layer, "compress.layer", depth, depth - 1)
     for key in ("inject_layer", "key_layer"):
         if c[key] is not None:
             _layer(c[key], f"compress.{key}", depth, depth - 1 if key == "inject_layer" else depth)
+    if command == "train":
+        check_trained(c.trained)
+        check(str(cfg.docs) == "bios", "docs", cfg.docs, "is not bios: train fits and scores on the generated "
+              "biographies (held out: the towns)")
     if command == "sweep":
         for layer in c.sweep.layers:
             _layer(layer, "compress.sweep.layers", depth, depth - 1)
@@ -141,6 +169,35 @@ def check_config(cfg: DictConfig, command: str) -> DictConfig:
         check((store / "engrams.lance").is_dir(), "store", cfg.store,
               "holds no engrams; build it first: python -m engram.compress build docs=bios store=<dir>")
     return cfg
+
+
+def check_trained(t: DictConfig) -> None:
+    for key in ("rank", "pretrain_steps", "qa_steps", "docs_per_step", "train_docs", "passages", "heldout_docs"):
+        value = t[key]
+        floor = 0 if key in ("pretrain_steps", "qa_steps", "passages") else 1
+        check(is_int(value) and value >= floor, f"compress.trained.{key}", value, f"must be an integer >= {floor}")
+    check(isinstance(t.lr, int | float) and t.lr > 0, "compress.trained.lr", t.lr, "must be > 0")
+    for k in t.ks:
+        check(is_int(k) and k >= 1, "compress.trained.ks", k, "must hold integers >= 1")
+    for carrier in t.carriers:
+        check(carrier in CARRIER_PLACEMENTS, "compress.trained.carriers", carrier,
+              f"is not a carrier (one of: {', '.join(CARRIER_PLACEMENTS)})")
+    for placement in t.placements:
+        check(placement in TRAINED_PLACEMENTS, "compress.trained.placements", placement,
+              f"is not a placement (one of: {', '.join(TRAINED_PLACEMENTS)})")
+    for objective in t.pretrain:
+        check(objective in PRETRAIN_OBJECTIVES, "compress.trained.pretrain", objective,
+              f"is not a pretraining objective (one of: {', '.join(PRETRAIN_OBJECTIVES)})")
+    check(bool(trained_grid(t)), "compress.trained.placements", list(t.placements),
+          f"go with none of the carriers {list(t.carriers)} (kv takes prefix only)")
+    check(t.pretrain_steps == 0 or bool(t.pretrain), "compress.trained.pretrain", list(t.pretrain),
+          "is empty but compress.trained.pretrain_steps is not 0")
+
+
+def trained_grid(t: Any) -> list[tuple[int, str, str]]:
+    """(k, carrier, placement) of every compressor `train` fits, in order."""
+    return [(int(k), str(c), str(p)) for c in t.carriers for p in t.placements for k in t.ks
+            if p in CARRIER_PLACEMENTS.get(str(c), ())]
 
 
 def validated(overrides: list[str], command: str) -> DictConfig:

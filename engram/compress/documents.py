@@ -49,11 +49,11 @@ class Document:
     questions: tuple[Question, ...] = field(default=())
 
 
-def _word(rng: random.Random, syllables: int) -> str:
+def invented_word(rng: random.Random, syllables: int) -> str:
     return "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(syllables)).capitalize()
 
 
-def _unique(rng: random.Random, used: set[str], make: Callable[[], str]) -> str:
+def unique_name(rng: random.Random, used: set[str], make: Callable[[], str]) -> str:
     while True:
         name = make()
         if name not in used:
@@ -63,13 +63,13 @@ def _unique(rng: random.Random, used: set[str], make: Callable[[], str]) -> str:
 
 def biography(rng: random.Random, index: int, used: set[str]) -> Document:
     """One fictional person: the text and one question per attribute."""
-    name = _unique(rng, used, lambda: f"{_word(rng, 2)} {_word(rng, 2)}")
+    name = unique_name(rng, used, lambda: f"{invented_word(rng, 2)} {invented_word(rng, 2)}")
     attrs = {
         "birth_date": f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {rng.randint(1940, 2000)}",
-        "birth_city": _unique(rng, used, lambda: _word(rng, 2)),
-        "university": f"the University of {_unique(rng, used, lambda: _word(rng, 2))}",
+        "birth_city": unique_name(rng, used, lambda: invented_word(rng, 2)),
+        "university": f"the University of {unique_name(rng, used, lambda: invented_word(rng, 2))}",
         "profession": rng.choice(PROFESSIONS),
-        "employer": f"{_unique(rng, used, lambda: _word(rng, 2))} {rng.choice(COMPANY_SUFFIXES)}",
+        "employer": f"{unique_name(rng, used, lambda: invented_word(rng, 2))} {rng.choice(COMPANY_SUFFIXES)}",
         "hobby": rng.choice(HOBBIES),
     }
     article = "an" if attrs["profession"][0] in "aeiou" else "a"

@@ -49,11 +49,15 @@ def answer_scores(model: nn.Module, items: Sequence[Item], injector: EngramInjec
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]
         predicted = forward_logits(model, batch, injector, pad_id).argmax(dim=-1)
-        for row, it in enumerate(batch):
-            ids, a = it.encoded.ids, it.encoded.answer_start
-            hits = predicted[row, a - 1:len(ids) - 1] == torch.tensor(ids[a:])
-            out.append((bool(hits.numel()) and bool(hits.all()), float(hits.float().mean()) if hits.numel() else 0.0))
+        out += [answer_hits(predicted[row], it.encoded) for row, it in enumerate(batch)]
     return out
+
+
+def answer_hits(predicted: torch.Tensor, encoded: Encoded) -> tuple[bool, float]:
+    """(every answer token is the argmax, the share that is) for one row of argmax ids [T] over `encoded.ids`."""
+    ids, a = encoded.ids, encoded.answer_start
+    hits = predicted[a - 1:len(ids) - 1] == torch.tensor(ids[a:])
+    return bool(hits.numel()) and bool(hits.all()), float(hits.float().mean()) if hits.numel() else 0.0
 
 
 @torch.no_grad()

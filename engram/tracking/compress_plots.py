@@ -12,6 +12,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from engram.tracking.compressor_plots import compressor_section
 from engram.tracking.figures import finish_axes, line_data, save_figure
 
 RESULT_FILE = "compress.json"  # written by engram/compress/results.py (which tracking must not import)
@@ -99,12 +100,17 @@ def compress_section(results: dict[str, dict[str, Any]], out_dir: Path) -> tuple
     return lines, plots
 
 
-def write_compress_report(runs: dict[str, dict[str, Any]], out: Path, sources: Sequence[str | Path]) -> int:
-    """report.md + PNGs in `out` for semantic-compression runs (report.py's answer when it finds no Hydra job)."""
+def write_compress_report(runs: dict[str, dict[str, Any]], out: Path, sources: Sequence[str | Path],
+                          trained: dict[str, list[dict[str, Any]]] | None = None) -> int:
+    """report.md + PNGs in `out` for semantic-compression runs (report.py's answer when it finds no Hydra job):
+    eval / sweep runs (`runs`) and trained-compressor runs (`trained`)."""
     out.mkdir(parents=True, exist_ok=True)
     lines, plots = compress_section(runs, out)
+    if trained:
+        more, more_plots = compressor_section(trained, out)
+        lines, plots = lines + more, {**plots, **more_plots}
     md = ["# Semantic-compression report", "", f"Generated {datetime.now():%Y-%m-%d %H:%M} from: "
           + ", ".join(f"`{s}`" for s in sources), "", *lines]
     (out / "report.md").write_text("\n".join(md))
-    print(f"{len(runs)} compress runs -> {out / 'report.md'}, {len(plots)} plots")
+    print(f"{len(runs) + len(trained or {})} compress runs -> {out / 'report.md'}, {len(plots)} plots")
     return 0

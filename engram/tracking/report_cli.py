@@ -13,6 +13,7 @@ from pathlib import Path
 from engram.cli_args import OneLineParser
 from engram.config.rules import one_line
 from engram.tracking.compress_plots import read_results, write_compress_report
+from engram.tracking.compressor_plots import read_compressor_runs
 from engram.tracking.report import Gallery, collect, write_report
 
 DESCRIPTION = "Sweep report without a W&B account: every job's config + eval.json -> report.md, results.csv, PNGs."
@@ -34,9 +35,10 @@ def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None, prog
         "reports") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
     df = collect(args.paths)
     if df.empty:
-        compress_runs = read_results(args.paths)  # `python -m engram.compress eval|sweep` runs have no Hydra job dir
-        if compress_runs:
-            return write_compress_report(compress_runs, out, args.paths)
+        # `python -m engram.compress eval|sweep|train` runs have no Hydra job dir
+        compress_runs, trained_runs = read_results(args.paths), read_compressor_runs(args.paths)
+        if compress_runs or trained_runs:
+            return write_compress_report(compress_runs, out, args.paths, trained_runs)
         return _bad_input(prog, f"no job dirs (.hydra/config.yaml) under: {' '.join(args.paths)}")
     if out.exists() and not out.is_dir():
         return _bad_input(prog, f"--out {out} is a file; give a directory")

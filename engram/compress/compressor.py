@@ -1,0 +1,184 @@
+"""The trained compressor, in the ICAE / 500xCompressor way: a LoRA on the encoding pass and k learned memory tokens.
+
+    compressor = Compressor(session.model, CompressorSettings(k=16, carrier="embedding", placement="prefix"))
+    carrier = compressor.encode([doc_ids, ...])                  # the documents, compressed (gradients flow)
+    logits = compressor.decode(carrier, prompts, token_id, pad)  # the frozen model answers from them
+
+Encoding: the document's token embeddings followed by the k memory tokens run through the model with the LoRA on
+(left-padded, so the memory tokens are the last k positions of every row). What reaches the decoder is the carrier:
+- `embedding`: the last layer's states at the memory positions, mapped to the input-embedding scale, read at layer 0
+  through a placement: `replace` ([ENGRAM] placeholders where the document would stand), `prefix` (placeholders
+  before the whole chat) or `add` (the mean vector added to the embedding of every token: no extra positions);
+- `kv`: every layer's keys and values at the memory positions, a k-token prefix of the decoder's KV cache (the
+  500xCompressor carrier; a prefix by nature).
+Decoding runs with the LoRA off, so the decoder is the base model: a prompt without a carrier gets the base's logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import DynamicCache
+
+from engram.compress.config import CARRIER_PLACEMENTS
+from engram.data.collate import mask as padding_mask
+from engram.data.collate import pad
+
+CARRIERS = tuple(CARRIER_PLACEMENTS)
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(frozen=True)
+class CompressorSettings:
+    k: int  # memory tokens, so vectors (or KV positions) per document
+    carrier: str = "embedding"  # embedding | kv
+    placement: str = "prefix"  # embedding: replace | prefix | add; kv: prefix
+    rank: int = 16  # LoRA rank of the encoding pass
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.carrier not in CARRIERS:
+            raise ValueError(f"carrier={self.carrier} is not a carrier (one of: {', '.join(CARRIERS)})")
+        if self.placement not in CARRIER_PLACEMENTS[self.carrier]:
+            raise ValueError(f"placement={self.placement} does not go with carrier={self.carrier} (it takes: "
+                             f"{', '.join(CARRIER_PLACEMENTS[self.carrier])})")
+
+    @property
+    def placeholders(self) -> int:
+        """[ENGRAM] placeholders the decoder's prompt holds (the embedding carrier's replace and prefix only)."""
+        return self.k if self.carrier == "embedding" and self.placement != "add" else 0
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """A batch of compressed documents: `vectors` [B, k, d] (embedding) or `kv`, per layer ([B, h, k, hd] keys,
+    [B, h, k, hd] values)."""
+
+    vectors: torch.Tensor | None = None
+    kv: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
+
+    def rows(self, index: Sequence[int]) -> Carrier:
+        """The carrier of documents `index` (repeats allowed: one row per question)."""
+        at = torch.as_tensor(list(index), dtype=torch.long)
+        if self.kv is not None:
+            return Carrier(kv=tuple((k[at], v[at]) for k, v in self.kv))
+        assert self.vectors is not None
+        return Carrier(vectors=self.vectors[at])
+
+    @property
+    def length(self) -> int:
+        return int(self.kv[0][0].shape[2] if self.kv is not None else self.vectors.shape[1])  # type: ignore[union-attr]
+
+
+class Compressor(nn.Module):
+    """The LoRA of the encoding pass (peft, injected into `model` in place) and the k memory tokens; `close()` takes
+    the LoRA out again and gives the base model back."""
+
+    def __init__(self, model: nn.Module, settings: CompressorSettings) -> None:
+        super().__init__()
+        torch.manual_seed(settings.seed)
+        self.settings = settings
+        config = LoraConfig(r=settings.rank, lora_alpha=2 * settings.rank, lora_dropout=0.0,
+                            target_modules=LORA_TARGETS)
+        self.peft = get_peft_model(model, config)
+        table = model.get_input_embeddings().weight.detach()
+        dim = table.shape[1]
+        start = table.mean(dim=0) + table.std(dim=0) * torch.randn(settings.k, dim) * 0.1
+        self.memory = nn.Parameter(start)
+        # the last layer's states come out of the final norm at another scale than the token embeddings
+        self.to_embedding = nn.Linear(dim, dim, bias=False)
+        with torch.no_grad():
+            scale = table.pow(2).mean().sqrt() / _final_norm_scale(model)
+            self.to_embedding.weight.copy_(torch.eye(dim) * scale)
+
+    @property
+    def base(self) -> nn.Module:
+        return self.peft.get_base_model()
+
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """What training changed (the LoRA, the memory tokens, the output map): what a saved compressor holds."""
+        return {name: p.detach().clone() for name, p in self.named_parameters() if p.requires_grad}
+
+    def close(self) -> nn.Module:
+        """The base model without the LoRA layers (nothing merged)."""
+        return self.peft.unload()
+
+    def encode(self, docs: Sequence[Sequence[int]], pad_id: int) -> Carrier:
+        """Compress a batch of documents (token ids) into their carriers."""
+        k = self.settings.k
+        width = max(len(d) for d in docs)
+        ids = torch.full((len(docs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros(len(docs), width + k, dtype=torch.long)
+        for row, doc in enumerate(docs):  # left padding: the memory tokens end every row
+            ids[row, width - len(doc):] = torch.tensor(list(doc))
+            mask[row, width - len(doc):] = 1
+        embeds = self.base.get_input_embeddings()(ids)
+        inputs = torch.cat([embeds, self.memory.expand(len(docs), -1, -1).to(embeds.dtype)], dim=1)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        kv = self.settings.carrier == "kv"
+        out = self.peft(inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=kv,
+                        output_hidden_states=not kv)
+        if kv:
+            return Carrier(kv=tuple((layer.keys[:, :, -k:], layer.values[:, :, -k:]) for layer in out.cache.layers))
+        return Carrier(vectors=self.to_embedding(out.hidden_states[-1][:, -k:]))
+
+    @contextmanager
+    def lora_off(self) -> Iterator[None]:
+        with self.peft.disable_adapter():
+            yield
+
+    def decode(self, carrier: Carrier | None, prompts: Sequence[Sequence[int]], token_id: int,
+               pad_id: int) -> torch.Tensor:
+        """[B, L, V] logits of the frozen model over right-padded `prompts`, each reading its row of the carrier
+        (none: the base model's own logits)."""
+        with self.lora_off():
+            return carrier_logits(self.base, carrier, prompts, self.settings.placement, token_id, pad_id)
+
+
+def carrier_logits(model: nn.Module, carrier: Carrier | None, prompts: Sequence[Sequence[int]], placement: str,
+                   token_id: int, pad_id: int) -> torch.Tensor:
+    """The model's logits over right-padded `prompts` with the carrier put where `placement` says."""
+    ids, mask = pad(list(prompts), pad_id), padding_mask(list(prompts))
+    if carrier is None:
+        return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    if carrier.kv is not None:
+        k = carrier.length
+        cache = DynamicCache(ddp_cache_data=carrier.kv)
+        positions = (k + torch.arange(ids.shape[1])).expand(ids.shape[0], -1)
+        full_mask = torch.cat([torch.ones(ids.shape[0], k, dtype=mask.dtype), mask], dim=1)
+        return model(input_ids=ids, attention_mask=full_mask, position_ids=positions, cache=cache,
+                     use_cache=True).logits
+    vectors = carrier.vectors
+    assert vectors is not None
+    embeds = model.get_input_embeddings()(ids)
+    if placement == "add":
+        embeds = embeds + vectors.mean(dim=1, keepdim=True).to(embeds.dtype)
+    else:
+        holders = ids == token_id
+        counts = holders.sum(dim=1)
+        if not bool((counts == vectors.shape[1]).all()):
+            raise ValueError(f"prompts hold {counts.tolist()} [ENGRAM] placeholders for {vectors.shape[1]} vectors "
+                             "each")
+        embeds = embeds.masked_scatter(holders.unsqueeze(-1), vectors.to(embeds.dtype).reshape(-1, embeds.shape[-1]))
+    return model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
+
+
+def kv_of_vectors(model: nn.Module, vectors: torch.Tensor) -> Carrier:
+    """The KV carrier the model itself makes of embedding vectors [B, k, d] read as a prefix (positions 0..k-1):
+    what the `kv` carrier reduces to when the memory tokens are those vectors (the equivalence test)."""
+    out = model(inputs_embeds=vectors, use_cache=True)
+    return Carrier(kv=tuple((layer.keys, layer.values) for layer in out.cache.layers))
+
+
+def _final_norm_scale(model: nn.Module) -> torch.Tensor:
+    norm = getattr(model.get_decoder(), "norm", None)
+    weight = getattr(norm, "weight", None)
+    return weight.detach().pow(2).mean().sqrt() if weight is not None else torch.tensor(1.0)

@@ -1,0 +1,136 @@
+"""Training the compressor (engram/compress/compressor.py): pretraining, then question answering; the decoder frozen.
+
+Objectives, each a loss on the answer tokens of the frozen decoder reading the document's carrier:
+- `autoencode`: "Repeat the text." -> the document itself (ICAE's and 500xCompressor's pretraining);
+- `continuation`: the first half of a passage compressed, "Continue the text." -> its second half;
+- `qa`: the document's questions -> their answers (the fine-tuning stage).
+`pretrain_steps` steps go round the pretraining objectives (one objective per step; none listed: no pretraining),
+then `qa_steps` steps of QA. Pretraining reads the training biographies and prose passages of Python's documentation
+(`engram.data.families.text`, shipped with every Python); QA reads the training biographies. Only the LoRA, the
+memory tokens and the output map learn (Adam).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from rich.progress import track
+
+from engram.compress.compressor import Carrier, Compressor
+from engram.compress.config import PRETRAIN_OBJECTIVES
+from engram.compress.documents import Document
+from engram.compress.head_training import answer_loss
+from engram.compress.prompts import Encoded, chat_prompt, encode
+from engram.compress.scoring import answer_hits
+from engram.compress.session import Session
+
+AUTOENCODE_ASK = "Repeat the text word for word."
+CONTINUE_ASK = "Continue the text."
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    pretrain: tuple[str, ...] = PRETRAIN_OBJECTIVES
+    pretrain_steps: int = 100
+    qa_steps: int = 300
+    docs_per_step: int = 4  # documents encoded per step (QA: all their questions)
+    lr: float = 1e-3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Example:
+    doc: list[int]  # the encoder's input: token ids of the text to compress
+    target: Encoded  # the decoder's prompt + answer
+
+
+def prompt(session: Session, compressor: Compressor, question: str, stem: str, answer: str) -> Encoded:
+    """The decoder's chat prompt (with the setting's placeholders) followed by the answer."""
+    s = compressor.settings
+    text = chat_prompt(session.tokenizer, question, stem, placement=s.placement, k=s.placeholders)
+    return encode(session.tokenizer, text, answer)
+
+
+def doc_ids(session: Session, text: str) -> list[int]:
+    return list(session.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def qa_examples(session: Session, compressor: Compressor, docs: Sequence[Document]) -> list[Example]:
+    return [Example(doc_ids(session, d.text), prompt(session, compressor, q.question, q.stem, q.answer))
+            for d in docs for q in d.questions]
+
+
+def autoencode_example(session: Session, compressor: Compressor, text: str) -> Example:
+    return Example(doc_ids(session, text), prompt(session, compressor, AUTOENCODE_ASK, "", text))
+
+
+def continuation_example(session: Session, compressor: Compressor, text: str) -> Example:
+    words = text.split()
+    half = max(1, len(words) // 2)
+    return Example(doc_ids(session, " ".join(words[:half])),
+                   prompt(session, compressor, CONTINUE_ASK, "", " ".join(words[half:])))
+
+
+def examples_loss(session: Session, compressor: Compressor, examples: Sequence[Example]) -> torch.Tensor:
+    """Mean answer-token cross-entropy; each distinct document is encoded once."""
+    docs: dict[tuple[int, ...], int] = {}
+    for ex in examples:
+        docs.setdefault(tuple(ex.doc), len(docs))
+    carrier = compressor.encode([list(d) for d in docs], session.pad_id)
+    rows = carrier.rows([docs[tuple(ex.doc)] for ex in examples])
+    logits = compressor.decode(rows, [ex.target.ids for ex in examples], session.token_id, session.pad_id)
+    return answer_loss(logits, [ex.target.answer_start for ex in examples], [ex.target.ids for ex in examples])
+
+
+def train_compressor(session: Session, compressor: Compressor, train_docs: Sequence[Document],
+                     passages: Sequence[str], settings: TrainSettings) -> dict[str, list[float]]:
+    """Pretrain, then QA-tune; returns the loss of every step per objective."""
+    rng = random.Random(settings.seed)
+    optimizer = torch.optim.Adam(compressor.trainable(), lr=settings.lr)
+    texts = [d.text for d in train_docs] + list(passages)
+    losses: dict[str, list[float]] = {name: [] for name in (*settings.pretrain, "qa")}
+    schedule = [settings.pretrain[i % len(settings.pretrain)] for i in range(settings.pretrain_steps)
+                if settings.pretrain] + ["qa"] * settings.qa_steps
+    compressor.train()
+    label = f"training the compressor (k={compressor.settings.k}, {compressor.settings.carrier})"
+    for objective in track(schedule, description=label, transient=True):
+        if objective == "qa":
+            chosen = rng.sample(list(train_docs), min(settings.docs_per_step, len(train_docs)))
+            batch = qa_examples(session, compressor, chosen)
+        else:
+            make = autoencode_example if objective == "autoencode" else continuation_example
+            batch = [make(session, compressor, t) for t in rng.sample(texts, min(settings.docs_per_step,
+                                                                                 len(texts)))]
+        loss = examples_loss(session, compressor, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses[objective].append(float(loss.detach()))
+    compressor.eval()
+    return losses
+
+
+@torch.no_grad()
+def example_scores(session: Session, compressor: Compressor, examples: Sequence[Example],
+                   carrier: Carrier) -> list[tuple[bool, float]]:
+    """Per example (row i of the carrier answers example i): (greedy decoding reproduces the answer, share of
+    answer tokens that are the argmax given the reference prefix)."""
+    predicted = compressor.decode(carrier, [ex.target.ids for ex in examples], session.token_id,
+                                  session.pad_id).argmax(dim=-1)
+    return [answer_hits(predicted[row], ex.target) for row, ex in enumerate(examples)]
+
+
+@torch.no_grad()
+def compressor_scores(session: Session, compressor: Compressor, docs: Sequence[Document],
+                      docs_per_batch: int = 4) -> list[tuple[bool, float]]:
+    """`example_scores` of every question of `docs` (in order), each reading its own document's carrier."""
+    out: list[tuple[bool, float]] = []
+    for start in range(0, len(docs), docs_per_batch):
+        chunk = list(docs[start:start + docs_per_batch])
+        carrier = compressor.encode([doc_ids(session, d.text) for d in chunk], session.pad_id)
+        rows = carrier.rows([i for i, d in enumerate(chunk) for _ in d.questions])
+        out += example_scores(session, compressor, qa_examples(session, compressor, chunk), rows)
+    return out

@@ -1,0 +1,85 @@
+"""Plots and tables of trained-compressor runs (`python -m engram.compress train`, engram/compress/trained.py): each
+run dir's compressor.json (a list of rows) -> accuracy as a share of full context against the compression ratio, one
+panel per document set, one series per carrier and placement, with the goal lines (60% at 4x, 40% at 16x)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from engram.tracking.figures import finish_axes, line_data, save_figure
+
+ROWS_FILE = "compressor.json"  # written by engram/compress/trained.py (which tracking must not import)
+GOALS = ((4.0, 0.6), (16.0, 0.4))  # (compression ratio, share of full context) the compressor should reach
+
+
+def read_compressor_runs(paths: Iterable[str | Path]) -> dict[str, list[dict[str, Any]]]:
+    """{run dir: rows} for every compressor.json at or below the given paths."""
+    out = {}
+    for p in map(Path, paths):
+        files = [p] if p.is_file() and p.name == ROWS_FILE else sorted(p.rglob(ROWS_FILE)) if p.is_dir() else []
+        for f in files:
+            out[str(f.parent)] = json.loads(f.read_text())
+    return out
+
+
+def plot_share_vs_ratio(rows: list[dict[str, Any]], path: Path) -> dict[str, Any]:
+    """Share of full-context exact match against the compression ratio (log x), a panel per document set."""
+    sets = sorted({r["docs"] for r in rows})
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.4), squeeze=False)
+    drawn: dict[str, Any] = {}
+    for ax, docs in zip(axes[0], sets, strict=True):
+        mine = [r for r in rows if r["docs"] == docs]
+        for condition in ("compressor", "retrieval"):
+            for carrier, placement in sorted({(r["carrier"], r["placement"]) for r in mine
+                                              if r["condition"] == condition}):
+                line = sorted((r["compression_ratio"], r["share_of_full"] or 0.0) for r in mine
+                              if r["condition"] == condition and (r["carrier"], r["placement"]) == (carrier,
+                                                                                                      placement))
+                style = "-o" if condition == "compressor" else ":x"
+                label = f"{carrier}, {placement}" + (" (retrieved)" if condition == "retrieval" else "")
+                ax.plot([x for x, _ in line], [y for _, y in line], style, label=label)
+        none = next((r for r in mine if r["condition"] == "none"), None)
+        if none is not None and none["share_of_full"] is not None:
+            ax.axhline(none["share_of_full"], color="black", linestyle=":", label="no document")
+        for ratio, share in GOALS:
+            ax.plot([ratio], [share], marker="*", color="red", markersize=12, linestyle="none",
+                    label=f"goal: {share:.0%} at {ratio:.0f}x")
+        full = next((r for r in mine if r["condition"] == "full"), None)
+        title = f"{docs}: full context {100 * full['exact_match']:.1f}% exact match" if full else docs
+        ax.set_xscale("log")
+        ax.set(xlabel="compression ratio (document tokens / k)", ylabel="share of full-context exact match",
+               title=title, ylim=(-0.02, 1.1))
+        finish_axes(ax, fontsize=7)
+        drawn[docs] = line_data(ax)
+    fig.suptitle("Trained compressor: accuracy kept against compression")
+    save_figure(fig, path)
+    return drawn
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| documents | condition | k | carrier | placement | compression | exact match | share of full | "
+             "token accuracy | n |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['compression_ratio']:.1f}x" if r.get("compression_ratio") else "-"
+        share = f"{100 * r['share_of_full']:.1f}%" if r.get("share_of_full") is not None else "-"
+        lines.append(f"| {r['docs']} | {r['condition']} | {r['k'] or '-'} | {r['carrier'] or '-'} | "
+                     f"{r['placement'] or '-'} | {ratio} | {100 * r['exact_match']:.1f}% | {share} | "
+                     f"{100 * r['token_accuracy']:.1f}% | {r['n']} |")
+    return "\n".join(lines) + "\n"
+
+
+def compressor_section(runs: dict[str, list[dict[str, Any]]], out_dir: Path) -> tuple[list[str], dict[str, Any]]:
+    """report.md lines and plots of every trained-compressor run."""
+    lines: list[str] = []
+    plots: dict[str, Any] = {}
+    for i, (run, rows) in enumerate(runs.items()):
+        name = "compressor_share_vs_ratio" + ("" if len(runs) == 1 else f"_{i}") + ".png"
+        lines += [f"## Trained compressor (`{Path(run).name}`)", "", markdown(rows), ""]
+        plots[name] = plot_share_vs_ratio(rows, out_dir / name)
+        lines += [f"![{name[:-4]}]({name})", ""]
+    return lines, plots
