@@ -13,6 +13,7 @@ memory tokens and the output map learn (Adam).
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from engram.compress.session import Session
 
 AUTOENCODE_ASK = "Repeat the text word for word."
 CONTINUE_ASK = "Continue the text."
+PROGRESS_EVERY = 50  # steps between the progress lines
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def train_compressor(session: Session, compressor: Compressor, train_docs: Seque
     schedule = [settings.pretrain[i % len(settings.pretrain)] for i in range(settings.pretrain_steps)
                 if settings.pretrain] + ["qa"] * settings.qa_steps
     compressor.train()
+    began = time.perf_counter()
     label = f"training the compressor (k={compressor.settings.k}, {compressor.settings.carrier})"
     for objective in track(schedule, description=label, transient=True):
         if objective == "qa":
@@ -109,6 +112,11 @@ def train_compressor(session: Session, compressor: Compressor, train_docs: Seque
         loss.backward()
         optimizer.step()
         losses[objective].append(float(loss.detach()))
+        done = sum(len(v) for v in losses.values())
+        if done % PROGRESS_EVERY == 0 or done == len(schedule):  # for logs, where the progress bar is not drawn
+            recent = losses[objective][-PROGRESS_EVERY:]
+            print(f"step {done}/{len(schedule)}: {objective} loss {sum(recent) / len(recent):.3f} "
+                  f"({time.perf_counter() - began:.0f} s)", flush=True)
     compressor.eval()
     return losses
 
