@@ -6,7 +6,8 @@ people) and held-out fictional towns (engram/compress/towns.py: a kind training 
 - `compressor.json`: a list of rows, one per (document set, condition[, k, carrier, placement]), each with `docs`,
   `condition` (full | none | compressor | retrieval), `k`, `carrier`, `placement`, `compression_ratio` (document
   tokens / k), `exact_match`, `share_of_full` (exact match / the full-context exact match of the same documents),
-  `token_accuracy`, `n`, and for compressor rows `train_s`;
+  `token_accuracy`, `n`, and for compressor rows `train_s` and the recipe (`pretrain`, `pretrain_steps`,
+  `qa_steps`, `lr`, `rank`);
 - `compressor_losses.json`: the loss of every training step per setting and objective.
 Retrieval (embedding carriers only: the store holds vectors): every evaluated biography's vectors and those of
 distractor biographies go into a LanceDB store; a question's key (its mean token embedding) finds one, whose vectors
@@ -138,6 +139,8 @@ def train(cfg: DictConfig, out: Path) -> dict[str, Any]:
     losses: dict[str, Any] = {}
     settings = TrainSettings(tuple(str(o) for o in t.pretrain), int(t.pretrain_steps), int(t.qa_steps),
                              int(t.docs_per_step), float(t.lr), int(cfg.seed))
+    recipe = {"pretrain": list(settings.pretrain), "pretrain_steps": settings.pretrain_steps,
+              "qa_steps": settings.qa_steps, "lr": settings.lr, "rank": int(t.rank)}
     for k, carrier, placement in trained_grid(t):
         name = f"k{k}/{carrier}/{placement}"
         compressor = Compressor(session.model, CompressorSettings(k, carrier, placement, int(t.rank), int(cfg.seed)))
@@ -146,7 +149,7 @@ def train(cfg: DictConfig, out: Path) -> dict[str, Any]:
         seconds = round(time.perf_counter() - began, 1)
         for label, docs in sets.items():
             rows.append(row(label, "compressor", compressor_scores(session, compressor, docs), tokens[label],
-                            full[label], k, carrier, placement, train_s=seconds))
+                            full[label], k, carrier, placement, train_s=seconds, **recipe))
             print(_line(rows[-1]), flush=True)
         if carrier == "embedding":
             scores, hit = retrieval_scores(session, compressor, sets["bios"], train_docs[:DISTRACTORS],
