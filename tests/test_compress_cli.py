@@ -109,3 +109,18 @@ def test_info_and_delete_edit_a_store_by_document_id(tmp_path: Path, capsys: pyt
     assert after["deleted"] == 2 and after["doc_ids"] == [ids[1]] and after["vectors"] == 4
     reopened = EngramStore(store)  # a restart
     assert reopened.doc_ids() == [ids[1]] and reopened.get(ids[1]).k == 4
+
+
+def test_delete_takes_ids_with_equals_signs_and_spaces_after_a_double_dash(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from engram.compress.store import EngramStore
+
+    docs = tmp_path / "docs.jsonl"
+    texts = {"doc=1": "Vella Orn was born in Tarsk and studies moths.", "a b": "Quen Dalor repairs clocks in Ost.",
+             "plain": "Ilse Marrow keeps bees on a roof in Vennick."}
+    docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in texts.items()))
+    store = tmp_path / "store"
+    run_main(capsys, "build", f"docs={docs}", f"store={store}", *TINY)
+    assert sorted(EngramStore(store).doc_ids()) == sorted(texts)
+    after = run_main(capsys, "delete", f"store={store}", "--", "doc=1", "a b")
+    assert after["deleted"] == 2 and after["doc_ids"] == ["plain"]

@@ -8,6 +8,7 @@
     python -m engram.compress train experiment=compress_trained                  # train compressors, score them
     python -m engram.compress info store=outputs/compress/store                 # its documents and sizes
     python -m engram.compress delete bio_03 bio_07 store=outputs/compress/store # remove documents' engrams
+    python -m engram.compress delete store=outputs/compress/store -- "doc=1"    # after --, ids may hold "=" or spaces
 
 Prints one JSON object. Bad input (unknown command or key, a value out of range, a store of another model or layer)
 gives one line on stderr and exit 2, before any weights load where it can be known then; nothing is written.
@@ -39,8 +40,9 @@ COMMAND_HELP = {  # `python -m engram.compress <command> --help`
              "of compress.trained.*, score it on biographies and held-out towns; writes compressor.json in out=.",
     "info": "usage: python -m engram.compress info [store=DIR]\n"
             "The store's setting, document ids and sizes (vectors, bytes, compression ratio).",
-    "delete": "usage: python -m engram.compress delete DOC_ID [DOC_ID ...] [store=DIR]\n"
-              "Remove these documents' engrams (all or none: an unknown id is one line and nothing goes).",
+    "delete": "usage: python -m engram.compress delete DOC_ID [DOC_ID ...] [store=DIR] [-- DOC_ID ...]\n"
+              "Remove these documents' engrams (all or none: an unknown id is one line and nothing goes);\n"
+              "after --, an id may hold \"=\" or spaces.",
 }
 HELP_FLAGS = ("-h", "--help")
 
@@ -50,32 +52,33 @@ def flag(arg: str) -> bool:
     return arg.startswith("-") and len(arg) > 1 and not arg[1].isdigit() and arg != "--"
 
 
-def parse(argv: list[str]) -> tuple[str, str, list[str]]:
-    """(command, question, overrides); ConfigError on a malformed command line (an unknown flag included: it
-    would otherwise become a word of the question)."""
+def parse(argv: list[str]) -> tuple[str, list[str], list[str]]:
+    """(command, words, overrides); ConfigError on a malformed command line (an unknown flag included: it would
+    otherwise become a word of the question). After `--` every argument is a word, so a document id may hold
+    "=" or a space: `delete store=DIR -- "doc=1" "a b"`."""
     if not argv or argv[0] not in COMMANDS:
         raise ConfigError("command", argv[0] if argv else "(none)", f"is not a command; {USAGE}")
     command, rest = argv[0], argv[1:]
+    literal: list[str] = []
+    if "--" in rest:
+        rest, literal = rest[:rest.index("--")], rest[rest.index("--") + 1:]
     bad = next((a for a in rest if flag(a)), None)
     if bad is not None:
         raise ConfigError("option", bad, f"is not an option of engram.compress {command} (it takes key=value "
                           "overrides of engram/conf/compress.yaml; see --help)")
-    words = [a for a in rest if "=" not in a]
+    words = [a for a in rest if "=" not in a] + literal
     overrides = [a for a in rest if "=" in a]
-    question = " ".join(words).strip()
-    if command == "ask" and not question:
+    if command == "ask" and not " ".join(words).strip():
         raise ConfigError("question", "(none)", "is required: python -m engram.compress ask \"question\" store=<dir>")
-    if command == "delete":
-        if not words:
-            raise ConfigError("doc_id", "(none)", "is required: python -m engram.compress delete DOC_ID store=<dir>")
-        return command, " ".join(words), overrides
-    if command != "ask" and words:
+    if command == "delete" and not words:
+        raise ConfigError("doc_id", "(none)", "is required: python -m engram.compress delete DOC_ID store=<dir>")
+    if command not in ("ask", "delete") and words:
         raise ConfigError("argument", " ".join(words), f"is not a key=value override; {USAGE}")
-    return command, question, overrides
+    return command, words, overrides
 
 
 def run(argv: list[str]) -> dict[str, Any]:
-    command, question, overrides = parse(argv)
+    command, words, overrides = parse(argv)
     check_group_choices(overrides)
     cfg = validated(overrides, command)
     require("lancedb")  # every command opens a store; without the [compress] extra: one line, exit 2
@@ -84,13 +87,13 @@ def run(argv: list[str]) -> dict[str, Any]:
     if command == "build":
         return commands.build(cfg)
     if command == "ask":
-        return commands.ask(cfg, question)
+        return commands.ask(cfg, " ".join(words).strip())
     if command == "train":
         from engram.compress import trained
 
         return trained.train(cfg, commands.run_dir(cfg))
     if command in ("info", "delete"):
-        return commands.edit_store(cfg, question.split() if command == "delete" else [])
+        return commands.edit_store(cfg, words if command == "delete" else [])
     return commands.evaluate(cfg, sweep=command == "sweep")
 
 
