@@ -146,6 +146,40 @@ def compression_sweep(record: Path) -> str:
                      "tokens/answer"], out)
 
 
+TRAINED = R + "compress_trained/"
+
+
+@table("compression.trained", TRAINED + "kv_k16/compressor.json", TRAINED + "embedding_k16/compressor.json",
+       TRAINED + "kv_k4/compressor.json")
+def compression_trained(*records: Path) -> str:
+    """Each trained compressor: its recipe (from its per-step losses), both document sets, retrieval."""
+    rows = [dict(r, run=i) for i, record in enumerate(records) for r in read_json(record)]
+    losses = [read_json(record.parent / "compressor_losses.json") for record in records]
+    full = {r["docs"]: r for r in rows if r["condition"] == "full" and r["run"] == 0}
+    none = {r["docs"]: r for r in rows if r["condition"] == "none" and r["run"] == 0}
+    out = [[f"full document in context (bios / towns: {full['bios']['doc_tokens']:.0f} / "
+            f"{full['towns']['doc_tokens']:.0f} tokens)", "-", "1x", pct(full["bios"]["exact_match"]), "100%",
+            pct(full["towns"]["exact_match"]), "100%", "-", "-"],
+           ["no document", "-", "-", pct(none["bios"]["exact_match"]), pct(none["bios"]["share_of_full"]),
+            pct(none["towns"]["exact_match"]), pct(none["towns"]["share_of_full"]), "-", "-"]]
+    for r in (r for r in rows if r["condition"] == "compressor" and r["docs"] == "bios"):
+        setting = (r["run"], r["k"], r["carrier"], r["placement"])
+        towns = next(x for x in rows if x["docs"] == "towns" and x["condition"] == "compressor" and
+                     (x["run"], x["k"], x["carrier"], x["placement"]) == setting)
+        found = next((x for x in rows if x["condition"] == "retrieval" and
+                      (x["run"], x["k"], x["carrier"], x["placement"]) == setting), None)
+        steps = losses[r["run"]][f"k{r['k']}/{r['carrier']}/{r['placement']}"]
+        recipe = ", ".join(f"{name} {len(v)}" for name, v in steps.items() if v)
+        out.append([f"k = {r['k']}, {r['carrier']}, {r['placement']}", recipe,
+                    f"{r['compression_ratio']:.1f}x / {towns['compression_ratio']:.1f}x",
+                    pct(r["exact_match"]), pct(r["share_of_full"]), pct(towns["exact_match"]),
+                    pct(towns["share_of_full"]),
+                    "-" if found is None else f"{pct(found['exact_match'])} (hit {pct(found['retrieval_hit'])})",
+                    f"{r['train_s'] / 60:.0f} min"])
+    return markdown(["compressor", "steps", "compression (bios / towns)", "bios exact match", "share of full",
+                     "towns exact match", "share of full", "retrieved (bios)", "training"], out)
+
+
 # ---------------------------------------------------------------- performance
 
 

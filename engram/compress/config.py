@@ -65,7 +65,7 @@ class TrainedConfig:
     qa_steps: int = 300  # question-answering steps after them
     docs_per_step: int = 4  # documents encoded per step (QA: every question of each)
     train_docs: int = 400  # training biographies (another seed; none shares a name with the evaluated ones)
-    passages: int = 2000  # 60-word prose passages of Python's documentation for pretraining
+    passages: int = 2000  # at most this many 60-word prose passages of Python's documentation (it has ~1 050)
     heldout_docs: int = 16  # fictional towns: documents of a kind training never saw
 
 

@@ -42,7 +42,7 @@ from engram.compress.documents import Document, biographies
 from engram.compress.session import Session, open_session
 from engram.compress.store import Engram, EngramStore
 from engram.compress.towns import towns
-from engram.data.families.text import python_stdlib
+from engram.data.families.text import python_docs
 
 ROWS_FILE = "compressor.json"
 LOSSES_FILE = "compressor_losses.json"
@@ -60,11 +60,9 @@ def training_bios(cfg: DictConfig, evaluated: Sequence[Document]) -> list[Docume
 def prose_passages(n: int, seed: int) -> list[str]:
     """`n` passages of PASSAGE_WORDS words from Python's documentation topics (shipped with every Python)."""
     out = []
-    for _, source, text in python_stdlib():
-        if source == "docs":
-            words = text.split()
-            out += [" ".join(words[i:i + PASSAGE_WORDS]) for i in range(0, len(words) - PASSAGE_WORDS,
-                                                                        PASSAGE_WORDS)]
+    for _, _, text in sorted(python_docs()):
+        words = text.split()
+        out += [" ".join(words[i:i + PASSAGE_WORDS]) for i in range(0, len(words) - PASSAGE_WORDS, PASSAGE_WORDS)]
     random.Random(f"passages:{seed}").shuffle(out)
     return out[:n]
 

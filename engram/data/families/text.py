@@ -169,11 +169,16 @@ def by_section(docs: list[Document]) -> list[Document]:
                    for i, part in enumerate(sections(text))), key=lambda doc: doc[0])
 
 
-def python_stdlib() -> list[Document]:
-    """Python's documentation topics (prose) and standard-library modules (code), as shipped with this Python."""
+def python_docs() -> list[Document]:
+    """Python's documentation topics (prose), as shipped with this Python."""
     from pydoc_data.topics import topics  # ships with every CPython
 
-    docs = [(f"pydoc/{name}", "docs", text) for name, text in topics.items()]
+    return [(f"pydoc/{name}", "docs", text) for name, text in topics.items()]
+
+
+def python_stdlib() -> list[Document]:
+    """Python's documentation topics (prose) and standard-library modules (code), as shipped with this Python."""
+    docs = python_docs()
     root = Path(sysconfig.get_paths()["stdlib"])
     for f in sorted(root.rglob("*.py")):
         rel = f.relative_to(root)
