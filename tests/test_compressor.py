@@ -142,6 +142,9 @@ def test_train_command_writes_the_rows(tmp_path: Path, capsys: pytest.CaptureFix
     for r in trained:
         assert r["compression_ratio"] == pytest.approx(
             next(x for x in rows if x["condition"] == "full" and x["docs"] == r["docs"])["doc_tokens"] / r["k"])
+    assert set(trained[0]["per_attribute"]) == {q.attribute for q in (biographies(1)[0].questions if
+                                                                     trained[0]["docs"] == "bios" else
+                                                                     towns(1)[0].questions)}
     losses = json.loads((out / "compressor_losses.json").read_text())
     assert set(losses) == {f"k{k}/{c}/{p}" for k, c, p in {(r["k"], r["carrier"], r["placement"]) for r in trained}}
 

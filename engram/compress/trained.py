@@ -6,8 +6,8 @@ people) and held-out fictional towns (engram/compress/towns.py: a kind training 
 - `compressor.json`: a list of rows, one per (document set, condition[, k, carrier, placement]), each with `docs`,
   `condition` (full | none | compressor | retrieval), `k`, `carrier`, `placement`, `compression_ratio` (document
   tokens / k), `exact_match`, `share_of_full` (exact match / the full-context exact match of the same documents),
-  `token_accuracy`, `n`, and for compressor rows `train_s` and the recipe (`pretrain`, `pretrain_steps`,
-  `qa_steps`, `lr`, `rank`);
+  `token_accuracy`, `n`, and for compressor rows `train_s`, `per_attribute` and the recipe (`pretrain`,
+  `pretrain_steps`, `qa_steps`, `lr`, `rank`);
 - `compressor_losses.json`: the loss of every training step per setting and objective.
 Retrieval (embedding carriers only: the store holds vectors): every evaluated biography's vectors and those of
 distractor biographies go into a LanceDB store; a question's key (its mean token embedding) finds one, whose vectors
@@ -82,6 +82,14 @@ def row(docs: str, condition: str, scores: Sequence[tuple[bool, float]], tokens:
             "token_accuracy": sum(t for _, t in scores) / max(1, len(scores)), "n": len(scores), **extra}
 
 
+def per_attribute(docs: Sequence[Document], scores: Sequence[tuple[bool, float]]) -> dict[str, float]:
+    """Exact match per question attribute (scores in the order of the documents' questions)."""
+    by: dict[str, list[bool]] = {}
+    for q, (ok, _) in zip((q for d in docs for q in d.questions), scores, strict=True):
+        by.setdefault(q.attribute, []).append(ok)
+    return {a: sum(v) / len(v) for a, v in sorted(by.items())}
+
+
 def reference_rows(session: Session, label: str, docs: Sequence[Document], batch: int) -> list[dict[str, Any]]:
     """Full context and no context, from the base model (no compressor attached)."""
     tokens = doc_tokens(session, docs)
@@ -146,8 +154,9 @@ def train(cfg: DictConfig, out: Path) -> dict[str, Any]:
         losses[name] = train_compressor(session, compressor, train_docs, passages, settings)
         seconds = round(time.perf_counter() - began, 1)
         for label, docs in sets.items():
-            rows.append(row(label, "compressor", compressor_scores(session, compressor, docs), tokens[label],
-                            full[label], k, carrier, placement, train_s=seconds, **recipe))
+            scores = compressor_scores(session, compressor, docs)
+            rows.append(row(label, "compressor", scores, tokens[label], full[label], k, carrier, placement,
+                            train_s=seconds, per_attribute=per_attribute(docs, scores), **recipe))
             print(_line(rows[-1]), flush=True)
         if carrier == "embedding":
             scores, hit = retrieval_scores(session, compressor, sets["bios"], train_docs[:DISTRACTORS],
