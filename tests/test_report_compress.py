@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from engram.tracking.report_cli import main
 
 
@@ -63,3 +65,20 @@ def test_compressor_plot_draws_each_setting_by_its_ratio(tmp_path: Path) -> None
     drawn = plot_share_vs_ratio(rows, tmp_path / "p.png")
     assert drawn["bios"]["kv, prefix"] == [[4.0, 0.25], [16.0, 0.25]]
     assert drawn["bios"]["no document"][0][1] == 0.0
+
+
+def test_trained_runs_of_one_grid_draw_as_one_sweep(tmp_path: Path) -> None:
+    for k in (4, 16):
+        run = tmp_path / f"k{k}"
+        run.mkdir()
+        rows = [trained_row("bios", "full", 0.8), trained_row("bios", "none", 0.0),
+                trained_row("bios", "compressor", 0.01 * k, k, "kv", "prefix")]
+        (run / "compressor.json").write_text(json.dumps(rows))
+    assert main([str(tmp_path / "k4"), str(tmp_path / "k16"), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "(`k4`)" in report and "(`k16`)" in report and report.count("![compressor_share_vs_ratio]") == 1
+    from engram.tracking.compressor_plots import plot_share_vs_ratio, read_compressor_runs
+
+    both = [r for rows in read_compressor_runs([tmp_path]).values() for r in rows]
+    drawn = plot_share_vs_ratio(both, tmp_path / "p.png")
+    assert drawn["bios"]["kv, prefix"] == [[4.0, pytest.approx(0.2)], [16.0, pytest.approx(0.05)]]

@@ -74,12 +74,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def compressor_section(runs: dict[str, list[dict[str, Any]]], out_dir: Path) -> tuple[list[str], dict[str, Any]]:
-    """report.md lines and plots of every trained-compressor run."""
+    """report.md lines: each run's table, then one plot of every run's rows together (runs of one grid split over
+    several jobs draw as one sweep)."""
     lines: list[str] = []
-    plots: dict[str, Any] = {}
-    for i, (run, rows) in enumerate(runs.items()):
-        name = "compressor_share_vs_ratio" + ("" if len(runs) == 1 else f"_{i}") + ".png"
+    for run, rows in runs.items():
         lines += [f"## Trained compressor (`{Path(run).name}`)", "", markdown(rows), ""]
-        plots[name] = plot_share_vs_ratio(rows, out_dir / name)
-        lines += [f"![{name[:-4]}]({name})", ""]
-    return lines, plots
+    name = "compressor_share_vs_ratio.png"
+    plots = {name: plot_share_vs_ratio([r for rows in runs.values() for r in rows], out_dir / name)}
+    return [*lines, f"![{name[:-4]}]({name})", ""], plots
