@@ -94,7 +94,7 @@ def test_the_wheel_trains_and_reports_from_an_empty_directory(venv: Path, tmp_pa
     ("engram-report", "usage: engram-report"),
     ("engram-demo", "usage: engram-demo"),
     ("engram-write", "python -m engram.write facts.jsonl"),
-    ("engram-compress", "python -m engram.compress <build|ask|eval|sweep>"),
+    ("engram-compress", "python -m engram.compress <build|ask|eval|sweep|train|info|delete>"),
 ])
 def test_every_console_script_has_help(venv: Path, tmp_path: Path, script: str, usage: str) -> None:
     done = run([script, "--help"], cwd=tmp_path, env=clean_env(venv))
