@@ -56,7 +56,7 @@ def test_every_carrier_and_placement_answers_from_its_document(session: Session,
     assert len(scores) == sum(len(d.questions) for d in DOCS)
     # the document matters: another document's carrier gives other logits for the same prompt
     ids = [examples[0].target.ids]
-    first, second = (compressor.decode(c.rows([i]), ids, session.token_id, session.pad_id) for i in (0, 1))
+    first, second = (compressor.decode(c.rows([i]), ids, session.injector(0), session.pad_id) for i in (0, 1))
     assert not torch.allclose(first, second)
 
 
@@ -91,9 +91,9 @@ def test_kv_carrier_equals_the_embedding_prefix_when_the_memory_tokens_are_the_s
     assert with_holders[3:] == plain
     with torch.no_grad():
         by_embedding = carrier_logits(session.model, Carrier(vectors=vectors), [with_holders] * 2, "prefix",
-                                      session.token_id, session.pad_id)[:, 3:]
+                                      session.injector(0), session.pad_id)[:, 3:]
         by_kv = carrier_logits(session.model, kv_of_vectors(session.model, vectors), [plain] * 2, "prefix",
-                               session.token_id, session.pad_id)
+                               session.injector(0), session.pad_id)
     assert by_kv.shape == by_embedding.shape
     torch.testing.assert_close(by_kv, by_embedding, atol=1e-4, rtol=1e-4)
 
@@ -106,7 +106,7 @@ def test_a_prompt_without_an_engram_is_bit_identical_to_the_base(session: Sessio
     lora = [n for n, p in compressor.named_parameters() if "lora_B" in n and bool(p.abs().sum() > 0)]
     assert lora  # the encoder's LoRA moved
     with torch.no_grad():
-        assert torch.equal(compressor.decode(None, [PROMPT], session.token_id, session.pad_id), base)
+        assert torch.equal(compressor.decode(None, [PROMPT], session.injector(0), session.pad_id), base)
         restored = compressor.close()
         assert torch.equal(restored(input_ids=torch.tensor([PROMPT])).logits, base)
 

@@ -1,14 +1,15 @@
 """The trained compressor, in the ICAE / 500xCompressor way: a LoRA on the encoding pass and k learned memory tokens.
 
     compressor = Compressor(session.model, CompressorSettings(k=16, carrier="embedding", placement="prefix"))
-    carrier = compressor.encode([doc_ids, ...])                  # the documents, compressed (gradients flow)
-    logits = compressor.decode(carrier, prompts, token_id, pad)  # the frozen model answers from them
+    carrier = compressor.encode([doc_ids, ...], pad)                        # the documents, compressed
+    logits = compressor.decode(carrier, prompts, session.injector(0), pad)  # the frozen model answers from them
 
 Encoding: the document's token embeddings followed by the k memory tokens run through the model with the LoRA on
 (left-padded, so the memory tokens are the last k positions of every row). What reaches the decoder is the carrier:
 - `embedding`: the last layer's states at the memory positions, mapped to the input-embedding scale, read at layer 0
   through a placement: `replace` ([ENGRAM] placeholders where the document would stand), `prefix` (placeholders
-  before the whole chat) or `add` (the mean vector added to the embedding of every token: no extra positions);
+  before the whole chat), both put in by the layer-0 EngramInjector (engram/compress/inject.py), or `add` (the
+  mean vector added to the embedding of every token: no extra positions);
 - `kv`: every layer's keys and values at the memory positions, a k-token prefix of the decoder's KV cache (the
   500xCompressor carrier; a prefix by nature).
 Decoding runs with the LoRA off, so the decoder is the base model: a prompt without a carrier gets the base's logits.
@@ -26,6 +27,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from engram.compress.config import CARRIER_PLACEMENTS
+from engram.compress.inject import EngramInjector
 from engram.data.collate import mask as padding_mask
 from engram.data.collate import pad
 
@@ -103,10 +105,6 @@ class Compressor(nn.Module):
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
-    def trained_state(self) -> dict[str, torch.Tensor]:
-        """What training changed (the LoRA, the memory tokens, the output map): what a saved compressor holds."""
-        return {name: p.detach().clone() for name, p in self.named_parameters() if p.requires_grad}
-
     def close(self) -> nn.Module:
         """The base model without the LoRA layers (nothing merged)."""
         return self.peft.unload()
@@ -135,17 +133,18 @@ class Compressor(nn.Module):
         with self.peft.disable_adapter():
             yield
 
-    def decode(self, carrier: Carrier | None, prompts: Sequence[Sequence[int]], token_id: int,
+    def decode(self, carrier: Carrier | None, prompts: Sequence[Sequence[int]], injector: EngramInjector,
                pad_id: int) -> torch.Tensor:
         """[B, L, V] logits of the frozen model over right-padded `prompts`, each reading its row of the carrier
-        (none: the base model's own logits)."""
+        (none: the base model's own logits); `injector`: the model's layer-0 injector."""
         with self.lora_off():
-            return carrier_logits(self.base, carrier, prompts, self.settings.placement, token_id, pad_id)
+            return carrier_logits(self.base, carrier, prompts, self.settings.placement, injector, pad_id)
 
 
 def carrier_logits(model: nn.Module, carrier: Carrier | None, prompts: Sequence[Sequence[int]], placement: str,
-                   token_id: int, pad_id: int) -> torch.Tensor:
-    """The model's logits over right-padded `prompts` with the carrier put where `placement` says."""
+                   injector: EngramInjector, pad_id: int) -> torch.Tensor:
+    """The model's logits over right-padded `prompts` with the carrier put where `placement` says (`replace` and
+    `prefix`: by `injector`, which must inject at layer 0, at the prompts' [ENGRAM] placeholders)."""
     ids, mask = pad(list(prompts), pad_id), padding_mask(list(prompts))
     if carrier is None:
         return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
@@ -158,17 +157,14 @@ def carrier_logits(model: nn.Module, carrier: Carrier | None, prompts: Sequence[
                      use_cache=True).logits
     vectors = carrier.vectors
     assert vectors is not None
-    embeds = model.get_input_embeddings()(ids)
     if placement == "add":
+        embeds = model.get_input_embeddings()(ids)
         embeds = embeds + vectors.mean(dim=1, keepdim=True).to(embeds.dtype)
-    else:
-        holders = ids == token_id
-        counts = holders.sum(dim=1)
-        if not bool((counts == vectors.shape[1]).all()):
-            raise ValueError(f"prompts hold {counts.tolist()} [ENGRAM] placeholders for {vectors.shape[1]} vectors "
-                             "each")
-        embeds = embeds.masked_scatter(holders.unsqueeze(-1), vectors.to(embeds.dtype).reshape(-1, embeds.shape[-1]))
-    return model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
+        return model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
+    if injector.layer != 0:
+        raise ValueError(f"the embedding carrier is read at layer 0, not at the injector's layer {injector.layer}")
+    with injector.vectors(list(vectors)):
+        return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
 
 
 def kv_of_vectors(model: nn.Module, vectors: torch.Tensor) -> Carrier:

@@ -23,6 +23,7 @@ from rich.progress import track
 from engram.compress.compressor import Carrier, Compressor
 from engram.compress.config import PRETRAIN_OBJECTIVES
 from engram.compress.documents import Document
+from engram.compress.extract import token_ids
 from engram.compress.head_training import answer_loss
 from engram.compress.prompts import Encoded, chat_prompt, encode
 from engram.compress.scoring import answer_hits
@@ -56,23 +57,19 @@ def prompt(session: Session, compressor: Compressor, question: str, stem: str, a
     return encode(session.tokenizer, text, answer)
 
 
-def doc_ids(session: Session, text: str) -> list[int]:
-    return list(session.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def qa_examples(session: Session, compressor: Compressor, docs: Sequence[Document]) -> list[Example]:
-    return [Example(doc_ids(session, d.text), prompt(session, compressor, q.question, q.stem, q.answer))
+    return [Example(token_ids(session.tokenizer, d.text), prompt(session, compressor, q.question, q.stem, q.answer))
             for d in docs for q in d.questions]
 
 
 def autoencode_example(session: Session, compressor: Compressor, text: str) -> Example:
-    return Example(doc_ids(session, text), prompt(session, compressor, AUTOENCODE_ASK, "", text))
+    return Example(token_ids(session.tokenizer, text), prompt(session, compressor, AUTOENCODE_ASK, "", text))
 
 
 def continuation_example(session: Session, compressor: Compressor, text: str) -> Example:
     words = text.split()
     half = max(1, len(words) // 2)
-    return Example(doc_ids(session, " ".join(words[:half])),
+    return Example(token_ids(session.tokenizer, " ".join(words[:half])),
                    prompt(session, compressor, CONTINUE_ASK, "", " ".join(words[half:])))
 
 
@@ -83,7 +80,7 @@ def examples_loss(session: Session, compressor: Compressor, examples: Sequence[E
         docs.setdefault(tuple(ex.doc), len(docs))
     carrier = compressor.encode([list(d) for d in docs], session.pad_id)
     rows = carrier.rows([docs[tuple(ex.doc)] for ex in examples])
-    logits = compressor.decode(rows, [ex.target.ids for ex in examples], session.token_id, session.pad_id)
+    logits = compressor.decode(rows, [ex.target.ids for ex in examples], session.injector(0), session.pad_id)
     return answer_loss(logits, [ex.target.answer_start for ex in examples], [ex.target.ids for ex in examples])
 
 
@@ -126,7 +123,7 @@ def example_scores(session: Session, compressor: Compressor, examples: Sequence[
                    carrier: Carrier) -> list[tuple[bool, float]]:
     """Per example (row i of the carrier answers example i): (greedy decoding reproduces the answer, share of
     answer tokens that are the argmax given the reference prefix)."""
-    predicted = compressor.decode(carrier, [ex.target.ids for ex in examples], session.token_id,
+    predicted = compressor.decode(carrier, [ex.target.ids for ex in examples], session.injector(0),
                                   session.pad_id).argmax(dim=-1)
     return [answer_hits(predicted[row], ex.target) for row, ex in enumerate(examples)]
 
@@ -138,7 +135,7 @@ def compressor_scores(session: Session, compressor: Compressor, docs: Sequence[D
     out: list[tuple[bool, float]] = []
     for start in range(0, len(docs), docs_per_batch):
         chunk = list(docs[start:start + docs_per_batch])
-        carrier = compressor.encode([doc_ids(session, d.text) for d in chunk], session.pad_id)
+        carrier = compressor.encode([token_ids(session.tokenizer, d.text) for d in chunk], session.pad_id)
         rows = carrier.rows([i for i, d in enumerate(chunk) for _ in d.questions])
         out += example_scores(session, compressor, qa_examples(session, compressor, chunk), rows)
     return out

@@ -25,7 +25,7 @@ PLACEMENTS = ("replace", "prefix")
 DOC_KINDS = ("bios", "stdlib")
 # the trained compressor's choices (engram/compress/compressor.py and compressor_training.py read them from here)
 CARRIER_PLACEMENTS = {"embedding": ("replace", "prefix", "add"), "kv": ("prefix",)}
-TRAINED_PLACEMENTS = ("replace", "prefix", "add")
+TRAINED_PLACEMENTS = tuple(dict.fromkeys(p for ps in CARRIER_PLACEMENTS.values() for p in ps))
 PRETRAIN_OBJECTIVES = ("autoencode", "continuation")
 
 

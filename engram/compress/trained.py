@@ -31,7 +31,6 @@ from engram.compress.compressor import Carrier, Compressor, CompressorSettings
 from engram.compress.compressor_training import (
     TrainSettings,
     compressor_scores,
-    doc_ids,
     example_scores,
     qa_examples,
     train_compressor,
@@ -39,6 +38,7 @@ from engram.compress.compressor_training import (
 from engram.compress.conditions import full_context, no_context
 from engram.compress.config import trained_grid
 from engram.compress.documents import Document, biographies
+from engram.compress.extract import token_ids
 from engram.compress.session import Session, open_session
 from engram.compress.store import Engram, EngramStore
 from engram.compress.towns import towns
@@ -68,7 +68,7 @@ def prose_passages(n: int, seed: int) -> list[str]:
 
 
 def doc_tokens(session: Session, docs: Sequence[Document]) -> float:
-    return sum(len(doc_ids(session, d.text)) for d in docs) / len(docs)
+    return sum(len(token_ids(session.tokenizer, d.text)) for d in docs) / len(docs)
 
 
 def row(docs: str, condition: str, scores: Sequence[tuple[bool, float]], tokens: float, full: float | None,
@@ -90,9 +90,9 @@ def per_attribute(docs: Sequence[Document], scores: Sequence[tuple[bool, float]]
     return {a: sum(v) / len(v) for a, v in sorted(by.items())}
 
 
-def reference_rows(session: Session, label: str, docs: Sequence[Document], batch: int) -> list[dict[str, Any]]:
+def reference_rows(session: Session, label: str, docs: Sequence[Document], tokens: float,
+                   batch: int) -> list[dict[str, Any]]:
     """Full context and no context, from the base model (no compressor attached)."""
-    tokens = doc_tokens(session, docs)
     full = full_context(session, docs, tokens, batch)
     none = no_context(session, docs, tokens, batch)
     as_scores = [[(ok, 0.0) for ok in r["correct"]] for r in (full, none)]
@@ -112,10 +112,11 @@ def retrieval_scores(session: Session, compressor: Compressor, docs: Sequence[Do
         engrams = []
         for start in range(0, len(every), 8):
             chunk = every[start:start + 8]
-            vectors = compressor.encode([doc_ids(session, d.text) for d in chunk], session.pad_id).vectors
+            ids = [token_ids(session.tokenizer, d.text) for d in chunk]
+            vectors = compressor.encode(ids, session.pad_id).vectors
             assert vectors is not None
-            engrams += [Engram(d.doc_id, d.title, v, session.key(d.text, 0), len(doc_ids(session, d.text)))
-                        for d, v in zip(chunk, vectors, strict=True)]
+            engrams += [Engram(d.doc_id, d.title, v, session.key(d.text, 0), len(i))
+                        for d, v, i in zip(chunk, vectors, ids, strict=True)]
     store.add(engrams, session.spec(0, f"compressor-{s.carrier}-{s.placement}", 0))
     found = [store.search(session.key(q.question, 0), limit=1)[0][0] for d in docs for q in d.questions]
     truth = [d.doc_id for d in docs for _ in d.questions]
@@ -140,8 +141,9 @@ def train(cfg: DictConfig, out: Path) -> dict[str, Any]:
     full: dict[str, float] = {}
     tokens: dict[str, float] = {}
     for label, docs in sets.items():
-        rows += reference_rows(session, label, docs, int(cfg.compress.batch_size))
-        full[label], tokens[label] = rows[-2]["exact_match"], doc_tokens(session, docs)
+        tokens[label] = doc_tokens(session, docs)
+        rows += reference_rows(session, label, docs, tokens[label], int(cfg.compress.batch_size))
+        full[label] = rows[-2]["exact_match"]
     losses: dict[str, Any] = {}
     settings = TrainSettings(tuple(str(o) for o in t.pretrain), int(t.pretrain_steps), int(t.qa_steps),
                              int(t.docs_per_step), float(t.lr), int(cfg.seed))
@@ -166,7 +168,6 @@ def train(cfg: DictConfig, out: Path) -> dict[str, Any]:
         session.model = compressor.close()
         atomic_write_text(out / ROWS_FILE, json.dumps(rows, indent=1))  # after every setting: a long run keeps them
         atomic_write_text(out / LOSSES_FILE, json.dumps(losses))
-    atomic_write_text(out / ROWS_FILE, json.dumps(rows, indent=1))
     return {"run_dir": str(out), "results": str(out / ROWS_FILE), "runtime_s": round(time.perf_counter() - start, 1),
             "rows": [{key: r[key] for key in ("docs", "condition", "k", "carrier", "placement", "exact_match",
                                               "share_of_full")} for r in rows]}
