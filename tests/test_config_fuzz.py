@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
+from omegaconf.errors import GrammarParseError
 
 from engram.cli import check_config
 from engram.config import ConfigError, EvaluateConfig, TrainConfig
@@ -73,7 +74,10 @@ ANY_VALUE = st.one_of(
 def set_key(cfg, key: str, value) -> object:
     out = copy.deepcopy(cfg)
     OmegaConf.set_struct(out, False)  # like `+key=value`: keys the yaml lacks are added
-    OmegaConf.update(out, key, value, merge=False, force_add=True)
+    try:
+        OmegaConf.update(out, key, value, merge=False, force_add=True)
+    except GrammarParseError:  # a broken interpolation ("${") that OmegaConf (and Hydra's override parser) refuses
+        reject()
     return out
 
 
