@@ -107,15 +107,20 @@ class EngramDataModule(ResumableDataModule):
         split = "test" if "test" in self.datasets else "eval"
         return self._loader(split, int(self.cfg.eval_batch_size))
 
-    def generation_batches(self, batch_size: int | None = None, split: str = "eval") -> Iterator[dict[str, Any]]:
+    def generation_batches(self, batch_size: int | None = None, split: str = "eval",
+                           seen_only: bool = False) -> Iterator[dict[str, Any]]:
         """Left-padded prompt batches, in record order, each with the raw `records` it holds. Optional splits ("test",
-        "paraphrase", "neighbor") exist only when the data has them: check `split in dm.splits` first."""
+        "paraphrase", "neighbor") exist only when the data has them: check `split in dm.splits` first.
+        seen_only: only the records of taught facts (`"seen"`)."""
         self.setup()
         if split not in self.splits:
             raise KeyError(f"no {split!r} split in data={self.cfg.family} (it has {', '.join(self.splits)})")
         size = int(batch_size or self.cfg.eval_batch_size)
         prompt_ids = self.datasets[split]["prompt_ids"] if len(self.splits[split]) else []
         records = self.splits[split]
+        if seen_only:
+            kept = [i for i, r in enumerate(records) if r.get("seen")]
+            records, prompt_ids = [records[i] for i in kept], [prompt_ids[i] for i in kept]
         collate = GenerationCollator(pad_id(self.tokenizer))
         for start in range(0, len(records), size):
             yield collate(list(zip(prompt_ids[start : start + size], records[start : start + size], strict=True)))

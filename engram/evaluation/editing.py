@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.evaluation.generate_eval import evaluate_generation, teacher_forced_batches
 from engram.evaluation.retention import general_pairs
@@ -50,15 +52,20 @@ class TokenScores:
 def token_scores(model: Any, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *,
                  max_length: int, pad_token_id: int, batch_size: int = BATCH) -> TokenScores:
     """Teacher-forced token accuracy of any causal LM (plain, peft, EngramModel) on (prompt ids, answer ids) pairs,
-    joined as training joins them. Changes nothing (eval mode: no address claims a row)."""
+    joined as training joins them. Changes nothing (eval mode: no address claims a row). As in training, only
+    positions from the shortest prompt on get logits (the LM head over the vocabulary is a fifth of SmolLM2's
+    forward, and earlier positions predict prompt tokens)."""
     scores = TokenScores([], [])
     wants_prompt_lengths = bool(engram_memories(model))  # span hashes need to know where the prompt ends
     for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_token_id, batch_size):
         extra = {"prompt_lengths": batch["prompt_lengths"]} if wants_prompt_lengths else {}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
-        labels = batch["labels"][:, 1:]
+        start = max(int(batch["prompt_lengths"].min()) - 1, 0)  # position t predicts token t + 1
+        keep = torch.arange(start, batch["labels"].shape[1] - 1, device=batch["labels"].device)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep,
+                       **extra).logits
+        labels = batch["labels"][:, start + 1:]
         counted = labels != -100
-        right = (logits[:, :-1].argmax(-1) == labels) & counted
+        right = (logits.argmax(-1) == labels) & counted
         for r, c in zip(right, counted, strict=True):
             n = int(c.sum())
             scores.token_accuracy.append(float(r.sum()) / n if n else float("nan"))
@@ -84,26 +91,27 @@ def locality_scores(model: Any, tokenizer: Any, base_general: Sequence[str], max
 def editing_metrics(model: Any, tokenizer: Any, datamodule: Any, eval_metrics: dict[str, float],
                     base_general: Sequence[str], *, prompt_format: str, max_length: int, batch_size: int,
                     max_new_tokens: int, taught: set[str] | None = None) -> dict[str, float]:
-    """`edit/*` (efficacy, generalization, locality; `_tf` = teacher-forced) plus `paraphrase/exact_match*` when
-    the data has a paraphrase split. `eval_metrics`: the eval split's generation metrics, already computed."""
+    """`edit/*` (efficacy, generalization, locality; `_tf` = teacher-forced) plus `paraphrase/exact_match*` (the
+    rewordings of taught facts) when the data has a paraphrase split. `eval_metrics`: the eval split's generation
+    metrics, already computed."""
     seen = [r for r in datamodule.eval_records if r.get("seen")]
     out: dict[str, float] = {}
     if "eval/exact_match_seen" in eval_metrics:
         out["edit/efficacy"] = eval_metrics["eval/exact_match_seen"]
     if seen:
         out["edit/efficacy_tf"] = fact_scores(model, tokenizer, seen, prompt_format, max_length).mean_accuracy
-    paraphrases = (datamodule.splits or {}).get("paraphrase") or []
-    if paraphrases:
-        result = evaluate_generation(model, tokenizer, datamodule.generation_batches(batch_size, split="paraphrase"),
-                                     max_new_tokens, total=len(paraphrases), prefix="paraphrase", check_cache=False)
+    # only the rewordings of taught facts are decoded: an untaught fact's rewording measures the base model
+    seen_paraphrases = [r for r in (datamodule.splits or {}).get("paraphrase") or [] if r.get("seen")]
+    if seen_paraphrases:
+        result = evaluate_generation(model, tokenizer,
+                                     datamodule.generation_batches(batch_size, split="paraphrase", seen_only=True),
+                                     max_new_tokens, total=len(seen_paraphrases), prefix="paraphrase",
+                                     check_cache=False, match_only=True)
         out.update({k: v for k, v in result.metrics.items()
                     if k.startswith(("paraphrase/exact_match", "paraphrase/num_"))})
-        if "paraphrase/exact_match_seen" in out:
-            out["edit/generalization"] = out["paraphrase/exact_match_seen"]
-        seen_paraphrases = [r for r in paraphrases if r.get("seen")]
-        if seen_paraphrases:
-            out["edit/generalization_tf"] = fact_scores(model, tokenizer, seen_paraphrases, prompt_format,
-                                                        max_length).mean_accuracy
+        out["edit/generalization"] = out["paraphrase/exact_match_seen"]
+        out["edit/generalization_tf"] = fact_scores(model, tokenizer, seen_paraphrases, prompt_format,
+                                                    max_length).mean_accuracy
     locality = locality_scores(model, tokenizer, base_general, max_length, taught)
     out["edit/locality_tf"] = locality.mean_accuracy
     return out

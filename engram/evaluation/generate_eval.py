@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from engram.data.collate import teacher_forced_batch
-from engram.evaluation.metrics import clean_generation, exact_match, summarize_rows
+from engram.evaluation.metrics import STOP_STRINGS, clean_generation, exact_match, summarize_rows
 
 
 @dataclass
@@ -73,12 +74,40 @@ class CachedGenerationError(RuntimeError):
     """Cached and uncached greedy decoding disagree: scoring would measure a generation bug, not the model."""
 
 
+def match_decided(text: str, answer: str) -> bool:
+    """Can more tokens still change `exact_match(text + more, answer)`? Not once the cleaned answer is closed (an
+    end marker, or a newline after the first text), nor once it can no longer grow into `answer`. The prefix test
+    ignores whitespace: decoding more tokens may only drop a space (tokenizers' clean-up before punctuation)."""
+    if any(stop in text for stop in STOP_STRINGS) or "\n" in text.lstrip():
+        return True
+    text = text.rstrip("\ufffd")  # a trailing half of a multi-byte character is not text yet
+    partial = max((k for stop in STOP_STRINGS for k in range(1, len(stop)) if text.endswith(stop[:k])), default=0)
+    head = "".join(text[: len(text) - partial].split())  # nor is the start of an end marker
+    return not "".join(answer.split()).startswith(head)
+
+
+class AnswerDecided(StoppingCriteria):
+    """Stops each row of a greedy batch once `match_decided`: the rest of its decoding cannot change its exact match
+    against `answers`, so a scorer that keeps only the match (not the text) spends no tokens on it."""
+
+    def __init__(self, tokenizer: Any, answers: Sequence[str], prompt_len: int) -> None:
+        self.tokenizer, self.answers, self.prompt_len = tokenizer, list(answers), prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor | None, **kwargs: Any) -> torch.Tensor:
+        texts = decode_new_tokens(self.tokenizer, input_ids, self.prompt_len)
+        decided = [match_decided(t, a) for t, a in zip(texts, self.answers, strict=True)]
+        return torch.tensor(decided, dtype=torch.bool, device=input_ids.device)
+
+
 def greedy_ids(
     model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
-    use_cache: bool = True,
+    use_cache: bool = True, stop_when_decided: Sequence[str] | None = None,
 ) -> torch.Tensor:
-    """Greedy continuation ids of a left-padded batch (prompt included)."""
+    """Greedy continuation ids of a left-padded batch (prompt included). `stop_when_decided`: the expected answer
+    of each row; a row stops once its exact match is decided (`AnswerDecided`), so its text may be cut short."""
     device = next(model.parameters()).device
+    extra = {} if stop_when_decided is None else {"stopping_criteria": StoppingCriteriaList(
+        [AnswerDecided(tokenizer, stop_when_decided, input_ids.shape[1])])}
     return model.generate(
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
@@ -91,14 +120,17 @@ def greedy_ids(
         use_cache=use_cache,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        **extra,
     )
 
 
 def greedy_generate(
-    model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int
+    model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+    stop_when_decided: Sequence[str] | None = None,
 ) -> list[str]:
-    """Greedy continuations of a left-padded batch."""
-    out = greedy_ids(model, tokenizer, input_ids, attention_mask, max_new_tokens)
+    """Greedy continuations of a left-padded batch (`stop_when_decided`: see greedy_ids)."""
+    out = greedy_ids(model, tokenizer, input_ids, attention_mask, max_new_tokens,
+                     stop_when_decided=stop_when_decided)
     return decode_new_tokens(tokenizer, out, input_ids.shape[1])
 
 
@@ -152,10 +184,12 @@ def generate_texts(
 def evaluate_generation(
     model: Any, tokenizer: Any, batches: Iterable[dict[str, Any]], max_new_tokens: int,
     total: int | None = None, show_progress: bool = True, prefix: str = "eval", check_cache: bool = True,
+    match_only: bool = False,
 ) -> EvalResult:
     """Greedy-decode every eval prompt and score it; batches come from `EngramDataModule.generation_batches`.
     Metric names start with `prefix` ("eval", or "test" for a user's test file). The first batch is first decoded
-    with and without the KV cache (`check_cached_generation`)."""
+    with and without the KV cache (`check_cached_generation`). `match_only`: a row stops decoding once its exact
+    match is decided (the same scores; the rows' `generated` texts may be cut short)."""
     rows: list[dict[str, Any]] = []
     seconds = 0.0
     with eval_mode(model), progress_bar(disable=not show_progress) as bar:
@@ -164,7 +198,9 @@ def evaluate_generation(
             if i == 0 and check_cache:
                 check_cached_generation(model, tokenizer, batch["input_ids"], batch["attention_mask"], max_new_tokens)
             t0 = time.perf_counter()
-            texts = greedy_generate(model, tokenizer, batch["input_ids"], batch["attention_mask"], max_new_tokens)
+            answers = [str(r["answer"]) for r in batch["records"]] if match_only else None
+            texts = greedy_generate(model, tokenizer, batch["input_ids"], batch["attention_mask"], max_new_tokens,
+                                    stop_when_decided=answers)
             seconds += time.perf_counter() - t0
             for rec, text in zip(batch["records"], texts, strict=True):
                 rows.append({

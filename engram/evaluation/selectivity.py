@@ -26,12 +26,17 @@ BATCH = 16
 
 
 def knockout_metrics(model: Any, tokenizer: Any, datamodule: Any, batch_size: int, max_new: int) -> dict[str, float]:
-    """`knockout/exact_match*`: the eval split with the memories off."""
+    """`knockout/exact_match_seen`: the taught facts of the eval split decoded with the memories off (untaught
+    facts are not decoded: switching off a memory cannot take away what it was never taught)."""
     wrapper = next(m for m in model.modules() if hasattr(m, "memories_off"))
+    seen = sum(bool(r.get("seen")) for r in datamodule.eval_records)
+    if not seen:
+        return {}
     with wrapper.memories_off():
-        result = evaluate_generation(model, tokenizer, datamodule.generation_batches(batch_size), max_new,
-                                     total=len(datamodule.eval_records), prefix="knockout", check_cache=False)
-    return {k: v for k, v in result.metrics.items() if k.startswith("knockout/exact_match")}
+        result = evaluate_generation(model, tokenizer, datamodule.generation_batches(batch_size, seen_only=True),
+                                     max_new, total=seen, prefix="knockout", check_cache=False,
+                                     match_only=True)
+    return {"knockout/exact_match_seen": result.metrics["knockout/exact_match_seen"]}
 
 
 def selectivity_metrics(model: Any, tokenizer: Any, seen_rows: Sequence[dict[str, Any]], base_general: Sequence[str],

@@ -10,6 +10,7 @@ one keyword's name: transformers 5.24 renamed `past_key_values` to `cache` once 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -39,9 +40,10 @@ def _eos_ids(eos: Any) -> torch.Tensor:
 def greedy_mixed(model: Any, lm: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                  max_new_tokens: int = 20, use_cache: bool = True, pad_token_id: int | None = None,
                  eos_token_id: Any = None, do_sample: bool = False, num_beams: int | None = 1,
-                 **ignored: Any) -> torch.Tensor:
-    """Greedy continuation of a left-padded batch by `model.mixed(...)` (see GatedLoRAModel.mixed). `ignored`:
-    HF sampling knobs that mean nothing to greedy decoding (temperature=None, top_p=None, ...)."""
+                 stopping_criteria: Iterable[Callable[..., torch.Tensor]] = (), **ignored: Any) -> torch.Tensor:
+    """Greedy continuation of a left-padded batch by `model.mixed(...)` (see GatedLoRAModel.mixed). A row ends at
+    eos or when one of `stopping_criteria` (HF's: (ids, scores) -> bool per row) says so. `ignored`: HF sampling
+    knobs that mean nothing to greedy decoding (temperature=None, top_p=None, ...)."""
     if do_sample or (num_beams or 1) > 1:
         raise ValueError("gated LoRA: only greedy decoding is supported (do_sample=False, num_beams=1)")
     config = getattr(lm, "generation_config", None)
@@ -66,6 +68,8 @@ def greedy_mixed(model: Any, lm: nn.Module, input_ids: torch.Tensor, attention_m
             ids = torch.cat([ids, token[:, None]], dim=1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             done |= torch.isin(token, eos.to(token.device))
+            for stop in stopping_criteria:
+                done |= stop(ids, None).to(done.device)
             if bool(done.all()):
                 break
     return ids
