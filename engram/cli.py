@@ -232,7 +232,9 @@ def checked_config(cfg: DictConfig, evaluate: bool = False) -> tuple[DictConfig,
     check_model(typed)
     check_accelerator(typed.trainer)
     splits = check_data(typed.data)
-    check_checkpoint(typed.ckpt_path)
+    sequential = typed.sequential.batch > 0 and not evaluate
+    check_checkpoint(typed.ckpt_path, (typed.variant.name, typed.sequential.batch, typed.sequential.epochs)
+                     if sequential else None)
     if ev is not None:
         check_evaluate_inputs(ev)
         if ev.train_variants:  # every row's own config (e.g. engram_hybrid's address settings) before anything trains

@@ -31,6 +31,7 @@ from engram.variants.common import variant_spec
 
 ENGRAM_FILE_FORMATS = (ENGRAM_FILE_FORMAT, *ENGRAM_OLD_FORMATS)  # old formats are converted on load
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")  # ckpt_path values Lightning resolves itself
+SEQUENTIAL_STATE, STATE_CURVE = "sequential_state", "curve.json"  # a sequential run's state after its last batch
 # the job configs of a multirun or train_variants=true; bounded, so multirun_dir=/ does not walk the whole disk
 JOB_CONFIGS = tuple("*/" * depth + ".hydra/config.yaml" for depth in range(4))
 
@@ -84,9 +85,39 @@ def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
     return ckpt_path
 
 
-def check_checkpoint(ckpt_path: str | None) -> None:
+def sequential_state(run_dir: str | Path) -> Path:
+    """Where a sequential run (sequential.batch > 0) keeps its state after each batch (engram/training/
+    sequential_state.py writes it; `ckpt_path=<run dir>` resumes from it)."""
+    return _path(str(run_dir)) / SEQUENTIAL_STATE
+
+
+def check_sequential_resume(ckpt_path: str, variant: str, batch: int, epochs: int) -> dict[str, Any]:
+    """The curve so far of the sequential run dir `ckpt_path`, which must have taught its batches as this run will
+    (variant, sequential.batch, sequential.epochs)."""
+    curve = sequential_state(ckpt_path) / STATE_CURVE
+    if not curve.is_file():
+        raise ConfigError("ckpt_path", ckpt_path, f"has no {SEQUENTIAL_STATE}/{STATE_CURVE}: not the run dir of a "
+                          "sequential run (sequential.batch > 0) that finished a batch")
+    try:
+        payload = json.loads(curve.read_text())
+        recorded = {"variant": payload["variant"], "sequential.batch": payload["batch"],
+                    "sequential.epochs": payload["epochs"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError("ckpt_path", ckpt_path, f"{curve.name} is unreadable ({first_line(e)})") from None
+    for key, value in {"variant": variant, "sequential.batch": batch, "sequential.epochs": epochs}.items():
+        if recorded[key] != value:
+            raise ConfigError("ckpt_path", ckpt_path, f"was taught with {key}={recorded[key]}, this run has "
+                              f"{key}={value}: resume with the same settings")
+    return payload
+
+
+def check_checkpoint(ckpt_path: str | None, sequential: tuple[str, int, int] | None = None) -> None:
     """`ckpt_path` is a Lightning checkpoint (read from its pickle without running it), or one of Lightning's
-    keywords (last, best, ...), or a remote URL (checked by Lightning)."""
+    keywords (last, best, ...), or a remote URL (checked by Lightning). `sequential` ((variant, batch, epochs) of a
+    run with sequential.batch > 0): instead, the run dir of a sequential run taught the same way."""
+    if ckpt_path and sequential is not None:
+        check_sequential_resume(ckpt_path, *sequential)
+        return
     if not ckpt_path or ckpt_path in LIGHTNING_KEYWORDS or "://" in ckpt_path:
         return
     path = _path(str(resolve_ckpt_path(ckpt_path)))

@@ -3,6 +3,7 @@
 ENGRAM_TEST_KILL_AT_STEP=K       SIGKILL this process right after optimizer step K, before that step's checkpoint
                                  (Lightning runs checkpoint callbacks last), as a crash or an OOM kill would.
 ENGRAM_TEST_DISK_FULL_AT_SAVE=N  the N-th checkpoint save writes part of the file, then fails with ENOSPC.
+ENGRAM_TEST_KILL_AFTER_BATCH=B   (sequential.batch > 0) SIGKILL this process once batch B's state is saved.
 
 The faults are patched in here, in the test process only; train.py and the engram package stay as shipped.
 """
@@ -24,6 +25,7 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 
 import engram.training.pipeline as pipeline  # noqa: E402
+import engram.training.sequential as sequential  # noqa: E402
 
 
 class KillAtStep(Callback):
@@ -53,6 +55,16 @@ if __name__ == "__main__":
     if step := os.environ.get("ENGRAM_TEST_KILL_AT_STEP"):
         build = pipeline.build_callbacks
         pipeline.build_callbacks = lambda cfg, run_dir, *rest: [KillAtStep(int(step)), *build(cfg, run_dir, *rest)]
+    if batch := os.environ.get("ENGRAM_TEST_KILL_AFTER_BATCH"):
+        save = sequential.save_state
+
+        def save_then_die(model: Any, run_dir: Path, curve: dict[str, Any]) -> Path:
+            saved = save(model, run_dir, curve)
+            if len(curve["points"]) == int(batch):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return saved
+
+        sequential.save_state = save_then_die
     if n := os.environ.get("ENGRAM_TEST_DISK_FULL_AT_SAVE"):
         torch.save = disk_full_at(int(n))
 

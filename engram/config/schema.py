@@ -200,7 +200,8 @@ class RetentionTrainingConfig:
 @dataclass
 class SequentialConfig:
     """`sequential.*`: teach the training facts in batches and record a forgetting curve
-    (engram/training/sequential.py). It replaces prepopulation and the fit: trainer.max_epochs is not used."""
+    (engram/training/sequential.py). It replaces prepopulation and the fit: trainer.max_epochs is not used. A killed
+    run resumes after its last finished batch with `ckpt_path=<its run dir>`."""
 
     batch: int = 0  # facts per batch; 0 = off (a normal run)
     epochs: int = 10  # LoRA variants: epochs of fine-tuning on each batch (a memory writes rows: engram.prepopulate.*)

@@ -14,11 +14,13 @@ questions about the taught entities (`neighbors`: the "neighbor" split's prompts
 base model's own greedy reply, decoded once from the untouched base before any batch, is still every argmax). Both
 are teacher-forced exact shares, so they read as greedy recall; `*_n` says how many were scored. The same probes
 are scored once before the first batch (`before`: what the untouched variant does). The curve goes to
-`sequential.json` in the run dir and to the loggers (x axis: facts taught); report.py plots it.
+`sequential.json` in the run dir and to the loggers (x axis: facts taught); report.py plots it. A killed run
+resumes after its last recorded batch: `ckpt_path=<its run dir>` (engram/training/sequential_state.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -39,6 +41,7 @@ from engram.data.records import Record
 from engram.evaluation.editing import fact_scores, locality_scores, token_scores
 from engram.evaluation.neighbors import BaseReplies, neighbor_records, prompt_ids
 from engram.training.module import EngramLitModule
+from engram.training.sequential_state import load_state, save_state
 from engram.training.writing import write_facts
 from engram.variants.common import variant_spec
 
@@ -94,9 +97,18 @@ def teach_sequentially(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: 
     def locality() -> float:
         return locality_scores(model, tokenizer, base_general, max_length, taught_prompts).mean_accuracy
 
-    before = {"locality_tf": locality(), **_probe_scores(model, tokenizer, probes, facts, fmt, max_length)}
-    points: list[CurvePoint] = []
-    for i, batch in enumerate(tqdm(batches, desc="sequential writing", unit="batch"), start=1):
+    digest = facts_digest(facts)
+    if cfg.get("ckpt_path"):  # resume: the batches recorded there are taught already
+        resumed = load_state(model, cfg.ckpt_path, digest)
+        before, points = resumed["before"], [CurvePoint(**p) for p in resumed["points"]]
+        log.info("sequential: resumed from %s after batch %d of %d", cfg.ckpt_path, len(points), len(batches))
+    else:
+        before = {"locality_tf": locality(), **_probe_scores(model, tokenizer, probes, facts, fmt, max_length)}
+        points = []
+    for i in tqdm(range(len(points) + 1, len(batches) + 1), desc="sequential writing", unit="batch",
+                  initial=len(points), total=len(batches)):
+        batch = batches[i - 1]
+        L.seed_everything(int(cfg.seed) + i, verbose=False)  # each batch from its own seed: resuming ends the same
         t0 = time.perf_counter()
         teach(batch, i)
         seconds = time.perf_counter() - t0
@@ -116,10 +128,17 @@ def teach_sequentially(cfg: DictConfig, model: Any, tokenizer: Any, datamodule: 
         # rewritten after every batch: a long run shows its curve so far, and a crash keeps it
         payload = {"variant": cfg.variant.name, "batch": size, "epochs": int(cfg.sequential.epochs),
                    "batches": len(batches), "rewordings_total": len(probes.rewordings),
-                   "neighbors_total": len(probes.neighbor_keys), "before": before,
+                   "neighbors_total": len(probes.neighbor_keys), "facts_digest": digest, "before": before,
                    "points": [p.as_dict() for p in points]}
+        save_state(model, run_dir, payload)  # the taught state and this curve, together
         atomic_write_text(run_dir / CURVE_FILE, json.dumps(payload, indent=1))
     return points
+
+
+def facts_digest(facts: list[Record]) -> str:
+    """Which facts, in which order (a resumed run must teach the same ones)."""
+    text = json.dumps([[str(f["prompt"]), str(f["answer"])] for f in facts])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def taught_probes(datamodule: Any, facts: list[Record], base: BaseReplies | None) -> Probes:
