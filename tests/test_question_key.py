@@ -38,7 +38,7 @@ def index(*taught: str, threshold: float = 0.4) -> QuestionIndex:
 
 def test_a_question_is_its_entities_relation_words_and_wh_kind() -> None:
     q = question("[Q4817302] In which year was Velora Thandrik born?")
-    assert q.entities == {"q4817302", "velora", "thandrik"} and q.relation == {"year", "born"} and q.wh is None
+    assert q.entities == {"q4817302", "velora", "thandrik"} and q.relation == {"year", "born"} and q.wh == "time"
     assert question("Who founded Orbex?").wh == "person" and question("When was Orbex founded?").wh == "time"
     assert question("How many moons does Mars have?").wh == "quantity"
     # a capitalised common word opens a sentence ("Convert", "User") but names something inside one ("New")
@@ -77,6 +77,25 @@ def test_a_rewording_matches_and_everything_else_abstains() -> None:
         assert idx.match(question(neighbour)) is None, neighbour
     # "theme" tells user_7's two taught questions apart, so a prompt without it is not a rewording of either
     assert idx.match(question("[user_7] What does this user prefer?")) is None
+
+
+def test_quantities_names_opening_a_sentence_and_the_most_specific_entity() -> None:
+    """"how many" / "the number of" ask the same kind of answer and are no relation words; a capitalised common word
+    opening a sentence may be the name a taught question asked about; of equal matches, the one naming more of the
+    query's entities wins; a taught relation with two rarest words needs one of them."""
+    assert question("What is the number of moons of Pellos?").relation == {"moon"}
+    assert question("How many moons does Pellos have?").relation == {"moon"}
+    idx = index("How many moons does Pellos have?", "What is the capital of Guinea?",
+                "What is the capital of Papua New Guinea?", "Which planet does the moon Tavi orbit?",
+                "What is the atomic number of Calcium?")
+    assert idx.match(question("What is the number of moons of Pellos?")) == 0
+    assert idx.match(question("Papua New Guinea has which city as its capital?")) == 2  # not Guinea's (key 1)
+    assert idx.match(question("Guinea has which city as its capital?")) == 1
+    assert idx.match(question("Tavi is a moon of which planet?")) == 3  # "planet" without "orbit"
+    calcium = read_question("Calcium has what atomic number?", lambda w: w in COMMON | {"calcium", "has"})
+    assert "calcium" not in calcium.entities and idx.match(calcium) == 4
+    assert idx.match(question("What is the melting point of Calcium?")) is None
+    assert idx.match(question("Convert 70 mm to cm.")) is None  # "Convert" names nothing taught
 
 
 def test_the_threshold_trades_rewordings_for_abstention() -> None:

@@ -9,13 +9,18 @@ words. A question is reduced to
     out; a rewording keeps most of them, a neighbour question about the same entity ("What is the official language
     of France?") does not;
   - `wh`: the kind of answer a wh-word asks for (who / when / where / why / how many), when it names one: "Who
-    founded X?" and "When was X founded?" share entity and relation words and differ only there; "yes/no" for a
-    question opening with an auxiliary ("Is X a metal?"), which never reads the rows of a question that is not one.
+    founded X?" and "When was X founded?" share entity and relation words and differ only there; "how many",
+    "how much" and "the number of" all ask a quantity (and are no relation words), "in what year" a time; "yes/no"
+    for a question opening with an auxiliary ("Is X a metal?"), which never reads the rows of a question that is not
+    one.
+A capitalised common word opening a sentence is a relation word ("Convert 5 km to m."), and may also be a name:
+"Calcium has what atomic number?" asks about the Calcium a taught question names (`maybe_entities`).
 `QuestionIndex` scores a new question against the taught ones. Relation words are weighted by how many distinct
-taught relations use them, and the rarest ones of a taught question must all be there: "User prefers theme:" and
+taught relations use them, and one of the rarest ones of a taught question must be there: "User prefers theme:" and
 "User prefers units:" share "user prefers", so "theme" is what the taught question is about and a question without
 it is a neighbour, not a rewording. Two relation words match when their stems are equal or, given a `senses` reader
-(engram/memory/wordnet.py), when their word senses overlap: "Who is the author of X?" asks "Who wrote X?".
+(engram/memory/wordnet.py), when their word senses overlap: "Who is the author of X?" asks "Who wrote X?". Of taught
+questions that match equally well, the one naming more entities wins: "Papua New Guinea", not "Guinea".
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ a an the and or but if of to in on at by for with from as into about over under 
 is are was were be been being am do does did done have has had having will would shall should can could may might
 must it its this that these those there here what which who whom whose when where why how me my mine we our you
 your he him his she her they them their i one ones some any all each every no not nor only own same such just also
-please tell give name say write answer question briefly short word words named called known as per
+please tell give name say write answer question briefly short word words named called known as per many much
 """.split())
 WH_KINDS = {"who": "person", "whom": "person", "whose": "person", "when": "time", "where": "place", "why": "reason"}
-QUANTITY = ("how many", "how much")
+QUANTITY = ("how many", "how much", "the number of")
+# "In what year", "on which date": a time asked for without "when"
+TIME_NOUNS = frozenset("year date day month century".split())
 MAX_UNIT = 6  # "mm", "bytes", "hours": a unit is a short word ("59 belongs to" is not "59 belongs")
 AUXILIARIES = frozenset("is are was were do does did can could will would has have had should".split())
 
@@ -49,6 +56,9 @@ class Question:
     entities: frozenset[str]
     relation: frozenset[str]
     wh: str | None
+    # capitalised common words opening a sentence: a name ("Calcium has what atomic number?") or not ("Convert ...");
+    # they count as the taught question's entities, and stay relation words too
+    maybe_entities: frozenset[str] = field(default_factory=frozenset, compare=False, hash=False)
     # relation stem -> the senses of its words (read with a `senses` reader; empty without one)
     senses: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, hash=False)
 
@@ -90,11 +100,15 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
     decides; engram/memory/hashes/question.py). `template`: words of the prompt format, skipped. `is_made_up(lowercase
     word)`: a word the vocabulary does not know (spelt in several pieces: "zarnite"), a name even in lower case.
     `senses(lowercase word)`: its word senses (engram/memory/wordnet.py), kept per relation stem; None: none."""
-    entities, relation, meanings = set(), set(), {}
+    entities, maybe, relation, meanings = set(), set(), set(), {}
     starts = {m.start(1) for m in SENTENCE_START.finditer(text)}
     words = [m for m in WORD.finditer(text) if m.group().lower() not in template]
+    lows = [m.group().lower() for m in words]
     for i, m in enumerate(words):
-        w, low = m.group(), m.group().lower()
+        w, low = m.group(), lows[i]
+        before, after = lows[i - 1] if i else "", lows[i + 1] if i + 1 < len(lows) else ""
+        if low == "number" and before == "the" and after == "of":
+            continue  # "the number of" asks how many (wh), it is not what the question is about
         # a capitalised common word names something inside a sentence ("Papua New Guinea"), not at its start ("What")
         named = w[0].isupper() and low not in STOPWORDS and (m.start() not in starts or not is_common(low))
         acronym = len(w) > 1 and w.isupper()  # "HTTP", "JWT": a name wherever it stands
@@ -103,16 +117,19 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
         elif named or acronym or (low not in STOPWORDS and is_made_up(low)):
             entities.add(low)  # "Zarnite" opening a sentence is "zarnite" inside one
         elif low not in STOPWORDS:
+            if w[0].isupper():
+                maybe.add(low)
             relation.add(root := stem(w))
             if senses is not None:
                 meanings[root] = meanings.get(root, frozenset()) | senses(low)
-    lowered = " ".join(m.group().lower() for m in words)
-    wh = "quantity" if any(q in lowered for q in QUANTITY) else next(
-        (WH_KINDS[w] for w in lowered.split() if w in WH_KINDS), None)
+    lowered = " ".join(lows)
+    asks_time = any(w in TIME_NOUNS and b in ("what", "which") for b, w in zip(lows, lows[1:], strict=False))
+    wh = "quantity" if any(q in lowered for q in QUANTITY) else "time" if asks_time else next(
+        (WH_KINDS[w] for w in lows if w in WH_KINDS), None)
     opening = next((m.group().lower() for m in words if text[m.start() - 1: m.start()] != "["), "")  # not "[ID]"
     if wh is None and opening in AUXILIARIES:  # "Is the element ... a metal?" asks yes or no, not the element
         wh = "yes/no"
-    return Question(frozenset(entities), frozenset(relation), wh, meanings)
+    return Question(frozenset(entities), frozenset(relation), wh, frozenset(maybe), meanings)
 
 
 class QuestionIndex:
@@ -154,11 +171,12 @@ class QuestionIndex:
         its distinctive relation words (or ones meaning the same); else the smaller of the weighted share of the
         taught relation words the query has, and the weighted share of the query's known relation words (ones a
         taught question uses, or meaning one of the taught question's) that the taught question has."""
-        if not taught.entities <= query.entities:
+        if not taught.entities <= query.entities | query.maybe_entities:
             return 0.0
         if (query.wh and taught.wh and query.wh != taught.wh) or (query.wh == "yes/no") != (taught.wh == "yes/no"):
             return 0.0
-        if not all(taught.means(w, query) for w in self.distinctive(taught.relation)):
+        distinctive = self.distinctive(taught.relation)
+        if distinctive and not any(taught.means(w, query) for w in distinctive):
             return 0.0
         kept = [w for w in taught.relation if taught.means(w, query)]
         recall = sum(map(self.weight, kept)) / sum(map(self.weight, taught.relation)) if taught.relation else 1.0
@@ -171,12 +189,13 @@ class QuestionIndex:
         """The highest score over the taught questions and its key (None when none scores above 0). Only questions
         naming one of the query's entities can score (the rest need an entity it lacks), so only those are scored,
         in the order they were taught (the first of equal scores wins)."""
-        best, best_key = 0.0, None
-        candidates = sorted({i for entity in query.entities for i in self.naming.get(entity, ())})
+        best, best_key, named = 0.0, None, 0
+        names = query.entities | query.maybe_entities
+        candidates = sorted({i for entity in names for i in self.naming.get(entity, ())})
         for taught, key in (self.taught[i] for i in candidates):
             s = self.score(query, taught)
-            if s > best:
-                best, best_key = s, key
+            if s > best or (s == best > 0 and len(taught.entities) > named):  # "Papua New Guinea", not "Guinea"
+                best, best_key, named = s, key, len(taught.entities)
         return best, best_key
 
     def match(self, query: Question, own_key: int | None = None) -> int | None:
