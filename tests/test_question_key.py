@@ -96,6 +96,10 @@ def test_quantities_names_opening_a_sentence_and_the_most_specific_entity() -> N
     assert "calcium" not in calcium.entities and idx.match(calcium) == 4
     assert idx.match(question("What is the melting point of Calcium?")) is None
     assert idx.match(question("Convert 70 mm to cm.")) is None  # "Convert" names nothing taught
+    assert "29 mib" in question("Convert 29 MiB to KiB.").entities  # a capitalised unit is short
+    assert question("Convert 29 Velora to KiB.").entities == {"29", "velora", "kib"}
+    idx.add(question("Convert 29 MiB to KiB."), 5)
+    assert idx.match(question("Convert 29 KiB to MiB.")) is None  # the other way round
 
 
 def test_the_threshold_trades_rewordings_for_abstention() -> None:

@@ -48,6 +48,7 @@ QUANTITY = ("how many", "how much", "the number of")
 # "In what year", "on which date": a time asked for without "when"
 TIME_NOUNS = frozenset("year date day month century".split())
 MAX_UNIT = 6  # "mm", "bytes", "hours": a unit is a short word ("59 belongs to" is not "59 belongs")
+MAX_CAPITAL_UNIT = 3
 AUXILIARIES = frozenset("is are was were do does did can could will would has have had should".split())
 
 
@@ -82,8 +83,9 @@ def _with_unit(text: str, number: str, end: int, following: re.Match | None) -> 
     if following is None or text[end:following.start()].strip() or following.group().lower() in STOPWORDS:
         return number
     unit = following.group()
-    is_unit = unit[0].islower() and len(unit) <= MAX_UNIT and not any(c.isdigit() for c in unit)
-    return f"{number} {unit}" if is_unit else number
+    # a capitalised unit is short ("MiB", "GB", "Hz"); a longer capitalised word is a name ("42 Velora")
+    is_unit = (unit[0].islower() or len(unit) <= MAX_CAPITAL_UNIT) and len(unit) <= MAX_UNIT and unit.isalpha()
+    return f"{number} {unit.lower()}" if is_unit else number
 
 
 def template_words(texts: list[str]) -> frozenset[str]:
