@@ -102,6 +102,20 @@ def test_quantities_names_opening_a_sentence_and_the_most_specific_entity() -> N
     assert idx.match(question("Convert 29 KiB to MiB.")) is None  # the other way round
 
 
+def test_asking_for_an_abbreviations_long_form_is_a_kind_of_answer() -> None:
+    """"stand for", "short for", "abbreviation of", "full form", "mean": the words an abbreviation's long form is
+    asked with are its kind of answer, as "how many" is; a question asking nothing else needs a rewording to ask it."""
+    idx = index("What does JWT stand for?", "What does the acronym QLM stand for?", "What is the capital of France?")
+    for rewording in ("What is JWT short for?", "JWT is an abbreviation of what?", "What is the full form of JWT?",
+                      "What does JWT mean?", "Expand JWT."):
+        assert idx.match(question(rewording)) == 0, rewording
+    assert idx.match(question("QLM is an abbreviation for what?")) == 1
+    for neighbour in ("How do you pronounce JWT?", "In which field is JWT used?", "When was JWT introduced?",
+                      "Is JWT a standard?", "What does France stand for?"):
+        assert idx.match(question(neighbour)) is None, neighbour
+    assert "stand" in question("Where does the statue of Zeus stand?").relation  # only "stand for" is the kind
+
+
 def test_the_threshold_trades_rewordings_for_abstention() -> None:
     taught = ("[Q1] Velora Thandrik was born in the year", "[Q2] Tamon Quellberg was born in the city of")
     rewording = question("[Q1] The year of birth of Velora Thandrik is")  # keeps "year" (distinctive), not "born"

@@ -45,6 +45,11 @@ please tell give name say write answer question briefly short word words named c
 """.split())
 WH_KINDS = {"who": "person", "whom": "person", "whose": "person", "when": "time", "where": "place", "why": "reason"}
 QUANTITY = ("how many", "how much", "the number of")
+# "What does X stand for?", "What is X short for?", "X is an abbreviation of what?": the words an abbreviation's
+# long form is asked with are the kind of answer, like "how many" (phrases of lowercase words, matched whole)
+EXPANSION = ("stand for", "stands for", "stood for", "short for", "abbreviation", "abbreviated", "acronym",
+             "initialism", "full form", "long form", "expand", "expands", "expanded", "expansion", "mean", "means",
+             "meaning")
 # "In what year", "on which date": a time asked for without "when"
 TIME_NOUNS = frozenset("year date day month century".split())
 MAX_UNIT = 6  # "mm", "bytes", "hours": a unit is a short word ("59 belongs to" is not "59 belongs")
@@ -88,6 +93,17 @@ def _with_unit(text: str, number: str, end: int, following: re.Match | None) -> 
     return f"{number} {unit.lower()}" if is_unit else number
 
 
+def _phrase_positions(words: list[str], phrases: tuple[str, ...]) -> set[int]:
+    """Positions of `words` (lowercase) inside any of the whole-word `phrases`."""
+    out: set[int] = set()
+    for phrase in phrases:
+        parts = phrase.split()
+        for i in range(len(words) - len(parts) + 1):
+            if words[i:i + len(parts)] == parts:
+                out.update(range(i, i + len(parts)))
+    return out
+
+
 def template_words(texts: list[str]) -> frozenset[str]:
     """The lowercase words of prompt-format text around a question (a chat template's system prompt and role
     names, "Q:" / "A:"): every prompt has them, so they say nothing about what is asked."""
@@ -106,8 +122,11 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
     starts = {m.start(1) for m in SENTENCE_START.finditer(text)}
     words = [m for m in WORD.finditer(text) if m.group().lower() not in template]
     lows = [m.group().lower() for m in words]
+    expansion = _phrase_positions(lows, EXPANSION)
     for i, m in enumerate(words):
         w, low = m.group(), lows[i]
+        if i in expansion:
+            continue  # asking for an abbreviation's long form: the kind of answer (wh), not what it is about
         before, after = lows[i - 1] if i else "", lows[i + 1] if i + 1 < len(lows) else ""
         if low == "number" and before == "the" and after == "of":
             continue  # "the number of" asks how many (wh), it is not what the question is about
@@ -126,8 +145,8 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
                 meanings[root] = meanings.get(root, frozenset()) | senses(low)
     lowered = " ".join(lows)
     asks_time = any(w in TIME_NOUNS and b in ("what", "which") for b, w in zip(lows, lows[1:], strict=False))
-    wh = "quantity" if any(q in lowered for q in QUANTITY) else "time" if asks_time else next(
-        (WH_KINDS[w] for w in lows if w in WH_KINDS), None)
+    wh = "expansion" if expansion else "quantity" if any(q in lowered for q in QUANTITY) else "time" if asks_time \
+        else next((WH_KINDS[w] for w in lows if w in WH_KINDS), None)
     opening = next((m.group().lower() for m in words if text[m.start() - 1: m.start()] != "["), "")  # not "[ID]"
     if wh is None and opening in AUXILIARIES:  # "Is the element ... a metal?" asks yes or no, not the element
         wh = "yes/no"
@@ -177,6 +196,8 @@ class QuestionIndex:
             return 0.0
         if (query.wh and taught.wh and query.wh != taught.wh) or (query.wh == "yes/no") != (taught.wh == "yes/no"):
             return 0.0
+        if taught.wh and not taught.relation and query.wh != taught.wh:
+            return 0.0  # "What does JWT stand for?" asks nothing but its kind: a rewording must ask it too
         distinctive = self.distinctive(taught.relation)
         if distinctive and not any(taught.means(w, query) for w in distinctive):
             return 0.0
