@@ -1,0 +1,123 @@
+"""How the question key reads a fact set, without the model: for each data set, the share of the taught facts'
+rewordings that read their own fact and the share of neighbour questions (untaught questions about taught entities)
+that fire, exactly as engram.hash=question decides at engram.question.threshold. The key reads words only
+(engram/memory/questions.py), so this takes seconds where a training run takes minutes: the loop for changing how
+questions are read. Only the tokenizer is loaded (its vocabulary says which words are common).
+
+    python benchmarks/question_reading.py                                  # the generated families, SmolLM2's tokenizer
+    python benchmarks/question_reading.py --jsonl my_facts.jsonl --show    # a fact file, with every miss listed
+    python benchmarks/question_reading.py --num-train 1000 --num-eval 250 --seen 0.8   # the write_facts record's data
+
+A rewording counts when its best match is its own fact and scores at least the threshold; a neighbour fires when
+its best match scores at least the threshold. Writes question_reading.json beside the printed table with --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+FAMILIES = ("exact_match", "entity", "user_prefs")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm", help="whose tokenizer reads the prompts (default smollm)")
+    ap.add_argument("--families", default=",".join(FAMILIES), help="generated families, comma-separated ('' = none)")
+    ap.add_argument("--jsonl", type=Path, action="append", default=[], help="a fact file (JSONL); repeatable")
+    ap.add_argument("--num-train", type=int, default=500, help="taught facts per family (default 500)")
+    ap.add_argument("--num-eval", type=int, default=100, help="eval facts per family (default 100)")
+    ap.add_argument("--seen", type=float, default=0.5, help="share of the eval facts that are taught (default 0.5)")
+    ap.add_argument("--seed", type=int, default=0, help="data seed")
+    ap.add_argument("--threshold", type=float, default=0.4, help="engram.question.threshold (default 0.4)")
+    ap.add_argument("--no-synonyms", action="store_true", help="engram.question.synonyms=false")
+    ap.add_argument("--show", action="store_true", help="list every missed rewording and firing neighbour")
+    ap.add_argument("--out", type=Path, help="write question_reading.json into this dir")
+    return ap.parse_args(argv)
+
+
+def data_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """name -> the data config of each set to read."""
+    sets: dict[str, dict[str, Any]] = {}
+    for family in filter(None, args.families.split(",")):
+        sets[f"{family} {args.num_train}/{args.num_eval} seed {args.seed}"] = {
+            "family": family, "num_train": args.num_train, "num_eval": args.num_eval, "seed": args.seed,
+            "eval_seen_fraction": args.seen}
+    for path in args.jsonl:  # every fact taught: the file is its own test file
+        sets[str(path)] = {"family": "jsonl", "path": str(path), "test_path": str(path)}
+    return sets
+
+
+def read_set(splits: dict[str, list[dict]], read: Any, threshold: float) -> dict[str, Any]:
+    """Rewordings that read their own fact and neighbours that fire, with the prompts of every miss / firing."""
+    from engram.memory.questions import QuestionIndex
+
+    train = splits["train"]
+    index = QuestionIndex(threshold)
+    for key, question in enumerate(read([str(r["prompt"]) for r in train])):
+        index.add(question, key)
+    own = {(str(r["key"]), str(r["answer"])): i for i, r in enumerate(train)}
+    rewordings = [r for r in splits.get("paraphrase", []) if r.get("seen")]
+    missed = []
+    for r, question in zip(rewordings, read([str(r["prompt"]) for r in rewordings]), strict=True):
+        fact = own.get((str(r["key"]), str(r["answer"])))
+        if index.match(question) != fact:
+            missed.append([str(r["prompt"]), str(train[fact]["prompt"]) if fact is not None else ""])
+    taught = {str(r["prompt"]) for r in train}
+    neighbours = [r for r in splits.get("neighbor", []) if str(r["prompt"]) not in taught]
+    fired = []
+    for r, question in zip(neighbours, read([str(r["prompt"]) for r in neighbours]), strict=True):
+        key = index.match(question)
+        if key is not None:
+            fired.append([str(r["prompt"]), str(train[key]["prompt"])])
+    return {"rewordings": len(rewordings), "rewordings_read": len(rewordings) - len(missed), "missed": missed,
+            "neighbors": len(neighbours), "neighbors_fired": len(fired), "fired": fired}
+
+
+def share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%} ({part}/{whole})" if whole else "-"
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from omegaconf import OmegaConf
+
+    from engram.config.schema import DataConfig
+    from engram.data import build_splits
+    from engram.data.formatting import encode_prompts
+    from engram.memory.hashes.question import QuestionReader
+    from engram.models.engram_model import format_templates
+    from engram.models.loading import load_model
+
+    _, tokenizer = load_model(args.model)
+    reader = QuestionReader(tokenizer, format_templates(tokenizer), not args.no_synonyms)
+
+    def read(prompts: list[str]) -> list[Any]:
+        return [reader(ids) for ids in encode_prompts(tokenizer, prompts, "chat")] if prompts else []
+
+    results = {}
+    print("| data | rewordings read as their fact | neighbours firing |\n|---|---:|---:|")
+    for name, over in data_sets(args).items():
+        splits = build_splits(OmegaConf.merge(OmegaConf.structured(DataConfig), over))
+        results[name] = r = read_set(splits, read, args.threshold)
+        print(f"| {name} | {share(r['rewordings_read'], r['rewordings'])} | "
+              f"{share(r['neighbors_fired'], r['neighbors'])} |")
+        if args.show:
+            for prompt, taught in r["missed"]:
+                print(f"    missed: {prompt!r} (taught: {taught!r})")
+            for prompt, taught in r["fired"]:
+                print(f"    fired:  {prompt!r} -> {taught!r}")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        settings = {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "jsonl" else v)
+                    for k, v in vars(args).items() if k != "out"}
+        (args.out / "question_reading.json").write_text(json.dumps({"settings": settings, "sets": results},
+                                                                   indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
