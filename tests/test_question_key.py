@@ -15,6 +15,7 @@ from engram.config import ConfigError, validate_engram
 from engram.data.families.exact_match import build_exact_match
 from engram.evaluation.editing import fact_scores
 from engram.evaluation.generate_eval import greedy_ids
+from engram.memory.hashes.question import QuestionReader
 from engram.memory.questions import QuestionIndex, read_question
 from engram.training.writing import write_facts
 
@@ -268,3 +269,17 @@ def test_the_index_grows_with_each_written_batch_as_a_fresh_read_would_build_it(
     grown = [(q, k) for q, k in hasher.index(layer).taught]
     hasher._index.clear()  # read everything again from the saved store
     assert sizes == [8, 16, 24] and [(q, k) for q, k in hasher.index(layer).taught] == grown
+
+
+class PiecesTokenizer:
+    """Spells a word of more than four letters in two pieces, a shorter one as one common token."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [10, 11] if len(text.strip()) > 4 else [10]
+
+
+def test_a_word_wordnet_does_not_know_spelt_in_pieces_is_a_name() -> None:
+    with_senses = QuestionReader(PiecesTokenizer(), [], synonyms=True)
+    assert with_senses._made_up("velmine") and not with_senses._made_up("boiling")
+    assert not with_senses._made_up("cat")  # one piece: a common word, known to WordNet or not
+    assert not QuestionReader(PiecesTokenizer(), [], synonyms=False)._made_up("velmine")  # two pieces are not enough

@@ -73,7 +73,10 @@ class QuestionReader:
         return len(ids) == 1 and ids[0] < COMMON_RANK
 
     def _is_made_up(self, word: str) -> bool:
-        return len(self._pieces(word)) >= MADE_UP_PIECES
+        pieces = len(self._pieces(word))
+        # with WordNet at hand, a word it does not know that the tokenizer spells in pieces is a name ("velmine")
+        unknown = self.senses is not None and pieces > 1 and word.isalpha() and not self.senses(word)
+        return pieces >= MADE_UP_PIECES or unknown
 
     def __call__(self, prompt_ids: list[int]) -> Question:
         return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up,
