@@ -143,14 +143,23 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
             relation.add(root := stem(w))
             if senses is not None:
                 meanings[root] = meanings.get(root, frozenset()) | senses(low)
-    lowered = " ".join(lows)
-    asks_time = any(w in TIME_NOUNS and b in ("what", "which") for b, w in zip(lows, lows[1:], strict=False))
-    wh = "expansion" if expansion else "quantity" if any(q in lowered for q in QUANTITY) else "time" if asks_time \
-        else next((WH_KINDS[w] for w in lows if w in WH_KINDS), None)
     opening = next((m.group().lower() for m in words if text[m.start() - 1: m.start()] != "["), "")  # not "[ID]"
-    if wh is None and opening in AUXILIARIES:  # "Is the element ... a metal?" asks yes or no, not the element
-        wh = "yes/no"
+    wh = _answer_kind(lows, bool(expansion), opening)
     return Question(frozenset(entities), frozenset(relation), wh, frozenset(maybe), meanings)
+
+
+def _answer_kind(lows: list[str], expansion: bool, opening: str) -> str | None:
+    """The kind of answer the question's words ask for (`Question.wh`), or None when they name none."""
+    lowered = " ".join(lows)
+    if expansion:
+        return "expansion"
+    if any(q in lowered for q in QUANTITY):
+        return "quantity"
+    if any(w in TIME_NOUNS and b in ("what", "which") for b, w in zip(lows, lows[1:], strict=False)):
+        return "time"
+    kind = next((WH_KINDS[w] for w in lows if w in WH_KINDS), None)
+    # "Is the element ... a metal?" asks yes or no, not the element
+    return "yes/no" if kind is None and opening in AUXILIARIES else kind
 
 
 class QuestionIndex:
