@@ -78,47 +78,44 @@ def recall_mechanisms(results: Path) -> str:
 
 # ---------------------------------------------------------------- editing: writing facts batch after batch
 
-WRITE_ARMS = R + "write_facts_question/question/", R + "write_facts_question/recall/"
-ARM_NAMES = ("memory (`engram=question`)", "GRACE-like (`engram=recall`)")
+WRITE = R + "write_facts_1000/"
+WRITE_ARMS = {"question": "memory (`engram=question`)", "recall": "GRACE-like (`engram=recall`)",
+              "lora": "LoRA (10 epochs per batch)"}
 
 
-@table("editing.sequential", WRITE_ARMS[0] + "sequential.json", WRITE_ARMS[1] + "sequential.json")
-def editing_sequential(question: Path, recall: Path) -> str:
-    arms = [read_json(question)["points"], read_json(recall)["points"]]
-    header = ["facts taught"]
-    for name in ARM_NAMES:
-        header += [f"{name}: recall, all / first batch", "rewordings", "neighbours", "locality tf"]
+@table("editing.sequential", *(WRITE + f"{arm}/sequential.json" for arm in WRITE_ARMS))
+def editing_sequential(*curves: Path) -> str:
+    """One row per batch and arm; an arm that stopped early has fewer rows."""
     rows = []
-    for points in zip(*arms, strict=True):
-        row = [count(points[0]["facts"])]
-        for p in points:
-            row += [f"{pct(p['recall_all'])} / {pct(p['recall_first'])}", f"{pct(p['rewordings'])} (of "
-                    f"{p['rewordings_n']})", f"{pct(p['neighbors'])} (of {p['neighbors_n']})", pct(p["locality_tf"])]
-        rows.append(row)
-    return markdown(header, rows)
+    arms = {name: read_json(path)["points"] for name, path in zip(WRITE_ARMS.values(), curves, strict=True)}
+    for batch in range(max(len(points) for points in arms.values())):
+        for name, points in arms.items():
+            if batch < len(points):
+                p = points[batch]
+                rows.append([count(p["facts"]), name, f"{pct(p['recall_all'])} / {pct(p['recall_first'])}",
+                             f"{pct(p['rewordings'])} (of {p['rewordings_n']})",
+                             f"{pct(p['neighbors'])} (of {p['neighbors_n']})", pct(p["locality_tf"]),
+                             f"{fixed(p['teach_s'], 0)} s"])
+    return markdown(["facts taught", "arm", "recall: all so far / first batch", "rewordings", "neighbours as the base",
+                     "locality tf", "teaching"], rows, "llrrrrr")
 
 
-@table("editing.final", WRITE_ARMS[0] + "eval.json", WRITE_ARMS[1] + "eval.json")
-def editing_final(question: Path, recall: Path) -> str:
+FINISHED = ("question", "recall", "lora")  # the arms that ran to their final evaluation (eval.json)
+
+
+@table("editing.final", *(WRITE + f"{arm}/eval.json" for arm in FINISHED))
+def editing_final(*evals: Path) -> str:
+    """The final evaluation of each arm that finished."""
     rows = []
-    for name, path in zip(ARM_NAMES, (question, recall), strict=True):
+    for name, path in zip((WRITE_ARMS[arm] for arm in FINISHED), evals, strict=True):
         m = read_json(path)["metrics"]
         rows.append([name, pct(m["edit/efficacy"]),
                      *(f"{pct(m[f'edit/{k}'])} ({pct(m[f'edit/{k}_tf'])})"
                        for k in ("generalization", "neighbors", "locality")),
-                     pct(m["eval/retention"]), pct(m["eval/exact_match_unseen"]), pct(m["knockout/exact_match_seen"])])
+                     pct(m["eval/retention"]), pct(m["eval/exact_match_unseen"]),
+                     pct(m["knockout/exact_match_seen"]) if "knockout/exact_match_seen" in m else "-"])
     return markdown(["", "efficacy", "generalisation (tf)", "neighbours (tf)", "locality (tf)", "retention",
                      "unseen facts", "knock-out"], rows)
-
-
-@table("editing.lora_record", R + "write_facts/report.md")
-def editing_lora_record(report: Path) -> str:
-    names = {"engram": "memory (`engram=recall`)", "lora": "LoRA (10 epochs per batch, lr 3e-3)"}
-    rows = [[names[r["job"]], f"{count(r['facts'])} ({r['batches done']} batches)", r["recall (all)"],
-             r["recall (first batch)"], r["locality tf"], f"{count(r['teach s'])} s: {r['s/fact']} s/fact"]
-            for r in md_table(report, "job", "variant", "batch")]
-    return markdown(["", "facts taught", "recall, all so far", "recall, first batch", "locality tf",
-                     "teaching time"], rows)
 
 
 GATED = R + "gated_lora/"
