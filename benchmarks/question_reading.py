@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/question_reading.py` from anywhere
+
 FAMILIES = ("exact_match", "entity", "user_prefs")
 
 
@@ -85,18 +87,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from omegaconf import OmegaConf
 
+    from benchmarks.key_route_scores import LexicalReader
     from engram.config.schema import DataConfig
     from engram.data import build_splits
-    from engram.data.formatting import encode_prompts
-    from engram.memory.hashes.question import QuestionReader
-    from engram.models.engram_model import format_templates
     from engram.models.loading import load_model
 
     _, tokenizer = load_model(args.model)
-    reader = QuestionReader(tokenizer, format_templates(tokenizer), not args.no_synonyms)
+    reader = LexicalReader(tokenizer, "chat", synonyms=not args.no_synonyms)
 
     def read(prompts: list[str]) -> list[Any]:
-        return [reader(ids) for ids in encode_prompts(tokenizer, prompts, "chat")] if prompts else []
+        return reader.read(prompts) if prompts else []
 
     results = {}
     print("| data | rewordings read as their fact | neighbours firing |\n|---|---:|---:|")

@@ -91,9 +91,9 @@ def sequential_state(run_dir: str | Path) -> Path:
     return _path(str(run_dir)) / SEQUENTIAL_STATE
 
 
-def check_sequential_resume(ckpt_path: str, variant: str, batch: int, epochs: int) -> dict[str, Any]:
-    """The curve so far of the sequential run dir `ckpt_path`, which must have taught its batches as this run will
-    (variant, sequential.batch, sequential.epochs)."""
+def check_sequential_resume(ckpt_path: str, variant: str, batch: int, epochs: int) -> None:
+    """`ckpt_path` is the run dir of a sequential run that taught its batches as this run will (variant,
+    sequential.batch, sequential.epochs) and finished one."""
     curve = sequential_state(ckpt_path) / STATE_CURVE
     if not curve.is_file():
         raise ConfigError("ckpt_path", ckpt_path, f"has no {SEQUENTIAL_STATE}/{STATE_CURVE}: not the run dir of a "
@@ -108,7 +108,6 @@ def check_sequential_resume(ckpt_path: str, variant: str, batch: int, epochs: in
         if recorded[key] != value:
             raise ConfigError("ckpt_path", ckpt_path, f"was taught with {key}={recorded[key]}, this run has "
                               f"{key}={value}: resume with the same settings")
-    return payload
 
 
 def check_checkpoint(ckpt_path: str | None, sequential: tuple[str, int, int] | None = None) -> None:

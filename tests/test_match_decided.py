@@ -11,8 +11,8 @@ from test_gated_lora import tiny_pair  # noqa: F401  (the fixture)
 from test_recall import engram_cfg, facts, tiny
 
 from engram import EngramModel
-from engram.evaluation.generate_eval import evaluate_generation, greedy_ids, match_decided, new_token_ids
-from engram.evaluation.metrics import exact_match
+from engram.evaluation.generate_eval import evaluate_generation, greedy_ids, new_token_ids
+from engram.evaluation.metrics import exact_match, match_decided
 from engram.training.writing import write_facts
 
 

@@ -57,6 +57,15 @@ def teacher_forced_batch(prompts: Sequence[Sequence[int]], answers: Sequence[Seq
     return TrainCollator(pad_token_id)(features)
 
 
+def answer_window(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the positions worth logits, the labels they predict) of a teacher-forced or training batch: the positions
+    from the shortest prompt on, since every earlier one predicts a prompt token (label -100). Pass the first as
+    `logits_to_keep`: the LM head over a ~49k vocabulary is about a fifth of SmolLM2's forward cost."""
+    labels = batch["labels"]
+    start = max(int(batch["prompt_lengths"].min()) - 1, 0)  # position t predicts token t + 1
+    return torch.arange(start, labels.shape[1] - 1, device=labels.device), labels[:, start + 1:]
+
+
 class GenerationCollator:
     """(prompt ids, record) pairs -> left-padded `input_ids`, `attention_mask` and the `records` themselves."""
 

@@ -23,8 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
+from engram.data.collate import answer_window
 from engram.data.formatting import encode_answers, encode_prompts, pad_id
 from engram.evaluation.generate_eval import evaluate_generation, teacher_forced_batches
 from engram.evaluation.retention import general_pairs
@@ -53,17 +52,14 @@ def token_scores(model: Any, prompts: Sequence[Sequence[int]], answers: Sequence
                  max_length: int, pad_token_id: int, batch_size: int = BATCH) -> TokenScores:
     """Teacher-forced token accuracy of any causal LM (plain, peft, EngramModel) on (prompt ids, answer ids) pairs,
     joined as training joins them. Changes nothing (eval mode: no address claims a row). As in training, only
-    positions from the shortest prompt on get logits (the LM head over the vocabulary is a fifth of SmolLM2's
-    forward, and earlier positions predict prompt tokens)."""
+    positions from the shortest prompt on get logits (`answer_window`)."""
     scores = TokenScores([], [])
     wants_prompt_lengths = bool(engram_memories(model))  # span hashes need to know where the prompt ends
     for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_token_id, batch_size):
         extra = {"prompt_lengths": batch["prompt_lengths"]} if wants_prompt_lengths else {}
-        start = max(int(batch["prompt_lengths"].min()) - 1, 0)  # position t predicts token t + 1
-        keep = torch.arange(start, batch["labels"].shape[1] - 1, device=batch["labels"].device)
+        keep, labels = answer_window(batch)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep,
                        **extra).logits
-        labels = batch["labels"][:, start + 1:]
         counted = labels != -100
         right = (logits.argmax(-1) == labels) & counted
         for r, c in zip(right, counted, strict=True):

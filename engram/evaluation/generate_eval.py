@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from engram.data.collate import teacher_forced_batch
-from engram.evaluation.metrics import STOP_STRINGS, clean_generation, exact_match, summarize_rows
+from engram.evaluation.metrics import clean_generation, exact_match, match_decided, summarize_rows
 
 
 @dataclass
@@ -72,18 +72,6 @@ def decode_new_tokens(tokenizer: Any, sequences: torch.Tensor, prompt_len: int) 
 
 class CachedGenerationError(RuntimeError):
     """Cached and uncached greedy decoding disagree: scoring would measure a generation bug, not the model."""
-
-
-def match_decided(text: str, answer: str) -> bool:
-    """Can more tokens still change `exact_match(text + more, answer)`? Not once the cleaned answer is closed (an
-    end marker, or a newline after the first text), nor once it can no longer grow into `answer`. The prefix test
-    ignores whitespace: decoding more tokens may only drop a space (tokenizers' clean-up before punctuation)."""
-    if any(stop in text for stop in STOP_STRINGS) or "\n" in text.lstrip():
-        return True
-    text = text.rstrip("\ufffd")  # a trailing half of a multi-byte character is not text yet
-    partial = max((k for stop in STOP_STRINGS for k in range(1, len(stop)) if text.endswith(stop[:k])), default=0)
-    head = "".join(text[: len(text) - partial].split())  # nor is the start of an end marker
-    return not "".join(answer.split()).startswith(head)
 
 
 class AnswerDecided(StoppingCriteria):

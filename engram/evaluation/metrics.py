@@ -25,6 +25,18 @@ def exact_match(generated: str, answer: str) -> bool:
     return clean_generation(generated) == answer.strip()
 
 
+def match_decided(text: str, answer: str) -> bool:
+    """Can more tokens still change `exact_match(text + more, answer)`? Not once the cleaned answer is closed (an
+    end marker, or a newline after the first text), nor once it can no longer grow into `answer`. The prefix test
+    ignores whitespace: decoding more tokens may only drop a space (tokenizers' clean-up before punctuation)."""
+    if any(stop in text for stop in STOP_STRINGS) or "\n" in text.lstrip():
+        return True
+    text = text.rstrip("\ufffd")  # a trailing half of a multi-byte character is not text yet
+    partial = max((k for stop in STOP_STRINGS for k in range(1, len(stop)) if text.endswith(stop[:k])), default=0)
+    head = "".join(text[: len(text) - partial].split())  # nor is the start of an end marker
+    return not "".join(answer.split()).startswith(head)
+
+
 def _rate(values: list[bool]) -> float:
     return sum(values) / len(values) if values else 0.0
 

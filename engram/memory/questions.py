@@ -150,9 +150,9 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
 
 def _answer_kind(lows: list[str], expansion: bool, opening: str) -> str | None:
     """The kind of answer the question's words ask for (`Question.wh`), or None when they name none."""
-    lowered = " ".join(lows)
     if expansion:
         return "expansion"
+    lowered = " ".join(lows)
     if any(q in lowered for q in QUANTITY):
         return "quantity"
     if any(w in TIME_NOUNS and b in ("what", "which") for b, w in zip(lows, lows[1:], strict=False)):

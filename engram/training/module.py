@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from engram.data.collate import answer_window
 from engram.memory.shard import shard_tables, unshard_tables
 from engram.models.engram_model import EngramModel, causal_lm
 from engram.models.gated_lora import GatedLoRAModel
@@ -85,21 +86,18 @@ class EngramLitModule(L.LightningModule):
         else the forward returned, such as a gated LoRA's `lora_gate`, is read from there. `router`: an MoE's output
         also holds its routers' load-balancing loss (`aux_loss`).
 
-        Only positions from the shortest prompt on get logits: every earlier position predicts a prompt token
-        (label -100), and the lm_head over a ~49k vocabulary is about a fifth of SmolLM2's forward cost.
+        Only positions from the shortest prompt on get logits (`answer_window`).
         """
         if self.prefix_cache is not None:
             return self._cached_loss(batch), None
-        labels = batch["labels"]
-        start = max(int(batch["prompt_lengths"].min()) - 1, 0)
-        keep = torch.arange(start, labels.shape[1] - 1, device=labels.device)
+        keep, targets = answer_window(batch)
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "logits_to_keep": keep}
         if isinstance(self.model, EngramModel):  # a plain LM (or PeftModel) would reject the keyword
             kwargs["prompt_lengths"] = batch["prompt_lengths"]
         if router and self.router_aux_weight > 0:  # only here: cached generation cannot compute it
             kwargs["output_router_logits"] = True
         out = self.model(**kwargs)
-        logits, targets = out.logits, labels[:, start + 1 :]
+        logits = out.logits
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                ignore_index=-100), out
 

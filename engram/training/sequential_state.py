@@ -16,6 +16,7 @@ from torch import nn
 from engram.atomic import atomic_write_dir
 from engram.inputs import STATE_CURVE, sequential_state
 from engram.models.engram_model import EngramModel
+from engram.models.headers import ENGRAM_FILE_NAME
 
 TRAINED_FILE = "trained.safetensors"  # a LoRA variant's trainable weights (a memory: its engram.safetensors)
 
@@ -46,7 +47,7 @@ def load_state(model: nn.Module, run_dir: str | Path, facts_digest: str) -> dict
     if curve.get("facts_digest") != facts_digest:
         raise ResumeError(f"engram: {run_dir} taught other facts (another data.* or seed); resume with the same data")
     if isinstance(model, EngramModel):
-        model.load_engram(state / "engram.safetensors")
+        model.load_engram(state / ENGRAM_FILE_NAME)
         return curve
     saved, trainable = load_file(str(state / TRAINED_FILE)), _trainable(model)
     if set(saved) != set(trainable) or any(saved[k].shape != trainable[k].shape for k in saved):
