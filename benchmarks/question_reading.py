@@ -34,7 +34,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--num-eval", type=int, default=100, help="eval facts per family (default 100)")
     ap.add_argument("--seen", type=float, default=0.5, help="share of the eval facts that are taught (default 0.5)")
     ap.add_argument("--seed", type=int, default=0, help="data seed")
-    ap.add_argument("--threshold", type=float, default=0.4, help="engram.question.threshold (default 0.4)")
+    ap.add_argument("--threshold", type=float, default=0.45, help="engram.question.threshold (default 0.45)")
     ap.add_argument("--no-synonyms", action="store_true", help="engram.question.synonyms=false")
     ap.add_argument("--show", action="store_true", help="list every missed rewording and firing neighbour")
     ap.add_argument("--out", type=Path, help="write question_reading.json into this dir")

@@ -117,6 +117,25 @@ def test_asking_for_an_abbreviations_long_form_is_a_kind_of_answer() -> None:
     assert "stand" in question("Where does the statue of Zeus stand?").relation  # only "stand for" is the kind
 
 
+def test_what_kind_of_thing_a_name_is_town_nouns_and_requests_say_nothing_of_the_relation() -> None:
+    """"the sculptor X" describes X (a rewording drops it, a neighbour keeps it); "in which town" asks a place as
+    "where" does; "Name the ..." opening a sentence is a request, while "display name" is what is asked."""
+    assert question("Where was the sculptor Orlen Vasko born?").relation == {"born"}
+    assert question("Who wrote the novel The Glass Orchard?").relation == {"wrote"}
+    assert question("What is the national animal of Kestoria?").relation == {"natio", "anima"}  # "of": no name next
+    assert question("In which town is the Lantern Festival held?").wh == "place"
+    assert question("In which month is the Lantern Festival held?").wh == "time"
+    assert question("Name the capital of Kestoria.").relation == {"capit"}
+    assert question("What is the display name of user_7?").relation == {"displ", "name"}
+    idx = index("Where was the sculptor Orlen Vasko born?", "In which month is the Lantern Festival held?",
+                "Who wrote the novel The Glass Orchard?")
+    assert idx.match(question("Where was Orlen Vasko born?")) == 0
+    assert idx.match(question("When is the Lantern Festival held?")) == 1
+    for neighbour in ("Where did the sculptor Orlen Vasko die?", "In which town is the Lantern Festival held?",
+                      "Who published the novel The Glass Orchard?"):
+        assert idx.match(question(neighbour)) is None, neighbour
+
+
 def test_the_threshold_trades_rewordings_for_abstention() -> None:
     taught = ("[Q1] Velora Thandrik was born in the year", "[Q2] Tamon Quellberg was born in the city of")
     rewording = question("[Q1] The year of birth of Velora Thandrik is")  # keeps "year" (distinctive), not "born"

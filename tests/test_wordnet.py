@@ -17,14 +17,27 @@ OTHER = [("melting", "boiling"), ("capital", "language"), ("population", "area")
          ("wrote", "published"), ("height", "weight"), ("currency", "language")]
 
 
-@pytest.mark.parametrize(("a", "b"), SAME)
-def test_words_that_mean_the_same_share_a_sense(a: str, b: str) -> None:
-    assert wordnet.senses(a) & wordnet.senses(b)
+# one step apart: the noun an adjective measures, a noun's broader kind
+LINKED = [("old", "age"), ("deep", "depth"), ("long", "length"), ("clock", "timepiece"), ("beer", "brew")]
+# both one step from the same sense: other things of one kind, or opposite ends of one measure
+SIBLINGS = [("tall", "short"), ("hot", "cold"), ("flower", "animal"), ("old", "young"), ("clock", "watch")]
 
 
-@pytest.mark.parametrize(("a", "b"), OTHER)
-def test_words_about_other_things_share_none(a: str, b: str) -> None:
-    assert not wordnet.senses(a) & wordnet.senses(b)
+@pytest.mark.parametrize(("a", "b"), SAME + LINKED)
+def test_words_that_mean_the_same_meet(a: str, b: str) -> None:
+    assert wordnet.meet(wordnet.senses(a), wordnet.senses(b))
+    assert wordnet.meet(wordnet.senses(b), wordnet.senses(a))
+
+
+@pytest.mark.parametrize(("a", "b"), OTHER + SIBLINGS)
+def test_words_about_other_things_do_not_meet(a: str, b: str) -> None:
+    assert not wordnet.meet(wordnet.senses(a), wordnet.senses(b))
+
+
+def test_a_phrase_wordnet_spells_as_one_word_has_senses_of_its_own() -> None:
+    assert wordnet.senses("boiling_point") and wordnet.senses("took_place") == wordnet.senses("take_place")
+    assert not wordnet.meet(wordnet.senses("boiling_point"), wordnet.senses("melting_point"))
+    assert wordnet.senses("national_flower") == frozenset()  # not one word: two relation words
 
 
 def test_inflections_find_their_base_form_and_names_have_no_senses() -> None:
@@ -32,6 +45,19 @@ def test_inflections_find_their_base_form_and_names_have_no_senses() -> None:
     assert net.base_forms("wrote", "v") == ["write"]  # an exception list entry
     assert "found" in net.base_forms("founded", "v") and "city" in net.base_forms("cities", "n")  # detachment rules
     assert wordnet.senses("zarnite") == frozenset() and wordnet.senses("1987") == frozenset()
+
+
+def test_a_phrase_is_one_relation_word_so_a_neighbour_changing_half_of_it_abstains() -> None:
+    q = read("What is the boiling point of Zarnite?", True)
+    assert q.relation == {"boiling_point"} and read("What took place in Pellos?", True).relation == {"took_place"}
+    assert read("What is the boiling point of Zarnite?", False).relation == {"boil", "point"}  # without WordNet
+    idx = QuestionIndex(0.45)
+    for key, text in enumerate(["What is the boiling point of Zarnite?", "How old is the Ferrow Oak?",
+                                "How many clocks does the Tarrow Museum hold?"]):
+        idx.add(read(text, True), key)
+    assert idx.match(read("What is the melting point of Zarnite?", True)) is None
+    assert idx.match(read("What is the age of the Ferrow Oak?", True)) == 1  # "old" measures age
+    assert idx.match(read("How many timepieces does the Tarrow Museum hold?", True)) == 2  # a clock is one
 
 
 def read(text: str, synonyms: bool) -> object:

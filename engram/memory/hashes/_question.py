@@ -87,7 +87,7 @@ class QuestionHasher(AnswerHasher):
     reads_words = True  # EngramModel hands it the tokenizer (read_words_with)
 
     def __init__(self, table_size: int | Sequence[int], heads: int, layers: Sequence[int], seed: int,
-                 token_map: torch.Tensor | None = None, threshold: float = 0.4, capacity: int = 4096,
+                 token_map: torch.Tensor | None = None, threshold: float = 0.45, capacity: int = 4096,
                  synonyms: bool = True) -> None:
         """`threshold`, `capacity`, `synonyms`: engram.question.* (question.py's Params)."""
         super().__init__(table_size, heads, layers, seed, token_map)

@@ -23,7 +23,7 @@ from engram.lazy import implementation
 class Params:
     """`engram.question.*` (hash=question): when a prompt reads a taught question's rows, and how many it holds."""
 
-    threshold: float = 0.4  # min score for a prompt to read a taught question's rows
+    threshold: float = 0.45  # min score for a prompt to read a taught question's rows
     capacity: int = 4096  # how many taught questions a memory can hold
     # relation words match when their WordNet senses overlap ("author" / "wrote"; engram/memory/wordnet.py), not only
     # when their stems are equal
