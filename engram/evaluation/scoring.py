@@ -6,7 +6,9 @@ a gated LoRA's gate/* and lora_gate_tokens.png) -> eval.json + eval.md (atomic).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,17 @@ class EvalOutcome:
     neighbor_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+@contextmanager
+def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    """Adds the wall time of the block to `timings` as time/eval_<phase>_s: where an evaluation's time goes."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        key = f"time/eval_{phase}_s"
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
+
+
 def eval_batch_size(cfg: Any) -> int:
     return int(cfg.data.get("eval_batch_size", 16))
 
@@ -70,37 +83,45 @@ def evaluate_and_save(
     max_new = int(cfg.eval_max_new_tokens)
     if not datamodule.eval_records:
         datamodule.setup("validate")
-    result = evaluate_splits(model, tokenizer, datamodule, batch_size, max_new)
+    timings: dict[str, float] = {}
+    with timed(timings, "facts"):
+        result = evaluate_splits(model, tokenizer, datamodule, batch_size, max_new)
     taught = {str(r["prompt"]) for r in datamodule.train_records}
-    retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, RETENTION_BATCH,
-                                                  taught=taught)
+    with timed(timings, "retention"):
+        retention, retention_rows = measure_retention(model, tokenizer, base_general, max_new, RETENTION_BATCH,
+                                                      taught=taught)
 
     metrics = dict(metrics or {})
     metrics.update(result.metrics)
     metrics["eval/retention"] = retention
     metrics["eval/retention_taught"] = float(sum(r["taught"] for r in retention_rows))  # left out: trained prompts
-    metrics.update(editing_metrics(model, tokenizer, datamodule, result.metrics, base_general,
-                                   prompt_format=cfg.data.prompt_format, max_length=int(cfg.data.max_length),
-                                   batch_size=batch_size, max_new_tokens=max_new, taught=taught))
+    with timed(timings, "editing"):
+        metrics.update(editing_metrics(model, tokenizer, datamodule, result.metrics, base_general,
+                                       prompt_format=cfg.data.prompt_format, max_length=int(cfg.data.max_length),
+                                       batch_size=batch_size, max_new_tokens=max_new, taught=taught))
     metrics["edit/locality"] = retention
     neighbor_rows: list[dict[str, Any]] = []
     if base_neighbors is not None:
-        found, neighbor_rows = neighbor_metrics(model, tokenizer, datamodule, base_neighbors,
-                                                max_length=int(cfg.data.max_length), batch_size=batch_size,
-                                                max_new_tokens=max_new)
+        with timed(timings, "neighbors"):
+            found, neighbor_rows = neighbor_metrics(model, tokenizer, datamodule, base_neighbors,
+                                                    max_length=int(cfg.data.max_length), batch_size=batch_size,
+                                                    max_new_tokens=max_new)
         metrics.update(found)
     traces: Traces = {}  # the final/ gate statistics: the memories' traces of selectivity's last forward
     if engram_memories(model):
-        metrics.update(knockout_metrics(model, tokenizer, datamodule, batch_size, max_new))
+        with timed(timings, "knockout"):
+            metrics.update(knockout_metrics(model, tokenizer, datamodule, batch_size, max_new))
         seen = [r for r in result.rows if r.get("seen")]
-        with memory_tracing(model) as traces:
+        with timed(timings, "selectivity"), memory_tracing(model) as traces:
             metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
                                                int(cfg.data.max_length), taught))
-        metrics.update(firing_metrics(model, tokenizer, datamodule.splits, cfg, Path(run_dir), title))
+        with timed(timings, "firing"):
+            metrics.update(firing_metrics(model, tokenizer, datamodule.splits, cfg, Path(run_dir), title))
     if isinstance(model, GatedLoRAModel):  # where the per-token gate opens: gate/* and lora_gate_tokens.png
-        gate_metrics, groups = lora_gate_metrics(model, tokenizer, datamodule.eval_records, base_general,
-                                                 prompt_format=cfg.data.prompt_format,
-                                                 max_length=int(cfg.data.max_length), taught=taught)
+        with timed(timings, "gate"):
+            gate_metrics, groups = lora_gate_metrics(model, tokenizer, datamodule.eval_records, base_general,
+                                                     prompt_format=cfg.data.prompt_format,
+                                                     max_length=int(cfg.data.max_length), taught=taught)
         metrics.update(gate_metrics)
         save_gate_plot(tokenizer, groups, Path(run_dir) / LORA_GATE_PNG, title=f"{title}: gate per token")
     if registry.attribute("family", cfg.data.family, "paraphrased", False):
@@ -110,6 +131,7 @@ def evaluate_and_save(
     metrics["params/trainable"] = float(trainable)
     metrics.update(account(model, sequence_length(cfg.data)).metrics())  # params/total, params/active, flops/token
     metrics.update({f"final/{k}": v for k, v in collect_gate_stats(model, traces).items()})  # none without a memory
+    metrics.update(timings)
 
     if before_write is not None:
         before_write(metrics, info)
