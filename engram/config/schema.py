@@ -137,7 +137,7 @@ class DataKeys:
     split_fraction: float = 0.1  # jsonl: share of data.path held out for eval; text: for validation and for test
     batch_size: int = 16  # training examples per step
     shuffle: bool = True  # training batches in a new order each epoch; false: the records' order (a curriculum)
-    eval_batch_size: int = 32  # prompts per batch when scoring
+    eval_batch_size: int = 64  # prompts per batch when scoring (on CPU each decoding step has a fixed overhead)
     max_length: int = 256  # tokens per example (a longer prompt loses its start)
     num_workers: int = 0  # DataLoader worker processes
     facts_per_id: int = 3  # entity, user_prefs: facts (attributes) per ID

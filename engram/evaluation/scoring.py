@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engram import registry
+from engram.config.schema import DataConfig
 from engram.evaluation.editing import editing_metrics
 from engram.evaluation.firing import firing_metrics
 from engram.evaluation.gate_stats import collect_gate_stats
@@ -57,7 +58,7 @@ def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
 
 
 def eval_batch_size(cfg: Any) -> int:
-    return int(cfg.data.get("eval_batch_size", 16))
+    return int(cfg.data.get("eval_batch_size", DataConfig.eval_batch_size))
 
 
 def neighbor_references(model: Any, tokenizer: Any, datamodule: Any, cfg: Any) -> BaseReplies | None:
