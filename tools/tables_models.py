@@ -61,7 +61,9 @@ LEVERS = {"arm=lm_engram": "paper's memory, tables lr 1.5e-2 (the study's)",
           "arm=lm_engram, layers=[1,15]": "paper's memory",
           "arm=lm_capacity1, layers=[1,15], num_tokens=98304": "control: one row per head",
           "arm=lm_engram, layers=[1,15], num_tokens=196608": "paper's memory",
-          "arm=lm_capacity1, layers=[1,15], num_tokens=196608": "control: one row per head"}
+          "arm=lm_capacity1, layers=[1,15], num_tokens=196608": "control: one row per head",
+          "arm=lm_engram, layers=[1,15], num_tokens=393216": "paper's memory",
+          "arm=lm_capacity1, layers=[1,15], num_tokens=393216": "control: one row per head"}
 
 
 @table("language_modelling.levers", R + "lm_frozen/results.csv", R + "lm_frozen_levers/results.csv")
