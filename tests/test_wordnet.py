@@ -35,7 +35,7 @@ def test_words_about_other_things_do_not_meet(a: str, b: str) -> None:
 
 
 def test_a_phrase_wordnet_spells_as_one_word_has_senses_of_its_own() -> None:
-    assert wordnet.senses("boiling_point") and wordnet.senses("took_place") == wordnet.senses("take_place")
+    assert wordnet.senses("boiling_point") and wordnet.senses("boiling_points") == wordnet.senses("boiling_point")
     assert not wordnet.meet(wordnet.senses("boiling_point"), wordnet.senses("melting_point"))
     assert wordnet.senses("national_flower") == frozenset()  # not one word: two relation words
 
@@ -49,7 +49,9 @@ def test_inflections_find_their_base_form_and_names_have_no_senses() -> None:
 
 def test_a_phrase_is_one_relation_word_so_a_neighbour_changing_half_of_it_abstains() -> None:
     q = read("What is the boiling point of Zarnite?", True)
-    assert q.relation == {"boiling_point"} and read("What took place in Pellos?", True).relation == {"took_place"}
+    assert q.relation == {"boiling_point"} and "chief_executive_officer" in read("Who is the chief executive officer "
+                                                                                 "of Orbex?", True).relation
+    assert {"made", "out"} <= read("Which stone is the Ferryman statue made out of?", True).relation  # no "make out"
     assert read("What is the boiling point of Zarnite?", False).relation == {"boil", "point"}  # without WordNet
     idx = QuestionIndex(0.45)
     for key, text in enumerate(["What is the boiling point of Zarnite?", "How old is the Ferrow Oak?",

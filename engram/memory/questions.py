@@ -16,8 +16,8 @@ words. A question is reduced to
 A capitalised common word opening a sentence is a relation word ("Convert 5 km to m."), and may also be a name:
 "Calcium has what atomic number?" asks about the Calcium a taught question names (`maybe_entities`). Words that say
 what kind of thing a name is ("the sculptor Orlen Vasko") are neither: a rewording may drop them, a neighbour keeps
-them. A phrase WordNet knows as one word ("boiling point", "take place") is one relation word: "melting point" is
-another relation, not half of the same one.
+them. A compound noun WordNet knows as one word ("boiling point", "chief executive officer") is one relation word:
+"melting point" is another relation, not half of the same one.
 `QuestionIndex` scores a new question against the taught ones. Relation words are weighted by how many distinct
 taught relations use them, and one of the rarest ones of a taught question must be there: "User prefers theme:" and
 "User prefers units:" share "user prefers", so "theme" is what the taught question is about and a question without
@@ -167,7 +167,9 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
     if senses is not None:
         for phrase, start, end in _phrases(lows, kinds, senses):
             parts = [low for low, kind in zip(lows[start:end], kinds[start:end], strict=True) if kind == "relation"]
-            relation.difference_update(map(stem, parts))
+            for part in map(stem, parts):
+                relation.discard(part)
+                meanings.pop(part, None)
             relation.add(phrase)
             meanings[phrase] = senses(phrase)
     opening = next((m.group().lower() for m in words if text[m.start() - 1: m.start()] != "["), "")  # not "[ID]"
@@ -176,9 +178,9 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
 
 
 def _phrases(lows: list[str], kinds: list[str], senses: Callable[[str], frozenset[str]]) -> list[tuple[str, int, int]]:
-    """The word sequences WordNet knows as one word ("boiling point", "take place", "chief executive officer"), as
-    (WordNet's spelling, first position, end position), longest first: "melting point" is not "boiling point" with
-    one word changed, and "take place" is neither taking nor a place."""
+    """The word sequences WordNet knows as one noun ("boiling point", "chief executive officer"), as (WordNet's
+    spelling, first position, end position), longest first: "melting point" is not "boiling point" with one word
+    changed. Nouns only: a phrasal verb's words also stand free ("made out of stone" is not "make out")."""
     out, used = [], set()
     for n in range(MAX_PHRASE, 1, -1):
         for i in range(len(lows) - n + 1):
@@ -187,7 +189,7 @@ def _phrases(lows: list[str], kinds: list[str], senses: Callable[[str], frozense
                     kinds[j] not in ("relation", "") for j in span):
                 continue
             phrase = "_".join(lows[i:i + n])
-            if senses(phrase):
+            if any(x.startswith("n") for x in senses(phrase)):
                 out.append((phrase, i, i + n))
                 used.update(span)
     return out

@@ -7,8 +7,8 @@ per process (about a second). A word's senses are the synsets of its base forms 
 detachment rules of morphy(7WN)) among each part of speech's `SENSES_PER_WORD` most frequent senses, plus the
 synsets its derivationally related forms belong to ("author" the noun -> "write" the verb), plus the synsets one step
 away (the noun an adjective measures, "old" -> age; a noun's broader kind, "clock" -> timepiece), which meet another
-word's own senses only. Two words mean the same here when their senses meet (`meet`). A phrase WordNet spells as one
-word ("boiling_point", "took_place") has senses too.
+word's own senses only. Two words mean the same here when their senses meet (`meet`). A compound WordNet spells as
+one word ("boiling_point", "boiling_points") has senses too.
 """
 
 from __future__ import annotations
@@ -89,16 +89,9 @@ class WordNet:
                 self.derived.setdefault((word, synset), set()).add(target)
 
     def base_forms(self, word: str, pos: str) -> list[str]:
-        head, joint, rest = word.partition("_") if pos == "v" else ("", "", "")
-        if rest:  # a phrasal verb inflects its first word: "took_place" -> "take_place"
-            forms = [f"{h}{joint}{rest}" for h in self._inflected(head, pos)]
-            return [f for f in forms if (f, pos) in self.synsets]
-        return [f for f in self._inflected(word, pos) if (f, pos) in self.synsets]
-
-    def _inflected(self, word: str, pos: str) -> list[str]:
         forms = [*self.exceptions.get((word, pos), []), word]
         forms += [word[: len(word) - len(end)] + new for end, new in DETACH[pos] if word.endswith(end)]
-        return list(dict.fromkeys(forms))
+        return [f for f in dict.fromkeys(forms) if (f, pos) in self.synsets]
 
     def senses(self, word: str) -> frozenset[str]:
         out: set[str] = set()
