@@ -111,7 +111,7 @@ def test_every_variant_reports_editing_metrics(tmp_path: Path, variant: str) -> 
     assert 0.0 <= metrics["edit/neighbors"] <= 1.0 and 0.0 <= metrics["edit/neighbors_tf"] <= 1.0  # every variant
     # where the evaluation's time went, phase by phase; the memory's own phases only with a memory
     phases = {k for k in metrics if k.startswith("time/eval_")}
-    memory = {"time/eval_knockout_s", "time/eval_selectivity_s", "time/eval_firing_s"}
+    memory = {"time/eval_knockout_s", "time/eval_firing_s"}
     common = {"time/eval_facts_s", "time/eval_retention_s", "time/eval_editing_s", "time/eval_neighbors_s"}
     assert phases == (common | memory if variant == "engram" else common)
     assert all(metrics[k] > 0 for k in phases) and sum(metrics[k] for k in phases) < metrics["time/total_s"]

@@ -28,7 +28,7 @@ from engram.evaluation.selectivity import knockout_metrics, selectivity_metrics
 from engram.memory.trace import Traces
 from engram.models.accounting import account, sequence_length
 from engram.models.gated_lora import GatedLoRAModel
-from engram.models.inject import engram_memories, memory_tracing
+from engram.models.inject import engram_memories
 from engram.models.params import count_parameters
 
 LORA_GATE_PNG = "lora_gate_tokens.png"
@@ -96,10 +96,12 @@ def evaluate_and_save(
     metrics.update(result.metrics)
     metrics["eval/retention"] = retention
     metrics["eval/retention_taught"] = float(sum(r["taught"] for r in retention_rows))  # left out: trained prompts
+    memories = bool(engram_memories(model))
     with timed(timings, "editing"):
-        metrics.update(editing_metrics(model, tokenizer, datamodule, result.metrics, base_general,
-                                       prompt_format=cfg.data.prompt_format, max_length=int(cfg.data.max_length),
-                                       batch_size=batch_size, max_new_tokens=max_new, taught=taught))
+        editing = editing_metrics(model, tokenizer, datamodule, result.metrics, base_general,
+                                  prompt_format=cfg.data.prompt_format, max_length=int(cfg.data.max_length),
+                                  batch_size=batch_size, max_new_tokens=max_new, taught=taught, trace=memories)
+    metrics.update(editing.metrics)
     metrics["edit/locality"] = retention
     neighbor_rows: list[dict[str, Any]] = []
     if base_neighbors is not None:
@@ -108,14 +110,15 @@ def evaluate_and_save(
                                                     max_length=int(cfg.data.max_length), batch_size=batch_size,
                                                     max_new_tokens=max_new)
         metrics.update(found)
-    traces: Traces = {}  # the final/ gate statistics: the memories' traces of selectivity's last forward
-    if engram_memories(model):
+    # the final/ gate statistics: the memories' traces of the last forward over the taught facts (else the general
+    # prompts) of the traced teacher-forced passes
+    traces: Traces = (editing.facts or editing.general).traces
+    if memories:
         with timed(timings, "knockout"):
             metrics.update(knockout_metrics(model, tokenizer, datamodule, batch_size, max_new))
-        seen = [r for r in result.rows if r.get("seen")]
-        with timed(timings, "selectivity"), memory_tracing(model) as traces:
-            metrics.update(selectivity_metrics(model, tokenizer, seen, base_general, cfg.data.prompt_format,
-                                               int(cfg.data.max_length), taught))
+        seen = [r for r in datamodule.eval_records if r.get("seen")]
+        correct = {str(r["prompt"]): bool(r["correct"]) for r in result.rows if r.get("seen")}
+        metrics.update(selectivity_metrics(seen, editing.facts, editing.general, correct))
         with timed(timings, "firing"):
             metrics.update(firing_metrics(model, tokenizer, datamodule.splits, cfg, Path(run_dir), title))
     if isinstance(model, GatedLoRAModel):  # where the per-token gate opens: gate/* and lora_gate_tokens.png

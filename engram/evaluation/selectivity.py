@@ -15,12 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from engram.data.formatting import encode_answers, encode_prompts, pad_id
-from engram.evaluation.generate_eval import evaluate_generation, teacher_forced_batches
-from engram.evaluation.retention import general_pairs
-from engram.models.inject import memory_tracing
+from engram.evaluation.editing import TokenScores
+from engram.evaluation.generate_eval import evaluate_generation
 
 BATCH = 16
 
@@ -39,44 +35,20 @@ def knockout_metrics(model: Any, tokenizer: Any, datamodule: Any, batch_size: in
     return {"knockout/exact_match_seen": result.metrics["knockout/exact_match_seen"]}
 
 
-def selectivity_metrics(model: Any, tokenizer: Any, seen_rows: Sequence[dict[str, Any]], base_general: Sequence[str],
-                        prompt_format: str, max_length: int, taught: set[str] | None = None) -> dict[str, float]:
+def selectivity_metrics(facts: Sequence[dict[str, Any]], fact_scores: TokenScores | None, general: TokenScores,
+                        correct: dict[str, bool]) -> dict[str, float]:
     """`selectivity/facts` (over the seen eval facts), `selectivity/general` (mean memory entering at kept
-    positions; general prompts that are `taught` fact prompts are left out, as in retention), and
-    `collisions/*`: seen facts whose kept positions did not all get every head's row (a lost row: another key
-    owns it, or it was never written), with the recall of facts with / without such a loss."""
-    facts = list(seen_rows)
-    general_ids, general_answers = general_pairs(tokenizer, list(base_general), taught)
-    on_general, _ = _mean_entering(model, tokenizer, general_ids, general_answers, max_length)
-    out = {"selectivity/general": on_general}
-    if facts:  # a file with no trained fact in its eval split has nothing to measure on facts
-        fact_prompts = encode_prompts(tokenizer, [str(f["prompt"]) for f in facts], prompt_format)
-        fact_answers = encode_answers(tokenizer, [str(f["expected"]) for f in facts], prompt_format)
-        out["selectivity/facts"], full = _mean_entering(model, tokenizer, fact_prompts, fact_answers, max_length)
-        lost = [not f for f in full]
+    positions of the general prompts that are not `taught` fact prompts, as in retention), and `collisions/*`: seen
+    facts whose kept positions did not all get every head's row (a lost row: another key owns it, or it was never
+    written), with the recall of facts with / without such a loss. Read from the traced teacher-forced passes of
+    the editing metrics (`EditingScores.facts` over `facts`, `.general`); `correct`: prompt -> decoded exactly."""
+    out = {"selectivity/general": general.mean_entering}
+    if facts and fact_scores is not None:  # a file with no trained fact in its eval split has nothing to measure
+        out["selectivity/facts"] = fact_scores.mean_entering
+        lost = [not f for f in fact_scores.intact]
         out["collisions/facts_with_lost_rows"] = sum(lost) / len(lost)
         for name, group in (("lost", True), ("intact", False)):
-            picked = [bool(r["correct"]) for r, x in zip(facts, lost, strict=True) if x == group]
+            picked = [correct[str(f["prompt"])] for f, x in zip(facts, lost, strict=True) if x == group]
             if picked:
                 out[f"collisions/recall_{name}"] = sum(picked) / len(picked)
     return out
-
-
-def _mean_entering(model: Any, tokenizer: Any, prompts: list[list[int]], answers: list[list[int]],
-                   max_length: int) -> tuple[float, list[bool]]:
-    """(mean memory entering over kept positions, per sequence: did every kept position get all its heads).
-    Eval mode throughout: training mode would let addresses claim rows for these prompts."""
-    entering, positions = 0.0, 0
-    full: list[bool] = []
-    with memory_tracing(model) as traces:
-        for batch in teacher_forced_batches(model, prompts, answers, max_length, pad_id(tokenizer), BATCH):
-            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                  prompt_lengths=batch["prompt_lengths"])
-            intact = torch.ones(len(batch["input_ids"]), dtype=torch.bool, device=batch["input_ids"].device)
-            for trace in traces.values():
-                g = trace.kept()
-                entering += float(g.sum())
-                positions += g.numel()
-                intact &= trace.all_heads_passed()
-            full.extend(intact.tolist())
-    return (entering / positions if positions else float("nan")), full
