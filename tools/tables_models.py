@@ -63,16 +63,20 @@ LEVERS = {"arm=lm_engram": "paper's memory, tables lr 1.5e-2 (the study's)",
           "arm=lm_engram, layers=[1,15], num_tokens=196608": "paper's memory",
           "arm=lm_capacity1, layers=[1,15], num_tokens=196608": "control: one row per head",
           "arm=lm_engram, layers=[1,15], num_tokens=393216": "paper's memory",
-          "arm=lm_capacity1, layers=[1,15], num_tokens=393216": "control: one row per head"}
+          "arm=lm_capacity1, layers=[1,15], num_tokens=393216": "control: one row per head",
+          "arm=lm_lora, r=71": "LoRA of the two-layer memory's size (r = 71)"}
 
 
 @table("language_modelling.levers", R + "lm_frozen/results.csv", R + "lm_frozen_levers/results.csv")
 def lm_levers(frozen: Path, levers: Path) -> str:
     """The study's layer-1 arms at 1x beside the levers tried on them (another tables' lr, a second layer)."""
     rows = [r for r in csv_rows(frozen) if r["label"] in LEVERS] + csv_rows(levers)
-    rows.sort(key=lambda r: (r["layers"].count(","), int(r["num_tokens"]), list(LEVERS).index(r["label"])))
-    body = [[LEVERS[r["label"]], r["layers"], count(r["num_tokens"]), ppl_and_change(r), fixed(r["lm_ppl_knockout"], 3),
-             count(r["trainable_params"]), count(r["wall_s"])] for r in rows]
+    lora = [r for r in rows if r["variant"] == "lora"]  # last, beside the memories: it has no memory layers
+    rows = sorted((r for r in rows if r["variant"] != "lora"),
+                  key=lambda r: (r["layers"].count(","), int(r["num_tokens"]), list(LEVERS).index(r["label"])))
+    body = [[LEVERS[r["label"]], "every linear" if r["variant"] == "lora" else r["layers"], count(r["num_tokens"]),
+             ppl_and_change(r), "-" if r["variant"] == "lora" else fixed(r["lm_ppl_knockout"], 3),
+             count(r["trainable_params"]), count(r["wall_s"])] for r in rows + lora]
     return markdown(["arm", "layers", "training tokens", "test ppl (vs base)", "memory off", "trainable params",
                      "wall s"], body, "lllrrrr")
 
