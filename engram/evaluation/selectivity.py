@@ -18,8 +18,6 @@ from typing import Any
 from engram.evaluation.editing import TokenScores
 from engram.evaluation.generate_eval import evaluate_generation
 
-BATCH = 16
-
 
 def knockout_metrics(model: Any, tokenizer: Any, datamodule: Any, batch_size: int, max_new: int) -> dict[str, float]:
     """`knockout/exact_match_seen`: the taught facts of the eval split decoded with the memories off (untaught

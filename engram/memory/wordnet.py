@@ -31,7 +31,7 @@ DERIVED = "+"  # the pointer symbol of a derivationally related form
 # one step from a word's own senses: the noun an adjective measures ("tall" -> height), a noun's broader kind ("clock"
 # -> timepiece). Kept as LINKED + synset: it meets another word's own sense only, so "tall" and "short" (both ->
 # height) or "flower" and "animal" (both -> organism) do not meet
-LINKS = {"=": "attribute", "@": "hypernym"}
+LINKS = frozenset(("=", "@"))  # the pointer symbols of an attribute and of a hypernym
 LINKED = "~"
 RARER = "."  # a word's less frequent senses: a link may reach them ("tall" -> the height of a person)
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from engram.memory import wordnet
 from engram.memory.hashes._answer import AnswerHasher
+from engram.memory.hashes.question import Params  # the kind declares the defaults
 from engram.memory.questions import Question, QuestionIndex, read_question, template_words
 
 PROMPT_TOKENS = 128  # the last this-many prompt ids are remembered per taught question (the question sits at the end)
@@ -87,8 +88,8 @@ class QuestionHasher(AnswerHasher):
     reads_words = True  # EngramModel hands it the tokenizer (read_words_with)
 
     def __init__(self, table_size: int | Sequence[int], heads: int, layers: Sequence[int], seed: int,
-                 token_map: torch.Tensor | None = None, threshold: float = 0.45, capacity: int = 4096,
-                 synonyms: bool = True) -> None:
+                 token_map: torch.Tensor | None = None, threshold: float = Params.threshold,
+                 capacity: int = Params.capacity, synonyms: bool = Params.synonyms) -> None:
         """`threshold`, `capacity`, `synonyms`: engram.question.* (question.py's Params)."""
         super().__init__(table_size, heads, layers, seed, token_map)
         self.threshold, self.capacity, self.synonyms = float(threshold), int(capacity), bool(synonyms)
