@@ -171,3 +171,26 @@ def test_kv_with_replace_only_is_refused(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         main(["train", "model=tiny", "compress.trained.carriers=[kv]", "compress.trained.placements=[replace]"])
     assert "kv takes prefix only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("carrier", "placement"), [("embedding", "replace"), ("embedding", "add"), ("kv", "prefix")])
+def test_training_loss_reads_only_the_answer_positions_logits(session: Session, carrier: str,
+                                                              placement: str) -> None:
+    """The training loss asks the LM head for the positions from the earliest answer on; the same loss as over every
+    position's logits, for questions whose answers start at different positions."""
+    from engram.compress.compressor_training import qa_examples
+    from engram.compress.head_training import answer_loss
+
+    compressor = attach(session, carrier=carrier, placement=placement)
+    examples = qa_examples(session, compressor, DOCS)
+    starts, ids = [ex.target.answer_start for ex in examples], [ex.target.ids for ex in examples]
+    assert len(set(starts)) > 1 and min(starts) > 1
+    with torch.no_grad():
+        carrier_rows = compressor.encode([ex.doc for ex in examples], session.pad_id)
+        full = compressor.decode(carrier_rows, ids, session.injector(0), session.pad_id)
+        expected = answer_loss(full, starts, ids)
+        trimmed = examples_loss(session, compressor, examples)
+        part = compressor.decode(carrier_rows, ids, session.injector(0), session.pad_id, min(starts) - 1)
+    assert part.shape[1] == full.shape[1] - (min(starts) - 1)
+    torch.testing.assert_close(part, full[:, min(starts) - 1:])
+    torch.testing.assert_close(trimmed, expected)

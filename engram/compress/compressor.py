@@ -134,37 +134,41 @@ class Compressor(nn.Module):
             yield
 
     def decode(self, carrier: Carrier | None, prompts: Sequence[Sequence[int]], injector: EngramInjector,
-               pad_id: int) -> torch.Tensor:
-        """[B, L, V] logits of the frozen model over right-padded `prompts`, each reading its row of the carrier
-        (none: the base model's own logits); `injector`: the model's layer-0 injector."""
+               pad_id: int, first: int = 0) -> torch.Tensor:
+        """[B, L - first, V] logits of the frozen model over right-padded `prompts` (positions `first` on), each
+        reading its row of the carrier (none: the base model's own logits); `injector`: the model's layer-0
+        injector."""
         with self.lora_off():
-            return carrier_logits(self.base, carrier, prompts, self.settings.placement, injector, pad_id)
+            return carrier_logits(self.base, carrier, prompts, self.settings.placement, injector, pad_id, first)
 
 
 def carrier_logits(model: nn.Module, carrier: Carrier | None, prompts: Sequence[Sequence[int]], placement: str,
-                   injector: EngramInjector, pad_id: int) -> torch.Tensor:
-    """The model's logits over right-padded `prompts` with the carrier put where `placement` says (`replace` and
-    `prefix`: by `injector`, which must inject at layer 0, at the prompts' [ENGRAM] placeholders)."""
+                   injector: EngramInjector, pad_id: int, first: int = 0) -> torch.Tensor:
+    """The model's logits over right-padded `prompts`, positions `first` on, with the carrier put where `placement`
+    says (`replace` and `prefix`: by `injector`, which must inject at layer 0, at the prompts' [ENGRAM]
+    placeholders). Training asks only for the positions that predict answer tokens: the LM head over SmolLM2's
+    ~49k vocabulary is about a fifth of a forward."""
     ids, mask = pad(list(prompts), pad_id), padding_mask(list(prompts))
+    keep = ids.shape[1] - first  # transformers' logits_to_keep: the last `keep` positions
     if carrier is None:
-        return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        return model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
     if carrier.kv is not None:
         k = carrier.length
         cache = DynamicCache(ddp_cache_data=carrier.kv)
         positions = (k + torch.arange(ids.shape[1])).expand(ids.shape[0], -1)
         full_mask = torch.cat([torch.ones(ids.shape[0], k, dtype=mask.dtype), mask], dim=1)
         return model(input_ids=ids, attention_mask=full_mask, position_ids=positions, cache=cache,
-                     use_cache=True).logits
+                     use_cache=True, logits_to_keep=keep).logits
     vectors = carrier.vectors
     assert vectors is not None
     if placement == "add":
         embeds = model.get_input_embeddings()(ids)
         embeds = embeds + vectors.mean(dim=1, keepdim=True).to(embeds.dtype)
-        return model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
+        return model(inputs_embeds=embeds, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
     if injector.layer != 0:
         raise ValueError(f"the embedding carrier is read at layer 0, not at the injector's layer {injector.layer}")
     with injector.vectors(list(vectors)):
-        return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        return model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
 
 
 def kv_of_vectors(model: nn.Module, vectors: torch.Tensor) -> Carrier:

@@ -80,8 +80,10 @@ def examples_loss(session: Session, compressor: Compressor, examples: Sequence[E
         docs.setdefault(tuple(ex.doc), len(docs))
     carrier = compressor.encode([list(d) for d in docs], session.pad_id)
     rows = carrier.rows([docs[tuple(ex.doc)] for ex in examples])
-    logits = compressor.decode(rows, [ex.target.ids for ex in examples], session.injector(0), session.pad_id)
-    return answer_loss(logits, [ex.target.answer_start for ex in examples], [ex.target.ids for ex in examples])
+    starts, ids = [ex.target.answer_start for ex in examples], [ex.target.ids for ex in examples]
+    first = min(starts) - 1  # the first position that predicts an answer token
+    logits = compressor.decode(rows, ids, session.injector(0), session.pad_id, first)
+    return answer_loss(logits, starts, ids, first)
 
 
 def train_compressor(session: Session, compressor: Compressor, train_docs: Sequence[Document],

@@ -32,12 +32,13 @@ class HeadSettings:
     seed: int = 0
 
 
-def answer_loss(logits: torch.Tensor, answer_starts: Sequence[int], ids: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Mean cross-entropy over the answer tokens of a right-padded batch."""
+def answer_loss(logits: torch.Tensor, answer_starts: Sequence[int], ids: Sequence[Sequence[int]],
+                first: int = 0) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens of a right-padded batch whose logits start at position `first`."""
     losses = []
     for row, (start, seq) in enumerate(zip(answer_starts, ids, strict=True)):
         target = torch.tensor(list(seq[start:]))
-        losses.append(F.cross_entropy(logits[row, start - 1:len(seq) - 1], target, reduction="sum"))
+        losses.append(F.cross_entropy(logits[row, start - 1 - first:len(seq) - 1 - first], target, reduction="sum"))
     return torch.stack(losses).sum() / max(1, sum(len(s) - a for a, s in zip(answer_starts, ids, strict=True)))
 
 
