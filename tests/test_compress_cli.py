@@ -124,3 +124,17 @@ def test_delete_takes_ids_with_equals_signs_and_spaces_after_a_double_dash(tmp_p
     assert sorted(EngramStore(store).doc_ids()) == sorted(texts)
     after = run_main(capsys, "delete", f"store={store}", "--", "doc=1", "a b")
     assert after["deleted"] == 2 and after["doc_ids"] == ["plain"]
+
+
+def test_runs_started_in_the_same_second_get_a_directory_each(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from omegaconf import OmegaConf
+
+    from engram.compress.run import run_dir
+
+    monkeypatch.chdir(tmp_path)
+    cfg = OmegaConf.create({"out": None, "experiment_name": "compress"})
+    dirs = [run_dir(cfg) for _ in range(3)]  # well inside one second
+    assert len(set(dirs)) == 3 and all(d.is_dir() and d.parent == Path("outputs/compress") for d in dirs)
+    named = OmegaConf.create({"out": str(tmp_path / "mine"), "experiment_name": "compress"})
+    assert run_dir(named) == run_dir(named) == tmp_path / "mine"  # a named directory is reused on purpose

@@ -122,10 +122,22 @@ def ask(cfg: DictConfig, question: str) -> dict[str, Any]:
 
 
 def run_dir(cfg: DictConfig) -> Path:
-    out = Path(str(cfg.out)) if cfg.out else Path("outputs") / str(cfg.experiment_name) / \
-        f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    """`out`, or a new directory of its own under outputs/<experiment_name>/ named by the time: two runs started
+    in the same second get `<time>` and `<time>_1`, never one directory between them."""
+    if cfg.out:
+        out = Path(str(cfg.out))
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    stamp = Path("outputs") / str(cfg.experiment_name) / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        out = stamp if n == 0 else stamp.with_name(f"{stamp.name}_{n}")
+        try:
+            out.mkdir()
+            return out
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{stamp}: a thousand runs started in this second; pass out=<dir>")
 
 
 def evaluate(cfg: DictConfig, sweep: bool = False) -> dict[str, Any]:
