@@ -151,3 +151,19 @@ def test_store_round_trip_persists_and_refuses_other_settings(tmp_path: Path) ->
     with safe_open(str(exported), "pt") as f:
         assert json.loads(f.metadata()["spec"])["layer"] == 1
         assert torch.equal(f.get_tensor("engram/d3"), engrams[3].vectors)
+
+
+def test_store_holds_engram_vectors_wider_than_the_key(tmp_path: Path) -> None:
+    """A kv engram's vectors (one memory token's keys and values at every layer) are wider than the retrieval key;
+    the spec says how wide, and a vector of another width is refused with one line."""
+    spec = StoreSpec("tiny", 0, 8, "compressor-kv-prefix", 0, width=24)
+    store = EngramStore(tmp_path / "db")
+    wide = Engram("d0", "t", torch.randn(3, 24), torch.randn(8), 30)
+    store.add([wide], spec)
+    reopened = EngramStore(tmp_path / "db")
+    assert reopened.spec == spec and "width=24" in spec.describe()
+    assert torch.equal(reopened.search(wide.key)[0][0].vectors, wide.vectors)
+    assert reopened.sizes()["vector_bytes"] == 4 * 24 * 3
+    with pytest.raises(StoreMismatchError, match="its vectors have width 8 and its key dim 8.*width=24 dim=8"):
+        reopened.add([_engram("d1", 3, 1)], spec)
+    assert StoreSpec("tiny", 1, 8, "mean", 0).vector_width == 8  # stores written before the width: dim wide

@@ -60,6 +60,23 @@ def test_every_carrier_and_placement_answers_from_its_document(session: Session,
     assert not torch.allclose(first, second)
 
 
+@pytest.mark.parametrize("carrier", ["embedding", "kv"])
+def test_a_carrier_goes_through_the_stores_vectors_unchanged(session: Session, carrier: str) -> None:
+    """What the engram store holds of a carrier (one vector per memory token) gives the same carrier back."""
+    c = attach(session, carrier=carrier).encode([[4, 5, 6, 7], [8, 9]], session.pad_id)
+    flat = c.flat()
+    assert flat.shape[:2] == (2, 3)
+    back = c.like(flat.clone())
+    if carrier == "kv":
+        assert flat.shape[2] == sum(t.shape[1] * t.shape[3] for pair in c.kv for t in pair)
+        assert all(torch.equal(a, b) for pa, pb in zip(c.kv, back.kv, strict=True) for a, b in zip(pa, pb, strict=True))
+        swapped = c.like(flat.flip(0))  # rows stay documents: the second document's carrier first
+        assert all(torch.equal(a[0], b[1]) for pa, pb in zip(swapped.kv, c.kv, strict=True)
+                   for a, b in zip(pa, pb, strict=True))
+    else:
+        assert torch.equal(back.vectors, c.vectors)
+
+
 def test_settings_refuse_a_placement_the_carrier_does_not_take() -> None:
     with pytest.raises(ValueError, match="placement=replace does not go with carrier=kv"):
         CompressorSettings(k=2, carrier="kv", placement="replace")
@@ -138,6 +155,10 @@ def test_train_command_writes_the_rows(tmp_path: Path, capsys: pytest.CaptureFix
     for r in rows:
         assert {"k", "carrier", "placement", "compression_ratio", "exact_match", "share_of_full"} <= set(r)
     assert {r["condition"] for r in rows} == {"full", "none", "compressor", "retrieval"}
+    retrieved = [r for r in rows if r["condition"] == "retrieval"]  # every setting, the kv carrier's too
+    assert {(r["k"], r["carrier"], r["placement"]) for r in retrieved} == {
+        (r["k"], r["carrier"], r["placement"]) for r in trained}
+    assert all(0.0 <= r["retrieval_hit"] <= 1.0 and r["docs"] == "bios" for r in retrieved)
     assert {r["docs"] for r in rows} == {"bios", "towns"}
     for r in trained:
         assert r["compression_ratio"] == pytest.approx(

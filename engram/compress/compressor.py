@@ -72,6 +72,23 @@ class Carrier:
         assert self.vectors is not None
         return Carrier(vectors=self.vectors[at])
 
+    def flat(self) -> torch.Tensor:
+        """[B, k, width]: one vector per memory token, as the engram store holds them (kv: the token's keys and
+        values of every layer, concatenated)."""
+        if self.kv is None:
+            assert self.vectors is not None
+            return self.vectors
+        return torch.cat([t.permute(0, 2, 1, 3).flatten(2) for pair in self.kv for t in pair], dim=-1)
+
+    def like(self, flat: torch.Tensor) -> Carrier:
+        """The carrier of `flat` ([B, k, width], as `flat` gives) with this carrier's kind and shapes."""
+        if self.kv is None:
+            return Carrier(vectors=flat)
+        parts = flat.split([t.shape[1] * t.shape[3] for pair in self.kv for t in pair], dim=-1)
+        shaped = [p.unflatten(-1, (t.shape[1], t.shape[3])).permute(0, 2, 1, 3)
+                  for p, t in zip(parts, (t for pair in self.kv for t in pair), strict=True)]
+        return Carrier(kv=tuple((shaped[i], shaped[i + 1]) for i in range(0, len(shaped), 2)))
+
     @property
     def length(self) -> int:
         return int(self.kv[0][0].shape[2] if self.kv is not None else self.vectors.shape[1])  # type: ignore[union-attr]

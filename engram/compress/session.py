@@ -55,8 +55,8 @@ class Session:
             self._injectors[layer] = EngramInjector(self.model, self.token_id, layer)
         return self._injectors[layer]
 
-    def spec(self, layer: int, pooling: str, key_layer: int) -> StoreSpec:
-        return StoreSpec(self.model_id, int(layer), self.dim, str(pooling), int(key_layer))
+    def spec(self, layer: int, pooling: str, key_layer: int, width: int = 0) -> StoreSpec:
+        return StoreSpec(self.model_id, int(layer), self.dim, str(pooling), int(key_layer), int(width))
 
     def doc_states(self, docs: Sequence[Document], layers: Iterable[int],
                    label: str = "extracting") -> list[dict[int, torch.Tensor]]:

@@ -44,17 +44,24 @@ class StoreSpec:
     dim: int
     pooling: str
     key_layer: int  # the retrieval keys: mean state at this layer
+    # the width of one engram vector when it is not `dim`: a kv engram's vector is one memory token's keys and
+    # values at every layer (0 = dim: pooled and embedding engrams; stores written before it hold 0)
+    width: int = 0
+
+    @property
+    def vector_width(self) -> int:
+        return self.width or self.dim
 
     def describe(self) -> str:
         return (f"model={self.model} layer={self.layer} dim={self.dim} pooling={self.pooling} "
-                f"key_layer={self.key_layer}")
+                f"key_layer={self.key_layer}" + (f" width={self.width}" if self.width else ""))
 
 
 @dataclass
 class Engram:
     doc_id: str
     title: str
-    vectors: torch.Tensor  # [k, dim]
+    vectors: torch.Tensor  # [k, dim] (kv engrams: [k, width])
     key: torch.Tensor  # [dim], what a question's key is compared with
     doc_tokens: int
 
@@ -93,9 +100,10 @@ class EngramStore:
         """Insert (or replace, by doc_id) engrams extracted with `spec`."""
         self.check(spec)
         for e in engrams:
-            if e.vectors.shape[-1] != spec.dim or e.key.shape[-1] != spec.dim:
-                raise StoreMismatchError("store", self.path, f"refusing engram {e.doc_id}: its vectors have dim "
-                                         f"{e.vectors.shape[-1]}, the setting says dim={spec.dim}")
+            if e.vectors.shape[-1] != spec.vector_width or e.key.shape[-1] != spec.dim:
+                raise StoreMismatchError("store", self.path, f"refusing engram {e.doc_id}: its vectors have width "
+                                         f"{e.vectors.shape[-1]} and its key dim {e.key.shape[-1]}, the setting says "
+                                         f"width={spec.vector_width} dim={spec.dim}")
         rows = [{"doc_id": e.doc_id, "title": e.title, "vector": e.key.float().numpy(),
                  "engram": e.vectors.float().reshape(-1).numpy(), "k": e.k, "doc_tokens": e.doc_tokens}
                 for e in engrams]
@@ -142,7 +150,7 @@ class EngramStore:
         and the mean compression ratio (document tokens per engram vector)."""
         rows = [] if self._table is None else self._table.to_arrow().select(["k", "doc_tokens"]).to_pylist()
         vectors = sum(r["k"] for r in rows)
-        dim = self.spec.dim if self.spec else 0
+        dim = self.spec.vector_width if self.spec else 0
         on_disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) if self.path.exists() else 0
         ratios = [r["doc_tokens"] / r["k"] for r in rows if r["k"]]
         return {"documents": len(rows), "vectors": vectors, "vector_bytes": 4 * vectors * dim, "disk_bytes": on_disk,

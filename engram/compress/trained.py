@@ -9,9 +9,9 @@ people) and held-out fictional towns (engram/compress/towns.py: a kind training 
   `token_accuracy`, `n`, and for compressor rows `train_s`, `per_attribute` and the recipe (`pretrain`,
   `pretrain_steps`, `qa_steps`, `lr`, `rank`);
 - `compressor_losses.json`: the loss of every training step per setting and objective.
-Retrieval (embedding carriers only: the store holds vectors): every evaluated biography's vectors and those of
-distractor biographies go into a LanceDB store; a question's key (its mean token embedding) finds one, whose vectors
-answer it.
+Retrieval (every carrier): every evaluated biography's engram and those of
+distractor biographies go into a LanceDB store (a kv engram as one vector per memory token: its keys and values at
+every layer); a question's key (its mean token embedding) finds one, whose engram answers it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig
 
 from engram.atomic import atomic_write_text
-from engram.compress.compressor import Carrier, Compressor, CompressorSettings
+from engram.compress.compressor import Compressor, CompressorSettings
 from engram.compress.compressor_training import (
     TrainSettings,
     compressor_scores,
@@ -104,26 +104,28 @@ def reference_rows(session: Session, label: str, docs: Sequence[Document], token
 
 def retrieval_scores(session: Session, compressor: Compressor, docs: Sequence[Document],
                      distractors: Sequence[Document], store_dir: Path) -> tuple[list[tuple[bool, float]], float]:
-    """(scores, top-1 hit rate) of every question answered from the vectors its key finds in a LanceDB store."""
+    """(scores, top-1 hit rate) of every question answered from the engram its key finds in a LanceDB store (the
+    kv carrier's engram: one vector per memory token, its keys and values at every layer)."""
     store = EngramStore(store_dir)
     s = compressor.settings
     every = [*docs, *distractors]
     with torch.no_grad():
-        engrams = []
+        engrams, like = [], None
         for start in range(0, len(every), 8):
             chunk = every[start:start + 8]
             ids = [token_ids(session.tokenizer, d.text) for d in chunk]
-            vectors = compressor.encode(ids, session.pad_id).vectors
-            assert vectors is not None
+            like = compressor.encode(ids, session.pad_id)
             engrams += [Engram(d.doc_id, d.title, v, session.key(d.text, 0), len(i))
-                        for d, v, i in zip(chunk, vectors, ids, strict=True)]
-    store.add(engrams, session.spec(0, f"compressor-{s.carrier}-{s.placement}", 0))
+                        for d, v, i in zip(chunk, like.flat(), ids, strict=True)]
+    assert like is not None
+    width = engrams[0].vectors.shape[-1] if s.carrier == "kv" else 0
+    store.add(engrams, session.spec(0, f"compressor-{s.carrier}-{s.placement}", 0, width))
     found = [store.search(session.key(q.question, 0), limit=1)[0][0] for d in docs for q in d.questions]
     truth = [d.doc_id for d in docs for _ in d.questions]
     examples = qa_examples(session, compressor, docs)
     out: list[tuple[bool, float]] = []
     for start in range(0, len(examples), 16):
-        carrier = Carrier(vectors=torch.stack([f.vectors for f in found[start:start + 16]]))
+        carrier = like.like(torch.stack([f.vectors for f in found[start:start + 16]]))
         out += example_scores(session, compressor, examples[start:start + 16], carrier)
     return out, sum(f.doc_id == t for f, t in zip(found, truth, strict=True)) / max(1, len(truth))
 
@@ -160,11 +162,10 @@ def train(cfg: DictConfig, out: Path) -> dict[str, Any]:
             rows.append(row(label, "compressor", scores, tokens[label], full[label], k, carrier, placement,
                             train_s=seconds, per_attribute=per_attribute(docs, scores), **recipe))
             print(_line(rows[-1]), flush=True)
-        if carrier == "embedding":
-            scores, hit = retrieval_scores(session, compressor, sets["bios"], train_docs[:DISTRACTORS],
-                                           out / f"store_{name.replace('/', '_')}")
-            rows.append(row("bios", "retrieval", scores, tokens["bios"], full["bios"], k, carrier, placement,
-                            retrieval_hit=hit))
+        scores, hit = retrieval_scores(session, compressor, sets["bios"], train_docs[:DISTRACTORS],
+                                       out / f"store_{name.replace('/', '_')}")
+        rows.append(row("bios", "retrieval", scores, tokens["bios"], full["bios"], k, carrier, placement,
+                        retrieval_hit=hit))
         session.model = compressor.close()
         atomic_write_text(out / ROWS_FILE, json.dumps(rows, indent=1))  # after every setting: a long run keeps them
         atomic_write_text(out / LOSSES_FILE, json.dumps(losses))
