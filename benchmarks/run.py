@@ -10,6 +10,7 @@
     python benchmarks/run.py --only data        # 20 000 exact-match records; loading the model again
     python benchmarks/run.py --only lm          # data=text: a training step with the memory at layer 1 vs the base
     python benchmarks/run.py --only alloc       # experiment=lm_allocation's arms: training steps vs the dense arm
+    python benchmarks/run.py --only compress    # the trained compressor: a QA step, 300 steps projected vs 60 min
 
 Prints machine info, then `target | measured | ratio | limit | PASS/FAIL`; `--out FILE` also writes it (markdown),
 `--json FILE` the same rows with the machine info, the command and the commit (the docs' tables read these).
@@ -28,10 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/run.py` from anywhere
 
 PARTS = ("table", "overhead", "throughput", "generation", "hash", "window", "hybrid", "offload", "shard", "exact5k",
-         "data", "lm", "alloc")
+         "data", "lm", "alloc", "compress")
 # measured on the base model (window builds its own model, shard and exact5k run the pipeline, hybrid needs none,
-# data loads the model itself, alloc builds the allocation arms)
-BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard", "exact5k", "data", "alloc"}
+# data and compress load the model themselves, alloc builds the allocation arms)
+BASE_PARTS = set(PARTS) - {"window", "hybrid", "shard", "exact5k", "data", "alloc", "compress"}
 
 # quick: tiny model, smaller tables, fewer steps; full: the issue's settings on SmolLM2
 SETTINGS = {
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks import (
         bench_alloc,
+        bench_compress,
         bench_data,
         bench_exact5k,
         bench_generation,
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(args.threads)
     # window builds its own model (model=scratch), shard trains the tiny one, exact5k runs train.py, hybrid needs none
     own = "scratch" if "window" in parts else "tiny" if "shard" in parts else "none"
-    own = s["model"] if {"exact5k", "data"} & set(parts) else own
+    own = s["model"] if {"exact5k", "data", "compress"} & set(parts) else own
     model = s["model"] if BASE_PARTS & set(parts) else own
     print(f"engram-lab benchmarks, mode={mode}, model={model}")
     if args.quick:
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         done("lm", bench_lm.lm_speed(base, tok, s["lm_block"], s["lm_blocks"], 20000, rounds, s["warmup"]))
     if "alloc" in parts:
         done("alloc", bench_alloc.alloc_speed(128, s["alloc_blocks"], max(rounds, 5), s["warmup"]))
+    if "compress" in parts:
+        done("compress", bench_compress.compress_speed(s["model"], min(rounds, 3), s["warmup"]))
     if "exact5k" in parts:
         done("exact5k", bench_exact5k.exact5k(args.quick, args.exact5k_dir))
     if "data" in parts:

@@ -51,3 +51,12 @@ def test_the_allocation_benchmark_times_each_arm_against_the_dense_one() -> None
     assert [r.target for r in rows] == ["13 alloc dense step (64 tokens)", "13 alloc MoE alone (rho 0) / dense",
                                         "13 alloc alloc_rho100 / dense"]
     assert rows[2].limit == ">= 0.9" and rows[2].ratio > 0 and rows[1].passed is None  # rho 0 is reported, not held
+
+
+def test_the_compressor_benchmark_projects_the_records_training_time() -> None:
+    from benchmarks.bench_compress import LIMIT_MIN, QA_STEPS, compress_speed
+
+    rows = compress_speed("tiny", rounds=2, warmup=1, k=2, docs_per_step=2)
+    assert rows[0].target == "14 compress kv k=2 QA step (2 documents, 12 questions)" and rows[0].passed is None
+    seconds = float(rows[0].measured.split()[0])  # printed to 0.01 s
+    assert rows[1].limit == "<= 1" and rows[1].ratio == pytest.approx(QA_STEPS * seconds / 60 / LIMIT_MIN, abs=1e-3)
