@@ -9,9 +9,9 @@ people) and held-out fictional towns (engram/compress/towns.py: a kind training 
   `token_accuracy`, `n`, and for compressor rows `train_s`, `per_attribute` and the recipe (`pretrain`,
   `pretrain_steps`, `qa_steps`, `lr`, `rank`);
 - `compressor_losses.json`: the loss of every training step per setting and objective.
-Retrieval (every carrier): every evaluated biography's engram and those of
-distractor biographies go into a LanceDB store (a kv engram as one vector per memory token: its keys and values at
-every layer); a question's key (its mean token embedding) finds one, whose engram answers it.
+Retrieval (every carrier): every evaluated biography's engram and those of distractor biographies go into a LanceDB
+store (a kv engram as one vector per memory token: its keys and values at every layer); a question's key (its mean
+token embedding) finds one, whose engram answers it.
 """
 
 from __future__ import annotations
