@@ -62,8 +62,11 @@ def test_compressor_plot_draws_each_setting_by_its_ratio(tmp_path: Path) -> None
 
     rows = [trained_row("bios", "full", 0.8), trained_row("bios", "none", 0.0)]
     rows += [trained_row("bios", "compressor", 0.2, k, "kv", "prefix") for k in (4, 16)]
-    drawn = plot_share_vs_ratio(rows, tmp_path / "p.png")
+    pretrained = dict(trained_row("bios", "compressor", 0.4, 16, "kv", "prefix"), pretrain=["autoencode"],
+                      pretrain_steps=100)
+    drawn = plot_share_vs_ratio([*rows, pretrained], tmp_path / "p.png")
     assert drawn["bios"]["kv, prefix"] == [[4.0, 0.25], [16.0, 0.25]]
+    assert drawn["bios"]["kv, prefix, autoencode 100"] == [[4.0, 0.5]]  # another recipe: a line of its own
     assert drawn["bios"]["no document"][0][1] == 0.0
 
 

@@ -1,6 +1,7 @@
 """Plots and tables of trained-compressor runs (`python -m engram.compress train`, engram/compress/trained.py): each
 run dir's compressor.json (a list of rows) -> accuracy as a share of full context against the compression ratio, one
-panel per document set, one series per carrier and placement, with the goal lines (60% at 4x, 40% at 16x)."""
+panel per document set, one series per carrier, placement and pretraining, with the goal lines (60% at 4x, 40% at
+16x)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from engram.tracking.figures import finish_axes, line_data, save_figure
 
 ROWS_FILE = "compressor.json"  # written by engram/compress/trained.py (which tracking must not import)
 GOALS = ((4.0, 0.6), (16.0, 0.4))  # (compression ratio, share of full context) the compressor should reach
+RATIO_TICKS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 
 
 def read_compressor_runs(paths: Iterable[str | Path]) -> dict[str, list[dict[str, Any]]]:
@@ -27,6 +30,15 @@ def read_compressor_runs(paths: Iterable[str | Path]) -> dict[str, list[dict[str
     return out
 
 
+def series(row: dict[str, Any]) -> tuple[str, str, str]:
+    """What one line of the plot holds fixed: carrier, placement and the pretraining before the QA steps (rows
+    written before the recipe was recorded count as none)."""
+    pretrain = row.get("pretrain") or []
+    steps = int(row.get("pretrain_steps") or 0)
+    recipe = f"{' + '.join(pretrain)} {steps}" if pretrain and steps else ""
+    return str(row["carrier"]), str(row["placement"]), recipe
+
+
 def plot_share_vs_ratio(rows: list[dict[str, Any]], path: Path) -> dict[str, Any]:
     """Share of full-context exact match against the compression ratio (log x), a panel per document set."""
     sets = sorted({r["docs"] for r in rows})
@@ -35,13 +47,11 @@ def plot_share_vs_ratio(rows: list[dict[str, Any]], path: Path) -> dict[str, Any
     for ax, docs in zip(axes[0], sets, strict=True):
         mine = [r for r in rows if r["docs"] == docs]
         for condition in ("compressor", "retrieval"):
-            for carrier, placement in sorted({(r["carrier"], r["placement"]) for r in mine
-                                              if r["condition"] == condition}):
+            for setting in sorted({series(r) for r in mine if r["condition"] == condition}):
                 line = sorted((r["compression_ratio"], r["share_of_full"] or 0.0) for r in mine
-                              if r["condition"] == condition and (r["carrier"], r["placement"]) == (carrier,
-                                                                                                      placement))
+                              if r["condition"] == condition and series(r) == setting)
                 style = "-o" if condition == "compressor" else ":x"
-                label = f"{carrier}, {placement}" + (" (retrieved)" if condition == "retrieval" else "")
+                label = ", ".join(filter(None, setting)) + (" (retrieved)" if condition == "retrieval" else "")
                 ax.plot([x for x, _ in line], [y for _, y in line], style, label=label)
         none = next((r for r in mine if r["condition"] == "none"), None)
         if none is not None and none["share_of_full"] is not None:
@@ -52,6 +62,9 @@ def plot_share_vs_ratio(rows: list[dict[str, Any]], path: Path) -> dict[str, Any
         full = next((r for r in mine if r["condition"] == "full"), None)
         title = f"{docs}: full context {100 * full['exact_match']:.1f}% exact match" if full else docs
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(RATIO_TICKS))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel="compression ratio (document tokens / k)", ylabel="share of full-context exact match",
                title=title, ylim=(-0.02, 1.1))
         finish_axes(ax, fontsize=7)
