@@ -156,7 +156,8 @@ TRAINED = R + "compress_trained/"
 
 
 @table("compression.trained", TRAINED + "kv_k16/compressor.json", TRAINED + "kv_k4/compressor.json",
-       TRAINED + "kv_k1/compressor.json", TRAINED + "kv_k16_pretrain/compressor.json",
+       TRAINED + "kv_k1/compressor.json", TRAINED + "kv_k16_rerun/compressor.json",
+       TRAINED + "kv_k16_pretrain/compressor.json",
        TRAINED + "kv_k16_autoencode/compressor.json")
 def compression_trained(*records: Path) -> str:
     """Each trained compressor: its recipe (from its per-step losses), both document sets, retrieval."""
