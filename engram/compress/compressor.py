@@ -84,10 +84,11 @@ class Carrier:
         """The carrier of `flat` ([B, k, width], as `flat` gives) with this carrier's kind and shapes."""
         if self.kv is None:
             return Carrier(vectors=flat)
-        parts = flat.split([t.shape[1] * t.shape[3] for pair in self.kv for t in pair], dim=-1)
+        tensors = [t for pair in self.kv for t in pair]  # [B, heads, k, head_dim] each, as `flat` concatenates them
+        parts = flat.split([t.shape[1] * t.shape[3] for t in tensors], dim=-1)
         shaped = [p.unflatten(-1, (t.shape[1], t.shape[3])).permute(0, 2, 1, 3)
-                  for p, t in zip(parts, (t for pair in self.kv for t in pair), strict=True)]
-        return Carrier(kv=tuple((shaped[i], shaped[i + 1]) for i in range(0, len(shaped), 2)))
+                  for p, t in zip(parts, tensors, strict=True)]
+        return Carrier(kv=tuple(zip(shaped[::2], shaped[1::2], strict=True)))
 
     @property
     def length(self) -> int:

@@ -150,10 +150,10 @@ class EngramStore:
         and the mean compression ratio (document tokens per engram vector)."""
         rows = [] if self._table is None else self._table.to_arrow().select(["k", "doc_tokens"]).to_pylist()
         vectors = sum(r["k"] for r in rows)
-        dim = self.spec.vector_width if self.spec else 0
+        width = self.spec.vector_width if self.spec else 0
         on_disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) if self.path.exists() else 0
         ratios = [r["doc_tokens"] / r["k"] for r in rows if r["k"]]
-        return {"documents": len(rows), "vectors": vectors, "vector_bytes": 4 * vectors * dim, "disk_bytes": on_disk,
+        return {"documents": len(rows), "vectors": vectors, "vector_bytes": 4 * vectors * width, "disk_bytes": on_disk,
                 "compression_ratio": round(sum(ratios) / len(ratios), 2) if ratios else 0.0}
 
     def all(self) -> list[Engram]:
