@@ -5,6 +5,7 @@ the base model, the held-out towns, and `python -m engram.compress train` end to
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from engram.compress.compressor import Carrier, Compressor, CompressorSettings, 
 from engram.compress.compressor_training import (
     TrainSettings,
     autoencode_example,
+    cloze_examples,
     compressor_scores,
     examples_loss,
     train_compressor,
@@ -99,6 +101,28 @@ def test_autoencoding_loss_falls_in_a_few_steps(session: Session, carrier: str, 
     assert after < before - drop, (before, after)
 
 
+def test_cloze_asks_for_a_span_of_the_text_by_the_words_before_it(session: Session) -> None:
+    compressor = attach(session, carrier="kv")
+    text = DOCS[0].text
+    made = cloze_examples(session, compressor, text, random.Random(3))
+    assert made == cloze_examples(session, compressor, text, random.Random(3)) and len(made) == 6
+    tok = session.tokenizer
+    for ex in made:
+        asked = tok.decode(ex.target.ids[:ex.target.answer_start])
+        span = tok.decode(ex.target.ids[ex.target.answer_start:]).strip()
+        context = asked.rsplit('" in the text?', 1)[0].rsplit('Which words follow "', 1)[1]
+        assert asked.endswith(context) and f"{context} {span}" in text and 1 <= len(span.split()) <= 3
+        assert ex.doc == list(tok(text, add_special_tokens=False)["input_ids"])
+    assert cloze_examples(session, compressor, "two words", random.Random(0)) == []
+
+
+def test_qa_steps_go_round_their_sources(session: Session) -> None:
+    compressor = attach(session, carrier="kv")
+    losses = train_compressor(session, compressor, DOCS[:2], ["a passage of plain prose to ask about here"],
+                              TrainSettings((), 0, 5, 2, 1e-2, qa_sources=("bios", "cloze")))
+    assert len(losses["qa"]) == 3 and len(losses["cloze"]) == 2
+
+
 def test_kv_carrier_equals_the_embedding_prefix_when_the_memory_tokens_are_the_same(session: Session) -> None:
     torch.manual_seed(0)
     vectors = torch.randn(2, 3, 64) * 0.05
@@ -174,6 +198,8 @@ def test_train_command_writes_the_rows(tmp_path: Path, capsys: pytest.CaptureFix
     ("compress.trained.carriers=[pixels]", "compress.trained.carriers=pixels is not a carrier"),
     ("compress.trained.placements=[sideways]", "compress.trained.placements=sideways is not a placement"),
     ("compress.trained.pretrain=[dream]", "compress.trained.pretrain=dream is not a pretraining objective"),
+    ("compress.trained.qa_sources=[trivia]", "compress.trained.qa_sources=trivia is not a source of questions"),
+    ("compress.trained.qa_sources=[]", "compress.trained.qa_sources=[] is empty but compress.trained.qa_steps"),
     ("compress.trained.ks=[0]", "compress.trained.ks=0 must hold integers >= 1"),
     ("compress.trained.qa_steps=-1", "compress.trained.qa_steps=-1 must be an integer >= 0"),
     ("docs=stdlib", "docs=stdlib is not bios"),

@@ -67,6 +67,9 @@ def test_compressor_plot_draws_each_setting_by_its_ratio(tmp_path: Path) -> None
     drawn = plot_share_vs_ratio([*rows, pretrained], tmp_path / "p.png")
     assert drawn["bios"]["kv, prefix"] == [[4.0, 0.25], [16.0, 0.25]]
     assert drawn["bios"]["kv, prefix, autoencode 100"] == [[4.0, 0.5]]  # another recipe: a line of its own
+    cloze = dict(pretrained, qa_sources=["bios", "cloze"])
+    drawn = plot_share_vs_ratio([*rows, cloze], tmp_path / "c.png")
+    assert drawn["bios"]["kv, prefix, autoencode 100, QA on bios + cloze"] == [[4.0, 0.5]]
     assert drawn["bios"]["no document"][0][1] == 0.0
 
 

@@ -3,11 +3,13 @@
 Objectives, each a loss on the answer tokens of the frozen decoder reading the document's carrier:
 - `autoencode`: "Repeat the text." -> the document itself (ICAE's and 500xCompressor's pretraining);
 - `continuation`: the first half of a passage compressed, "Continue the text." -> its second half;
-- `qa`: the document's questions -> their answers (the fine-tuning stage).
+- `qa`: the document's questions -> their answers (the fine-tuning stage);
+- `cloze`: a span of the compressed text asked for by the words before it ("Which words follow "X was born in" in
+  the text?" -> the next one to three words): questions any text yields, no template and no kind of document.
 `pretrain_steps` steps go round the pretraining objectives (one objective per step; none listed: no pretraining),
-then `qa_steps` steps of QA. Pretraining reads the training biographies and prose passages of Python's documentation
-(`engram.data.families.text`, shipped with every Python); QA reads the training biographies. Only the LoRA, the
-memory tokens and the output map learn (Adam).
+then `qa_steps` steps go round the QA sources (`bios`: the training biographies' questions; `cloze`). Pretraining and
+cloze read the training biographies and prose passages of Python's documentation (`engram.data.families.text`,
+shipped with every Python). Only the LoRA, the memory tokens and the output map learn (Adam).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from engram.compress.session import Session
 AUTOENCODE_ASK = "Repeat the text word for word."
 CONTINUE_ASK = "Continue the text."
 PROGRESS_EVERY = 50  # steps between the progress lines
+CLOZE_CONTEXT_WORDS = 6  # words before the span that ask for it
+CLOZE_PER_TEXT = 6  # spans asked of each compressed text per step (a biography has six questions)
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class TrainSettings:
     docs_per_step: int = 4  # documents encoded per step (QA: all their questions)
     lr: float = 1e-3
     seed: int = 0
+    qa_sources: tuple[str, ...] = ("bios",)  # the QA steps go round these (QA_SOURCES)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,20 @@ def continuation_example(session: Session, compressor: Compressor, text: str) ->
                    prompt(session, compressor, CONTINUE_ASK, "", " ".join(words[half:])))
 
 
+def cloze_examples(session: Session, compressor: Compressor, text: str, rng: random.Random,
+                   n: int = CLOZE_PER_TEXT) -> list[Example]:
+    """Up to `n` spans of `text` (one to three words, none at its start), each asked for by the words before it."""
+    words = text.split()
+    starts = rng.sample(range(2, len(words)), min(n, max(0, len(words) - 2)))
+    out = []
+    for i in sorted(starts):
+        context = " ".join(words[max(0, i - CLOZE_CONTEXT_WORDS):i])
+        span = " ".join(words[i:i + rng.randint(1, 3)])
+        out.append(Example(token_ids(session.tokenizer, text), prompt(
+            session, compressor, f'Which words follow "{context}" in the text?', context, span)))
+    return out
+
+
 def examples_loss(session: Session, compressor: Compressor, examples: Sequence[Example]) -> torch.Tensor:
     """Mean answer-token cross-entropy; each distinct document is encoded once."""
     docs: dict[tuple[int, ...], int] = {}
@@ -92,9 +111,10 @@ def train_compressor(session: Session, compressor: Compressor, train_docs: Seque
     rng = random.Random(settings.seed)
     optimizer = torch.optim.Adam(compressor.trainable(), lr=settings.lr)
     texts = [d.text for d in train_docs] + list(passages)
-    losses: dict[str, list[float]] = {name: [] for name in (*settings.pretrain, "qa")}
+    qa = ["qa" if source == "bios" else source for source in settings.qa_sources]
+    losses: dict[str, list[float]] = {name: [] for name in (*settings.pretrain, *qa)}
     schedule = [settings.pretrain[i % len(settings.pretrain)] for i in range(settings.pretrain_steps)
-                if settings.pretrain] + ["qa"] * settings.qa_steps
+                if settings.pretrain] + [qa[i % len(qa)] for i in range(settings.qa_steps) if qa]
     compressor.train()
     began = time.perf_counter()
     label = f"training the compressor (k={compressor.settings.k}, {compressor.settings.carrier})"
@@ -102,6 +122,9 @@ def train_compressor(session: Session, compressor: Compressor, train_docs: Seque
         if objective == "qa":
             chosen = rng.sample(list(train_docs), min(settings.docs_per_step, len(train_docs)))
             batch = qa_examples(session, compressor, chosen)
+        elif objective == "cloze":
+            batch = [ex for t in rng.sample(texts, min(settings.docs_per_step, len(texts)))
+                     for ex in cloze_examples(session, compressor, t, rng)]
         else:
             make = autoencode_example if objective == "autoencode" else continuation_example
             batch = [make(session, compressor, t) for t in rng.sample(texts, min(settings.docs_per_step,

@@ -27,6 +27,7 @@ DOC_KINDS = ("bios", "stdlib")
 CARRIER_PLACEMENTS = {"embedding": ("replace", "prefix", "add"), "kv": ("prefix",)}
 TRAINED_PLACEMENTS = tuple(dict.fromkeys(p for ps in CARRIER_PLACEMENTS.values() for p in ps))
 PRETRAIN_OBJECTIVES = ("autoencode", "continuation")
+QA_SOURCES = ("bios", "cloze")  # the QA steps' questions: the training biographies' | spans of any training text
 
 
 @dataclass
@@ -63,6 +64,7 @@ class TrainedConfig:
     pretrain: list[str] = field(default_factory=lambda: ["autoencode", "continuation"])  # [] = no pretraining
     pretrain_steps: int = 100  # steps round the pretraining objectives
     qa_steps: int = 300  # question-answering steps after them
+    qa_sources: list[str] = field(default_factory=lambda: ["bios"])  # QA steps go round these: bios | cloze
     docs_per_step: int = 4  # documents encoded per step (QA: every question of each)
     train_docs: int = 400  # training biographies (another seed; none shares a name with the evaluated ones)
     passages: int = 2000  # at most this many 60-word prose passages of Python's documentation (it has ~1 050)
@@ -192,6 +194,11 @@ def check_trained(t: DictConfig) -> None:
           f"go with none of the carriers {list(t.carriers)} (kv takes prefix only)")
     check(t.pretrain_steps == 0 or bool(t.pretrain), "compress.trained.pretrain", list(t.pretrain),
           "is empty but compress.trained.pretrain_steps is not 0")
+    for source in t.qa_sources:
+        check(source in QA_SOURCES, "compress.trained.qa_sources", source,
+              f"is not a source of questions (one of: {', '.join(QA_SOURCES)})")
+    check(t.qa_steps == 0 or bool(t.qa_sources), "compress.trained.qa_sources", list(t.qa_sources),
+          "is empty but compress.trained.qa_steps is not 0")
 
 
 def trained_grid(t: Any) -> list[tuple[int, str, str]]:

@@ -31,11 +31,14 @@ def read_compressor_runs(paths: Iterable[str | Path]) -> dict[str, list[dict[str
 
 
 def series(row: dict[str, Any]) -> tuple[str, str, str]:
-    """What one line of the plot holds fixed: carrier, placement and the pretraining before the QA steps (rows
-    written before the recipe was recorded count as none)."""
+    """What one line of the plot holds fixed: carrier, placement and the recipe: the pretraining before the QA steps
+    and their sources when not the biographies alone (rows written before the recipe was recorded count as none)."""
     pretrain = row.get("pretrain") or []
     steps = int(row.get("pretrain_steps") or 0)
     recipe = f"{' + '.join(pretrain)} {steps}" if pretrain and steps else ""
+    sources = row.get("qa_sources") or ["bios"]
+    if sources != ["bios"]:
+        recipe = ", ".join(filter(None, [recipe, f"QA on {' + '.join(sources)}"]))
     return str(row["carrier"]), str(row["placement"]), recipe
 
 
