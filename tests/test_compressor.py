@@ -56,8 +56,13 @@ def test_every_carrier_and_placement_answers_from_its_document(session: Session,
     assert holders == [3 if carrier == "embedding" and placement != "add" else 0] * 2
     scores = compressor_scores(session, compressor, DOCS)
     assert len(scores) == sum(len(d.questions) for d in DOCS)
-    # the document matters: another document's carrier gives other logits for the same prompt
     ids = [examples[0].target.ids]
+    if placement == "add":  # a fresh `add` compressor leaves the decoder's input as it is: the base model's logits
+        assert torch.equal(compressor.decode(c.rows([0]), ids, session.injector(0), session.pad_id),
+                           compressor.decode(None, ids, session.injector(0), session.pad_id))
+        train_compressor(session, compressor, DOCS[:2], [], TrainSettings(("autoencode",), 2, 0, 2, 1e-2))
+        c = compressor.encode([[4, 5, 6, 7], [8, 9]], session.pad_id)
+    # the document matters: another document's carrier gives other logits for the same prompt
     first, second = (compressor.decode(c.rows([i]), ids, session.injector(0), session.pad_id) for i in (0, 1))
     assert not torch.allclose(first, second)
 

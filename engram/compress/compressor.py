@@ -114,7 +114,9 @@ class Compressor(nn.Module):
         self.to_embedding = nn.Linear(dim, dim, bias=False)
         with torch.no_grad():
             scale = table.pow(2).mean().sqrt() / _final_norm_scale(model)
-            self.to_embedding.weight.copy_(torch.eye(dim) * scale)
+            # `add` puts the vector on every token's embedding: it starts at zero, so a fresh compressor leaves the
+            # decoder's input as it is (a token-sized vector on every token made its first QA loss ~9 nats)
+            self.to_embedding.weight.copy_(torch.eye(dim) * (0.0 if settings.placement == "add" else scale))
 
     @property
     def base(self) -> nn.Module:
