@@ -147,6 +147,32 @@ def test_slots_fit_recovers_a_log_linear_slope_and_the_report_draws_it(tmp_path)
     assert [p[1] for p in drawn] == pytest.approx(list(loss))
 
 
+def test_the_slots_fit_joins_only_runs_that_differ_in_slots_and_seed(tmp_path):
+    """A control arm (one row per head) or another data scale in the same report is a line of its own, never a
+    point of the memory's slots law; seeds of one setting average into one point."""
+    rows = []
+    for tokens, offset in ((24576, 0.2), (98304, 0.0)):
+        for slots in (1e3, 1e4, 1e5):
+            for seed in (0, 1):
+                loss = 3.0 + offset - (0.02 if tokens == 98304 else 0.01) * np.log10(slots) + 0.001 * seed
+                rows.append({"overrides": f"+arm=lm_engram engram.table_size={int(slots)} "
+                                          f"data.num_tokens={tokens} seed={seed}", "table_size": int(slots),
+                             "num_tokens": tokens, "lm_loss": loss})
+    rows.append({"overrides": "+arm=lm_capacity1 data.num_tokens=98304", "table_size": 1, "num_tokens": 98304,
+                 "lm_loss": 2.5})
+    df = pd.DataFrame(rows).assign(label=lambda d: d["overrides"], variant="engram", data="text", status="ok",
+                                   lm_ppl=lambda d: np.exp(d["lm_loss"]))
+    md, plots = lm_section(df, tmp_path, markdown_table)
+    slopes = [line for line in md if line.startswith("Fitted slope")]
+    assert len(slopes) == 2 and any("-0.0100 nats" in line and "24576" in line for line in slopes)
+    assert any("-0.0200 nats" in line and "98304" in line for line in slopes)
+    drawn = plots["loss_vs_slots.png"]
+    assert all("capacity1" not in name for name in drawn)  # one slot size: no line, no fit
+    tokens = plots["loss_vs_tokens.png"]  # per slot size: loss against the two data scales, named by what differs
+    assert {name for name in tokens if name.startswith("engram.table_size=")} == {
+        f"engram.table_size={n}" for n in (1000, 10000, 100000)}
+
+
 def test_the_report_draws_loss_against_the_memorys_share_with_the_seed_spread(tmp_path):
     """experiment=lm_allocation's plot: rho from each run's accounting (table / (table + idle experts)), the mean
     and the range over seeds per share, the dense runs as a line."""

@@ -51,20 +51,47 @@ def loss_points(df: pd.DataFrame, x: str) -> pd.DataFrame:
     return runs.dropna(subset=["_x", "_y"])
 
 
-def plot_loss_vs(df: pd.DataFrame, x: str, xlabel: str, path: Path,
-                 line: tuple[float, float] | None = None) -> dict[str, Any] | None:
-    """Test loss against `x` (log scale) for the memory runs, the frozen base's loss as a dashed line, and `line`
-    (slope, intercept of the log-linear fit) drawn with its slope in the legend."""
+SERIES_FREE = ("seed",)  # overrides that do not split a series: its points average over them
+AXIS_OVERRIDES = {"table_size": "engram.table_size", "num_tokens": "data.num_tokens"}
+
+
+def series_of(df: pd.DataFrame, x: str) -> pd.Series:
+    """Per run, what its line of a loss-vs-`x` plot holds fixed: its overrides but `x`'s own and the seed, so runs
+    that differ in anything else (an arm, the layers, the other axis) are never joined or fitted together."""
+    if "overrides" not in df:
+        return pd.Series("", index=df.index)
+    drop = {AXIS_OVERRIDES.get(x, x), *SERIES_FREE}
+    return df["overrides"].fillna("").map(lambda ov: " ".join(sorted(
+        o for o in str(ov).split() if o.split("=", 1)[0].lstrip("+") not in drop)))
+
+
+def fitted_series(df: pd.DataFrame, x: str) -> dict[str, pd.DataFrame]:
+    """{series: its runs' points (`_x`, `_y`)} of the series with at least two values of `x`."""
     runs = loss_points(df, x)
-    if runs["_x"].nunique() < 2:
+    keys = series_of(runs, x)
+    return {key: group for key, group in runs.groupby(keys, sort=True) if group["_x"].nunique() >= 2}
+
+
+def plot_loss_vs(df: pd.DataFrame, x: str, xlabel: str, path: Path,
+                 fits: dict[str, tuple[float, float]] | None = None) -> dict[str, Any] | None:
+    """Test loss against `x` (log scale) for the memory runs, a line per series (`series_of`), the frozen base's
+    loss as a dashed line, and each series' log-linear fit in `fits` (slope, intercept) with its slope in the
+    legend; None unless some series has two values of `x`."""
+    series = fitted_series(df, x)
+    if not series:
         return None
+    shared = set.intersection(*(set(key.split()) for key in series))  # legends name what tells the lines apart
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    mean = runs.groupby("_x")["_y"].mean()
-    ax.plot(mean.index, mean.values, marker="o", label="memory (test loss)")
-    if line is not None:
-        xs = np.logspace(math.log10(mean.index.min()), math.log10(mean.index.max()), 20)
-        ax.plot(xs, line[0] * np.log10(xs) + line[1], linestyle=":",
-                label=f"fit: {line[0]:+.4f} nats per 10x slots")
+    for key, runs in series.items():
+        name = "memory (test loss)" if len(series) == 1 else " ".join(
+            o for o in key.split() if o not in shared) or "memory"
+        mean = runs.groupby("_x")["_y"].mean()
+        ax.plot(mean.index, mean.values, marker="o", label=name)
+        line = (fits or {}).get(key)
+        if line is not None:
+            xs = np.logspace(math.log10(mean.index.min()), math.log10(mean.index.max()), 20)
+            ax.plot(xs, line[0] * np.log10(xs) + line[1], linestyle=":",
+                    label=f"fit: {line[0]:+.4f} nats per 10x slots")
     base = pd.to_numeric(df.get("lm_loss_base", pd.Series(dtype=float)), errors="coerce").dropna()
     if not base.empty:
         ax.axhline(float(base.mean()), color="grey", linestyle="--", label="frozen base")
@@ -99,16 +126,19 @@ def lm_section(df: pd.DataFrame, out_dir: Path,
     memory = ok[pd.to_numeric(ok.get("table_size"), errors="coerce").notna()] if "table_size" in ok else ok.iloc[:0]
     if "key_shuffle" in memory:
         memory = memory[memory["key_shuffle"].astype(str) != "True"]
-    slots = loss_points(memory, "table_size") if "table_size" in memory else memory.iloc[:0]
-    slope = fit_log_slope(slots["_x"].to_numpy(), slots["_y"].to_numpy()) if not slots.empty else None
-    for name, x, xlabel, line in (("loss_vs_slots.png", "table_size", "memory slots per head", slope),
-                                  ("loss_vs_tokens.png", "num_tokens", "training tokens", None)):
-        if x in memory and memory[x].nunique() > 1:
-            drawn = plot_loss_vs(memory, x, xlabel, out_dir / name, line)
+    fits = {}
+    if "table_size" in memory:
+        fits = {key: fit for key, runs in fitted_series(memory, "table_size").items()
+                if (fit := fit_log_slope(runs["_x"].to_numpy(), runs["_y"].to_numpy())) is not None}
+    for name, x, xlabel in (("loss_vs_slots.png", "table_size", "memory slots per head"),
+                            ("loss_vs_tokens.png", "num_tokens", "training tokens")):
+        if x in memory:
+            drawn = plot_loss_vs(memory, x, xlabel, out_dir / name, fits if x == "table_size" else None)
             if drawn:
                 plots[name] = drawn
-    if "loss_vs_slots.png" in plots and slope is not None:
-        md += [f"Fitted slope: {slope[0]:+.4f} nats of test loss per 10x slots.", ""]
+    for key, (slope, _) in fits.items():
+        where = f" ({key})" if len(fits) > 1 else ""
+        md += [f"Fitted slope{where}: {slope:+.4f} nats of test loss per 10x slots.", ""]
     drawn = plot_loss_vs_share(ok, out_dir / "loss_vs_rho.png")
     if drawn:
         plots["loss_vs_rho.png"] = drawn
