@@ -184,6 +184,7 @@ def test_train_command_writes_the_rows(tmp_path: Path, capsys: pytest.CaptureFix
     for r in rows:
         assert {"k", "carrier", "placement", "compression_ratio", "exact_match", "share_of_full"} <= set(r)
     assert {r["condition"] for r in rows} == {"full", "none", "compressor", "retrieval"}
+    assert all(r["qa_sources"] == ["bios"] and r["seed"] == 0 and r["qa_steps"] == 1 for r in trained)  # the recipe
     retrieved = [r for r in rows if r["condition"] == "retrieval"]  # every setting, the kv carrier's too
     assert {(r["k"], r["carrier"], r["placement"]) for r in retrieved} == {
         (r["k"], r["carrier"], r["placement"]) for r in trained}

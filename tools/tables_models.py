@@ -158,7 +158,8 @@ TRAINED = R + "compress_trained/"
 @table("compression.trained", TRAINED + "kv_k16/compressor.json", TRAINED + "kv_k4/compressor.json",
        TRAINED + "kv_k1/compressor.json", TRAINED + "kv_k16_rerun/compressor.json",
        TRAINED + "kv_k16_pretrain/compressor.json",
-       TRAINED + "kv_k16_autoencode/compressor.json")
+       TRAINED + "kv_k16_autoencode/compressor.json", TRAINED + "kv_k16_autoencode_seed1/compressor.json",
+       TRAINED + "kv_k4_autoencode/compressor.json")
 def compression_trained(*records: Path) -> str:
     """Each trained compressor: its recipe (from its per-step losses), both document sets, retrieval."""
     rows = [dict(r, run=i) for i, record in enumerate(records) for r in read_json(record)]
@@ -178,7 +179,8 @@ def compression_trained(*records: Path) -> str:
                       (x["run"], x["k"], x["carrier"], x["placement"]) == setting), None)
         steps = losses[r["run"]][f"k{r['k']}/{r['carrier']}/{r['placement']}"]
         recipe = ", ".join(f"{name} {len(v)}" for name, v in steps.items() if v)
-        out.append([f"k = {r['k']}, {r['carrier']}, {r['placement']}", recipe,
+        seed = f", seed {r['seed']}" if r.get("seed") else ""  # the evaluated documents are the seed's own
+        out.append([f"k = {r['k']}, {r['carrier']}, {r['placement']}{seed}", recipe,
                     f"{r['compression_ratio']:.1f}x / {towns['compression_ratio']:.1f}x",
                     pct(r["exact_match"]), pct(r["share_of_full"]), pct(towns["exact_match"]),
                     pct(towns["share_of_full"]),

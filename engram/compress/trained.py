@@ -7,7 +7,7 @@ people) and held-out fictional towns (engram/compress/towns.py: a kind training 
   `condition` (full | none | compressor | retrieval), `k`, `carrier`, `placement`, `compression_ratio` (document
   tokens / k), `exact_match`, `share_of_full` (exact match / the full-context exact match of the same documents),
   `token_accuracy`, `n`, and for compressor rows `train_s`, `per_attribute` and the recipe (`pretrain`,
-  `pretrain_steps`, `qa_steps`, `qa_sources`, `lr`, `rank`);
+  `pretrain_steps`, `qa_steps`, `qa_sources`, `lr`, `rank`, `seed`);
 - `compressor_losses.json`: the loss of every training step per setting and objective.
 Retrieval (every carrier): every evaluated biography's engram and those of distractor biographies go into a LanceDB
 store (a kv engram as one vector per memory token: its keys and values at every layer); a question's key (its mean
@@ -151,7 +151,7 @@ def train(cfg: DictConfig, out: Path) -> dict[str, Any]:
                              int(t.docs_per_step), float(t.lr), int(cfg.seed), tuple(str(q) for q in t.qa_sources))
     recipe = {"pretrain": list(settings.pretrain), "pretrain_steps": settings.pretrain_steps,
               "qa_steps": settings.qa_steps, "qa_sources": list(settings.qa_sources), "lr": settings.lr,
-              "rank": int(t.rank)}
+              "rank": int(t.rank), "seed": settings.seed}
     for k, carrier, placement in trained_grid(t):
         name = f"k{k}/{carrier}/{placement}"
         compressor = Compressor(session.model, CompressorSettings(k, carrier, placement, int(t.rank), int(cfg.seed)))
