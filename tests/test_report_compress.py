@@ -70,6 +70,11 @@ def test_compressor_plot_draws_each_setting_by_its_ratio(tmp_path: Path) -> None
     cloze = dict(pretrained, qa_sources=["bios", "cloze"])
     drawn = plot_share_vs_ratio([*rows, cloze], tmp_path / "c.png")
     assert drawn["bios"]["kv, prefix, autoencode 100, QA on bios + cloze"] == [[4.0, 0.5]]
+    from engram.tracking.compressor_plots import with_recipes
+
+    found = trained_row("bios", "retrieval", 0.3, 16, "kv", "prefix")  # a run that did not record it on this row
+    joined = plot_share_vs_ratio(with_recipes([cloze, found]), tmp_path / "r.png")
+    assert joined["bios"]["kv, prefix, autoencode 100, QA on bios + cloze (retrieved)"] == [[4.0, pytest.approx(0.375)]]
     assert drawn["bios"]["no document"][0][1] == 0.0
 
 

@@ -166,7 +166,7 @@ def train(cfg: DictConfig, out: Path) -> dict[str, Any]:
         scores, hit = retrieval_scores(session, compressor, sets["bios"], train_docs[:DISTRACTORS],
                                        out / f"store_{name.replace('/', '_')}")
         rows.append(row("bios", "retrieval", scores, tokens["bios"], full["bios"], k, carrier, placement,
-                        retrieval_hit=hit))
+                        retrieval_hit=hit, **recipe))
         session.model = compressor.close()
         atomic_write_text(out / ROWS_FILE, json.dumps(rows, indent=1))  # after every setting: a long run keeps them
         atomic_write_text(out / LOSSES_FILE, json.dumps(losses))

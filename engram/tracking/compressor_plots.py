@@ -26,8 +26,20 @@ def read_compressor_runs(paths: Iterable[str | Path]) -> dict[str, list[dict[str
     for p in map(Path, paths):
         files = [p] if p.is_file() and p.name == ROWS_FILE else sorted(p.rglob(ROWS_FILE)) if p.is_dir() else []
         for f in files:
-            out[str(f.parent)] = json.loads(f.read_text())
+            out[str(f.parent)] = with_recipes(json.loads(f.read_text()))
     return out
+
+
+RECIPE_KEYS = ("pretrain", "pretrain_steps", "qa_steps", "qa_sources", "lr", "rank", "seed")
+
+
+def with_recipes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One run's rows, each retrieval row given the recipe of the compressor it read (runs before the retrieval
+    rows recorded it), so it joins its own recipe's series."""
+    recipes = {(r["k"], r["carrier"], r["placement"]): {key: r[key] for key in RECIPE_KEYS if key in r}
+               for r in rows if r["condition"] == "compressor"}
+    return [{**recipes.get((r["k"], r["carrier"], r["placement"]), {}), **r} if r["condition"] == "retrieval"
+            else r for r in rows]
 
 
 def series(row: dict[str, Any]) -> tuple[str, str, str]:
