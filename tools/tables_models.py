@@ -104,13 +104,17 @@ def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path, frozen_393k: Pat
                      "LoRA, equal size"], rows, "rrrrr")
 
 
-@table("language_modelling.slots", R + "lm_slots/results.csv")
-def lm_slots(results: Path) -> str:
-    rows = sorted(csv_rows(results), key=lambda r: int(r["table_size"]))
-    base = fixed(rows[0]["lm_ppl_base"], 3)
-    body = [[f"10^{round(math.log10(int(r['table_size'])))}", f"{float(r['trainable_params']) / 1e6:.1f} M",
-             fixed(r["lm_ppl"], 3), change(r["lm_ppl_change"], 2)] for r in rows]
-    return markdown(["rows per head", "trainable params", "test ppl", f"vs base ({base})"], body, "rrrr")
+@table("language_modelling.slots", R + "lm_slots_24k/results.csv", R + "lm_slots/results.csv")
+def lm_slots(*records: Path) -> str:
+    """One row per table size, a test-ppl column per data scale (one record each)."""
+    scales = [{int(r["table_size"]): r for r in csv_rows(record)} for record in records]
+    sizes = sorted(scales[0])
+    base = fixed(scales[0][sizes[0]]["lm_ppl_base"], 3)
+    body = [[f"10^{round(math.log10(size))}", f"{float(scales[0][size]['trainable_params']) / 1e6:.1f} M",
+             *(f"{fixed(scale[size]['lm_ppl'], 3)} ({change(scale[size]['lm_ppl_change'], 2)})" for scale in scales)]
+            for size in sizes]
+    heads = [f"test ppl, {count(scale[sizes[0]]['num_tokens'])} tokens (vs base {base})" for scale in scales]
+    return markdown(["rows per head", "trainable params", *heads], body, "r" * (2 + len(scales)))
 
 
 # ---------------------------------------------------------------- semantic compression
