@@ -81,14 +81,14 @@ def continuation_example(session: Session, compressor: Compressor, text: str) ->
 def cloze_examples(session: Session, compressor: Compressor, text: str, rng: random.Random,
                    n: int = CLOZE_PER_TEXT) -> list[Example]:
     """Up to `n` spans of `text` (one to three words, none at its start), each asked for by the words before it."""
-    words = text.split()
+    words, doc = text.split(), token_ids(session.tokenizer, text)
     starts = rng.sample(range(2, len(words)), min(n, max(0, len(words) - 2)))
     out = []
     for i in sorted(starts):
         context = " ".join(words[max(0, i - CLOZE_CONTEXT_WORDS):i])
         span = " ".join(words[i:i + rng.randint(1, 3)])
-        out.append(Example(token_ids(session.tokenizer, text), prompt(
-            session, compressor, f'Which words follow "{context}" in the text?', context, span)))
+        out.append(Example(doc, prompt(session, compressor, f'Which words follow "{context}" in the text?', context,
+                                       span)))
     return out
 
 

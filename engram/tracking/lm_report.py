@@ -72,12 +72,11 @@ def fitted_series(df: pd.DataFrame, x: str) -> dict[str, pd.DataFrame]:
     return {key: group for key, group in runs.groupby(keys, sort=True) if group["_x"].nunique() >= 2}
 
 
-def plot_loss_vs(df: pd.DataFrame, x: str, xlabel: str, path: Path,
+def plot_loss_vs(series: dict[str, pd.DataFrame], df: pd.DataFrame, xlabel: str, path: Path,
                  fits: dict[str, tuple[float, float]] | None = None) -> dict[str, Any] | None:
-    """Test loss against `x` (log scale) for the memory runs, a line per series (`series_of`), the frozen base's
-    loss as a dashed line, and each series' log-linear fit in `fits` (slope, intercept) with its slope in the
-    legend; None unless some series has two values of `x`."""
-    series = fitted_series(df, x)
+    """Test loss against x (log scale), a line per series (`fitted_series`), the frozen base's loss (of `df`'s
+    runs) as a dashed line, and each series' log-linear fit in `fits` (slope, intercept) with its slope in the
+    legend; None without a series."""
     if not series:
         return None
     shared = set.intersection(*(set(key.split()) for key in series))  # legends name what tells the lines apart
@@ -126,16 +125,16 @@ def lm_section(df: pd.DataFrame, out_dir: Path,
     memory = ok[pd.to_numeric(ok.get("table_size"), errors="coerce").notna()] if "table_size" in ok else ok.iloc[:0]
     if "key_shuffle" in memory:
         memory = memory[memory["key_shuffle"].astype(str) != "True"]
-    fits = {}
-    if "table_size" in memory:
-        fits = {key: fit for key, runs in fitted_series(memory, "table_size").items()
-                if (fit := fit_log_slope(runs["_x"].to_numpy(), runs["_y"].to_numpy())) is not None}
+    fits: dict[str, tuple[float, float]] = {}
     for name, x, xlabel in (("loss_vs_slots.png", "table_size", "memory slots per head"),
                             ("loss_vs_tokens.png", "num_tokens", "training tokens")):
-        if x in memory:
-            drawn = plot_loss_vs(memory, x, xlabel, out_dir / name, fits if x == "table_size" else None)
-            if drawn:
-                plots[name] = drawn
+        series = fitted_series(memory, x) if x in memory else {}
+        if x == "table_size":
+            fits = {key: fit for key, runs in series.items()
+                    if (fit := fit_log_slope(runs["_x"].to_numpy(), runs["_y"].to_numpy())) is not None}
+        drawn = plot_loss_vs(series, memory, xlabel, out_dir / name, fits if x == "table_size" else None)
+        if drawn:
+            plots[name] = drawn
     for key, (slope, _) in fits.items():
         where = f" ({key})" if len(fits) > 1 else ""
         md += [f"Fitted slope{where}: {slope:+.4f} nats of test loss per 10x slots.", ""]
