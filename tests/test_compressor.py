@@ -106,6 +106,19 @@ def test_autoencoding_loss_falls_in_a_few_steps(session: Session, carrier: str, 
     assert after < before - drop, (before, after)
 
 
+def test_training_keeps_the_embedding_carrier_at_the_scale_of_token_embeddings(session: Session) -> None:
+    """The carrier's vectors are the last layer's states brought to the embedding scale by a learned scale per
+    channel; a full d x d map trained at the LoRA's rate grew them to several times a token's size in a few steps."""
+    compressor = attach(session, k=4, carrier="embedding")
+    docs = [encode(session.tokenizer, d.text).ids for d in DOCS[:2]]
+    with torch.no_grad():
+        start = float(compressor.encode(docs, session.pad_id).vectors.norm(dim=-1).mean())
+    train_compressor(session, compressor, DOCS[:2], [], TrainSettings(("autoencode",), 3, 0, 2, 2e-3))
+    with torch.no_grad():
+        after = float(compressor.encode(docs, session.pad_id).vectors.norm(dim=-1).mean())
+    assert 0.67 < after / start < 1.5, (start, after)
+
+
 def test_cloze_asks_for_a_span_of_the_text_by_the_words_before_it(session: Session) -> None:
     compressor = attach(session, carrier="kv")
     text = DOCS[0].text

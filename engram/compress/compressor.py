@@ -110,13 +110,13 @@ class Compressor(nn.Module):
         dim = table.shape[1]
         start = table.mean(dim=0) + table.std(dim=0) * torch.randn(settings.k, dim) * 0.1
         self.memory = nn.Parameter(start)
-        # the last layer's states come out of the final norm at another scale than the token embeddings
-        self.to_embedding = nn.Linear(dim, dim, bias=False)
-        with torch.no_grad():
-            scale = table.pow(2).mean().sqrt() / _final_norm_scale(model)
-            # `add` puts the vector on every token's embedding: it starts at zero, so a fresh compressor leaves the
-            # decoder's input as it is (a token-sized vector on every token made its first QA loss ~9 nats)
-            self.to_embedding.weight.copy_(torch.eye(dim) * (0.0 if settings.placement == "add" else scale))
+        # The last layer's states come out of the final norm at another scale than the token embeddings: a learned
+        # scale per channel brings them there (the LoRA does the rest of the mapping, as in ICAE). A full d x d map
+        # at the LoRA's learning rate moved every vector by about ten times its own size per early Adam step.
+        # `add` puts the vector on every token's embedding: it starts at zero, so a fresh compressor leaves the
+        # decoder's input as it is (a token-sized vector on every token made its first QA loss ~9 nats).
+        scale = float(table.pow(2).mean().sqrt() / _final_norm_scale(model))
+        self.embedding_scale = nn.Parameter(torch.full((dim,), 0.0 if settings.placement == "add" else scale))
 
     @property
     def base(self) -> nn.Module:
@@ -146,7 +146,7 @@ class Compressor(nn.Module):
                         output_hidden_states=not kv)
         if kv:
             return Carrier(kv=tuple((layer.keys[:, :, -k:], layer.values[:, :, -k:]) for layer in out.cache.layers))
-        return Carrier(vectors=self.to_embedding(out.hidden_states[-1][:, -k:]))
+        return Carrier(vectors=out.hidden_states[-1][:, -k:] * self.embedding_scale)
 
     @contextmanager
     def lora_off(self) -> Iterator[None]:

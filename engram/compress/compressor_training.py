@@ -9,7 +9,7 @@ Objectives, each a loss on the answer tokens of the frozen decoder reading the d
 `pretrain_steps` steps go round the pretraining objectives (one objective per step; none listed: no pretraining),
 then `qa_steps` steps go round the QA sources (`bios`: the training biographies' questions; `cloze`). Pretraining and
 cloze read the training biographies and prose passages of Python's documentation (`engram.data.families.text`,
-shipped with every Python). Only the LoRA, the memory tokens and the output map learn (Adam).
+shipped with every Python). Only the LoRA, the memory tokens and the embedding carrier's per-channel scale learn (Adam).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class TrainedConfig:
     carriers: list[str] = field(default_factory=lambda: ["embedding"])  # embedding | kv
     placements: list[str] = field(default_factory=lambda: ["prefix"])  # replace | prefix | add (kv: prefix only)
     rank: int = 16  # LoRA rank of the encoding pass
-    lr: float = 0.001  # Adam, for the LoRA, the memory tokens and the output map
+    lr: float = 0.001  # Adam, for the LoRA, the memory tokens and the embedding scale
     pretrain: list[str] = field(default_factory=lambda: ["autoencode", "continuation"])  # [] = no pretraining
     pretrain_steps: int = 100  # steps round the pretraining objectives
     qa_steps: int = 300  # question-answering steps after them
