@@ -13,7 +13,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from engram.tracking.figures import finish_axes, line_data, save_figure
+from engram.tracking.figures import line_data, save_figure
 
 ROWS_FILE = "compressor.json"  # written by engram/compress/trained.py (which tracking must not import)
 GOALS = ((4.0, 0.6), (16.0, 0.4))  # (compression ratio, share of full context) the compressor should reach
@@ -55,25 +55,35 @@ def series(row: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def plot_share_vs_ratio(rows: list[dict[str, Any]], path: Path) -> dict[str, Any]:
-    """Share of full-context exact match against the compression ratio (log x), a panel per document set."""
+    """Share of full-context exact match against the compression ratio (log x), a panel per document set; one legend
+    under the panels, a recipe keeping its colour in every panel and on its retrieved line."""
     sets = sorted({r["docs"] for r in rows})
-    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.4), squeeze=False, layout="constrained")
+    labels = sorted({(condition, series(r)) for r in rows for condition in ("compressor", "retrieval")
+                     if r["condition"] == condition})
+    settings = sorted({setting for _, setting in labels})  # a recipe's retrieved line takes the recipe's colour
+    colours = {setting: plt.get_cmap("tab10")(i % 10) for i, setting in enumerate(settings)}
+    legend: dict[str, Any] = {}
     drawn: dict[str, Any] = {}
     for ax, docs in zip(axes[0], sets, strict=True):
         mine = [r for r in rows if r["docs"] == docs]
-        for condition in ("compressor", "retrieval"):
-            for setting in sorted({series(r) for r in mine if r["condition"] == condition}):
-                line = sorted((r["compression_ratio"], r["share_of_full"] or 0.0) for r in mine
-                              if r["condition"] == condition and series(r) == setting)
-                style = "-o" if condition == "compressor" else ":x"
-                label = ", ".join(filter(None, setting)) + (" (retrieved)" if condition == "retrieval" else "")
-                ax.plot([x for x, _ in line], [y for _, y in line], style, label=label)
+        for condition, setting in labels:
+            line = sorted((r["compression_ratio"], r["share_of_full"] or 0.0) for r in mine
+                          if r["condition"] == condition and series(r) == setting)
+            if not line:
+                continue
+            style = "-o" if condition == "compressor" else ":x"
+            label = ", ".join(filter(None, setting)) + (" (retrieved)" if condition == "retrieval" else "")
+            legend[label], = ax.plot([x for x, _ in line], [y for _, y in line], style, label=label,
+                                     color=colours[setting])
         none = next((r for r in mine if r["condition"] == "none"), None)
         if none is not None and none["share_of_full"] is not None:
-            ax.axhline(none["share_of_full"], color="black", linestyle=":", label="no document")
+            legend["no document"] = ax.axhline(none["share_of_full"], color="black", linestyle=":",
+                                               label="no document")
         for ratio, share in GOALS:
-            ax.plot([ratio], [share], marker="*", color="red", markersize=12, linestyle="none",
-                    label=f"goal: {share:.0%} at {ratio:.0f}x")
+            label = f"goal: {share:.0%} at {ratio:.0f}x"
+            legend[label], = ax.plot([ratio], [share], marker="*", color="red", markersize=12, linestyle="none",
+                                     label=label)
         full = next((r for r in mine if r["condition"] == "full"), None)
         title = f"{docs}: full context {100 * full['exact_match']:.1f}% exact match" if full else docs
         ax.set_xscale("log")
@@ -82,8 +92,9 @@ def plot_share_vs_ratio(rows: list[dict[str, Any]], path: Path) -> dict[str, Any
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel="compression ratio (document tokens / k)", ylabel="share of full-context exact match",
                title=title, ylim=(-0.02, 1.1))
-        finish_axes(ax, fontsize=7)
+        ax.grid(True, alpha=0.3)
         drawn[docs] = line_data(ax)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=3, fontsize=7)
     fig.suptitle("Trained compressor: accuracy kept against compression")
     save_figure(fig, path)
     return drawn

@@ -23,7 +23,8 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> None:
     """Lay out, write and close `fig` (closing keeps long sweeps from holding every figure in memory)."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure laid out as it was made (constrained) keeps its layout
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
