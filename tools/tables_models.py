@@ -167,7 +167,7 @@ TRAINED = R + "compress_trained/"
        TRAINED + "kv_k16_autoencode/compressor.json", TRAINED + "kv_k16_autoencode_seed1/compressor.json",
        TRAINED + "kv_k4_autoencode/compressor.json",
        TRAINED + "kv_k16_autoencode_cloze/compressor.json", TRAINED + "kv_k64_autoencode/compressor.json",
-       TRAINED + "embedding_k16_placements/compressor.json")
+       TRAINED + "embedding_k16_placements/compressor.json", TRAINED + "kv_k16_continuation/compressor.json")
 def compression_trained(*records: Path) -> str:
     """Each trained compressor: its recipe (from its per-step losses), both document sets, retrieval."""
     rows = [dict(r, run=i) for i, record in enumerate(records) for r in read_json(record)]
