@@ -1,7 +1,9 @@
 """Config validation: every bad value fails before anything heavy loads, with one line naming the key."""
 
+import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -281,3 +283,14 @@ def test_composed_groups_carry_every_schema_default():
     for group, cls in SCHEMAS.items():
         assert set(schema_defaults(cls)) <= set(cfg[group]), group
     assert cfg.engram.table_size == 5000 and cfg.engram.hash == "poc" and cfg.checkpoint.every_n_steps == 16
+
+
+@pytest.mark.parametrize(("config", "keys"), [("train", ("run", "sweep")), ("evaluate", ("run",))])
+def test_two_runs_started_in_the_same_second_get_directories_of_their_own(config: str, keys: tuple[str, ...]):
+    """Run dirs are named by the start time to the microsecond: jobs launched together never share one."""
+    hydra_dirs = OmegaConf.load(CONF / f"{config}.yaml").hydra
+    for key in keys:
+        written = str(OmegaConf.to_container(hydra_dirs, resolve=False)[key]["dir"])  # unresolved: the pattern
+        pattern = re.search(r"\$\{now:([^}]*)\}", written).group(1)
+        first, second = (datetime(2026, 1, 1, 12, 0, 0, micro).strftime(pattern) for micro in (1000, 2000))
+        assert first != second and sorted([second, first]) == [first, second]

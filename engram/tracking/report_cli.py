@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None, gallery: Gallery | None = None, prog
         return _bad_input(prog, f"{missing[0]} does not exist (give a multirun dir, a run dir or a glob)")
     single = len(args.paths) == 1 and Path(args.paths[0]).is_dir()
     out = Path(args.out) if args.out else Path(args.paths[0]) if single else Path(
-        "reports") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+        "reports") / f"{datetime.now():%Y-%m-%d_%H-%M-%S-%f}"
     df = collect(args.paths)
     if df.empty:
         # `python -m engram.compress eval|sweep|train` runs have no Hydra job dir

@@ -58,7 +58,7 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
         out = HydraConfig.get().runtime.get("output_dir")
         if out:
             return Path(out)
-    return Path("outputs") / cfg.experiment_name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return Path("outputs") / cfg.experiment_name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, tokenizer: Any = None) -> list[Callback]:
