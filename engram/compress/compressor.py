@@ -111,8 +111,8 @@ class Compressor(nn.Module):
         start = table.mean(dim=0) + table.std(dim=0) * torch.randn(settings.k, dim) * 0.1
         self.memory = nn.Parameter(start)
         # The last layer's states come out of the final norm at another scale than the token embeddings: a learned
-        # scale per channel brings them there (the LoRA does the rest of the mapping, as in ICAE). A full d x d map
-        # at the LoRA's learning rate moved every vector by about ten times its own size per early Adam step.
+        # scale per channel brings them there (the LoRA does the rest of the mapping, as in ICAE); a full d x d map
+        # trained at the LoRA's learning rate grew the vectors far past a token's size within a few steps.
         # `add` puts the vector on every token's embedding: it starts at zero, so a fresh compressor leaves the
         # decoder's input as it is (a token-sized vector on every token made its first QA loss ~9 nats).
         scale = float(table.pow(2).mean().sqrt() / _final_norm_scale(model))

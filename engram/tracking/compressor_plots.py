@@ -59,8 +59,7 @@ def plot_share_vs_ratio(rows: list[dict[str, Any]], path: Path) -> dict[str, Any
     under the panels, a recipe keeping its colour in every panel and on its retrieved line."""
     sets = sorted({r["docs"] for r in rows})
     fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.4), squeeze=False, layout="constrained")
-    labels = sorted({(condition, series(r)) for r in rows for condition in ("compressor", "retrieval")
-                     if r["condition"] == condition})
+    labels = sorted({(r["condition"], series(r)) for r in rows if r["condition"] in ("compressor", "retrieval")})
     settings = sorted({setting for _, setting in labels})  # a recipe's retrieved line takes the recipe's colour
     colours = {setting: plt.get_cmap("tab10")(i % 10) for i, setting in enumerate(settings)}
     legend: dict[str, Any] = {}
