@@ -129,3 +129,43 @@ def test_gguf_builds_the_cache_once(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "build_cache_from_gguf", lambda *a: pytest.fail("GGUF rebuilt despite the cache"))
     again, _ = load_model("smollm")
     assert torch.equal(model.model.embed_tokens.weight, again.model.embed_tokens.weight)
+
+
+def test_jobs_starting_together_build_the_cache_once(tmp_path, monkeypatch):
+    """A sweep's jobs start together on a fresh machine: one builds the cache, the other waits and reads it (a
+    second build deleted the cache under the first job once: its tokenizer failed to load)."""
+    model, tok = load_model("tiny")
+    monkeypatch.setenv("ENGRAM_CACHE", str(tmp_path))
+    builds: list[int] = []
+    both_checked = threading.Barrier(2)
+
+    def slow_build(cache):
+        builds.append(threading.get_ident())
+        threading.Event().wait(0.5)  # the other job reaches the lock meanwhile
+        return loading.save_model_dir(model, tok, cache)
+
+    monkeypatch.setattr(loading, "_build_smollm_cache", slow_build)
+    complete = loading._is_complete_model_dir
+    monkeypatch.setattr(loading, "_is_complete_model_dir", _after(both_checked, complete))
+    found: list = []
+    jobs = [threading.Thread(target=lambda: found.append(loading.resolve_smollm_dir())) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(30)
+    assert len(builds) == 1
+    assert found == [loading.smollm_cache_dir()] * 2 and complete(found[0])
+
+
+def _after(barrier: threading.Barrier, check):
+    """`check`, whose first call in each thread waits until both threads have made it (both see no cache)."""
+    waited: set[int] = set()
+
+    def checked(path):
+        result = check(path)
+        if threading.get_ident() not in waited:
+            waited.add(threading.get_ident())
+            barrier.wait(10)
+        return result
+
+    return checked

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,23 @@ def resolve_smollm_dir(path: str | None = None) -> Path:
     cache = smollm_cache_dir()
     if _is_complete_model_dir(cache):
         return cache
+    return build_once(cache, _build_smollm_cache)
+
+
+def build_once(cache: Path, build: Callable[[Path], Path]) -> Path:
+    """`build(cache)` under a lock file beside the cache, unless the cache is complete once the lock is held: the
+    jobs of a sweep start together on a fresh machine, and a second build would delete the cache the first job is
+    already reading."""
+    from filelock import FileLock  # lazy, like every heavy import here
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache.with_name(cache.name + ".lock"))):
+        if _is_complete_model_dir(cache):  # another job built it while this one waited
+            return cache
+        return build(cache)
+
+
+def _build_smollm_cache(cache: Path) -> Path:
     if hub_reachable():
         try:
             return _cache_from_hub(cache)
