@@ -59,7 +59,12 @@ def check_data(data: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 def describe_splits(data: Any, splits: dict[str, list[dict[str, Any]]]) -> str:
-    """The run's first line about its data: how many facts are taught, how many scored and where they come from."""
+    """The run's first line about its data: how many facts are taught, how many scored and where they come from (for
+    a text corpus, the documents of each split)."""
+    if registry.attribute("family", data.family, "language_model", False):
+        where = f"data.path={data.path}" if data.path else f"data.corpus={data.corpus}"
+        return (f"data={data.family}: {where}, {len(splits['train'])} documents to train on, {len(splits['eval'])} "
+                f"to validate on, {len(splits.get('test') or [])} to test on (each document in one split)")
     n_eval, n_seen = len(splits["eval"]), sum(bool(r.get("seen")) for r in splits["eval"])
     source = ""
     if registry.attribute("family", data.family, "from_files", False):

@@ -54,6 +54,18 @@ def test_a_documents_split_depends_only_on_its_name(tmp_path):
     assert all(where[r["key"]] == s for s, recs in small.items() for r in recs)
 
 
+def test_the_first_log_line_counts_documents_not_facts(tmp_path):
+    from engram.inputs import describe_splits
+
+    d = cfg(path=str(write_corpus(tmp_path / "a", 40)))
+    splits = text_family.build(d)
+    line = describe_splits(d, splits)
+    assert line == (f"data=text: data.path={d.path}, {len(splits['train'])} documents to train on, "
+                    f"{len(splits['eval'])} to validate on, {len(splits['test'])} to test on (each document in one "
+                    "split)")
+    assert "facts" not in describe_splits(cfg(), text_family.build(cfg()))
+
+
 def test_few_files_are_cut_into_sections_that_split_by_section(tmp_path):
     paragraphs = [f"Paragraph {i}: " + " ".join(WORDS) * 5 for i in range(120)]
     book = tmp_path / "book.txt"
