@@ -105,7 +105,7 @@ def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path, frozen_393k: Pat
 
 
 @table("language_modelling.slots", R + "lm_slots_24k/results.csv", R + "lm_slots/results.csv",
-       R + "lm_slots_98k/results.csv")
+       R + "lm_slots_98k/results.csv", R + "lm_slots_393k/results.csv")
 def lm_slots(*records: Path) -> str:
     """One row per table size of the first record, a test-ppl column per data scale (one record each)."""
     scales = [{int(r["table_size"]): r for r in csv_rows(record)} for record in records]
