@@ -81,6 +81,23 @@ def lm_levers(frozen: Path, levers: Path) -> str:
                      "wall s"], body, "lllrrrr")
 
 
+UNSEEN = {"arm=lm_base": "frozen base", "arm=lm_lora": "LoRA, equal size (r = 35)",
+          "arm=lm_engram": "paper's memory, layer 1", "arm=lm_engram, layers=[1,15]": "paper's memory, layers [1, 15]",
+          "arm=lm_capacity1": "control: one row per head", "arm=lm_shuffled": "control: shuffled keys"}
+
+
+@table("language_modelling.unseen", R + "lm_frozen_de/results.csv")
+def lm_unseen(results: Path) -> str:
+    """The study's arms on a corpus through data.path that the base model has hardly seen (German)."""
+    rows = sorted(csv_rows(results), key=lambda r: list(UNSEEN).index(r["label"]))
+    body = [[UNSEEN[r["label"]], fixed(r["lm_ppl"], 3), fixed(r["lm_bpb"], 4),
+             "-" if r["variant"] == "baseline" else change(r["lm_ppl_change"]),
+             fixed(r["lm_ppl_knockout"], 3) if r["variant"] == "engram" else "-", count(r["trainable_params"]),
+             count(r["wall_s"])] for r in rows]
+    return markdown(["arm", "test ppl", "bits/byte", "vs base", "memory off", "trainable params", "wall s"], body,
+                    "lrrrrrr")
+
+
 def ppl_and_change(row: dict[str, str]) -> str:
     return f"{fixed(row['lm_ppl'], 3)} ({change(row['lm_ppl_change'])})"
 
