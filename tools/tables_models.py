@@ -86,16 +86,17 @@ UNSEEN = {"arm=lm_base": "frozen base", "arm=lm_lora": "LoRA, equal size (r = 35
           "arm=lm_capacity1": "control: one row per head", "arm=lm_shuffled": "control: shuffled keys"}
 
 
-@table("language_modelling.unseen", R + "lm_frozen_de/results.csv")
-def lm_unseen(results: Path) -> str:
-    """The study's arms on a corpus through data.path that the base model has hardly seen (German)."""
-    rows = sorted(csv_rows(results), key=lambda r: list(UNSEEN).index(r["label"]))
-    body = [[UNSEEN[r["label"]], fixed(r["lm_ppl"], 3), fixed(r["lm_bpb"], 4),
+@table("language_modelling.unseen", R + "lm_frozen_de/results.csv", R + "lm_frozen_de_2x/results.csv")
+def lm_unseen(*records: Path) -> str:
+    """The study's arms on a corpus through data.path that the base model has hardly seen (German), one record per
+    amount of text."""
+    rows = [r for record in records for r in sorted(csv_rows(record), key=lambda r: list(UNSEEN).index(r["label"]))]
+    body = [[UNSEEN[r["label"]], count(r["num_tokens"]), fixed(r["lm_ppl"], 3), fixed(r["lm_bpb"], 4),
              "-" if r["variant"] == "baseline" else change(r["lm_ppl_change"]),
              fixed(r["lm_ppl_knockout"], 3) if r["variant"] == "engram" else "-", count(r["trainable_params"]),
              count(r["wall_s"])] for r in rows]
-    return markdown(["arm", "test ppl", "bits/byte", "vs base", "memory off", "trainable params", "wall s"], body,
-                    "lrrrrrr")
+    return markdown(["arm", "training tokens", "test ppl", "bits/byte", "vs base", "memory off", "trainable params",
+                     "wall s"], body, "lrrrrrrr")
 
 
 def ppl_and_change(row: dict[str, str]) -> str:
