@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +54,40 @@ def data_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return sets
 
 
+@dataclass
+class FactQueries:
+    """What a fact set asks of a key: its taught records, the rewordings of taught facts (each with the position of
+    its own fact among the taught records, None when it has none) and the neighbour questions not themselves taught."""
+
+    train: list[dict]
+    rewordings: list[dict]
+    own_facts: list[int | None]
+    neighbours: list[dict]
+
+
+def fact_queries(splits: dict[str, list[dict]]) -> FactQueries:
+    train = splits["train"]
+    own = {(str(r["key"]), str(r["answer"])): i for i, r in enumerate(train)}
+    rewordings = [r for r in splits.get("paraphrase", []) if r.get("seen")]
+    taught = {str(r["prompt"]) for r in train}
+    return FactQueries(train, rewordings, [own.get((str(r["key"]), str(r["answer"]))) for r in rewordings],
+                       [r for r in splits.get("neighbor", []) if str(r["prompt"]) not in taught])
+
+
 def read_set(splits: dict[str, list[dict]], read: Any, threshold: float) -> dict[str, Any]:
     """Rewordings that read their own fact and neighbours that fire, with the prompts of every miss / firing."""
     from engram.memory.questions import QuestionIndex
 
-    train = splits["train"]
+    asked = fact_queries(splits)
+    train, rewordings, neighbours = asked.train, asked.rewordings, asked.neighbours
     index = QuestionIndex(threshold)
     for key, question in enumerate(read([str(r["prompt"]) for r in train])):
         index.add(question, key)
-    own = {(str(r["key"]), str(r["answer"])): i for i, r in enumerate(train)}
-    rewordings = [r for r in splits.get("paraphrase", []) if r.get("seen")]
     missed = []
-    for r, question in zip(rewordings, read([str(r["prompt"]) for r in rewordings]), strict=True):
-        fact = own.get((str(r["key"]), str(r["answer"])))
+    for r, fact, question in zip(rewordings, asked.own_facts, read([str(r["prompt"]) for r in rewordings]),
+                                 strict=True):
         if index.match(question) != fact:
             missed.append([str(r["prompt"]), str(train[fact]["prompt"]) if fact is not None else ""])
-    taught = {str(r["prompt"]) for r in train}
-    neighbours = [r for r in splits.get("neighbor", []) if str(r["prompt"]) not in taught]
     fired = []
     for r, question in zip(neighbours, read([str(r["prompt"]) for r in neighbours]), strict=True):
         key = index.match(question)

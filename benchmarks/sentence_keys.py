@@ -75,31 +75,30 @@ def read_file(path: Path, read: Callable[[list[str]], list[Any]], embed: Callabl
     from omegaconf import OmegaConf
 
     from benchmarks.key_route_scores import lexical_index
+    from benchmarks.question_reading import fact_queries
     from engram.config.schema import DataConfig
     from engram.data import build_splits
 
-    splits = build_splits(OmegaConf.merge(OmegaConf.structured(DataConfig),
-                                          {"family": "jsonl", "path": str(path), "test_path": str(path)}))
-    train = splits["train"]
+    facts = fact_queries(build_splits(OmegaConf.merge(OmegaConf.structured(DataConfig),
+                                                      {"family": "jsonl", "path": str(path), "test_path": str(path)})))
+    train, rewordings = facts.train, facts.rewordings
     taught = read([str(r["prompt"]) for r in train])
     index = lexical_index(taught)
-    own = {(str(r["key"]), str(r["answer"])): i for i, r in enumerate(train)}
-    rewordings = [r for r in splits.get("paraphrase", []) if r.get("seen")]
-    written = {str(r["prompt"]) for r in train}
-    queries = rewordings + [r for r in splits.get("neighbor", []) if str(r["prompt"]) not in written]
+    queries = rewordings + facts.neighbours
     asked = read([str(r["prompt"]) for r in queries])
     cosine = {"raw": embed([str(r["prompt"]) for r in queries]) @ embed([str(r["prompt"]) for r in train]).T,
               "masked": embed([masked(str(r["prompt"]), q) for r, q in zip(queries, asked, strict=True)])
               @ embed([masked(str(r["prompt"]), q) for r, q in zip(train, taught, strict=True)]).T}
     counts = {f"{name} >= {t}": [0, len(rewordings), 0, len(queries) - len(rewordings)] for name, _, t in RULES}
-    for j, (record, query) in enumerate(zip(queries, asked, strict=True)):
+    for j, query in enumerate(asked):
         named = [i for i, t in enumerate(taught) if t.entities and t.entities <= query.entities | query.maybe_entities]
         lexical = {i: index.score(query, taught[i]) for i in named}
+        similar = {kind: {i: float(c[j, i]) for i in named} for kind, c in cosine.items()}
         for name, kind, threshold in RULES:
-            best = _fires(kind, threshold, lexical, {k: {i: float(c[j, i]) for i in named} for k, c in cosine.items()})
+            best = _fires(kind, threshold, lexical, similar)
             count = counts[f"{name} >= {threshold}"]
             if j < len(rewordings):
-                count[0] += best is not None and best == own.get((str(record["key"]), str(record["answer"])))
+                count[0] += best is not None and best == facts.own_facts[j]
             else:
                 count[2] += best is not None
     return counts
