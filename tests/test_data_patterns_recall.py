@@ -64,7 +64,7 @@ def test_consistency_counts_groups_with_one_answer():
 
 
 LONG_RECALL = {"vocab_size", "num_facts", "distraction_min", "distraction_max", "fixed_facts", "eval_distractions",
-               "warmup_examples", "warmup_max"}
+               "warmup_examples", "warmup_max", "warmup_copy_words"}
 
 
 def recall_cfg(**kw):
@@ -155,6 +155,22 @@ def test_long_recall_warmup_examples_come_first_and_short():
     assert all(1 <= n <= 20 for n in lengths[:60]) and all(300 <= n <= 500 for n in lengths[60:])
     assert len({r["key"] for r in s["train"][:60]}) == 16  # every fact in the warm-up too
     assert s["eval"] == build_splits(recall_cfg())["eval"]  # evaluation does not change
+
+
+def test_long_recall_copy_warmup_answers_the_whole_fresh_fact():
+    """data.long_recall.warmup_copy_words: each warm-up fact is that many fresh words and the answer is all of them;
+    the studied examples after the warm-up and the evaluation stay as they were."""
+    curriculum = {"warmup_examples": 60, "warmup_max": 20, "shuffle": False}
+    s = build_splits(recall_cfg(warmup_copy_words=12, **curriculum))
+    facts = set()
+    for r in s["train"][:60]:
+        trigger, fact, distraction, final = lr.parse_example(r["prompt"])
+        assert trigger == final and len(fact) == 12 and 1 <= len(distraction) <= 20
+        assert r["answer"] == " ".join(fact) and not r["seen"]  # a fresh fact: nothing to memorise
+        facts.add(r["answer"])
+    assert len(facts) == 60
+    plain = build_splits(recall_cfg(**curriculum))
+    assert s["train"][60:] == plain["train"][60:] and s["eval"] == plain["eval"]
 
 
 def test_an_unshuffled_sampler_keeps_the_records_order_in_every_epoch():

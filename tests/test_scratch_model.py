@@ -109,6 +109,10 @@ def test_scratch_baseline_trains_every_weight_without_finetune_flag(tmp_path: Pa
         (["model.experts=4", "model.experts_per_token=5"], "model.experts_per_token"),
         (["data.long_recall.warmup_examples=10"], "data.long_recall.warmup_examples"),  # shuffled: no curriculum
         (["data.long_recall.warmup_examples=100000", "data.shuffle=false"], "data.long_recall.warmup_examples"),
+        (["data.long_recall.warmup_copy_words=8"], "data.long_recall.warmup_copy_words"),  # no warm-up to shape
+        (["data.long_recall.warmup_copy_words=-1"], "data.long_recall.warmup_copy_words"),
+        (["data.long_recall.warmup_copy_words=100000", "data.long_recall.warmup_examples=10", "data.shuffle=false"],
+         "data.long_recall.warmup_copy_words"),
         (["model.experts=4", "model.memory_share=1.5", "variant=engram"], "model.memory_share"),
         (["model.memory_share=0.5", "variant=engram"], "model.memory_share"),  # no experts to move
         (["model.experts=22", "model.memory_share=0.01", "variant=engram"], "model.memory_share"),  # rounds to 0

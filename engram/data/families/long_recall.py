@@ -12,7 +12,8 @@ in-context recall can answer those. "Tokens" here are words; `build_word_tokeniz
 `data.long_recall.fixed_facts=false` draws a fresh trigger -> words for every example (the control: only the context
 holds the fact, so a memory of trigger n-grams cannot know it). `data.long_recall.eval_distractions=[50, 100, ...]`
 builds `num_eval` eval examples at each exact distraction length, category `distraction_<n>`: recall as a function
-of distance.
+of distance. `data.long_recall.warmup_copy_words=N` makes the warm-up a copy task: each warm-up fact is N fresh words
+and its answer is all N, so attention gets N targets to fetch from the context per example instead of one.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Params:
     # words) and come first, so attention learns to fetch the fact where it is near (needs data.shuffle=false)
     warmup_examples: int = 0
     warmup_max: int = 20  # most distraction words of a warm-up example
+    # 0: the warm-up examples are the task's own; N: each warm-up fact is N fresh words and the answer is all N of
+    # them (a copy task: N targets read from the context per example instead of one, so attention learns to fetch)
+    warmup_copy_words: int = 0
     # eval: num_eval examples at each of these exact distraction lengths (category distraction_<n>); None = the
     # training range
     eval_distractions: list[int] | None = None
@@ -131,10 +135,15 @@ def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
     unseen_facts, seen_facts = order[:n_unseen_facts], order[n_unseen_facts:]
 
     def examples(pool: list[str], n: int, seen: bool, purpose: str, lengths: tuple[int, int] = (low, high),
-                 category: str = CATEGORY) -> list[Record]:
+                 category: str = CATEGORY, copy_words: int = 0) -> list[Record]:
         r = rng(seed, "long_recall", purpose)
         out = []
         for trig in itertools.islice(itertools.cycle(pool), n):  # every trigger equally often
+            if copy_words:  # the whole fresh fact is the answer
+                fact = r.sample(words, copy_words)
+                prompt = make_example(trig, fact, words, *lengths, r)
+                out.append(record(prompt, " ".join(fact), category, f"{CATEGORY}:{trig}", False))
+                continue
             fact = facts[trig] if fixed else fresh_fact(words, r)
             prompt = make_example(trig, fact, words, *lengths, r)
             # a fresh fact is never seen in training, whatever split its trigger is in
@@ -143,8 +152,9 @@ def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
         return out
 
     warmup = int(own.warmup_examples)  # short examples first, then the rest (data.shuffle=false keeps the order)
-    train = (examples(seen_facts, warmup, True, "train_warmup", (1, int(own.warmup_max))) if warmup else []) \
-        + examples(seen_facts, int(cfg.num_train) - warmup, True, "train")
+    copy_words = int(own.warmup_copy_words)
+    train = (examples(seen_facts, warmup, True, "train_warmup", (1, int(own.warmup_max)), copy_words=copy_words)
+             if warmup else []) + examples(seen_facts, int(cfg.num_train) - warmup, True, "train")
     eval_lengths = own.eval_distractions
     if eval_lengths:  # recall as a function of distance: the same facts at each exact length
         evals = [rec for d in eval_lengths for rec in
@@ -191,6 +201,11 @@ def check(d: Any) -> None:
          f"must be an integer in [0, data.num_train={d.num_train}]")
     rule(is_int(own.warmup_max) and 1 <= own.warmup_max <= MAX_DISTRACTION, "data.long_recall.warmup_max",
          own.warmup_max, f"must be an integer in [1, {MAX_DISTRACTION}]")
+    copy = own.warmup_copy_words
+    rule(is_int(copy) and 0 <= copy <= own.vocab_size, "data.long_recall.warmup_copy_words", copy,
+         f"must be an integer in [0, data.long_recall.vocab_size={own.vocab_size}]")
+    rule(not copy or warmup, "data.long_recall.warmup_copy_words", copy,
+         "shapes the warm-up examples; set data.long_recall.warmup_examples > 0 too")
     rule(not warmup or not d.shuffle, "data.long_recall.warmup_examples", warmup,
          "puts short examples first; set data.shuffle=false so training keeps that order")
     lengths = own.eval_distractions
