@@ -28,6 +28,12 @@ def long_recall_induction(results: Path) -> str:
                                         "arm=full": "fresh facts, long warm-up: full attention"})
 
 
+@table("long_recall.in_context", R + "long_recall_in_context/results.csv")
+def long_recall_in_context(results: Path) -> str:
+    return recall_by_distance(results, {"arm=windowed": "windowed (128)",
+                                        "arm=windowed_engram": "windowed (128) + Engram", "arm=full": "full attention"})
+
+
 def recall_by_distance(results: Path, names: dict[str, str]) -> str:
     """Recall per distraction length of each arm (in the order of `names`), its knock-out, eval loss and time."""
     rows = sorted(csv_rows(results), key=lambda r: list(names).index(r["label"]))
