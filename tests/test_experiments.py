@@ -139,6 +139,14 @@ def test_command_line_beats_experiment_sweep():
     assert jobs == [["variant=engram"]]
 
 
+@pytest.mark.parametrize("name", ["lm_frozen", "lm_slots"])
+def test_a_language_modelling_seed_draws_another_memory(name):
+    """seed=1 on the frozen-model studies is a second seed for the memory too (its hash and projections come from
+    engram.seed, which Lightning's seed does not touch)."""
+    assert composed(f"experiment={name}", "+arm=lm_engram").engram.seed == 0
+    assert composed(f"experiment={name}", "+arm=lm_engram", "seed=1").engram.seed == 1
+
+
 def tiny_sweep(*args: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
     """`python train.py -m <args>` on the tiny model, small enough for seconds per job."""
     fast = ["model=tiny", "trainer=debug", "data.num_train=16", "data.num_eval=8", "data.batch_size=8",

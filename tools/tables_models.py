@@ -143,6 +143,21 @@ def lm_slots(*records: Path) -> str:
     return markdown(["rows per head", "trainable params", *heads], body, "r" * (2 + len(scales)))
 
 
+@table("language_modelling.slots_repeat", R + "lm_slots_393k/results.csv", R + "lm_slots_393k_repeat/results.csv")
+def lm_slots_repeat(*records: Path) -> str:
+    """The slots sweep's two ends at one data scale, a row per run of the same config (one record each), with the
+    slope between them."""
+    body = []
+    for name, record in zip(("first", "repeat"), records, strict=True):
+        by_size = {int(r["table_size"]): r for r in csv_rows(record)}
+        small, large = by_size[min(by_size)], by_size[max(by_size)]
+        decades = math.log10(max(by_size) / min(by_size))
+        slope = (float(large["lm_loss"]) - float(small["lm_loss"])) / decades
+        body.append([name, ppl_and_change(small), ppl_and_change(large), f"{slope:+.4f}"])
+    return markdown(["run", "10^3 rows per head: test ppl", "10^6 rows per head: test ppl",
+                     "slope (nats per 10x slots)"], body, "lrrr")
+
+
 # ---------------------------------------------------------------- semantic compression
 
 
