@@ -139,12 +139,18 @@ def test_command_line_beats_experiment_sweep():
     assert jobs == [["variant=engram"]]
 
 
-@pytest.mark.parametrize("name", ["lm_frozen", "lm_slots"])
-def test_a_language_modelling_seed_draws_another_memory(name):
-    """seed=1 on the frozen-model studies is a second seed for the memory too (its hash and projections come from
-    engram.seed, which Lightning's seed does not touch)."""
-    assert composed(f"experiment={name}", "+arm=lm_engram").engram.seed == 0
-    assert composed(f"experiment={name}", "+arm=lm_engram", "seed=1").engram.seed == 1
+@pytest.mark.parametrize(
+    ("name", "arm", "drawn"),
+    [("lm_frozen", "lm_engram", ["engram.seed"]), ("lm_slots", "lm_engram", ["engram.seed"]),
+     ("long_recall", "windowed_engram", ["model.seed", "engram.seed"]),
+     ("long_recall_in_context", "windowed_engram", ["model.seed", "engram.seed"])],
+)
+def test_a_seed_draws_another_model_and_memory(name, arm, drawn):
+    """seed=1 is a second seed for what the study draws (a scratch model's weights, the memory's hash and projections:
+    keys of their own, which Lightning's seed does not touch)."""
+    for seed in (0, 1):
+        cfg = composed(f"experiment={name}", f"+arm={arm}", f"seed={seed}")
+        assert [OmegaConf.select(cfg, key) for key in drawn] == [seed] * len(drawn)
 
 
 def tiny_sweep(*args: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
