@@ -2,7 +2,8 @@
 each arm of experiment=lm_allocation (engram/conf/arm/alloc_*.yaml: a 22-expert MoE with rho of its idle expert
 parameters moved into the paper's memory) against the dense arm of equal active FLOPs, as tokens/s on the same
 blocks. Target: every arm with a memory >= 0.9x the dense arm. The MoE alone (rho = 0) is reported beside them:
-transformers' MoE block runs its experts one after the other, which costs time the FLOP count does not show."""
+transformers' MoE block runs its experts one after the other, which costs time the FLOP count does not show. So is the
+memory on the dense decoder itself (DENSE_MEMORY: no experts), which separates the memory's own cost from the MoE's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import torch
 
 from benchmarks.common import Row, TrainStep, check, interleaved, median, spread
 from tools.allocation_arms import ARMS, arm_model  # ARMS: the dense reference first
+
+# the dense arm with the study's memory added, its rows as many as rho 0.25's (a row costs memory, not time)
+DENSE_MEMORY = ("alloc_dense", "variant=engram", "engram.table_size=3557")
 
 
 def alloc_speed(block_size: int, blocks: int, rounds: int, warmup: int, arms: tuple[str, ...] = ARMS) -> list[Row]:
@@ -23,8 +27,9 @@ def alloc_speed(block_size: int, blocks: int, rounds: int, warmup: int, arms: tu
     batch = collate_blocks([{"input_ids": row, "num_bytes": torch.tensor(0)} for row in ids])
     batch.pop("num_bytes")  # scoring's, not training's
     steps = {}
-    for name in arms:
-        model, cfg = arm_model(name)
+    builds = {name: (name,) for name in arms} | {"dense_memory": DENSE_MEMORY}
+    for name, build in builds.items():
+        model, cfg = arm_model(*build)
         memory = variant_spec(cfg.variant.name).engram
         engram = OmegaConf.to_container(cfg.engram, resolve=True) if memory else None
         steps[name] = TrainStep(model, "engram" if memory else "baseline", batch, engram, {"lr": 3e-3})
@@ -32,10 +37,11 @@ def alloc_speed(block_size: int, blocks: int, rounds: int, warmup: int, arms: tu
     tokens = ids.numel()
     dense = tokens / median(times["alloc_dense"])
     rows = [Row(f"13 alloc dense step ({tokens} tokens)", f"{dense:.0f} tokens/s", note=spread(times["alloc_dense"]))]
-    for name in arms[1:]:
+    for name in [*arms[1:], "dense_memory"]:
         speed = tokens / median(times[name])
-        if name == "alloc_rho0":
-            rows.append(Row("13 alloc MoE alone (rho 0) / dense", f"{speed:.0f} tokens/s", speed / dense,
+        if name in ("alloc_rho0", "dense_memory"):
+            what = "MoE alone (rho 0)" if name == "alloc_rho0" else "memory on the dense decoder"
+            rows.append(Row(f"13 alloc {what} / dense", f"{speed:.0f} tokens/s", speed / dense,
                             note=spread(times[name])))
         else:
             rows.append(check(f"13 alloc {name} / dense", f"{speed:.0f} tokens/s", speed / dense, ">=", 0.9,
