@@ -139,15 +139,14 @@ def build_long_recall(data_cfg: Any) -> dict[str, list[Record]]:
         r = rng(seed, "long_recall", purpose)
         out = []
         for trig in itertools.islice(itertools.cycle(pool), n):  # every trigger equally often
-            if copy_words:  # the whole fresh fact is the answer
+            if copy_words:  # a copy task: the whole fresh fact is the answer
                 fact = r.sample(words, copy_words)
-                prompt = make_example(trig, fact, words, *lengths, r)
-                out.append(record(prompt, " ".join(fact), category, f"{CATEGORY}:{trig}", False))
-                continue
-            fact = facts[trig] if fixed else fresh_fact(words, r)
+                answer, taught = " ".join(fact), False
+            else:  # a fresh fact is never seen in training, whatever split its trigger is in
+                fact = facts[trig] if fixed else fresh_fact(words, r)
+                answer, taught = fact[0], seen and fixed
             prompt = make_example(trig, fact, words, *lengths, r)
-            # a fresh fact is never seen in training, whatever split its trigger is in
-            out.append(record(prompt, fact[0], category, f"{CATEGORY}:{trig}", seen and fixed))
+            out.append(record(prompt, answer, category, f"{CATEGORY}:{trig}", taught))
         r.shuffle(out)
         return out
 
