@@ -129,13 +129,19 @@ def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path, frozen_393k: Pat
 
 
 @table("language_modelling.slots", R + "lm_slots_24k/results.csv", R + "lm_slots/results.csv",
-       R + "lm_slots_98k/results.csv", R + "lm_slots_393k/results.csv")
+       R + "lm_slots_98k/results.csv", R + "lm_slots_393k/results.csv", R + "lm_slots_393k_100k/results.csv")
 def lm_slots(*records: Path) -> str:
-    """One row per table size of the first record, a test-ppl column per data scale (one record each)."""
-    scales = [{int(r["table_size"]): r for r in csv_rows(record)} for record in records]
-    sizes = sorted(scales[0])
-    base = fixed(scales[0][sizes[0]]["lm_ppl_base"], 3)
-    body = [[f"10^{round(math.log10(size))}", f"{float(scales[0][size]['trainable_params']) / 1e6:.1f} M",
+    """One row per table size, a test-ppl column per data scale (the records of one scale merged)."""
+    by_scale: dict[int, dict[int, dict[str, str]]] = {}
+    for record in records:
+        for r in csv_rows(record):
+            by_scale.setdefault(int(r["num_tokens"]), {})[int(r["table_size"])] = r
+    scales = [by_scale[tokens] for tokens in sorted(by_scale)]
+    sizes = sorted(set().union(*scales))
+    first = scales[0][sizes[0]]
+    base = fixed(first["lm_ppl_base"], 3)
+    body = [[f"10^{round(math.log10(size))}",
+             f"{float(next(s[size] for s in scales if size in s)['trainable_params']) / 1e6:.1f} M",
              *(f"{fixed(scale[size]['lm_ppl'], 3)} ({change(scale[size]['lm_ppl_change'], 2)})" if size in scale
                else "not run" for scale in scales)] for size in sizes]
     heads = [f"test ppl, {count(next(iter(scale.values()))['num_tokens'])} tokens (vs base {base})"
