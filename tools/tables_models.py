@@ -138,14 +138,11 @@ def lm_slots(*records: Path) -> str:
             by_scale.setdefault(int(r["num_tokens"]), {})[int(r["table_size"])] = r
     scales = [by_scale[tokens] for tokens in sorted(by_scale)]
     sizes = sorted(set().union(*scales))
-    first = scales[0][sizes[0]]
-    base = fixed(first["lm_ppl_base"], 3)
-    body = [[f"10^{round(math.log10(size))}",
-             f"{float(next(s[size] for s in scales if size in s)['trainable_params']) / 1e6:.1f} M",
+    base = fixed(scales[0][sizes[0]]["lm_ppl_base"], 3)
+    body = [[decades(size), f"{float(next(s[size] for s in scales if size in s)['trainable_params']) / 1e6:.1f} M",
              *(f"{fixed(scale[size]['lm_ppl'], 3)} ({change(scale[size]['lm_ppl_change'], 2)})" if size in scale
                else "not run" for scale in scales)] for size in sizes]
-    heads = [f"test ppl, {count(next(iter(scale.values()))['num_tokens'])} tokens (vs base {base})"
-             for scale in scales]
+    heads = [f"test ppl, {count(tokens)} tokens (vs base {base})" for tokens in sorted(by_scale)]
     return markdown(["rows per head", "trainable params", *heads], body, "r" * (2 + len(scales)))
 
 
@@ -156,12 +153,16 @@ def lm_slots_repeat(*records: Path) -> str:
     body = []
     for name, record in zip(("first", "repeat"), records, strict=True):
         by_size = {int(r["table_size"]): r for r in csv_rows(record)}
-        small, large = by_size[min(by_size)], by_size[max(by_size)]
-        decades = math.log10(max(by_size) / min(by_size))
-        slope = (float(large["lm_loss"]) - float(small["lm_loss"])) / decades
-        body.append([name, ppl_and_change(small), ppl_and_change(large), f"{slope:+.4f}"])
-    return markdown(["run", "10^3 rows per head: test ppl", "10^6 rows per head: test ppl",
+        fewest, most = min(by_size), max(by_size)
+        slope = (float(by_size[most]["lm_loss"]) - float(by_size[fewest]["lm_loss"])) / math.log10(most / fewest)
+        body.append([name, ppl_and_change(by_size[fewest]), ppl_and_change(by_size[most]), f"{slope:+.4f}"])
+    return markdown(["run", f"{decades(fewest)} rows per head: test ppl", f"{decades(most)} rows per head: test ppl",
                      "slope (nats per 10x slots)"], body, "lrrr")
+
+
+def decades(rows: int) -> str:
+    """A table size as a power of ten: 10^3."""
+    return f"10^{round(math.log10(rows))}"
 
 
 # ---------------------------------------------------------------- semantic compression
