@@ -67,6 +67,7 @@ def test_a_share_run_trains_at_its_sizes_and_its_run_dir_scores_again(tmp_path: 
     """model.memory_share on a tiny text run: the model built has the experts and rows it derives, at the MoE's
     total; evaluate.py run_dir=<it> scores the trained run again from the config Hydra saved (the request)."""
     from engram.evaluation.evaluate import reevaluate_run
+    from engram.tracking.report import load_job
     from engram.training.pipeline import train
 
     corpus = write_corpus(tmp_path / "corpus", 40, words=120)
@@ -86,3 +87,5 @@ def test_a_share_run_trains_at_its_sizes_and_its_run_dir_scores_again(tmp_path: 
     assert again.result["metrics"]["lm/loss"] == pytest.approx(metrics["lm/loss"], rel=1e-5)
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())["metrics"]
     assert saved["params/total"] == metrics["params/total"]
+    row = load_job(tmp_path / "run")  # report.py's row: the sizes built, not the 6 experts Hydra saved
+    assert (row["experts"], row["table_size"]) == (4, cfg.engram.table_size) and cfg.engram.table_size != 5000

@@ -45,6 +45,7 @@ CONFIG_COLUMNS = {
     "fixed_facts": "data.long_recall.fixed_facts", "lr": "optim.lr", "max_epochs": "trainer.max_epochs", "seed": "seed",
     "num_tokens": "data.num_tokens", "key_shuffle": "engram.deepseek.key_shuffle", "experts": "model.experts",
 }
+DERIVED_COLUMNS = ("table_size", "experts")  # read from eval.json's info when it has them
 SHARES = ("exact_match", "exact_match_seen", "exact_match_unseen", "retention", "consistency", "gate_mean",
           "gate_open_frac", "slot_utilisation", "collision_rate")
 # the editing metrics (engram/evaluation/editing.py, neighbors.py), in the results table's order
@@ -102,6 +103,9 @@ def load_job(job: Path) -> dict[str, Any]:
         row["status"], row["error"] = "failed", run.error
         return row
     row["status"], row["error"] = "ok", None
+    info = run.result.get("info") or {}
+    # sizes the run derived (model.memory_share sets both): Hydra saved the config as requested, eval.json as built
+    row.update({col: info[col] for col in DERIVED_COLUMNS if info.get(col) is not None})
     row.update(metric_columns(run.metrics))
     row.update(_gate_means(run.metrics))
     for cat, counts in (run.result.get("per_category") or {}).items():

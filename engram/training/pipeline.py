@@ -220,6 +220,8 @@ def evaluate_and_log(cfg: DictConfig, objects: dict[str, Any], base_general: lis
         "global_step": trainer.global_step, "experiment": cfg.experiment_name, "seed": cfg.seed,
         "tags": run_tags(cfg), "artifacts": {},
     }
+    if cfg.model.get("experts"):  # as built: model.memory_share may have changed the configured number
+        info["experts"] = int(cfg.model.experts)
 
     def save_and_time(metrics: dict[str, float], info: dict[str, Any]) -> None:
         info["artifacts"] = objects["artifacts"] = save_weights(cfg, model, run_dir)
