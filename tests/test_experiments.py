@@ -143,7 +143,8 @@ def test_command_line_beats_experiment_sweep():
     ("name", "arm", "drawn"),
     [("lm_frozen", "lm_engram", ["engram.seed"]), ("lm_slots", "lm_engram", ["engram.seed"]),
      ("long_recall", "windowed_engram", ["model.seed", "engram.seed"]),
-     ("long_recall_in_context", "windowed_engram", ["model.seed", "engram.seed"])],
+     ("long_recall_in_context", "windowed_engram", ["model.seed", "engram.seed"]),
+     ("lm_allocation", "alloc_rho25", ["model.seed", "engram.seed"])],
 )
 def test_a_seed_draws_another_model_and_memory(name, arm, drawn):
     """seed=1 is a second seed for what the study draws (a scratch model's weights, the memory's hash and projections:
