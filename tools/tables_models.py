@@ -160,6 +160,20 @@ def lm_slots_repeat(*records: Path) -> str:
                      "slope (nats per 10x slots)"], body, "lrrr")
 
 
+@table("language_modelling.lora_sizes", R + "lm_slots_98k/results.csv", R + "lm_slots_lora_small/results.csv",
+       R + "lm_slots_393k/results.csv")
+def lm_lora_sizes(memories: Path, loras: Path, memories_4x: Path) -> str:
+    """The slots sweep's memories beside LoRA of about the smallest one's size, by trainable parameters: the same
+    recipe (lm_slots) and text; the memories at 4x that text below them."""
+    rows = sorted(csv_rows(memories) + csv_rows(loras), key=lambda r: float(r["trainable_params"]))
+    rows += sorted(csv_rows(memories_4x), key=lambda r: float(r["trainable_params"]))
+    body = [[f"LoRA r = {r['label'].split('=')[1]}, every linear" if r["variant"] == "lora"
+             else f"paper's memory, {decades(int(r['table_size']))} rows per head", count(r["trainable_params"]),
+             count(r["num_tokens"]), ppl_and_change(r), fixed(r["lm_bpb"], 4), count(r["wall_s"])] for r in rows]
+    return markdown(["arm", "trainable params", "training tokens", "test ppl (vs base)", "bits/byte", "wall s"], body,
+                    "lrrrrr")
+
+
 def decades(rows: int) -> str:
     """A table size as a power of ten: 10^3."""
     return f"10^{round(math.log10(rows))}"
