@@ -129,7 +129,8 @@ def lm_data_scale(slots: Path, frozen: Path, frozen_196k: Path, frozen_393k: Pat
 
 
 @table("language_modelling.slots", R + "lm_slots_24k/results.csv", R + "lm_slots/results.csv",
-       R + "lm_slots_98k/results.csv", R + "lm_slots_393k/results.csv", R + "lm_slots_393k_100k/results.csv")
+       R + "lm_slots_98k/results.csv", R + "lm_slots_393k/results.csv", R + "lm_slots_393k_10k/results.csv",
+       R + "lm_slots_393k_100k/results.csv")
 def lm_slots(*records: Path) -> str:
     """One row per table size, a test-ppl column per data scale (the records of one scale merged)."""
     by_scale: dict[int, dict[int, dict[str, str]]] = {}
