@@ -168,11 +168,16 @@ def lm_lora_sizes(memories: Path, loras: Path, memories_4x: Path) -> str:
     recipe (lm_slots) and text; the memories at 4x that text below them."""
     rows = sorted(csv_rows(memories) + csv_rows(loras), key=lambda r: float(r["trainable_params"]))
     rows += sorted(csv_rows(memories_4x), key=lambda r: float(r["trainable_params"]))
-    body = [[f"LoRA r = {r['label'].split('=')[1]}, every linear" if r["variant"] == "lora"
+    body = [[f"LoRA r = {override(r, 'lora.r')}, every linear" if r["variant"] == "lora"
              else f"paper's memory, {decades(int(r['table_size']))} rows per head", count(r["trainable_params"]),
              count(r["num_tokens"]), ppl_and_change(r), fixed(r["lm_bpb"], 4), count(r["wall_s"])] for r in rows]
     return markdown(["arm", "trainable params", "training tokens", "test ppl (vs base)", "bits/byte", "wall s"], body,
                     "lrrrrr")
+
+
+def override(row: dict[str, str], key: str) -> str:
+    """The value a results row's job set `key` to on its command line (`+arm`, `lora.r`)."""
+    return next(o.split("=", 1)[1] for o in row["overrides"].split() if o.split("=", 1)[0] == key)
 
 
 def decades(rows: int) -> str:
@@ -345,7 +350,7 @@ def lm_allocation(results: Path) -> str:
     """One row per arm: its accounting, and the test loss over its seeds (mean, lowest-highest)."""
     runs: dict[str, list[dict[str, str]]] = {}
     for r in csv_rows(results):
-        arm = next(o.split("=", 1)[1] for o in r["overrides"].split() if o.startswith("+arm="))
+        arm = override(r, "+arm")
         runs.setdefault(arm, []).append(r)
     body = []
     for arm in (a for a in ALLOCATION_ARMS if a in runs):
