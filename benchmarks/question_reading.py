@@ -7,6 +7,7 @@ questions are read. Only the tokenizer is loaded (its vocabulary says which word
     python benchmarks/question_reading.py                                  # the generated families, SmolLM2's tokenizer
     python benchmarks/question_reading.py --jsonl my_facts.jsonl --show    # a fact file, with every miss listed
     python benchmarks/question_reading.py --num-train 1000 --num-eval 250 --seen 0.8   # the write_facts record's data
+    python benchmarks/question_reading.py --judge model --families '' --jsonl my_facts.jsonl   # the model judges
 
 A rewording counts when its best match is its own fact and scores at least the threshold; a neighbour fires when
 its best match scores at least the threshold. Writes question_reading.json beside the printed table with --out.
@@ -36,6 +37,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--seen", type=float, default=0.5, help="share of the eval facts that are taught (default 0.5)")
     ap.add_argument("--seed", type=int, default=0, help="data seed")
     ap.add_argument("--threshold", type=float, default=0.45, help="engram.question.threshold (default 0.45)")
+    ap.add_argument("--judge", choices=("words", "model"), default="words",
+                    help="engram.question.judge: model loads the base model and its shipped judge (minutes)")
+    ap.add_argument("--judge-path", type=Path, help="engram.question.judge_path (default: the shipped adapter)")
+    ap.add_argument("--judge-threshold", type=float, help="engram.question.judge_threshold (default: calibrated)")
     ap.add_argument("--no-synonyms", action="store_true", help="engram.question.synonyms=false")
     ap.add_argument("--show", action="store_true", help="list every missed rewording and firing neighbour")
     ap.add_argument("--out", type=Path, help="write question_reading.json into this dir")
@@ -74,23 +79,25 @@ def fact_queries(splits: dict[str, list[dict]]) -> FactQueries:
                        [r for r in splits.get("neighbor", []) if str(r["prompt"]) not in taught])
 
 
-def read_set(splits: dict[str, list[dict]], read: Any, threshold: float) -> dict[str, Any]:
-    """Rewordings that read their own fact and neighbours that fire, with the prompts of every miss / firing."""
+def read_set(splits: dict[str, list[dict]], read: Any, threshold: float, judge: Any = None) -> dict[str, Any]:
+    """Rewordings that read their own fact and neighbours that fire, with the prompts of every miss / firing.
+    `judge`: engram.question.judge=model's judge (then `threshold` is its min probability); None: the words."""
+    from engram.memory.judged import JudgedIndex
     from engram.memory.questions import QuestionIndex
 
     asked = fact_queries(splits)
     train, rewordings, neighbours = asked.train, asked.rewordings, asked.neighbours
-    index = QuestionIndex(threshold)
-    for key, question in enumerate(read([str(r["prompt"]) for r in train])):
-        index.add(question, key)
+    index = QuestionIndex(threshold) if judge is None else JudgedIndex(threshold, judge)
+    for key, (r, question) in enumerate(zip(train, read([str(r["prompt"]) for r in train]), strict=True)):
+        index.add(question, key, str(r["prompt"]))
     missed = []
     for r, fact, question in zip(rewordings, asked.own_facts, read([str(r["prompt"]) for r in rewordings]),
                                  strict=True):
-        if index.match(question) != fact:
+        if index.match(question, text=str(r["prompt"])) != fact:
             missed.append([str(r["prompt"]), str(train[fact]["prompt"]) if fact is not None else ""])
     fired = []
     for r, question in zip(neighbours, read([str(r["prompt"]) for r in neighbours]), strict=True):
-        key = index.match(question)
+        key = index.match(question, text=str(r["prompt"]))
         if key is not None:
             fired.append([str(r["prompt"]), str(train[key]["prompt"])])
     return {"rewordings": len(rewordings), "rewordings_read": len(rewordings) - len(missed), "missed": missed,
@@ -110,8 +117,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     from engram.data import build_splits
     from engram.models.loading import load_model
 
-    _, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model)
     reader = LexicalReader(tokenizer, "chat", synonyms=not args.no_synonyms)
+    judge, threshold = None, args.threshold
+    if args.judge == "model":
+        from engram.models.question_judge import load_judge
+
+        judge, info = load_judge(model.model, tokenizer, args.judge_path)
+        threshold = info["threshold"] if args.judge_threshold is None else args.judge_threshold
+        print(f"judged by the model (threshold {threshold:.3f})\n")
 
     def read(prompts: list[str]) -> list[Any]:
         return reader.read(prompts) if prompts else []
@@ -120,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     print("| data | rewordings read as their fact | neighbours firing |\n|---|---:|---:|")
     for name, over in data_sets(args).items():
         splits = build_splits(OmegaConf.merge(OmegaConf.structured(DataConfig), over))
-        results[name] = r = read_set(splits, read, args.threshold)
+        results[name] = r = read_set(splits, read, threshold, judge)
         print(f"| {name} | {share(r['rewordings_read'], r['rewordings'])} | "
               f"{share(r['neighbors_fired'], r['neighbors'])} |")
         if args.show:

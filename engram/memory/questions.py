@@ -227,6 +227,12 @@ def _answer_kind(lows: list[str], expansion: bool, opening: str) -> str | None:
     return "yes/no" if kind is None and opening in AUXILIARIES else kind
 
 
+def same_kind(query: Question, taught: Question) -> bool:
+    """Whether the two may ask for the same kind of answer: not when both name a kind and they differ, and a yes/no
+    question only ever asks what a yes/no question asks."""
+    return not (query.wh and taught.wh and query.wh != taught.wh) and (query.wh == "yes/no") == (taught.wh == "yes/no")
+
+
 class QuestionIndex:
     """The taught questions (each with the key its memory rows were written under) and the best match of a new one."""
 
@@ -238,7 +244,8 @@ class QuestionIndex:
         self.df: Counter[str] = Counter()  # stem -> how many distinct relations use it
         self.naming: dict[str, list[int]] = {}  # entity -> positions in `taught` of the questions naming it
 
-    def add(self, question: Question, key: int) -> None:
+    def add(self, question: Question, key: int, text: str = "") -> None:
+        """`text`: the question as written (the words are scored here; a judge reads the text: memory/judged.py)."""
         if key in self.keys or not question.entities:  # a question naming nothing cannot be told from another
             return
         self.keys.add(key)
@@ -266,9 +273,7 @@ class QuestionIndex:
         its distinctive relation words (or ones meaning the same); else the smaller of the weighted share of the
         taught relation words the query has, and the weighted share of the query's known relation words (ones a
         taught question uses, or meaning one of the taught question's) that the taught question has."""
-        if not taught.entities <= query.entities | query.maybe_entities:
-            return 0.0
-        if (query.wh and taught.wh and query.wh != taught.wh) or (query.wh == "yes/no") != (taught.wh == "yes/no"):
+        if not taught.entities <= query.entities | query.maybe_entities or not same_kind(query, taught):
             return 0.0
         if taught.wh and not taught.relation and query.wh != taught.wh:
             return 0.0  # "What does JWT stand for?" asks nothing but its kind: a rewording must ask it too
@@ -282,7 +287,7 @@ class QuestionIndex:
         precision = sum(map(self.weight, answered)) / sum(map(self.weight, known)) if known else 1.0
         return min(recall, precision)
 
-    def best(self, query: Question) -> tuple[float, int | None]:
+    def best(self, query: Question, text: str = "") -> tuple[float, int | None]:
         """The highest score over the taught questions and its key (None when none scores above 0). Only questions
         naming one of the query's entities can score (the rest need an entity it lacks), so only those are scored,
         in the order they were taught (the first of equal scores wins)."""
@@ -295,9 +300,9 @@ class QuestionIndex:
                 best, best_key, named = s, key, len(taught.entities)
         return best, best_key
 
-    def match(self, query: Question, own_key: int | None = None) -> int | None:
+    def match(self, query: Question, own_key: int | None = None, text: str = "") -> int | None:
         """The key of the taught question the query asks (its own key when it is one), or None: abstain."""
         if own_key is not None and own_key in self.keys:
             return own_key
-        score, key = self.best(query)
+        score, key = self.best(query, text)
         return key if score >= self.threshold else None

@@ -46,6 +46,7 @@ from engram.models.engram_file import (
 )
 from engram.models.generation import EngramContext
 from engram.models.loading import load_model
+from engram.models.question_judge import judge_for
 from engram.models.wrapper import ModelWrapper
 
 ADAPTER_DIR = "lora_adapter"  # where save_pretrained puts a peft adapter, as the training pipeline does
@@ -77,10 +78,10 @@ class EngramModel(ModelWrapper):
             token_map = build_token_map(tokenizer, vocab_size=lm.config.vocab_size)
         hasher = build("hash", ecfg.hash, ecfg, layers=layers, vocab_size=int(lm.config.vocab_size), pad_id=pad_id,
                        token_map=token_map)
-        if getattr(hasher, "reads_words", False):  # hash=question reads the prompt's words
+        if getattr(hasher, "reads_words", False):  # hash=question reads the prompt's words (a judge: the text)
             if tokenizer is None:
                 raise ValueError(f"engram.hash={ecfg.hash} reads the prompt's words: add_engram needs the tokenizer")
-            hasher.read_words_with(tokenizer, format_templates(tokenizer))
+            hasher.read_words_with(tokenizer, format_templates(tokenizer), judge_for(ecfg, lm, tokenizer))
         dtype = ref.dtype if ref.dtype.is_floating_point else None
 
         self.base_model = model
@@ -392,8 +393,7 @@ def _pad_id(lm: nn.Module, tokenizer: Any) -> int:
         getattr(getattr(lm, "generation_config", None), "pad_token_id", None),
         getattr(lm.config, "eos_token_id", None),
     ):
-        if isinstance(candidate, list):
-            candidate = candidate[0] if candidate else None
+        candidate = (candidate[0] if candidate else None) if isinstance(candidate, list) else candidate
         if candidate is not None:
             return int(candidate)
     return 0

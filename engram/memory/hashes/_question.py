@@ -12,6 +12,7 @@ from torch import nn
 from engram.memory import wordnet
 from engram.memory.hashes._answer import AnswerHasher
 from engram.memory.hashes.question import Params  # the kind declares the defaults
+from engram.memory.judged import Judge, JudgedIndex, question_text
 from engram.memory.questions import Question, QuestionIndex, read_question, template_words
 
 PROMPT_TOKENS = 128  # the last this-many prompt ids are remembered per taught question (the question sits at the end)
@@ -60,6 +61,7 @@ class QuestionReader:
     def __init__(self, tokenizer: Any, template_texts: list[str], synonyms: bool) -> None:
         """`synonyms`: relation words carry their WordNet senses (engram.question.synonyms; memory/wordnet.py)."""
         self.tokenizer, self.template = tokenizer, template_words(template_texts)
+        self.template_texts = list(template_texts)
         self.senses = wordnet.senses if synonyms else None
         if synonyms:
             wordnet.data_dir()  # a missing package is one line now, not at the first question
@@ -83,6 +85,10 @@ class QuestionReader:
         return read_question(self.tokenizer.decode(prompt_ids), self._common, self.template, self._made_up,
                              self.senses)
 
+    def text(self, prompt_ids: list[int]) -> str:
+        """The question as written, without the prompt format around it (what a judge reads)."""
+        return question_text(self.tokenizer.decode(prompt_ids), self.template_texts)
+
 
 class QuestionHasher(AnswerHasher):
     reads_words = True  # EngramModel hands it the tokenizer (read_words_with)
@@ -95,12 +101,17 @@ class QuestionHasher(AnswerHasher):
         self.threshold, self.capacity, self.synonyms = float(threshold), int(capacity), bool(synonyms)
         self.stores: dict[int, TaughtQuestions] = {}
         self.reader: QuestionReader | None = None
+        self.judge: tuple[Judge, float] | None = None  # engram.question.judge=model: (judge, min probability)
         self._index: dict[int, tuple[tuple[int, int], QuestionIndex]] = {}
         self._asked: dict[tuple[int, tuple[int, ...]], int] = {}  # (layer, prompt ids) -> key, per index
 
-    def read_words_with(self, tokenizer: Any, template_texts: list[str]) -> None:
-        """`template_texts`: the prompt formats' text around an empty question (their words are skipped)."""
+    def read_words_with(self, tokenizer: Any, template_texts: list[str],
+                        judge: tuple[Judge, float] | None = None) -> None:
+        """`template_texts`: the prompt formats' text around an empty question (their words are skipped). `judge`:
+        (a judge of two questions, its min probability) for engram.question.judge=model; None: the words decide."""
         self.reader = QuestionReader(tokenizer, template_texts, self.synonyms)
+        self.judge = judge
+        self._index, self._asked = {}, {}
 
     def taught_store(self, layer: int) -> TaughtQuestions:
         """The module holding layer `layer`'s taught questions (EngramMemory keeps it, so it is saved)."""
@@ -119,19 +130,27 @@ class QuestionHasher(AnswerHasher):
         added to the cached index; a store that changed otherwise (a load) is read again from the start."""
         store = self.stores.get(int(layer))
         if store is None:  # a hasher used without its memory (nothing taught): abstain everywhere
-            return QuestionIndex(self.threshold)
+            return self._new_index()
         count = store.count()
         cached = self._index.get(int(layer))
         if cached is not None and cached[0] == store.signature():
             return cached[1]
-        index, start = QuestionIndex(self.threshold), 0
+        index, start = self._new_index(), 0
         if cached is not None and cached[0][0] <= count and store.signature(cached[0][0]) == cached[0]:
             index, start = cached[1], cached[0][0]  # only appended since: read just the new ones
         for key, ids in zip(store.keys[start:count].tolist(), store.prompt_ids[start:count].tolist(), strict=True):
-            index.add(self.question([t for t in ids if t != NO_KEY]), key)
+            prompt = [t for t in ids if t != NO_KEY]
+            index.add(self.question(prompt), key, self._text(prompt))
         self._index[int(layer)] = (store.signature(), index)
         self._asked = {k: v for k, v in self._asked.items() if k[0] != int(layer)}
         return index
+
+    def _new_index(self) -> QuestionIndex:
+        return QuestionIndex(self.threshold) if self.judge is None else JudgedIndex(self.judge[1], self.judge[0])
+
+    def _text(self, prompt_ids: list[int]) -> str:
+        """The question as written, for a judge; the words alone decide without one."""
+        return "" if self.judge is None or self.reader is None else self.reader.text(prompt_ids)
 
     @staticmethod
     def _prompts(ids: torch.Tensor, mask: torch.Tensor, prompt_lengths: torch.Tensor) -> list[list[int]]:
@@ -142,7 +161,7 @@ class QuestionHasher(AnswerHasher):
     def best_match(self, prompt_ids: list[int], layer: int) -> tuple[float, int | None]:
         """(score, key) of the taught question scoring highest for one prompt (its ids as generation feeds them);
         the firing curve (engram/evaluation/firing.py) reads it at every threshold."""
-        return self.index(layer).best(self.question(prompt_ids))
+        return self.index(layer).best(self.question(prompt_ids), self._text(prompt_ids))
 
     def key_of(self, prompt_ids: list[int], layer: int) -> int:
         """The prompt's own span key (what its rows are written under when it is taught)."""
@@ -174,7 +193,7 @@ class QuestionHasher(AnswerHasher):
             if memo not in self._asked:
                 if len(self._asked) >= MEMO_SIZE:
                     self._asked.clear()
-                match = index.match(self.question(prompt), own_key=keys[b])
+                match = index.match(self.question(prompt), own_key=keys[b], text=self._text(prompt))
                 self._asked[memo] = keys[b] if match is None else match
             keys[b] = self._asked[memo]
         return torch.tensor(keys, dtype=own.dtype, device=own.device)

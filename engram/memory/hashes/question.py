@@ -18,6 +18,8 @@ from engram.config.rules import check as rule
 from engram.config.rules import finite, is_int
 from engram.lazy import implementation
 
+JUDGES = ("words", "model", "auto")
+
 
 @dataclass
 class Params:
@@ -28,6 +30,13 @@ class Params:
     # relation words match when their WordNet senses overlap ("author" / "wrote"; engram/memory/wordnet.py), not only
     # when their stems are equal
     synonyms: bool = True
+    # who decides that a prompt asks a taught question: "words" (the shared entities and relation words scored
+    # against `threshold`), "model" (the base model with a trained adapter reads both questions and gives a
+    # probability, against `judge_threshold`: engram/models/question_judge.py) or "auto" (model when an adapter is
+    # shipped for the base model or judge_path names one, else words; the run header says which)
+    judge: str = "words"
+    judge_path: str | None = None  # judge=model: the adapter (None: the one shipped for the base model)
+    judge_threshold: float | None = None  # judge=model: min probability (None: the one calibrated with the adapter)
 
 
 def check(e: Any) -> None:
@@ -37,6 +46,12 @@ def check(e: Any) -> None:
     rule(is_int(q.capacity) and q.capacity >= 1, "engram.question.capacity", q.capacity,
          "must be an integer >= 1 (taught questions the memory can hold)")
     rule(isinstance(q.synonyms, bool), "engram.question.synonyms", q.synonyms, "must be true or false")
+    rule(q.judge in JUDGES, "engram.question.judge", q.judge, f"must be one of {', '.join(JUDGES)}")
+    rule(q.judge_path is None or (isinstance(q.judge_path, str) and q.judge_path.strip() != ""),
+         "engram.question.judge_path", q.judge_path, "must be null (the shipped adapter) or a path")
+    rule(q.judge_threshold is None or (finite(q.judge_threshold) and 0 < q.judge_threshold < 1),
+         "engram.question.judge_threshold", q.judge_threshold,
+         "must be null (the calibrated one) or a probability in (0, 1)")
 
 
 __getattr__ = implementation(__name__, "Hash", "QuestionReader")  # the torch side: _question.py
