@@ -6,7 +6,8 @@ For three sets of prompts, each prompt's best score against the taught questions
   - neighbours: untaught questions about taught entities (the "neighbor" split), which should never fire;
   - general: generated general prompts (engram/data/replay.py; never the retention prompts), which should never fire.
 Swept over thresholds, that is a recall / false-firing curve (firing.json, firing.png in the run dir); the
-metrics are the three shares at the configured `engram.question.threshold`.
+metrics are the three shares at the threshold in use: `engram.question.threshold` for the words, the judge's
+(`engram.question.judge_threshold`, by default the one calibrated with it) when the model judges.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def question_memory(model: Any) -> tuple[Any, int] | None:
 
 
 def firing_curve(model: Any, tokenizer: Any, splits: dict[str, list[dict[str, Any]]], prompt_format: str,
-                 seed: int = 0) -> dict[str, Any] | None:
+                 seed: int = 0, thresholds: list[float] = THRESHOLDS) -> dict[str, Any] | None:
     """{"thresholds", "rewordings", "neighbors", "general", "counts"}: the share of each set firing (rewordings:
     on their own fact) at every threshold. None for a model without a question-keyed memory."""
     found = question_memory(model)
@@ -58,10 +59,10 @@ def firing_curve(model: Any, tokenizer: Any, splits: dict[str, list[dict[str, An
         return sum(hits) / len(hits) if hits else float("nan")
 
     return {
-        "thresholds": THRESHOLDS,
-        "rewordings": [share([s >= t and k == o for (s, k), o in zip(scored, own, strict=True)]) for t in THRESHOLDS],
-        "neighbors": [share([s >= t for s in neighbor_scores]) for t in THRESHOLDS],
-        "general": [share([s >= t for s in general_scores]) for t in THRESHOLDS],
+        "thresholds": thresholds,
+        "rewordings": [share([s >= t and k == o for (s, k), o in zip(scored, own, strict=True)]) for t in thresholds],
+        "neighbors": [share([s >= t for s in neighbor_scores]) for t in thresholds],
+        "general": [share([s >= t for s in general_scores]) for t in thresholds],
         "counts": {"rewordings": len(rewordings), "neighbors": len(neighbors), "general": len(general)},
     }
 
@@ -73,7 +74,8 @@ def at_threshold(curve: dict[str, Any], threshold: float) -> dict[str, float]:
             "firing/neighbors": curve["neighbors"][i], "firing/general": curve["general"][i]}
 
 
-def plot_firing(curve: dict[str, Any], threshold: float, path: Path, title: str) -> Path:
+def plot_firing(curve: dict[str, Any], threshold: float, path: Path, title: str,
+                key: str = "engram.question.threshold") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,7 +86,7 @@ def plot_firing(curve: dict[str, Any], threshold: float, path: Path, title: str)
     ax.plot(curve["thresholds"], curve["rewordings"], "o-", label=f"rewordings on their fact ({n['rewordings']})")
     ax.plot(curve["thresholds"], curve["neighbors"], "s-", label=f"neighbour questions ({n['neighbors']})")
     ax.plot(curve["thresholds"], curve["general"], "^-", label=f"general prompts ({n['general']})")
-    ax.axvline(threshold, color="grey", linestyle="--", label=f"engram.question.threshold = {threshold:g}")
+    ax.axvline(threshold, color="grey", linestyle="--", label=f"{key} = {threshold:.3g}")
     ax.set(xlabel="threshold", ylabel="share firing", ylim=(-0.02, 1.02), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -97,10 +99,14 @@ def firing_metrics(model: Any, tokenizer: Any, splits: dict[str, list[dict[str, 
                    run_dir: Path, title: str) -> dict[str, float]:
     """firing/* at the configured threshold, with firing.json and firing.png written in run_dir; {} without a
     question-keyed memory."""
-    curve = firing_curve(model, tokenizer, splits, str(cfg.data.prompt_format), int(cfg.data.seed))
-    if curve is None:
+    found = question_memory(model)
+    if found is None:
         return {}
-    threshold = float(cfg.engram.question.threshold)
-    Path(run_dir, FIRING_JSON).write_text(json.dumps({"threshold": threshold, **curve}, indent=1))
-    plot_firing(curve, threshold, Path(run_dir) / FIRING_PNG, f"{title}: when the memory fires")
+    threshold, key = found[0].threshold_in_use()
+    curve = firing_curve(model, tokenizer, splits, str(cfg.data.prompt_format), int(cfg.data.seed),
+                         sorted({*THRESHOLDS, round(threshold, 4)}))
+    assert curve is not None
+    Path(run_dir, FIRING_JSON).write_text(json.dumps({"threshold": threshold, "threshold_key": key, **curve},
+                                                     indent=1))
+    plot_firing(curve, threshold, Path(run_dir) / FIRING_PNG, f"{title}: when the memory fires", key)
     return at_threshold(curve, threshold)

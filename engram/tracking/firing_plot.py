@@ -1,6 +1,7 @@
 """The firing curves of question-keyed memories (engram.hash=question): each job's firing.json -> one figure of the
 share of rewordings matched to their fact, of neighbour questions firing and of general prompts firing, against
-the threshold, one line per job (a dot at the job's own engram.question.threshold)."""
+the threshold, one line per job (a dot at the threshold the job used: engram.question.threshold, or the question
+judge's when the model judged)."""
 
 from __future__ import annotations
 
@@ -33,5 +34,5 @@ def plot_firing_curves(curves: dict[str, dict[str, Any]], path: Path) -> dict[st
         at = max((i for i, t in enumerate(xs) if t <= curve["threshold"] + 1e-9), default=0)
         ax.plot([xs[at]], [ys[at]], "o", markersize=9, color=line.get_color())
 
-    return panel_figure(PANELS, curves, draw, "threshold (engram.question.threshold)",
+    return panel_figure(PANELS, curves, draw, "threshold (the words' score, or the judge's probability)",
                         "When the question-keyed memory fires (big dot: the run's threshold)", path)

@@ -145,6 +145,12 @@ class QuestionHasher(AnswerHasher):
         self._asked = {k: v for k, v in self._asked.items() if k[0] != int(layer)}
         return index
 
+    def threshold_in_use(self) -> tuple[float, str]:
+        """(the min score a prompt needs to read a taught question's rows, the config key it comes from)."""
+        if self.judge is None:
+            return self.threshold, "engram.question.threshold"
+        return float(self.judge[1]), "engram.question.judge_threshold"
+
     def _new_index(self) -> QuestionIndex:
         return QuestionIndex(self.threshold) if self.judge is None else JudgedIndex(self.judge[1], self.judge[0])
 
