@@ -101,6 +101,9 @@ def test_on_the_tiny_model_a_rewording_reads_the_rows_and_a_neighbour_sees_the_b
         with wrapped.memories_off():
             base = wrapped(**batch).logits
     assert torch.equal(with_memory, base)
+    # the firing curve is read at the judge's threshold, not at the words'
+    hasher = next(iter(wrapped.memories.values())).hasher
+    assert hasher.threshold_in_use() == (pytest.approx(0.5), "engram.question.judge_threshold")
     # the judge is a copy beside the memory: none of its weights are the memory's (trained or saved)
     assert n_params == sum(p.numel() for p in wrapped.parameters())
     assert not any("judge" in k or "lora" in k for k in wrapped.state_dict())

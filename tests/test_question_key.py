@@ -3,6 +3,7 @@ same entity that asks something else, a question about another entity and a gene
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -234,9 +235,11 @@ def test_the_firing_curve_separates_rewordings_from_general_prompts(tmp_path: Pa
     at = at_threshold(curve, 0.4)
     assert at["firing/rewordings"] >= 0.9 and at["firing/neighbors"] == 0.0 and at["firing/general"] == 0.0
     assert curve["rewordings"] == sorted(curve["rewordings"], reverse=True)  # a higher bar never fires more
-    cfg = OmegaConf.create({"data": {"prompt_format": "chat", "seed": 0}, "engram": {"question": {"threshold": 0.4}}})
-    assert firing_metrics(wrapped, tok, splits, cfg, tmp_path, "tiny") == at
-    assert (tmp_path / "firing.json").is_file() and (tmp_path / "firing.png").stat().st_size > 0
+    # the metrics are read at the threshold the memory itself uses (engram.question.threshold, 0.45 here)
+    cfg = OmegaConf.create({"data": {"prompt_format": "chat", "seed": 0}})
+    assert firing_metrics(wrapped, tok, splits, cfg, tmp_path, "tiny") == at_threshold(curve, 0.45)
+    assert json.loads((tmp_path / "firing.json").read_text())["threshold_key"] == "engram.question.threshold"
+    assert (tmp_path / "firing.png").stat().st_size > 0
     plain, _ = tiny()  # a memory keyed by the exact prompt has no firing curve
     assert firing_curve(EngramModel(plain, engram_cfg(hash="answer"), tok), tok, splits, "chat") is None
 
