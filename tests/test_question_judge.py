@@ -68,7 +68,7 @@ def tiny_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("judge") / "tiny.safetensors"
     info = train_judge("tiny", {"capitals": capital_facts(24)["eval"]}, out, epochs=40, lr=3e-3, held_back=0,
                        progress=False)
-    assert info["pairs"] == 96 and info["base"]["hidden_size"] == 64
+    assert info["pairs"] == 24 * 6 and info["base"]["hidden_size"] == 64
     return out
 
 

@@ -3,8 +3,9 @@
     python -m engram.training.question_judge [--jsonl FILE ...] [--model smollm] [--out FILE]
 
 Each fact of a file in the documented JSONL format gives pairs of questions: its question with each of its
-"paraphrases" (the same question: 1) and with each of its "neighbors" (another question about the same entity: 0),
-names replaced by "X" as the memory's reader finds them. A seeded share of the facts is held back; the threshold is
+"paraphrases" (the same question: 1), with each of its "neighbors" (another question about the same entity: 0) and
+with two that ask something else entirely (another fact's question, a generated general prompt: 0), names replaced
+by "X" as the memory's reader finds them. A seeded share of the facts is held back; the threshold is
 the lowest probability at which at most `--max-firing` of their neighbours would fire, and is saved in the adapter
 with the held-back facts' shares and the base model's fingerprint. Default data: engram/data/question_pairs/ (fact
 files written by hand for this, none of them a file the docs evaluate on).
@@ -15,13 +16,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm import tqdm
 
 from engram.data.families.jsonl import read_jsonl
+from engram.data.replay import replay_prompts
 from engram.memory.hashes._question import QuestionReader
 from engram.memory.judged import masked_text
 from engram.models.engram_model import format_templates
@@ -29,34 +32,65 @@ from engram.models.loading import load_model
 from engram.models.question_judge import SHIPPED, QuestionJudge, base_fingerprint
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "question_pairs"
-Pair = tuple[str, str, int]  # (taught question, other question, 1 = asks the same)
+GENERAL_SEED = 1000  # data seed of the general prompts trained on as "not the same" (the docs' runs use others)
+
+
+class Pair(NamedTuple):
+    taught: str  # the taught question, names masked
+    other: str  # another question, names masked
+    same: int  # 1: it asks the same thing
+    kind: str  # rewording | neighbour | unrelated (another fact's question, or a general prompt)
+
+
+def masker(reader: QuestionReader) -> Callable[[str], str]:
+    """A question's text with its names replaced by X, as the memory's reader finds them."""
+    return lambda text: masked_text(text, reader(reader.tokenizer.encode(text, add_special_tokens=False)))
 
 
 def fact_pairs(records: list[dict[str, Any]], reader: QuestionReader) -> list[list[Pair]]:
-    """Per fact: its (taught, rewording, 1) and (taught, neighbour, 0) pairs, names masked."""
-    def masked(text: str) -> str:
-        return masked_text(text, reader(reader.tokenizer.encode(text, add_special_tokens=False)))
-
+    """Per fact: its (taught, rewording, same) and (taught, neighbour, not) pairs, names masked."""
+    masked = masker(reader)
     out = []
     for r in records:
         taught = masked(str(r["prompt"]))
-        out.append([(taught, masked(p), 1) for p in r.get("paraphrases") or []]
-                   + [(taught, masked(n), 0) for n in r.get("neighbors") or []])
+        out.append([Pair(taught, masked(p), 1, "rewording") for p in r.get("paraphrases") or []]
+                   + [Pair(taught, masked(n), 0, "neighbour") for n in r.get("neighbors") or []])
     return [pairs for pairs in out if pairs]
+
+
+def with_unrelated(facts: list[list[Pair]], reader: QuestionReader, rng: random.Random) -> list[list[Pair]]:
+    """Each fact's pairs plus two that ask something else entirely: another fact's question, and a generated general
+    prompt (engram/data/replay.py, never a retention prompt: "What is 15 plus 27?" is no "Which element has atomic
+    number 15?" though it names 15)."""
+    masked = masker(reader)
+    general = [masked(p) for p in replay_prompts(len(facts), GENERAL_SEED)]
+    out = []
+    for i, pairs in enumerate(facts):
+        other = facts[(i + 1 + rng.randrange(len(facts) - 1)) % len(facts)][0].taught if len(facts) > 1 else None
+        extra = [Pair(pairs[0].taught, general[i], 0, "unrelated")]
+        extra += [Pair(pairs[0].taught, other, 0, "unrelated")] if other is not None else []
+        out.append(pairs + extra)
+    return out
 
 
 def calibrate(judge: QuestionJudge, pairs: list[Pair], max_firing: float) -> dict[str, float]:
     """The lowest threshold at which at most `max_firing` of the held-back neighbours fire (at least 0.5), and the
     shares it gives."""
     with torch.no_grad():
-        probs = torch.sigmoid(torch.cat([judge.logits([(t, q) for t, q, _ in pairs[i:i + 64]])
+        probs = torch.sigmoid(torch.cat([judge.logits([(p.taught, p.other) for p in pairs[i:i + 64]])
                                          for i in range(0, len(pairs), 64)])).tolist()
-    same = [p for p, (_, _, y) in zip(probs, pairs, strict=True) if y == 1]
-    other = sorted((p for p, (_, _, y) in zip(probs, pairs, strict=True) if y == 0), reverse=True)
+
+    def scores(kind: str) -> list[float]:
+        return sorted((s for s, p in zip(probs, pairs, strict=True) if p.kind == kind), reverse=True)
+
+    def firing(kind: str) -> float:
+        return sum(s >= threshold for s in scores(kind)) / max(1, len(scores(kind)))
+
+    other = scores("neighbour")
     allowed = int(max_firing * len(other))
     threshold = max(0.5, min(0.99, other[allowed] + 1e-6)) if len(other) > allowed else 0.5
-    return {"threshold": threshold, "held_back_rewordings_read": sum(p >= threshold for p in same) / max(1, len(same)),
-            "held_back_neighbours_firing": sum(p >= threshold for p in other) / max(1, len(other))}
+    return {"threshold": threshold, "held_back_rewordings_read": firing("rewording"),
+            "held_back_neighbours_firing": firing("neighbour"), "held_back_unrelated_firing": firing("unrelated")}
 
 
 def family_facts(family: str, n: int, seed: int) -> list[dict[str, Any]]:
@@ -73,13 +107,14 @@ def family_facts(family: str, n: int, seed: int) -> list[dict[str, Any]]:
 
 def train_judge(model_name: str, sources: dict[str, list[dict[str, Any]]], out: Path, *, epochs: int = 3,
                 rank: int = 16, alpha: int = 32, lr: float = 2e-4, batch: int = 16, seed: int = 0,
-                held_back: float = 0.15, max_firing: float = 0.03, progress: bool = True) -> dict[str, Any]:
+                held_back: float = 0.15, max_firing: float = 0.04, progress: bool = True) -> dict[str, Any]:
     """Train, calibrate and save a judge for `model_name`'s base model on the facts of `sources` (name -> records);
     returns the info saved with it."""
     model, tokenizer = load_model(model_name)
     reader = QuestionReader(tokenizer, format_templates(tokenizer), synonyms=True)
-    facts = [pairs for records in sources.values() for pairs in fact_pairs(records, reader)]
     rng = random.Random(seed)
+    facts = with_unrelated([pairs for records in sources.values() for pairs in fact_pairs(records, reader)], reader,
+                           rng)
     rng.shuffle(facts)
     cut = max(1, int(round(held_back * len(facts)))) if held_back > 0 else 0
     train = [p for pairs in facts[cut:] for p in pairs]
@@ -94,9 +129,9 @@ def train_judge(model_name: str, sources: dict[str, list[dict[str, Any]]], out: 
         rng.shuffle(train)
         for i in range(0, len(train), batch):
             chunk = train[i:i + batch]
-            target = torch.tensor([float(y) for _, _, y in chunk], device=judge.head.weight.device)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(judge.logits([(t, q) for t, q, _ in chunk]),
-                                                                        target)
+            target = torch.tensor([float(p.same) for p in chunk], device=judge.head.weight.device)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                judge.logits([(p.taught, p.other) for p in chunk]), target)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -126,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank of the adapter")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-firing", type=float, default=0.03,
+    ap.add_argument("--max-firing", type=float, default=0.04,
                     help="share of held-back neighbours allowed to fire at the calibrated threshold")
     args = ap.parse_args(argv)
     files = args.jsonl or sorted(CORPUS.glob("*.jsonl"))
