@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         args.out.mkdir(parents=True, exist_ok=True)
         settings = {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "jsonl" else v)
                     for k, v in vars(args).items() if k != "out"}
+        settings["threshold_used"] = threshold  # the words' threshold, or the judge's probability threshold
         (args.out / "question_reading.json").write_text(json.dumps({"settings": settings, "sets": results},
                                                                    indent=1))
     return results
