@@ -41,9 +41,9 @@ class Scripted:
     def __init__(self, same: set[tuple[str, str]]) -> None:
         self.same, self.asked = same, []
 
-    def __call__(self, question: str, taught: Sequence[str]) -> list[float]:
-        self.asked.append((question, list(taught)))
-        return [0.9 if (question, t) in self.same else 0.1 for t in taught]
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        self.asked.append(list(pairs))
+        return [0.9 if (question, taught) in self.same else 0.1 for taught, question in pairs]
 
 
 def test_the_judge_scores_only_taught_questions_naming_the_same_entities_and_kind_of_answer() -> None:
@@ -55,11 +55,16 @@ def test_the_judge_scores_only_taught_questions_naming_the_same_entities_and_kin
     for key, text in enumerate(["Who founded Brintavox?", "Who founded Quellmark?", "Is Brintavox public?"]):
         index.add(q(text), key, text)
     assert index.match(q("Who started Brintavox?"), text="Who started Brintavox?") == 0
-    assert judge.asked[-1] == ("Who started X?", ["Who founded X?"])  # not Quellmark's, not the yes/no question
+    assert judge.asked[-1] == [("Who founded X?", "Who started X?")]  # not Quellmark's, not the yes/no question
     assert index.match(q("Who acquired Brintavox?"), text="Who acquired Brintavox?") is None  # the judge said no
     assert index.match(q("Who started Zembla?"), text="Who started Zembla?") is None  # no candidate at all
-    assert judge.asked[-1][0] == "Who acquired X?"
+    assert judge.asked[-1] == [("Who founded X?", "Who acquired X?")]
     assert index.match(q("anything"), own_key=2) == 2  # a taught prompt keeps its own key, unjudged
+    # several prompts: one call of the judge for all their candidates
+    asked = len(judge.asked)
+    prompts = ["Who started Brintavox?", "Who started Quellmark?", "Who started Zembla?"]
+    assert index.match_many([q(p) for p in prompts], [-1, -1, 2], prompts) == [0, 1, 2]
+    assert len(judge.asked) == asked + 1 and len(judge.asked[-1]) == 2
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +80,8 @@ def tiny_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_trained_judge_tells_a_rewording_from_a_neighbour(tiny_judge: Path) -> None:
     model, tok = tiny()
     judge, info = load_judge(model.model, tok, tiny_judge)
-    [same] = judge("Which city is the X of X?", ["What is the X of X?"])
-    [other] = judge("Which X is X in?", ["What is the X of X?"])
+    [same] = judge([("What is the X of X?", "Which city is the X of X?")])
+    [other] = judge([("What is the X of X?", "Which X is X in?")])
     assert same > info["threshold"] > other
     # a pair scores the same alone and beside a longer one (right padding: no shifted positions)
     both = torch.sigmoid(judge.logits([("What is the X of X?", "Which X is X in?"),

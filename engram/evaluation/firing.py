@@ -28,7 +28,7 @@ FIRING_JSON, FIRING_PNG = "firing.json", "firing.png"
 def question_memory(model: Any) -> tuple[Any, int] | None:
     """(hasher, layer) of the model's first question-keyed memory, or None."""
     for memory in engram_memories(model).values():
-        if hasattr(memory.hasher, "best_match"):
+        if hasattr(memory.hasher, "best_matches"):
             return memory.hasher, memory.layer
     return None
 
@@ -49,11 +49,11 @@ def firing_curve(model: Any, tokenizer: Any, splits: dict[str, list[dict[str, An
     evals = {str(r["key"]): r for r in splits.get("eval", []) if r.get("seen")}
     rewordings = [r for r in splits.get("paraphrase", []) if str(r["key"]) in evals]
     own = [hasher.key_of(p, layer) for p in ids([str(evals[str(r["key"])]["prompt"]) for r in rewordings])]
-    scored = [hasher.best_match(p, layer) for p in ids([str(r["prompt"]) for r in rewordings])]
+    scored = hasher.best_matches(ids([str(r["prompt"]) for r in rewordings]), layer)
     neighbors = [str(r["prompt"]) for r in splits.get("neighbor", []) if str(r["prompt"]) not in taught]
     general = [p for p in replay_prompts(GENERAL_PROMPTS, seed) if p not in taught]
-    neighbor_scores = [score for score, _ in (hasher.best_match(p, layer) for p in ids(neighbors))]
-    general_scores = [score for score, _ in (hasher.best_match(p, layer) for p in ids(general))]
+    neighbor_scores = [score for score, _ in hasher.best_matches(ids(neighbors), layer)]
+    general_scores = [score for score, _ in hasher.best_matches(ids(general), layer)]
 
     def share(hits: list[bool]) -> float:
         return sum(hits) / len(hits) if hits else float("nan")

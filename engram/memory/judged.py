@@ -5,8 +5,9 @@ the words two questions share; here it only finds the candidates (the taught que
 question names and not asking another kind of answer, as there: a yes/no question is no rewording of a "which"
 question), and the judge scores each pair. The judge sees both questions with their names replaced
 by "X" ("Who founded X?" / "X was established by whom?"), so it rules on what is asked, not on which entity: every
-candidate names the same ones. A judge is any callable `judge(question, taught) -> [probability per taught
-question]`; the project's own is the base model with a trained adapter (engram/models/question_judge.py).
+candidate names the same ones. A judge is any callable `judge([(taught, question), ...]) -> [probability per pair]`,
+asked once for all the candidates of a batch of prompts; the project's own is the base model with a trained adapter
+(engram/models/question_judge.py).
 Torch-free: the judge brings its own.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from engram.memory.questions import Question, QuestionIndex, same_kind
 
-Judge = Callable[[str, Sequence[str]], list[float]]
+Judge = Callable[[Sequence[tuple[str, str]]], list[float]]  # [(taught, question)] -> P(same) per pair
 NAME = "X"  # what every name becomes in the text the judge reads
 _WORD = re.compile(r"\w+")
 
@@ -66,17 +67,29 @@ class JudgedIndex(QuestionIndex):
             self.texts[key] = masked_text(text, question)
         super().add(question, key)
 
-    def best(self, query: Question, text: str = "") -> tuple[float, int | None]:
-        """The judge's highest probability over the candidates and its key (None when there is no candidate); of
-        equal probabilities the candidate naming more entities wins, then the first taught."""
+    def candidates(self, query: Question) -> list[tuple[Question, int]]:
+        """The taught questions naming every entity the query names that do not ask for another kind of answer."""
         names = query.entities | query.maybe_entities
-        candidates = [self.taught[i] for i in sorted({i for e in names for i in self.naming.get(e, ())})]
-        candidates = [(q, key) for q, key in candidates if q.entities <= names and same_kind(query, q)]
-        if not candidates:
-            return 0.0, None
-        scores = self.judge(masked_text(text, query), [self.texts[key] for _, key in candidates])
-        best, best_key, named = -1.0, None, 0
-        for (taught, key), s in zip(candidates, scores, strict=True):
-            if s > best or (s == best and len(taught.entities) > named):
-                best, best_key, named = s, key, len(taught.entities)
-        return best, best_key
+        found = [self.taught[i] for i in sorted({i for e in names for i in self.naming.get(e, ())})]
+        return [(q, key) for q, key in found if q.entities <= names and same_kind(query, q)]
+
+    def best_many(self, queries: Sequence[Question], texts: Sequence[str]) -> list[tuple[float, int | None]]:
+        """Per query, the judge's highest probability over its candidates and that candidate's key ((0, None) with no
+        candidate); of equal probabilities the candidate naming more entities wins, then the first taught. One call
+        of the judge for every candidate pair of every query."""
+        per_query = [self.candidates(q) for q in queries]
+        pairs = [(self.texts[key], masked_text(text, q)) for q, text, found in zip(queries, texts, per_query,
+                                                                                  strict=True) for _, key in found]
+        scores = iter(self.judge(pairs) if pairs else [])
+        out: list[tuple[float, int | None]] = []
+        for found in per_query:
+            best, best_key, named = 0.0, None, 0
+            for taught, key in found:
+                s = next(scores)
+                if best_key is None or s > best or (s == best and len(taught.entities) > named):
+                    best, best_key, named = s, key, len(taught.entities)
+            out.append((best, best_key))
+        return out
+
+    def best(self, query: Question, text: str = "") -> tuple[float, int | None]:
+        return self.best_many([query], [text])[0]

@@ -300,9 +300,19 @@ class QuestionIndex:
                 best, best_key, named = s, key, len(taught.entities)
         return best, best_key
 
+    def best_many(self, queries: list[Question], texts: list[str]) -> list[tuple[float, int | None]]:
+        """`best` of each query (a judged index asks its judge once for all of them)."""
+        return [self.best(q, t) for q, t in zip(queries, texts, strict=True)]
+
+    def match_many(self, queries: list[Question], own_keys: list[int], texts: list[str]) -> list[int | None]:
+        """The key of the taught question each query asks (its own key when it is one), or None: abstain."""
+        out: list[int | None] = [k if k in self.keys else None for k in own_keys]
+        open_ = [i for i, k in enumerate(out) if k is None]
+        for i, (score, key) in zip(open_, self.best_many([queries[i] for i in open_], [texts[i] for i in open_]),
+                                   strict=True):
+            out[i] = key if score >= self.threshold else None
+        return out
+
     def match(self, query: Question, own_key: int | None = None, text: str = "") -> int | None:
         """The key of the taught question the query asks (its own key when it is one), or None: abstain."""
-        if own_key is not None and own_key in self.keys:
-            return own_key
-        score, key = self.best(query, text)
-        return key if score >= self.threshold else None
+        return self.match_many([query], [-1 if own_key is None else own_key], [text])[0]

@@ -45,7 +45,7 @@ def base_fingerprint(body: nn.Module) -> dict[str, Any]:
 
 
 class QuestionJudge:
-    """`judge(question, taught) -> [P(same question) per taught question]`, on the base decoder with an adapter."""
+    """`judge([(taught, question), ...]) -> [P(same question) per pair]`, on the base decoder with an adapter."""
 
     def __init__(self, body: nn.Module, head: nn.Linear, tokenizer: Any) -> None:
         self.body, self.head, self.tokenizer = body, head, tokenizer
@@ -77,9 +77,9 @@ class QuestionJudge:
         return self.head(last).squeeze(-1).float()
 
     @torch.no_grad()
-    def __call__(self, question: str, taught: Sequence[str]) -> list[float]:
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """P(same question) of each (taught, question) pair."""
         self.body.eval()
-        pairs = [(t, question) for t in taught]
         out: list[float] = []
         for i in range(0, len(pairs), BATCH):
             out.extend(torch.sigmoid(self.logits(pairs[i:i + BATCH])).tolist())

@@ -165,9 +165,13 @@ class QuestionHasher(AnswerHasher):
         return [row[keep].tolist() for row, keep in zip(ids.cpu(), in_prompt.cpu(), strict=True)]
 
     def best_match(self, prompt_ids: list[int], layer: int) -> tuple[float, int | None]:
-        """(score, key) of the taught question scoring highest for one prompt (its ids as generation feeds them);
-        the firing curve (engram/evaluation/firing.py) reads it at every threshold."""
-        return self.index(layer).best(self.question(prompt_ids), self._text(prompt_ids))
+        """(score, key) of the taught question scoring highest for one prompt (its ids as generation feeds them)."""
+        return self.best_matches([prompt_ids], layer)[0]
+
+    def best_matches(self, prompts: list[list[int]], layer: int) -> list[tuple[float, int | None]]:
+        """`best_match` of each prompt, a judge asked once for all; the firing curve (engram/evaluation/firing.py)
+        reads them at every threshold."""
+        return self.index(layer).best_many([self.question(p) for p in prompts], [self._text(p) for p in prompts])
 
     def key_of(self, prompt_ids: list[int], layer: int) -> int:
         """The prompt's own span key (what its rows are written under when it is taught)."""
@@ -194,15 +198,17 @@ class QuestionHasher(AnswerHasher):
         if not index.taught:  # nothing taught yet: every prompt keeps its own key
             return own
         keys = own.tolist()
-        for b, prompt in enumerate(self._prompts(ids, mask, prompt_lengths)):
-            memo = (int(layer), tuple(prompt))
-            if memo not in self._asked:
-                if len(self._asked) >= MEMO_SIZE:
-                    self._asked.clear()
-                match = index.match(self.question(prompt), own_key=keys[b], text=self._text(prompt))
-                self._asked[memo] = keys[b] if match is None else match
-            keys[b] = self._asked[memo]
-        return torch.tensor(keys, dtype=own.dtype, device=own.device)
+        prompts = self._prompts(ids, mask, prompt_lengths)
+        if len(self._asked) + len(prompts) > MEMO_SIZE:
+            self._asked.clear()
+        new = {(int(layer), tuple(p)): b for b, p in enumerate(prompts) if (int(layer), tuple(p)) not in self._asked}
+        rows = list(new.values())  # one judgement per distinct new prompt, all asked together
+        matches = index.match_many([self.question(prompts[b]) for b in rows], [keys[b] for b in rows],
+                                   [self._text(prompts[b]) for b in rows])
+        for b, match in zip(rows, matches, strict=True):
+            self._asked[(int(layer), tuple(prompts[b]))] = keys[b] if match is None else match
+        return torch.tensor([self._asked[(int(layer), tuple(p))] for p in prompts], dtype=own.dtype,
+                            device=own.device)
 
 
 Hash = QuestionHasher  # what the registry builds for hash=question
