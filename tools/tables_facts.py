@@ -189,6 +189,30 @@ def paraphrase_families(*eval_mds: Path) -> str:
                     "lrrrr")
 
 
+JUDGE = R + "question_judge/"
+
+
+@table("paraphrase.judge_heldout", JUDGE + "heldout_words.json", JUDGE + "heldout_judge.json")
+def paraphrase_judge_heldout(words: Path, judge: Path) -> str:
+    """Per held-out fact file: rewordings read and neighbours firing, the words against the judge."""
+    readings = [read_json(words)["sets"], read_json(judge)["sets"]]
+
+    def cells(r: dict) -> list[str]:
+        return [f"{pct(r['rewordings_read'] / r['rewordings'])} ({r['rewordings_read']}/{r['rewordings']})",
+                f"{pct(r['neighbors_fired'] / r['neighbors'])} ({r['neighbors_fired']}/{r['neighbors']})"]
+
+    rows, totals = [], [dict.fromkeys(("rewordings", "rewordings_read", "neighbors", "neighbors_fired"), 0)
+                        for _ in readings]
+    for name in readings[1]:
+        rows.append([f"`{Path(name).stem}`", *cells(readings[0][name]), *cells(readings[1][name])])
+        for total, reading in zip(totals, readings, strict=True):
+            for k in total:
+                total[k] += reading[name][k]
+    rows.append(["**all six**", *cells(totals[0]), *cells(totals[1])])
+    return markdown(["fact file", "words: rewordings read", "words: neighbours firing", "judge: rewordings read",
+                     "judge: neighbours firing"], rows, "lrrrr")
+
+
 # ---------------------------------------------------------------- six-way comparison
 
 SIX_WAY = R + "six_way/"
