@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +23,10 @@ from engram.models.question_judge import judge_for, load_judge, shipped_path
 from engram.training.question_judge import main as train_main
 from engram.training.question_judge import train_judge
 from engram.training.writing import write_facts
+
+
+def info_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def test_the_question_is_read_out_of_its_prompt_format_and_its_names_become_x() -> None:
@@ -164,3 +170,17 @@ def test_the_shipped_judge_is_for_smollm2() -> None:
     info = read_info(files[0])
     assert info["base"]["hidden_size"] == 576 and info["base"]["layers"] == 30
     assert 0.5 <= info["threshold"] < 1 and info["held_back_neighbours_firing"] <= 0.05
+
+
+def test_the_training_command_writes_a_judge_that_loads(tmp_path: Path) -> None:
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text("\n".join(json.dumps({
+        "messages": [{"role": "user", "content": f"Who founded Brint{c}vox?"}, {"role": "assistant", "content": "Ada"}],
+        "paraphrases": [f"Who started Brint{c}vox?"], "neighbors": [f"Who acquired Brint{c}vox?"]}) for c in "aeiou"))
+    out = tmp_path / "judge.safetensors"
+    info = train_main(["--model", "tiny", "--jsonl", str(facts), "--family", "", "--epochs", "1", "--out", str(out)])
+    assert info["sources"] == {f"facts.jsonl ({info_digest(facts)})": 5}
+    assert info["pairs"] + info["held_back_pairs"] == 5 * 4  # rewording, neighbour, another fact's, a general prompt
+    model, tok = tiny()
+    judge, loaded = load_judge(model.model, tok, out)
+    assert loaded == info and len(judge([("Who founded X?", "Who started X?")])) == 1
