@@ -18,7 +18,7 @@ from engram import EngramModel
 from engram.config import ConfigError, validate_engram
 from engram.evaluation.editing import fact_scores
 from engram.memory.judged import JudgedIndex, masked_text, question_text
-from engram.memory.questions import read_question
+from engram.memory.questions import Question, read_question
 from engram.models.question_judge import judge_for, load_judge, shipped_path
 from engram.training.question_judge import main as train_main
 from engram.training.question_judge import train_judge
@@ -39,6 +39,9 @@ def test_the_question_is_read_out_of_its_prompt_format_and_its_names_become_x() 
     assert question_text("no format here", [chat]) == "no format here"
     q = read_question("When was the ship MV Pellicantha launched in 1987?", common)
     assert masked_text("When was the ship MV Pellicantha launched in 1987?", q) == "When was the ship X launched in X?"
+    question = Question(frozenset({"tessaly", "dynamics", "1990"}), frozenset({"found"}), "person")
+    assert masked_text("Who founded Tessaly Dynamics in 1990?", question) == "Who founded X in X?"
+    assert masked_text("Who is Tessaly's founder?", question) == "Who is X's founder?"  # one X per run of name words
 
 
 class Scripted:
