@@ -79,8 +79,9 @@ def recall_mechanisms(results: Path) -> str:
 # ---------------------------------------------------------------- editing: writing facts batch after batch
 
 WRITE = R + "write_facts_1000/"
-WRITE_ARMS = {"question": "memory (`engram=question`)", "recall": "GRACE-like (`engram=recall`)",
-              "lora": "LoRA (10 epochs per batch)"}
+WRITE_ARMS = {"question": "memory (`engram=question`, the judge)",
+              "question_words": "memory, the words deciding (`engram.question.judge=words`)",
+              "recall": "GRACE-like (`engram=recall`)", "lora": "LoRA (10 epochs per batch)"}
 
 
 @table("editing.sequential", *(WRITE + f"{arm}/sequential.json" for arm in WRITE_ARMS))
@@ -100,7 +101,7 @@ def editing_sequential(*curves: Path) -> str:
                      "locality tf", "teaching"], rows, "llrrrrr")
 
 
-FINISHED = ("question", "recall", "lora")  # the arms that ran to their final evaluation (eval.json)
+FINISHED = ("question", "question_words", "recall", "lora")  # the arms that ran to their final evaluation
 
 
 @table("editing.final", *(WRITE + f"{arm}/eval.json" for arm in FINISHED))
