@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from engram.memory.questions import Question, QuestionIndex, same_kind
+from engram.memory.questions import Question, QuestionIndex
 
 Judge = Callable[[Sequence[tuple[str, str]]], list[float]]  # [(taught, question)] -> P(same) per pair
 NAME = "X"  # what every name becomes in the text the judge reads
@@ -67,29 +67,15 @@ class JudgedIndex(QuestionIndex):
             self.texts[key] = masked_text(text, question)
         super().add(question, key)
 
-    def candidates(self, query: Question) -> list[tuple[Question, int]]:
-        """The taught questions naming every entity the query names that do not ask for another kind of answer."""
-        names = query.entities | query.maybe_entities
-        found = [self.taught[i] for i in sorted({i for e in names for i in self.naming.get(e, ())})]
-        return [(q, key) for q, key in found if q.entities <= names and same_kind(query, q)]
-
     def best_many(self, queries: Sequence[Question], texts: Sequence[str]) -> list[tuple[float, int | None]]:
         """Per query, the judge's highest probability over its candidates and that candidate's key ((0, None) with no
-        candidate); of equal probabilities the candidate naming more entities wins, then the first taught. One call
-        of the judge for every candidate pair of every query."""
+        candidate; ties as in `best_of`). One call of the judge for every candidate pair of every query."""
         per_query = [self.candidates(q) for q in queries]
         pairs = [(self.texts[key], masked_text(text, q)) for q, text, found in zip(queries, texts, per_query,
                                                                                   strict=True) for _, key in found]
         scores = iter(self.judge(pairs) if pairs else [])
-        out: list[tuple[float, int | None]] = []
-        for found in per_query:
-            best, best_key, named = 0.0, None, 0
-            for taught, key in found:
-                s = next(scores)
-                if best_key is None or s > best or (s == best and len(taught.entities) > named):
-                    best, best_key, named = s, key, len(taught.entities)
-            out.append((best, best_key))
-        return out
+        return [self.best_of(((next(scores), taught, key) for taught, key in found), float("-inf"))
+                for found in per_query]
 
     def best(self, query: Question, text: str = "") -> tuple[float, int | None]:
         return self.best_many([query], [text])[0]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from engram.memory.wordnet import meet
@@ -273,7 +273,7 @@ class QuestionIndex:
         its distinctive relation words (or ones meaning the same); else the smaller of the weighted share of the
         taught relation words the query has, and the weighted share of the query's known relation words (ones a
         taught question uses, or meaning one of the taught question's) that the taught question has."""
-        if not taught.entities <= query.entities | query.maybe_entities or not same_kind(query, taught):
+        if not self.admits(query, taught):
             return 0.0
         if taught.wh and not taught.relation and query.wh != taught.wh:
             return 0.0  # "What does JWT stand for?" asks nothing but its kind: a rewording must ask it too
@@ -287,18 +287,31 @@ class QuestionIndex:
         precision = sum(map(self.weight, answered)) / sum(map(self.weight, known)) if known else 1.0
         return min(recall, precision)
 
-    def best(self, query: Question, text: str = "") -> tuple[float, int | None]:
-        """The highest score over the taught questions and its key (None when none scores above 0). Only questions
-        naming one of the query's entities can score (the rest need an entity it lacks), so only those are scored,
-        in the order they were taught (the first of equal scores wins)."""
-        best, best_key, named = 0.0, None, 0
+    @staticmethod
+    def admits(query: Question, taught: Question) -> bool:
+        """Whether the query names every entity of the taught question and may ask for the same kind of answer."""
+        return taught.entities <= query.entities | query.maybe_entities and same_kind(query, taught)
+
+    def candidates(self, query: Question) -> list[tuple[Question, int]]:
+        """The taught questions (with their keys) the query admits, in the order they were taught. Only questions
+        naming one of the query's entities can be one, so only those are looked at."""
         names = query.entities | query.maybe_entities
-        candidates = sorted({i for entity in names for i in self.naming.get(entity, ())})
-        for taught, key in (self.taught[i] for i in candidates):
-            s = self.score(query, taught)
-            if s > best or (s == best > 0 and len(taught.entities) > named):  # "Papua New Guinea", not "Guinea"
+        found = (self.taught[i] for i in sorted({i for entity in names for i in self.naming.get(entity, ())}))
+        return [(taught, key) for taught, key in found if self.admits(query, taught)]
+
+    @staticmethod
+    def best_of(scored: Iterable[tuple[float, Question, int]], floor: float) -> tuple[float, int | None]:
+        """The highest score above `floor` and its key ((0, None) when none is): of equal scores the candidate
+        naming more entities wins ("Papua New Guinea", not "Guinea"), then the first."""
+        best, best_key, named = floor, None, 0
+        for s, taught, key in scored:
+            if s > best or (best_key is not None and s == best and len(taught.entities) > named):
                 best, best_key, named = s, key, len(taught.entities)
-        return best, best_key
+        return (best, best_key) if best_key is not None else (0.0, None)
+
+    def best(self, query: Question, text: str = "") -> tuple[float, int | None]:
+        """The highest score over the taught questions and its key (None when none scores above 0)."""
+        return self.best_of(((self.score(query, taught), taught, key) for taught, key in self.candidates(query)), 0.0)
 
     def best_many(self, queries: list[Question], texts: list[str]) -> list[tuple[float, int | None]]:
         """`best` of each query (a judged index asks its judge once for all of them)."""
