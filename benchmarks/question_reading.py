@@ -90,16 +90,15 @@ def read_set(splits: dict[str, list[dict]], read: Any, threshold: float, judge: 
     index = QuestionIndex(threshold) if judge is None else JudgedIndex(threshold, judge)
     for key, (r, question) in enumerate(zip(train, read([str(r["prompt"]) for r in train]), strict=True)):
         index.add(question, key, str(r["prompt"]))
-    missed = []
-    for r, fact, question in zip(rewordings, asked.own_facts, read([str(r["prompt"]) for r in rewordings]),
-                                 strict=True):
-        if index.match(question, text=str(r["prompt"])) != fact:
-            missed.append([str(r["prompt"]), str(train[fact]["prompt"]) if fact is not None else ""])
-    fired = []
-    for r, question in zip(neighbours, read([str(r["prompt"]) for r in neighbours]), strict=True):
-        key = index.match(question, text=str(r["prompt"]))
-        if key is not None:
-            fired.append([str(r["prompt"]), str(train[key]["prompt"])])
+
+    def matches(records: list[dict]) -> list[int | None]:  # a judge is asked once for the whole set
+        prompts = [str(r["prompt"]) for r in records]
+        return index.match_many(read(prompts), [-1] * len(prompts), prompts)
+
+    missed = [[str(r["prompt"]), str(train[fact]["prompt"]) if fact is not None else ""]
+              for r, fact, key in zip(rewordings, asked.own_facts, matches(rewordings), strict=True) if key != fact]
+    fired = [[str(r["prompt"]), str(train[key]["prompt"])]
+             for r, key in zip(neighbours, matches(neighbours), strict=True) if key is not None]
     return {"rewordings": len(rewordings), "rewordings_read": len(rewordings) - len(missed), "missed": missed,
             "neighbors": len(neighbours), "neighbors_fired": len(fired), "fired": fired}
 

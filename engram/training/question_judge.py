@@ -80,13 +80,14 @@ def calibrate(judge: QuestionJudge, pairs: list[Pair], max_firing: float) -> dic
         probs = torch.sigmoid(torch.cat([judge.logits([(p.taught, p.other) for p in pairs[i:i + 64]])
                                          for i in range(0, len(pairs), 64)])).tolist()
 
-    def scores(kind: str) -> list[float]:
-        return sorted((s for s, p in zip(probs, pairs, strict=True) if p.kind == kind), reverse=True)
+    scores: dict[str, list[float]] = {"rewording": [], "neighbour": [], "unrelated": []}
+    for prob, pair in zip(probs, pairs, strict=True):
+        scores[pair.kind].append(prob)
 
     def firing(kind: str) -> float:
-        return sum(s >= threshold for s in scores(kind)) / max(1, len(scores(kind)))
+        return sum(s >= threshold for s in scores[kind]) / max(1, len(scores[kind]))
 
-    other = scores("neighbour")
+    other = sorted(scores["neighbour"], reverse=True)
     allowed = int(max_firing * len(other))
     threshold = max(0.5, min(0.99, other[allowed] + 1e-6)) if len(other) > allowed else 0.5
     return {"threshold": threshold, "held_back_rewordings_read": firing("rewording"),

@@ -201,14 +201,13 @@ class QuestionHasher(AnswerHasher):
         prompts = self._prompts(ids, mask, prompt_lengths)
         if len(self._asked) + len(prompts) > MEMO_SIZE:
             self._asked.clear()
-        new = {(int(layer), tuple(p)): b for b, p in enumerate(prompts) if (int(layer), tuple(p)) not in self._asked}
-        rows = list(new.values())  # one judgement per distinct new prompt, all asked together
-        matches = index.match_many([self.question(prompts[b]) for b in rows], [keys[b] for b in rows],
-                                   [self._text(prompts[b]) for b in rows])
-        for b, match in zip(rows, matches, strict=True):
-            self._asked[(int(layer), tuple(prompts[b]))] = keys[b] if match is None else match
-        return torch.tensor([self._asked[(int(layer), tuple(p))] for p in prompts], dtype=own.dtype,
-                            device=own.device)
+        memos = [(int(layer), tuple(p)) for p in prompts]
+        new = {memo: b for b, memo in enumerate(memos) if memo not in self._asked}  # one row per distinct new prompt
+        matches = index.match_many([self.question(prompts[b]) for b in new.values()], [keys[b] for b in new.values()],
+                                   [self._text(prompts[b]) for b in new.values()])  # judged together
+        for (memo, b), match in zip(new.items(), matches, strict=True):
+            self._asked[memo] = keys[b] if match is None else match
+        return torch.tensor([self._asked[memo] for memo in memos], dtype=own.dtype, device=own.device)
 
 
 Hash = QuestionHasher  # what the registry builds for hash=question
