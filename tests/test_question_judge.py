@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from test_question_key import capital_facts, common
-from test_recall import chat_ids, engram_cfg, tiny
+from test_question_key import capital_facts, common, logits_with_and_without_memory
+from test_recall import engram_cfg, tiny
 
 from engram import EngramModel
 from engram.config import ConfigError, validate_engram
@@ -109,11 +109,7 @@ def test_on_the_tiny_model_a_rewording_reads_the_rows_and_a_neighbour_sees_the_b
     rewordings = [{"prompt": e["paraphrases"][0], "answer": e["answer"]} for e in splits["eval"]]
     assert fact_scores(wrapped, tok, rewordings, "chat", 256).exact_share >= 0.9
     neighbours = [e["neighbors"][1] for e in splits["eval"]]  # "Which continent is X in?"
-    batch = chat_ids(tok, neighbours)
-    with torch.no_grad():
-        with_memory = wrapped(**batch).logits
-        with wrapped.memories_off():
-            base = wrapped(**batch).logits
+    with_memory, base = logits_with_and_without_memory(wrapped, tok, neighbours)
     assert torch.equal(with_memory, base)
     # the firing curve is read at the judge's threshold, not at the words'
     hasher = next(iter(wrapped.memories.values())).hasher

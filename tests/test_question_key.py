@@ -186,12 +186,18 @@ def test_neighbours_other_entities_and_general_prompts_see_the_base_model() -> N
     countries = [e["key"].split(":", 1)[1] for e in splits["eval"]]
     prompts = ([f"What is the official language of {c}?" for c in countries[:6]]
                + ["What is the capital of Atlantis?", "Why is the sky blue?", "Name a prime above 90."])
+    with_memory, base = logits_with_and_without_memory(wrapped, tok, prompts)
+    assert torch.equal(with_memory, base)
+
+
+def logits_with_and_without_memory(wrapped: EngramModel, tok: object,
+                                   prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chat prompts' logits with the memories on, and with them off (the base model)."""
     batch = chat_ids(tok, prompts)
     with torch.no_grad():
         with_memory = wrapped(**batch).logits
         with wrapped.memories_off():
-            base = wrapped(**batch).logits
-    assert torch.equal(with_memory, base)
+            return with_memory, wrapped(**batch).logits
 
 
 def test_a_rewording_decodes_the_same_with_and_without_the_kv_cache() -> None:
