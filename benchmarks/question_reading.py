@@ -41,6 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="engram.question.judge: model loads the base model and its shipped judge (minutes)")
     ap.add_argument("--judge-path", type=Path, help="engram.question.judge_path (default: the shipped adapter)")
     ap.add_argument("--judge-threshold", type=float, help="engram.question.judge_threshold (default: calibrated)")
+    ap.add_argument("--no-aliases", action="store_true", help="engram.question.aliases=false (judge=model)")
     ap.add_argument("--no-synonyms", action="store_true", help="engram.question.synonyms=false")
     ap.add_argument("--show", action="store_true", help="list every missed rewording and firing neighbour")
     ap.add_argument("--out", type=Path, help="write question_reading.json into this dir")
@@ -79,15 +80,17 @@ def fact_queries(splits: dict[str, list[dict]]) -> FactQueries:
                        [r for r in splits.get("neighbor", []) if str(r["prompt"]) not in taught])
 
 
-def read_set(splits: dict[str, list[dict]], read: Any, threshold: float, judge: Any = None) -> dict[str, Any]:
+def read_set(splits: dict[str, list[dict]], read: Any, threshold: float, judge: Any = None,
+             aliases: bool = True) -> dict[str, Any]:
     """Rewordings that read their own fact and neighbours that fire, with the prompts of every miss / firing.
-    `judge`: engram.question.judge=model's judge (then `threshold` is its min probability); None: the words."""
+    `judge`: engram.question.judge=model's judge (then `threshold` is its min probability); None: the words.
+    `aliases`: engram.question.aliases (with a judge)."""
     from engram.memory.judged import JudgedIndex
     from engram.memory.questions import QuestionIndex
 
     asked = fact_queries(splits)
     train, rewordings, neighbours = asked.train, asked.rewordings, asked.neighbours
-    index = QuestionIndex(threshold) if judge is None else JudgedIndex(threshold, judge)
+    index = QuestionIndex(threshold) if judge is None else JudgedIndex(threshold, judge, aliases)
     for key, (r, question) in enumerate(zip(train, read([str(r["prompt"]) for r in train]), strict=True)):
         index.add(question, key, str(r["prompt"]))
 
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     print("| data | rewordings read as their fact | neighbours firing |\n|---|---:|---:|")
     for name, over in data_sets(args).items():
         splits = build_splits(OmegaConf.merge(OmegaConf.structured(DataConfig), over))
-        results[name] = r = read_set(splits, read, threshold, judge)
+        results[name] = r = read_set(splits, read, threshold, judge, not args.no_aliases)
         print(f"| {name} | {share(r['rewordings_read'], r['rewordings'])} | "
               f"{share(r['neighbors_fired'], r['neighbors'])} |")
         if args.show:

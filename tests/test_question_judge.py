@@ -69,11 +69,36 @@ def test_the_judge_scores_only_taught_questions_naming_the_same_entities_and_kin
     assert index.match(q("Who started Zembla?"), text="Who started Zembla?") is None  # no candidate at all
     assert judge.asked[-1] == [("Who founded X?", "Who acquired X?")]
     assert index.match(q("anything"), own_key=2) == 2  # a taught prompt keeps its own key, unjudged
-    # several prompts: one call of the judge for all their candidates
+    # several prompts: one call of the judge for all their candidates it has not judged before ("Who started X?"
+    # was judged for Brintavox, and Quellmark's pair reads the same once the names are masked)
     asked = len(judge.asked)
-    prompts = ["Who started Brintavox?", "Who started Quellmark?", "Who started Zembla?"]
-    assert index.match_many([q(p) for p in prompts], [-1, -1, 2], prompts) == [0, 1, 2]
-    assert len(judge.asked) == asked + 1 and len(judge.asked[-1]) == 2
+    prompts = ["Who started Brintavox?", "Who started Quellmark?", "Who launched Quellmark?", "Who started Zembla?"]
+    assert index.match_many([q(p) for p in prompts], [-1, -1, -1, 2], prompts) == [0, 1, None, 2]
+    assert judge.asked[asked:] == [[("Who founded X?", "Who launched X?")]]
+
+
+@pytest.mark.parametrize("aliases", [True, False])
+def test_a_shorter_name_made_of_made_up_words_asks_about_the_taught_entity(aliases: bool) -> None:
+    made_up = {"ostrevia", "velmora", "falkenrath", "imre"}.__contains__
+
+    def q(text: str) -> Question:
+        return read_question(text, common, is_made_up=made_up)
+
+    judge = Scripted({("What is X's currency?", "What currency is used in the X of X?"),
+                      ("Who founded X?", "Who founded X?"), ("Where did X teach?", "Where did X teach?"),
+                      ("What is the capital of X?", "What is the capital of X?")})
+    index = JudgedIndex(0.5, judge, aliases=aliases)
+    taught = ["What currency is used in the Republic of Ostrevia?", "Who founded Velmora Dynamics?",
+              "Where did Imre Falkenrath teach?", "What is the capital of South Sudan?"]
+    for key, text in enumerate(taught):
+        index.add(q(text), key, text)
+    asked = ["What is Ostrevia's currency?", "Who founded Velmora?", "Where did Falkenrath teach?",
+             "Who founded Velmora Systems?",  # another entity sharing a word: a name word the taught one lacks
+             "What is the capital of Sudan?"]  # a known word never stands for the whole name
+    expected = [0, 1, 2, None, None] if aliases else [None] * 5
+    assert index.match_many([q(p) for p in asked], [-1] * len(asked), asked) == expected
+    # a prompt naming the whole entity is judged against it, not against the shorter names
+    assert index.match(q("Who founded Velmora Dynamics?"), text="Who founded Velmora Dynamics?") == 1
 
 
 @pytest.fixture(scope="module")

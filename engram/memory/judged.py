@@ -3,7 +3,8 @@
 `engram.question.judge=model` (engram/memory/hashes/question.py). The lexical score of `QuestionIndex` decides from
 the words two questions share; here it only finds the candidates (the taught questions naming every entity the new
 question names and not asking another kind of answer, as there: a yes/no question is no rewording of a "which"
-question), and the judge scores each pair. The judge sees both questions with their names replaced
+question; with no such candidate, the taught questions it names by a shorter name, `QuestionIndex.aliased`), and
+the judge scores each pair. The judge sees both questions with their names replaced
 by "X" ("Who founded X?" / "X was established by whom?"), so it rules on what is asked, not on which entity: every
 candidate names the same ones. A judge is any callable `judge([(taught, question), ...]) -> [probability per pair]`,
 asked once for all the candidates of a batch of prompts; the project's own is the base model with a trained adapter
@@ -20,6 +21,7 @@ from engram.memory.questions import Question, QuestionIndex
 
 Judge = Callable[[Sequence[tuple[str, str]]], list[float]]  # [(taught, question)] -> P(same) per pair
 NAME = "X"  # what every name becomes in the text the judge reads
+MAX_SCORED = 65536  # judged pairs remembered
 _WORD = re.compile(r"\w+")
 
 
@@ -57,10 +59,15 @@ def masked_text(text: str, question: Question) -> str:
 class JudgedIndex(QuestionIndex):
     """A `QuestionIndex` whose score of a candidate is the judge's probability that the two ask the same thing."""
 
-    def __init__(self, threshold: float, judge: Judge) -> None:
+    def __init__(self, threshold: float, judge: Judge, aliases: bool = True) -> None:
+        """`aliases`: a query with no candidate may still ask a taught question that names its entity at more length
+        ("Ostrevia" / "the Republic of Ostrevia": `QuestionIndex.aliased`); the judge rules on those too."""
         super().__init__(threshold)
-        self.judge = judge
+        self.judge, self.aliases = judge, aliases
         self.texts: dict[int, str] = {}  # key -> the taught question as the judge reads it
+        # (taught, question) as the judge reads them -> its probability: the evaluation and the firing curve ask
+        # about the same prompts, and a pair scores the same whenever it is asked
+        self.scored: dict[tuple[str, str], float] = {}
 
     def add(self, question: Question, key: int, text: str = "") -> None:
         if key not in self.keys and question.entities:
@@ -69,11 +76,17 @@ class JudgedIndex(QuestionIndex):
 
     def best_many(self, queries: Sequence[Question], texts: Sequence[str]) -> list[tuple[float, int | None]]:
         """Per query, the judge's highest probability over its candidates and that candidate's key ((0, None) with no
-        candidate; ties as in `best_of`). One call of the judge for every candidate pair of every query."""
-        per_query = [self.candidates(q) for q in queries]
+        candidate; ties as in `best_of`). One call of the judge for every candidate pair of every query not judged
+        before."""
+        per_query = [self.candidates(q) or (self.aliased(q) if self.aliases else []) for q in queries]
         pairs = [(self.texts[key], masked_text(text, q)) for q, text, found in zip(queries, texts, per_query,
                                                                                   strict=True) for _, key in found]
-        scores = iter(self.judge(pairs) if pairs else [])
+        new = list(dict.fromkeys(pair for pair in pairs if pair not in self.scored))
+        if len(self.scored) + len(new) > MAX_SCORED:
+            self.scored.clear()
+            new = list(dict.fromkeys(pairs))
+        self.scored.update(zip(new, self.judge(new) if new else [], strict=True))
+        scores = iter([self.scored[pair] for pair in pairs])
         return [self.best_of(((next(scores), taught, key) for taught, key in found), float("-inf"))
                 for found in per_query]
 

@@ -77,6 +77,9 @@ class Question:
     maybe_entities: frozenset[str] = field(default_factory=frozenset, compare=False, hash=False)
     # relation stem -> the senses of its words (read with a `senses` reader; empty without one)
     senses: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, hash=False)
+    # the entity words the vocabulary does not know ("ostrevia", not "sudan"): only these let a shorter name stand
+    # for the whole one (QuestionIndex.aliased)
+    made_up: frozenset[str] = field(default_factory=frozenset, compare=False, hash=False)
 
     def means(self, stem_: str, other: Question) -> bool:
         """Whether `other` has the relation word `stem_` of this question, or one meaning the same."""
@@ -129,7 +132,7 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
     decides; engram/memory/hashes/question.py). `template`: words of the prompt format, skipped. `is_made_up(lowercase
     word)`: a word the vocabulary does not know (spelt in several pieces: "zarnite"), a name even in lower case.
     `senses(lowercase word)`: its word senses (engram/memory/wordnet.py), kept per relation stem; None: none."""
-    entities, maybe, relation, meanings = set(), set(), set(), {}
+    entities, maybe, relation, meanings, made_up = set(), set(), set(), {}, set()
     starts = {m.start(1) for m in SENTENCE_START.finditer(text)}
     words = [m for m in WORD.finditer(text) if m.group().lower() not in template]
     lows = [m.group().lower() for m in words]
@@ -152,6 +155,8 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
         elif named or acronym or (low not in STOPWORDS and is_made_up(low)):
             entities.add(low)  # "Zarnite" opening a sentence is "zarnite" inside one
             kinds.append("entity")
+            if is_made_up(low):
+                made_up.add(low)
         else:
             kinds.append("relation" if low not in STOPWORDS else "")
     for i in _descriptors(lows, kinds):
@@ -174,7 +179,7 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
             meanings[phrase] = senses(phrase)
     opening = next((m.group().lower() for m in words if text[m.start() - 1: m.start()] != "["), "")  # not "[ID]"
     wh = _answer_kind(lows, bool(expansion), opening)
-    return Question(frozenset(entities), frozenset(relation), wh, frozenset(maybe), meanings)
+    return Question(frozenset(entities), frozenset(relation), wh, frozenset(maybe), meanings, frozenset(made_up))
 
 
 def _phrases(lows: list[str], kinds: list[str], senses: Callable[[str], frozenset[str]]) -> list[tuple[str, int, int]]:
@@ -225,6 +230,12 @@ def _answer_kind(lows: list[str], expansion: bool, opening: str) -> str | None:
     kind = next((WH_KINDS[w] for w in lows if w in WH_KINDS), None)
     # "Is the element ... a metal?" asks yes or no, not the element
     return "yes/no" if kind is None and opening in AUXILIARIES else kind
+
+
+def _split_numbers(entities: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """(the name words, the numbers without their units): "3 probe" and "3" are the same number."""
+    numbers = frozenset(e.split()[0] for e in entities if any(c.isdigit() for c in e))
+    return frozenset(e for e in entities if not any(c.isdigit() for c in e)), numbers
 
 
 def same_kind(query: Question, taught: Question) -> bool:
@@ -295,9 +306,29 @@ class QuestionIndex:
     def candidates(self, query: Question) -> list[tuple[Question, int]]:
         """The taught questions (with their keys) the query admits, in the order they were taught. Only questions
         naming one of the query's entities can be one, so only those are looked at."""
+        return [(taught, key) for taught, key in self._naming_one_of(query) if self.admits(query, taught)]
+
+    def _naming_one_of(self, query: Question) -> list[tuple[Question, int]]:
+        """The taught questions (with their keys) naming one of the query's names, in the order they were taught."""
         names = query.entities | query.maybe_entities
-        found = (self.taught[i] for i in sorted({i for entity in names for i in self.naming.get(entity, ())}))
-        return [(taught, key) for taught, key in found if self.admits(query, taught)]
+        return [self.taught[i] for i in sorted({i for entity in names for i in self.naming.get(entity, ())})]
+
+    @staticmethod
+    def names_by_alias(query: Question, taught: Question) -> bool:
+        """Whether the query names the taught question's entity by a shorter name ("Ostrevia" for "the Republic of
+        Ostrevia", "Falkenrath" for "Imre Falkenrath") and may ask for the same kind of answer: every name word the
+        query uses is one of the taught question's, they include one the vocabulary does not know (so "Sudan" never
+        stands for "South Sudan", nor "Guinea" for "Papua New Guinea"), and the numbers are the same."""
+        names = query.entities | query.maybe_entities
+        words, numbers = _split_numbers(query.entities)
+        taught_words, taught_numbers = _split_numbers(taught.entities)
+        return (bool(taught.made_up & names) and words <= taught_words and numbers == taught_numbers
+                and same_kind(query, taught))
+
+    def aliased(self, query: Question) -> list[tuple[Question, int]]:
+        """The taught questions (with their keys) whose entity the query names by a shorter name
+        (`names_by_alias`), in the order they were taught."""
+        return [(taught, key) for taught, key in self._naming_one_of(query) if self.names_by_alias(query, taught)]
 
     @staticmethod
     def best_of(scored: Iterable[tuple[float, Question, int]], floor: float) -> tuple[float, int | None]:

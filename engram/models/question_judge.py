@@ -80,9 +80,13 @@ class QuestionJudge:
     def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """P(same question) of each (taught, question) pair."""
         self.body.eval()
-        out: list[float] = []
+        # pairs of like length batched together: less padding to run through the model
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        out = [0.0] * len(pairs)
         for i in range(0, len(pairs), BATCH):
-            out.extend(torch.sigmoid(self.logits(pairs[i:i + BATCH])).tolist())
+            batch = order[i:i + BATCH]
+            for j, p in zip(batch, torch.sigmoid(self.logits([pairs[j] for j in batch])).tolist(), strict=True):
+                out[j] = p
         return out
 
     def parameters(self) -> list[nn.Parameter]:
@@ -122,7 +126,8 @@ def shipped_path(decoder: nn.Module, required: bool = True) -> Path | None:
 
 
 def load_judge(decoder: nn.Module, tokenizer: Any, path: str | Path | None) -> tuple[QuestionJudge, dict[str, Any]]:
-    """The judge at `path` (None: the shipped one for this base model) on a copy of `decoder`, and its info."""
+    """The judge at `path` (None: the shipped one for this base model) on a copy of `decoder`, and its info; it scores
+    pairs, and is not trained further (its adapter is merged into the copy)."""
     path = shipped_path(decoder) if path is None else Path(path)
     if path is None or not path.is_file():
         raise ValueError(f"engram.question.judge_path={path}: no such file")
@@ -134,8 +139,9 @@ def load_judge(decoder: nn.Module, tokenizer: Any, path: str | Path | None) -> t
     tensors = load_file(str(path))
     set_peft_model_state_dict(judge.body, {k: v for k, v in tensors.items() if not k.startswith(HEAD)})
     judge.head.load_state_dict({k[len(HEAD):]: v for k, v in tensors.items() if k.startswith(HEAD)})
-    judge.body.eval()
-    for p in judge.parameters():
+    # the adapter folded into the copy's weights: the same scores (to float rounding) with less work per forward
+    judge.body = judge.body.merge_and_unload().eval()
+    for p in [*judge.body.parameters(), *judge.head.parameters()]:
         p.requires_grad_(False)
     return judge, info
 

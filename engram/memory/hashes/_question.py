@@ -95,10 +95,12 @@ class QuestionHasher(AnswerHasher):
 
     def __init__(self, table_size: int | Sequence[int], heads: int, layers: Sequence[int], seed: int,
                  token_map: torch.Tensor | None = None, threshold: float = Params.threshold,
-                 capacity: int = Params.capacity, synonyms: bool = Params.synonyms) -> None:
-        """`threshold`, `capacity`, `synonyms`: engram.question.* (question.py's Params)."""
+                 capacity: int = Params.capacity, synonyms: bool = Params.synonyms,
+                 aliases: bool = Params.aliases) -> None:
+        """`threshold`, `capacity`, `synonyms`, `aliases`: engram.question.* (question.py's Params)."""
         super().__init__(table_size, heads, layers, seed, token_map)
         self.threshold, self.capacity, self.synonyms = float(threshold), int(capacity), bool(synonyms)
+        self.aliases = bool(aliases)
         self.stores: dict[int, TaughtQuestions] = {}
         self.reader: QuestionReader | None = None
         self.judge: tuple[Judge, float] | None = None  # engram.question.judge=model: (judge, min probability)
@@ -152,7 +154,9 @@ class QuestionHasher(AnswerHasher):
         return float(self.judge[1]), "engram.question.judge_threshold"
 
     def _new_index(self) -> QuestionIndex:
-        return QuestionIndex(self.threshold) if self.judge is None else JudgedIndex(self.judge[1], self.judge[0])
+        if self.judge is None:
+            return QuestionIndex(self.threshold)
+        return JudgedIndex(self.judge[1], self.judge[0], self.aliases)
 
     def _text(self, prompt_ids: list[int]) -> str:
         """The question as written, for a judge; the words alone decide without one."""

@@ -37,6 +37,9 @@ class Params:
     judge: str = "words"
     judge_path: str | None = None  # judge=model: the adapter (None: the one shipped for the base model)
     judge_threshold: float | None = None  # judge=model: min probability (None: the one calibrated with the adapter)
+    # judge=model: a prompt may name a taught entity by a shorter name ("Ostrevia" for "the Republic of Ostrevia",
+    # when the shared words include one the vocabulary does not know); false: it must name every taught entity word
+    aliases: bool = True
 
 
 def check(e: Any) -> None:
@@ -46,6 +49,7 @@ def check(e: Any) -> None:
     rule(is_int(q.capacity) and q.capacity >= 1, "engram.question.capacity", q.capacity,
          "must be an integer >= 1 (taught questions the memory can hold)")
     rule(isinstance(q.synonyms, bool), "engram.question.synonyms", q.synonyms, "must be true or false")
+    rule(isinstance(q.aliases, bool), "engram.question.aliases", q.aliases, "must be true or false")
     rule(q.judge in JUDGES, "engram.question.judge", q.judge, f"must be one of {', '.join(JUDGES)}")
     rule(q.judge_path is None or (isinstance(q.judge_path, str) and q.judge_path.strip() != ""),
          "engram.question.judge_path", q.judge_path, "must be null (the shipped adapter) or a path")
