@@ -193,10 +193,9 @@ def paraphrase_families(*eval_mds: Path) -> str:
 JUDGE = R + "question_judge/"
 
 
-@table("paraphrase.judge_heldout", JUDGE + "heldout_words.json", JUDGE + "heldout_judge.json")
-def paraphrase_judge_heldout(words: Path, judge: Path) -> str:
-    """Per held-out fact file: rewordings read and neighbours firing, the words against the judge."""
-    readings = [read_json(words)["sets"], read_json(judge)["sets"]]
+def judge_readings(paths: tuple[Path, ...], total: str) -> str:
+    """Per fact file: rewordings read and neighbours firing, the words against the judge without and with aliases."""
+    readings = [read_json(path)["sets"] for path in paths]
 
     def cells(r: dict) -> list[str]:
         return [f"{pct(r['rewordings_read'] / r['rewordings'])} ({r['rewordings_read']}/{r['rewordings']})",
@@ -204,14 +203,29 @@ def paraphrase_judge_heldout(words: Path, judge: Path) -> str:
 
     rows, totals = [], [dict.fromkeys(("rewordings", "rewordings_read", "neighbors", "neighbors_fired"), 0)
                         for _ in readings]
-    for name in readings[1]:
-        rows.append([f"`{Path(name).stem}`", *cells(readings[0][name]), *cells(readings[1][name])])
-        for total, reading in zip(totals, readings, strict=True):
-            for k in total:
-                total[k] += reading[name][k]
-    rows.append(["**all six**", *cells(totals[0]), *cells(totals[1])])
-    return markdown(["fact file", "words: rewordings read", "words: neighbours firing", "judge: rewordings read",
-                     "judge: neighbours firing"], rows, "lrrrr")
+    for name in readings[-1]:
+        rows.append([f"`{Path(name).stem}`", *(c for reading in readings for c in cells(reading[name]))])
+        for sums, reading in zip(totals, readings, strict=True):
+            for k in sums:
+                sums[k] += reading[name][k]
+    rows.append([f"**{total}**", *(c for sums in totals for c in cells(sums))])
+    header = [f"{arm}: {what}" for arm in ("words", "judge, every name word", "judge (shipped)")
+              for what in ("rewordings read", "neighbours firing")]
+    return markdown(["fact file", *header], rows, "l" + "r" * len(header))
+
+
+@table("paraphrase.judge_heldout", JUDGE + "heldout_words.json", JUDGE + "heldout_judge_every_name.json",
+       JUDGE + "heldout_judge.json")
+def paraphrase_judge_heldout(words: Path, every_name: Path, judge: Path) -> str:
+    """The six held-out fact files."""
+    return judge_readings((words, every_name, judge), "all six")
+
+
+@table("paraphrase.judge_readonce", JUDGE + "readonce_words.json", JUDGE + "readonce_judge_every_name.json",
+       JUDGE + "readonce_judge.json")
+def paraphrase_judge_readonce(words: Path, every_name: Path, judge: Path) -> str:
+    """The four fact files written after the judge was trained."""
+    return judge_readings((words, every_name, judge), "all four")
 
 
 # ---------------------------------------------------------------- six-way comparison
