@@ -115,10 +115,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     from omegaconf import OmegaConf
 
     from benchmarks.key_route_scores import LexicalReader
+    from engram.config.rules import ConfigError
     from engram.config.schema import DataConfig
     from engram.data import build_splits
+    from engram.data.families.jsonl import JsonlFormatError
     from engram.models.loading import load_model
 
+    try:  # every set read before the model loads: a bad family or fact file is one line, at once
+        splits_of = {name: build_splits(OmegaConf.merge(OmegaConf.structured(DataConfig), over))
+                     for name, over in data_sets(args).items()}
+    except (ConfigError, JsonlFormatError) as e:
+        sys.exit(f"question_reading.py: {e}")
     model, tokenizer = load_model(args.model)
     reader = LexicalReader(tokenizer, "chat", synonyms=not args.no_synonyms)
     judge, threshold = None, args.threshold
@@ -134,8 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
 
     results = {}
     print("| data | rewordings read as their fact | neighbours firing |\n|---|---:|---:|")
-    for name, over in data_sets(args).items():
-        splits = build_splits(OmegaConf.merge(OmegaConf.structured(DataConfig), over))
+    for name, splits in splits_of.items():
         results[name] = r = read_set(splits, read, threshold, judge, not args.no_aliases)
         print(f"| {name} | {share(r['rewordings_read'], r['rewordings'])} | "
               f"{share(r['neighbors_fired'], r['neighbors'])} |")

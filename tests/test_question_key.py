@@ -46,6 +46,8 @@ def test_a_question_is_its_entities_relation_words_and_wh_kind() -> None:
     # a capitalised common word opens a sentence ("Convert", "User") but names something inside one ("New")
     assert question("Convert 5 km to m.").entities == {"5 km"}  # a number and its unit are one name
     assert question("Atomic number 59 belongs to which element?").entities == {"59"}
+    # a number ending a hyphenated name takes no unit: "HX-40" is the same name before any word
+    assert question("How far can the Halder HX-40 fly?").entities == {"halder", "hx", "40"}
     assert question("Is the element with atomic number 59 a metal?").wh == "yes/no"
     # a word the vocabulary spells in pieces is a name in lower case too, and a name is the same in any case
     made_up = read_question("What is the boiling point of zarnite?", common, is_made_up=lambda w: w == "zarnite")

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` is a top-level directory
 
 from benchmarks import question_reading  # noqa: E402
@@ -46,3 +48,10 @@ def test_a_threshold_above_every_score_reads_no_rewording_and_fires_nothing() ->
     strict = question_reading.main(["--model", "tiny", "--families", "exact_match", "--num-train", "30",
                                     "--num-eval", "10", "--threshold", "1.01"])
     assert strict[name]["rewordings_read"] == 0 and strict[name]["neighbors_fired"] == 0
+
+
+@pytest.mark.parametrize("args", [["--families", "nope"], ["--families", "", "--jsonl", "no/such/file.jsonl"]])
+def test_a_bad_family_or_fact_file_is_one_line(args: list[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        question_reading.main(["--model", "tiny", *args])
+    assert "\n" not in str(e.value.code) and ("nope" in str(e.value.code) or "file.jsonl" in str(e.value.code))

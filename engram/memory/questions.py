@@ -96,10 +96,12 @@ def stem(word: str) -> str:
     return w[:STEM_LENGTH]
 
 
-def _with_unit(text: str, number: str, end: int, following: re.Match | None) -> str:
+def _with_unit(text: str, number: str, start: int, end: int, following: re.Match | None) -> str:
     """A number and the unit right after it are one name: "70 mm" (so "Convert 70 cm to mm." is not "Convert 70 mm
-    to cm."); a number before a function word or punctuation stands alone."""
-    if following is None or text[end:following.start()].strip() or following.group().lower() in STOPWORDS:
+    to cm."); a number before a function word or punctuation stands alone, and so does one ending a hyphenated name
+    ("the HX-40 fly", "Aurelis-3 probe")."""
+    in_name = text[start - 1: start] == "-" and text[start - 2: start - 1].isalnum()
+    if in_name or following is None or text[end:following.start()].strip() or following.group().lower() in STOPWORDS:
         return number
     unit = following.group()
     # a capitalised unit is short ("MiB", "GB", "Hz"); a longer capitalised word is a name ("42 Velora")
@@ -150,7 +152,7 @@ def read_question(text: str, is_common: Callable[[str], bool], template: frozens
         named = w[0].isupper() and low not in STOPWORDS and (m.start() not in starts or not is_common(low))
         acronym = len(w) > 1 and w.isupper()  # "HTTP", "JWT": a name wherever it stands
         if any(c.isdigit() for c in w):
-            entities.add(_with_unit(text, low, m.end(), words[i + 1] if i + 1 < len(words) else None))
+            entities.add(_with_unit(text, low, m.start(), m.end(), words[i + 1] if i + 1 < len(words) else None))
             kinds.append("entity")
         elif named or acronym or (low not in STOPWORDS and is_made_up(low)):
             entities.add(low)  # "Zarnite" opening a sentence is "zarnite" inside one
