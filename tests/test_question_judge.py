@@ -194,6 +194,11 @@ def test_the_shipped_judge_is_for_smollm2() -> None:
     info = read_info(files[0])
     assert info["base"]["hidden_size"] == 576 and info["base"]["layers"] == 30
     assert 0.5 <= info["threshold"] < 1 and info["held_back_neighbours_firing"] <= 0.05
+    # the training command's default data is what the shipped judge was trained on, so it re-creates it
+    from engram.training.question_judge import CORPUS
+
+    files_trained = {name for name in info["sources"] if ".jsonl (" in name}
+    assert files_trained == {f"{f.name} ({info_digest(f)})" for f in CORPUS.glob("*.jsonl")}
 
 
 def test_the_training_command_writes_a_judge_that_loads(tmp_path: Path) -> None:

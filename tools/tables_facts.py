@@ -224,8 +224,8 @@ def paraphrase_judge_heldout(words: Path, every_name: Path, judge: Path) -> str:
 @table("paraphrase.judge_readonce", JUDGE + "readonce_words.json", JUDGE + "readonce_judge_every_name.json",
        JUDGE + "readonce_judge.json")
 def paraphrase_judge_readonce(words: Path, every_name: Path, judge: Path) -> str:
-    """The four fact files written after the judge was trained."""
-    return judge_readings((words, every_name, judge), "all four")
+    """The six fact files written after the judge was trained."""
+    return judge_readings((words, every_name, judge), "all six written after")
 
 
 # ---------------------------------------------------------------- six-way comparison
