@@ -142,6 +142,12 @@ def test_on_the_tiny_model_a_rewording_reads_the_rows_and_a_neighbour_sees_the_b
     # the judge is a copy beside the memory: none of its weights are the memory's (trained or saved)
     assert n_params == sum(p.numel() for p in wrapped.parameters())
     assert not any("judge" in k or "lora" in k for k in wrapped.state_dict())
+    # engram.question.aliases reaches the judged index (default on)
+    layer = next(iter(hasher.stores))
+    assert hasher.index(layer).aliases
+    cfg = engram_cfg(hash="question", question={"judge": "model", "judge_path": str(tiny_judge), "aliases": False})
+    strict = next(iter(EngramModel(tiny()[0], cfg, tok).memories.values())).hasher
+    assert not strict.index(layer).aliases
 
 
 def test_auto_uses_the_words_when_no_judge_is_shipped_for_the_base_model() -> None:
