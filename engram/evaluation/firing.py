@@ -34,13 +34,16 @@ def question_memory(model: Any) -> tuple[Any, int] | None:
 
 
 def firing_curve(model: Any, tokenizer: Any, splits: dict[str, list[dict[str, Any]]], prompt_format: str,
-                 seed: int = 0, thresholds: list[float] = THRESHOLDS) -> dict[str, Any] | None:
-    """{"thresholds", "rewordings", "neighbors", "general", "counts"}: the share of each set firing (rewordings:
-    on their own fact) at every threshold. None for a model without a question-keyed memory."""
+                 seed: int = 0) -> dict[str, Any] | None:
+    """{"threshold", "threshold_key", "thresholds", "rewordings", "neighbors", "general", "counts"}: the share of
+    each set firing (rewordings: on their own fact) at every threshold of THRESHOLDS and at the one the memory uses
+    (`threshold`, read from `threshold_key`). None for a model without a question-keyed memory."""
     found = question_memory(model)
     if found is None:
         return None
     hasher, layer = found
+    threshold, key = hasher.threshold_in_use()
+    thresholds = sorted({*THRESHOLDS, round(threshold, 4)})
 
     def ids(prompts: list[str]) -> list[list[int]]:
         return encode_prompts(tokenizer, prompts, prompt_format) if prompts else []
@@ -59,7 +62,7 @@ def firing_curve(model: Any, tokenizer: Any, splits: dict[str, list[dict[str, An
         return sum(hits) / len(hits) if hits else float("nan")
 
     return {
-        "thresholds": thresholds,
+        "threshold": threshold, "threshold_key": key, "thresholds": thresholds,
         "rewordings": [share([s >= t and k == o for (s, k), o in zip(scored, own, strict=True)]) for t in thresholds],
         "neighbors": [share([s >= t for s in neighbor_scores]) for t in thresholds],
         "general": [share([s >= t for s in general_scores]) for t in thresholds],
@@ -99,14 +102,10 @@ def firing_metrics(model: Any, tokenizer: Any, splits: dict[str, list[dict[str, 
                    run_dir: Path, title: str) -> dict[str, float]:
     """firing/* at the configured threshold, with firing.json and firing.png written in run_dir; {} without a
     question-keyed memory."""
-    found = question_memory(model)
-    if found is None:
+    curve = firing_curve(model, tokenizer, splits, str(cfg.data.prompt_format), int(cfg.data.seed))
+    if curve is None:
         return {}
-    threshold, key = found[0].threshold_in_use()
-    curve = firing_curve(model, tokenizer, splits, str(cfg.data.prompt_format), int(cfg.data.seed),
-                         sorted({*THRESHOLDS, round(threshold, 4)}))
-    assert curve is not None
-    Path(run_dir, FIRING_JSON).write_text(json.dumps({"threshold": threshold, "threshold_key": key, **curve},
-                                                     indent=1))
-    plot_firing(curve, threshold, Path(run_dir) / FIRING_PNG, f"{title}: when the memory fires", key)
-    return at_threshold(curve, threshold)
+    Path(run_dir, FIRING_JSON).write_text(json.dumps(curve, indent=1))
+    plot_firing(curve, curve["threshold"], Path(run_dir) / FIRING_PNG, f"{title}: when the memory fires",
+                curve["threshold_key"])
+    return at_threshold(curve, curve["threshold"])

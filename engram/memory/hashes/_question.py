@@ -168,13 +168,9 @@ class QuestionHasher(AnswerHasher):
         in_prompt = (pos < prompt_lengths.to(ids.device).unsqueeze(-1)) & mask.bool()
         return [row[keep].tolist() for row, keep in zip(ids.cpu(), in_prompt.cpu(), strict=True)]
 
-    def best_match(self, prompt_ids: list[int], layer: int) -> tuple[float, int | None]:
-        """(score, key) of the taught question scoring highest for one prompt (its ids as generation feeds them)."""
-        return self.best_matches([prompt_ids], layer)[0]
-
     def best_matches(self, prompts: list[list[int]], layer: int) -> list[tuple[float, int | None]]:
-        """`best_match` of each prompt, a judge asked once for all; the firing curve (engram/evaluation/firing.py)
-        reads them at every threshold."""
+        """(score, key) of the taught question scoring highest for each prompt (its ids as generation feeds them), a
+        judge asked once for all; the firing curve (engram/evaluation/firing.py) reads them at every threshold."""
         return self.index(layer).best_many([self.question(p) for p in prompts], [self._text(p) for p in prompts])
 
     def key_of(self, prompt_ids: list[int], layer: int) -> int:
