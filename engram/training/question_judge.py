@@ -76,10 +76,7 @@ def with_unrelated(facts: list[list[Pair]], reader: QuestionReader, rng: random.
 def calibrate(judge: QuestionJudge, pairs: list[Pair], max_firing: float) -> dict[str, float]:
     """The lowest threshold at which at most `max_firing` of the held-back neighbours fire (at least 0.5), and the
     shares it gives."""
-    with torch.no_grad():
-        probs = torch.sigmoid(torch.cat([judge.logits([(p.taught, p.other) for p in pairs[i:i + 64]])
-                                         for i in range(0, len(pairs), 64)])).tolist()
-
+    probs = judge([(p.taught, p.other) for p in pairs])
     scores: dict[str, list[float]] = {"rewording": [], "neighbour": [], "unrelated": []}
     for prob, pair in zip(probs, pairs, strict=True):
         scores[pair.kind].append(prob)
